@@ -1,0 +1,3 @@
+"""neuroalign_utils: the computation behind the neuroalign book."""
+
+__version__ = "0.1.0"

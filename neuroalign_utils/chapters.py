@@ -1,0 +1,378 @@
+"""Chapters: discovery, their ``parameters`` cells, execution with papermill, and the book build.
+
+A chapter is a jupytext MyST notebook ``notebooks/NN_<name>.md`` (paired with ``NN_<name>.ipynb`` for
+Colab) with one code cell tagged ``parameters``. Its parameters, their types and defaults are read from
+that cell, so the CLI, the tests and the book always agree with the notebook.
+
+Executed notebooks go to a staging copy of the book sources (``_build/stage``); the book is built from
+there, so the working tree stays clean and launch buttons keep pointing at the repository's own paths.
+An executed chapter is reused when its source, the package source and its parameters are unchanged.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+_CHAPTER_FILE = re.compile(r"^(\d\d)_([a-z0-9_]+)\.md$")
+
+
+class ChapterError(RuntimeError):
+    """A chapter could not be run; the message names the chapter, the cell and the error."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One entry of a chapter's ``parameters`` cell."""
+
+    name: str
+    default: Any
+    help: str = ""
+
+    @property
+    def type_name(self) -> str:
+        return "any" if self.default is None else type(self.default).__name__
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter notebook and its parameters."""
+
+    name: str
+    order: int
+    path: Path
+    title: str
+    parameters: dict[str, Parameter] = field(default_factory=dict)
+
+    @property
+    def ipynb_path(self) -> Path:
+        return self.path.with_suffix(".ipynb")
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.parameters.values()}
+
+
+# --------------------------------------------------------------------------------------------------
+# discovery
+
+
+def find_root(start: str | os.PathLike | None = None) -> Path:
+    """Return the book's root folder (the one holding ``_toc.yml`` and ``notebooks/``).
+
+    Searches ``start`` (default: the current folder) and its parents, then the package's own parent
+    (an editable install). Raises ``FileNotFoundError`` listing where it looked.
+    """
+    tried = []
+    here = Path(start or os.getcwd()).resolve()
+    for folder in [here, *here.parents, PACKAGE_DIR.parent]:
+        tried.append(str(folder))
+        if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    raise FileNotFoundError(
+        "Cannot find the neuroalign book (a folder with _toc.yml and notebooks/); looked in: "
+        + ", ".join(dict.fromkeys(tried))
+        + ". Run from a clone of the repository or pass --root."
+    )
+
+
+def read_parameters(notebook_text: str, *, source: str = "<notebook>") -> dict[str, Parameter]:
+    """Parse the ``parameters`` cell of a MyST notebook into :class:`Parameter` objects.
+
+    Only ``name = <literal>`` assignments are allowed there (papermill overrides them); a trailing
+    ``# comment`` becomes the parameter's help text.
+    """
+    import jupytext
+
+    nb = jupytext.reads(notebook_text, fmt="md:myst")
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ChapterError(f"{source}: expected exactly one cell tagged 'parameters', found {len(cells)}.")
+    code = cells[0].source
+    lines = code.splitlines()
+    params: dict[str, Parameter] = {}
+    for node in ast.parse(code).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ChapterError(f"{source}: the parameters cell may hold only `name = literal` lines.")
+        try:
+            value = ast.literal_eval(node.value)
+        except ValueError as err:
+            raise ChapterError(f"{source}: parameter '{node.targets[0].id}' is not a literal.") from err
+        line = lines[node.end_lineno - 1]
+        comment = line.split("#", 1)[1].strip() if "#" in line[node.value.end_col_offset :] else ""
+        params[node.targets[0].id] = Parameter(node.targets[0].id, value, comment)
+    return params
+
+
+def list_chapters(root: str | os.PathLike | None = None) -> list[Chapter]:
+    """All chapters of the book, in reading order."""
+    root = Path(root) if root else find_root()
+    chapters = []
+    for path in sorted((root / "notebooks").glob("*.md")):
+        m = _CHAPTER_FILE.match(path.name)
+        if not m:
+            continue
+        text = path.read_text()
+        title = next((ln[2:].strip() for ln in text.splitlines() if ln.startswith("# ")), m.group(2))
+        chapters.append(Chapter(m.group(2), int(m.group(1)), path, title, read_parameters(text, source=str(path))))
+    return chapters
+
+
+def get_chapter(name: str, root: str | os.PathLike | None = None) -> Chapter:
+    """Return the chapter called ``name``; the error lists the valid names."""
+    chapters = {c.name: c for c in list_chapters(root)}
+    if name not in chapters:
+        raise ValueError(f"Unknown chapter {name!r}; valid chapters are: {', '.join(chapters)} (or 'all').")
+    return chapters[name]
+
+
+# --------------------------------------------------------------------------------------------------
+# parameter values
+
+
+def coerce_parameter(chapter: Chapter, name: str, value: Any) -> Any:
+    """Check ``value`` for parameter ``name`` of ``chapter`` and convert it to the default's type.
+
+    Strings (from the command line) are parsed as YAML first, so ``-p n 3`` gives an int and
+    ``-p areas '[VISp, VISl]'`` a list.
+    """
+    if name not in chapter.parameters:
+        valid = ", ".join(f"{p.name} ({p.type_name})" for p in chapter.parameters.values()) or "none"
+        raise ValueError(f"Chapter '{chapter.name}' has no parameter {name!r}; its parameters are: {valid}.")
+    param = chapter.parameters[name]
+    raw = value
+    if isinstance(value, str) and not isinstance(param.default, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            pass
+    default = param.default
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = True
+        value = value if isinstance(value, str) else str(raw)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+        value = list(value) if ok else value
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise TypeError(
+            f"Parameter '{name}' of chapter '{chapter.name}' expects {param.type_name} "
+            f"(default {default!r}); got {raw!r}."
+        )
+    return value
+
+
+def resolve_parameters(chapter: Chapter, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate ``overrides`` for ``chapter``; return only the overridden, converted values."""
+    return {k: coerce_parameter(chapter, k, v) for k, v in (overrides or {}).items()}
+
+
+def read_parameter_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML mapping of parameters (or of chapter name → parameters)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Parameter file '{path}' does not exist.")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"Parameter file '{path}' must hold a mapping of name: value.")
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# execution
+
+
+def package_fingerprint() -> str:
+    """Hash of the package's Python sources: an executed chapter is stale when any changes."""
+    h = hashlib.sha1()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _stamp(chapter: Chapter, parameters: Mapping[str, Any]) -> str:
+    blob = json.dumps(
+        {"source": chapter.path.read_text(), "package": package_fingerprint(), "parameters": dict(parameters)},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def run_chapter(
+    chapter: Chapter | str,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    output_dir: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Execute one chapter with papermill and return the executed notebook's path.
+
+    Parameters
+    ----------
+    chapter : Chapter or str
+    parameters : mapping, optional
+        Overrides of the chapter's defaults; validated before anything runs.
+    output_dir : path, optional
+        Where the executed ``.ipynb`` goes; default ``<root>/_build/stage/notebooks``.
+    force : bool, default=False
+        Re-run even if an executed copy with the same source, package and parameters exists.
+
+    Raises
+    ------
+    ChapterError
+        When a cell fails; the message names the chapter, the cell and the error.
+    """
+    import jupytext
+    import nbformat
+    import papermill
+
+    root = Path(root) if root else find_root()
+    if isinstance(chapter, str):
+        chapter = get_chapter(chapter, root)
+    params = resolve_parameters(chapter, parameters)
+    output_dir = Path(output_dir) if output_dir else root / "_build" / "stage" / "notebooks"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    out = output_dir / chapter.ipynb_path.name
+    stamp_file = output_dir / f".{out.name}.stamp"
+    stamp = _stamp(chapter, params)
+    if not force and out.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
+        logger.info("chapter %s is up to date (%s)", chapter.name, out)
+        return out
+
+    nb = jupytext.read(chapter.path, fmt="md:myst")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    src = output_dir / f".{chapter.name}.input.ipynb"
+    nbformat.write(nb, src)
+    tmp_out = output_dir / f".{out.name}.running.ipynb"
+    stamp_file.unlink(missing_ok=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(src),
+            str(tmp_out),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(output_dir),
+            progress_bar=progress,
+            log_output=False,
+            request_save_on_cell_execute=False,
+        )
+    except papermill.PapermillExecutionError as err:
+        raise ChapterError(
+            f"Chapter '{chapter.name}' failed in cell {err.cell_index} (execution count {err.exec_count}): "
+            f"{err.ename}: {err.evalue}\nThe partly executed notebook is at {tmp_out}."
+        ) from None
+    finally:
+        src.unlink(missing_ok=True)
+    _hide_injected_parameters(tmp_out)
+    os.replace(tmp_out, out)
+    stamp_file.write_text(stamp)
+    logger.info("chapter %s ran in %.1f s -> %s", chapter.name, time.perf_counter() - start, out)
+    return out
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell so the book does not render it."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# the book
+
+
+_BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+
+
+def build_book(
+    parameters: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    chapters: list[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Execute the chapters into ``_build/stage`` and build the Jupyter Book to ``_build/html``.
+
+    Parameters
+    ----------
+    parameters : mapping of chapter name to overrides, optional
+        Default: every chapter at its default parameters.
+    chapters : list of str, optional
+        Which chapters to execute (default: all). The others keep their previously executed copy.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<root>/_build/html/index.html``.
+    """
+    root = Path(root) if root else find_root()
+    all_chapters = list_chapters(root)
+    by_name = {c.name: c for c in all_chapters}
+    parameters = dict(parameters or {})
+    for name in list(parameters) + list(chapters or []):
+        if name not in by_name:
+            raise ValueError(f"Unknown chapter {name!r}; valid chapters are: {', '.join(by_name)}.")
+    selected = [by_name[n] for n in chapters] if chapters else all_chapters
+    for ch in selected:  # validate everything before running anything
+        resolve_parameters(ch, parameters.get(ch.name))
+
+    stage = root / "_build" / "stage"
+    stage.mkdir(parents=True, exist_ok=True)
+    for name in _BOOK_SOURCES:
+        src, dst = root / name, stage / name
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        elif src.exists():
+            shutil.copy2(src, dst)
+    for i, ch in enumerate(selected, 1):
+        print(f"[{i}/{len(selected)}] {ch.name}", flush=True)
+        run_chapter(ch, parameters.get(ch.name), root=root, force=force, progress=progress)
+
+    # jupyter_book.cli.main has no __main__ guard, so call its entry point explicitly
+    entry = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", entry, "build", str(stage), "--path-output", str(root)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ChapterError(f"jupyter-book build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    index = root / "_build" / "html" / "index.html"
+    if not index.exists():
+        raise ChapterError(f"jupyter-book finished but {index} is missing.")
+    return index
