@@ -1,0 +1,1 @@
+"""Kernels: neural kernels, representative selection and the similarity engine."""
