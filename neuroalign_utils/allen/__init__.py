@@ -1,0 +1,1 @@
+"""Allen Brain Observatory (Visual Coding 2P, natural scenes): synthetic cache, loading, responses."""

@@ -1,0 +1,371 @@
+"""Open a Brain Observatory cache with allensdk and load natural-scenes dF/F into a tidy xarray.
+
+The reader's path is the same for the real release and the synthetic cache:
+
+1. :func:`open_cache` returns allensdk's ``BrainObservatoryCache``. Offline (the default when the cache
+   folder already holds the metadata files), it is given an :class:`OfflineBrainObservatoryApi`: the
+   one RMA query ``get_ophys_experiments()`` always makes (``all_eye_mapping_files``) is answered with
+   "no eye-mapping files", and every download is refused with a message naming the missing experiment
+   and the cache folder. Online, the stock ``BrainObservatoryApi`` is used.
+2. :func:`select_experiments` lists the ``three_session_B`` experiments by area and Cre line.
+3. :func:`load_responses` cuts each cell's dF/F around every natural-scene presentation and returns a
+   ``(cell, presentation, time)`` DataArray, loading experiments in parallel with dask.
+
+Presentations are put on a common grid, sorted by scene then by repeat (``trial``), so cells of
+different experiments (each with its own random order) share one ``presentation`` axis; a trial an
+experiment lacks is NaN. Blank presentations (scene −1) are left out. The time window runs from
+4 presentation lengths before onset to 5 after (−28 … +34 frames at 30 Hz), the window allensdk's
+``NaturalScenes`` uses, so the per-cell summaries in :mod:`.responses` can be checked against it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .._validation import check_in_allowed, check_int, check_subset
+from . import metadata
+
+logger = logging.getLogger(__name__)
+
+NATURAL_SCENES = "natural_scenes"
+SESSION_TYPE = "three_session_B"
+#: frames before onset / after onset, in units of the presentation length (allensdk's convention)
+BASELINE_PRESENTATIONS = 4
+AFTER_PRESENTATIONS = 5
+
+
+class AllenOfflineError(RuntimeError):
+    """A query or download that needs the network was attempted on an offline cache."""
+
+
+class CorruptExperimentError(OSError):
+    """An experiment's NWB file cannot be read; the message names the file."""
+
+
+def _offline_api_class():
+    from allensdk.api.queries.brain_observatory_api import BrainObservatoryApi
+
+    class OfflineBrainObservatoryApi(BrainObservatoryApi):
+        """``BrainObservatoryApi`` that answers the eye-mapping query locally and refuses downloads."""
+
+        def __init__(self, cache_dir):
+            super().__init__()
+            self.cache_dir = str(cache_dir)
+
+        def template_query(self, template_name, entry_name, **kwargs):
+            if (template_name, entry_name) == ("brain_observatory_queries", "all_eye_mapping_files"):
+                return []  # no eye-mapping files are known offline: fail_eye_tracking is True
+            what = kwargs.get("ophys_experiment_id")
+            subject = f"experiment {what}" if what is not None else f"the query '{entry_name}'"
+            raise AllenOfflineError(
+                f"{subject} is not in the cache at {self.cache_dir}; run online or download it first."
+            )
+
+        def retrieve_file_over_http(self, url, file_path, zipped=False):
+            raise AllenOfflineError(
+                f"{Path(file_path).name} is not in the cache at {self.cache_dir}; "
+                "run online or download it first."
+            )
+
+    return OfflineBrainObservatoryApi
+
+
+def offline_api(cache_dir):
+    """An offline ``BrainObservatoryApi`` for the cache in ``cache_dir`` (see module docstring)."""
+    return _offline_api_class()(cache_dir)
+
+
+def open_cache(manifest, *, offline: bool | None = None):
+    """Open a Brain Observatory cache with allensdk.
+
+    Parameters
+    ----------
+    manifest : path
+        The cache's ``manifest.json`` or the folder holding it.
+    offline : bool, optional
+        Use :func:`offline_api` (no network). Default: offline when the folder already holds
+        ``ophys_experiments.json``, else the stock online API (which downloads metadata on demand).
+
+    Returns
+    -------
+    allensdk.core.brain_observatory_cache.BrainObservatoryCache
+    """
+    from allensdk.core.brain_observatory_cache import BrainObservatoryCache
+
+    manifest = Path(manifest)
+    if manifest.suffix != ".json":
+        manifest = manifest / "manifest.json"
+    folder = manifest.parent
+    if offline is None:
+        offline = (folder / "ophys_experiments.json").exists()
+    if offline and not (folder / "ophys_experiments.json").exists():
+        raise FileNotFoundError(
+            f"No Brain Observatory cache at {folder} (no ophys_experiments.json there); pass the folder "
+            "of an existing cache, or offline=False to download the metadata."
+        )
+    api = offline_api(folder) if offline else None
+    return BrainObservatoryCache(manifest_file=str(manifest), api=api)
+
+
+def select_experiments(cache, *, areas=None, cre_lines=None, n_experiments: int | None = None) -> pd.DataFrame:
+    """The natural-scenes experiments of ``cache`` in the given areas and Cre lines.
+
+    Parameters
+    ----------
+    cache : BrainObservatoryCache
+    areas : list of str, optional
+        Targeted structures (``VISp`` …); default all. Unknown names raise, listing the valid ones.
+    cre_lines : list of str, optional
+        Cre lines, short (``Cux2``) or full (``Cux2-CreERT2``); default all.
+    n_experiments : int, optional
+        Keep at most this many, spread over areas and Cre lines (round-robin over their groups).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per experiment: ``experiment_id, area, cre_line, cre, cell_class, reporter_line,
+        imaging_depth, experiment_container_id, donor_name``.
+    """
+    exps = pd.DataFrame(cache.get_ophys_experiments(stimuli=[NATURAL_SCENES]))
+    if exps.empty:
+        raise ValueError("The cache holds no natural-scenes (three_session_B) experiments.")
+    exps = exps.rename(columns={"id": "experiment_id", "targeted_structure": "area"})
+    exps["cre"] = exps["cre_line"].map(metadata.cre_short_name)
+    exps["cell_class"] = exps["cre_line"].map(metadata.cell_class)
+    valid_areas = sorted(exps["area"].unique())
+    if areas is not None:
+        areas = check_subset(areas, "areas", valid_areas)
+        exps = exps[exps["area"].isin(areas)]
+    if cre_lines is not None:
+        valid = sorted(set(exps["cre"]) | set(exps["cre_line"]))
+        cre_lines = check_subset(cre_lines, "cre_lines", valid)
+        exps = exps[exps["cre"].isin(cre_lines) | exps["cre_line"].isin(cre_lines)]
+    exps = exps.sort_values("experiment_id").reset_index(drop=True)
+    if n_experiments is not None:
+        n_experiments = check_int(n_experiments, "n_experiments", minimum=1)
+        rank = exps.groupby(["area", "cre"]).cumcount()
+        exps = exps.assign(_rank=rank).sort_values(["_rank", "experiment_id"]).head(n_experiments)
+        exps = exps.drop(columns="_rank").sort_values("experiment_id").reset_index(drop=True)
+    columns = ["experiment_id", "area", "cre_line", "cre", "cell_class", "reporter_line", "imaging_depth",
+               "experiment_container_id", "donor_name"]
+    return exps[columns]
+
+
+# --------------------------------------------------------------------------------------------------
+# one experiment
+
+
+def _data_set(cache, experiment_id: int):
+    """allensdk's NWB accessor for one experiment, refusing downloads and naming corrupt files."""
+    import h5py
+    from allensdk.core.brain_observatory_nwb_data_set import BrainObservatoryNwbDataSet
+
+    path = cache.get_cache_path(None, cache.EXPERIMENT_DATA_KEY, int(experiment_id))
+    if not os.path.exists(path):
+        cache.get_ophys_experiment_data(int(experiment_id))  # downloads online; offline raises clearly
+    try:
+        with h5py.File(path, "r"):
+            pass
+        return BrainObservatoryNwbDataSet(path)
+    except (OSError, KeyError) as err:
+        raise CorruptExperimentError(f"Cannot read the NWB file of experiment {experiment_id}: {path} ({err})") from err
+
+
+def experiment_layout(cache, experiment_id: int) -> dict:
+    """Cheap facts about one experiment: cells, stimulus table, frame rate, presentation length."""
+    ds = _data_set(cache, experiment_id)
+    try:
+        table = ds.get_stimulus_table(NATURAL_SCENES)
+        cell_ids = ds.get_cell_specimen_ids()
+        meta = ds.get_metadata()
+        timestamps = ds.get_fluorescence_timestamps()
+    except (OSError, KeyError) as err:
+        raise CorruptExperimentError(f"Cannot read the NWB file of experiment {experiment_id}: {ds.nwb_file} ({err})") from err
+    table = table.reset_index(drop=True)
+    shown = table[table["frame"] >= 0].copy()
+    shown["trial"] = shown.groupby("frame").cumcount()
+    return {
+        "experiment_id": int(experiment_id),
+        "path": ds.nwb_file,
+        "cell_specimen_ids": np.asarray(cell_ids, dtype=np.int64),
+        "table": shown,
+        "n_scenes": int(table.loc[table["frame"] >= 0, "frame"].max()) + 1,
+        "n_trials": int(shown["trial"].max()) + 1,
+        "frames_per_presentation": int((table["end"] - table["start"]).mode().iloc[0]),
+        "frame_rate": float(1.0 / np.median(np.diff(timestamps))),
+        "metadata": meta,
+    }
+
+
+def _cut_experiment(layout: dict, n_scenes: int, n_trials: int, offsets: np.ndarray) -> np.ndarray:
+    """(cell, scene × trial, time) float32 dF/F of one experiment on the common grid (NaN padded)."""
+    from allensdk.core.brain_observatory_nwb_data_set import BrainObservatoryNwbDataSet
+
+    try:
+        _, dff = BrainObservatoryNwbDataSet(layout["path"]).get_dff_traces()
+    except (OSError, KeyError) as err:
+        raise CorruptExperimentError(
+            f"Cannot read the NWB file of experiment {layout['experiment_id']}: {layout['path']} ({err})"
+        ) from err
+    dff = np.asarray(dff, dtype=np.float32)
+    table = layout["table"]
+    idx = table["start"].to_numpy()[:, None] + offsets[None, :]
+    valid = (idx >= 0) & (idx < dff.shape[1])
+    cut = dff[:, np.clip(idx, 0, dff.shape[1] - 1)]  # (cell, presentation, time)
+    cut[:, ~valid] = np.nan
+    out = np.full((dff.shape[0], n_scenes * n_trials, len(offsets)), np.nan, dtype=np.float32)
+    slot = table["frame"].to_numpy() * n_trials + table["trial"].to_numpy()
+    keep = table["trial"].to_numpy() < n_trials
+    out[:, slot[keep]] = cut[:, keep]
+    return out
+
+
+def _cell_coords(layout: dict, experiments: pd.DataFrame) -> pd.DataFrame:
+    row = experiments.set_index("experiment_id").loc[layout["experiment_id"]]
+    genotype = layout["metadata"].get("genotype") or ""
+    n = len(layout["cell_specimen_ids"])
+    return pd.DataFrame(
+        {
+            "cell_specimen_id": layout["cell_specimen_ids"],
+            "experiment_id": np.full(n, layout["experiment_id"], dtype=np.int64),
+            "area": row["area"],
+            "cre_line": row["cre_line"],
+            "cre": row["cre"],
+            "genotype": genotype,
+            "genotype_abbreviation": metadata.genotype_abbreviation(genotype) if genotype else row["cre"],
+            "cell_class": row["cell_class"],
+            "depth": np.full(n, int(row["imaging_depth"]), dtype=np.int64),
+            "frame_rate": np.full(n, layout["frame_rate"]),
+        }
+    )
+
+
+def load_responses(
+    cache,
+    experiment_ids,
+    *,
+    scheduler="threads",
+    compute: bool = True,
+    n_trials: int | None = None,
+) -> xr.DataArray:
+    """dF/F of every cell around every natural-scene presentation, as a tidy DataArray.
+
+    Parameters
+    ----------
+    cache : BrainObservatoryCache
+        From :func:`open_cache`.
+    experiment_ids : sequence of int
+        Experiments to load, e.g. ``select_experiments(...)["experiment_id"]``.
+    scheduler : str or dask.distributed.Client, default="threads"
+        How dask runs the per-experiment loads: ``"threads"``, ``"synchronous"`` (serial),
+        ``"processes"``, a ``dask.distributed.Client``, or a scheduler address (``"tcp://…"``).
+    compute : bool, default=True
+        Return a NumPy-backed array; ``False`` returns it dask-backed, one chunk per experiment, so
+        reductions (:mod:`.responses`) run experiment by experiment in bounded memory.
+    n_trials : int, optional
+        Repeats per scene kept on the grid; default the largest count in the selected experiments.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``dff`` with dims ``(cell, presentation, time)``, float32. Per-cell coords
+        ``cell_specimen_id, experiment_id, area, cre_line, cre, genotype, genotype_abbreviation,
+        cell_class, depth, frame_rate``; per-presentation ``scene, trial``; per-time ``time`` (s, at
+        the first experiment's frame rate) and ``frame_offset`` (2-photon frames from onset).
+        Attrs ``frames_per_presentation`` and ``baseline_frames``.
+
+    Raises
+    ------
+    CorruptExperimentError
+        When an NWB file cannot be read (the message names it).
+    """
+    import dask
+    import dask.array as da
+
+    experiment_ids = [int(e) for e in experiment_ids]
+    if not experiment_ids:
+        raise ValueError("'experiment_ids' is empty; select at least one experiment.")
+    if isinstance(scheduler, str) and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
+        check_in_allowed(scheduler, "scheduler", ["threads", "synchronous", "processes"])
+    experiments = _experiment_rows(cache, experiment_ids)
+
+    layouts = dask.compute(
+        *[dask.delayed(experiment_layout)(cache, e) for e in experiment_ids], **_scheduler_kwargs(scheduler)
+    )
+    sweep = {lay["frames_per_presentation"] for lay in layouts}
+    if len(sweep) != 1:
+        raise ValueError(f"Experiments differ in frames per presentation {sorted(sweep)}; load them separately.")
+    sweep = sweep.pop()
+    n_scenes = max(lay["n_scenes"] for lay in layouts)
+    if n_trials is None:
+        n_trials = max(lay["n_trials"] for lay in layouts)
+    n_trials = check_int(n_trials, "n_trials", minimum=1)
+    offsets = np.arange(-BASELINE_PRESENTATIONS * sweep, AFTER_PRESENTATIONS * sweep)
+
+    blocks = [
+        da.from_delayed(
+            dask.delayed(_cut_experiment)(lay, n_scenes, n_trials, offsets),
+            shape=(len(lay["cell_specimen_ids"]), n_scenes * n_trials, len(offsets)),
+            dtype=np.float32,
+        )
+        for lay in layouts
+    ]
+    data = da.concatenate(blocks, axis=0)
+    cells = pd.concat([_cell_coords(lay, experiments) for lay in layouts], ignore_index=True)
+    frame_rate = layouts[0]["frame_rate"]
+    dff = xr.DataArray(
+        data,
+        dims=("cell", "presentation", "time"),
+        coords={
+            **{c: ("cell", cells[c].to_numpy()) for c in cells},
+            "scene": ("presentation", np.repeat(np.arange(n_scenes), n_trials)),
+            "trial": ("presentation", np.tile(np.arange(n_trials), n_scenes)),
+            "time": ("time", offsets / frame_rate),
+            "frame_offset": ("time", offsets),
+        },
+        name="dff",
+        attrs={"frames_per_presentation": sweep, "baseline_frames": BASELINE_PRESENTATIONS * sweep,
+               "units": "dF/F (fraction)"},
+    )
+    if compute:
+        dff = dff.copy(data=data.compute(**_scheduler_kwargs(scheduler)))
+    return dff
+
+
+def _experiment_rows(cache, experiment_ids) -> pd.DataFrame:
+    exps = select_experiments(cache)
+    missing = sorted(set(experiment_ids) - set(exps["experiment_id"]))
+    if missing:
+        raise ValueError(
+            f"'experiment_ids' has unknown value(s) {missing}; the cache's natural-scenes experiments are "
+            f"{exps['experiment_id'].tolist()}."
+        )
+    return exps
+
+
+def _scheduler_kwargs(scheduler) -> dict:
+    if isinstance(scheduler, str) and scheduler in ("threads", "synchronous", "processes"):
+        return {"scheduler": scheduler}
+    if isinstance(scheduler, str):
+        from dask.distributed import Client
+
+        return {"scheduler": Client(scheduler)}
+    return {"scheduler": scheduler}
+
+
+def load_scene_templates(cache, experiment_id: int) -> xr.DataArray:
+    """The natural-scene template stack of one experiment as ``(scene, y, x)`` floats in [0, 1]."""
+    ds = _data_set(cache, experiment_id)
+    stack = ds.get_stimulus_template(NATURAL_SCENES)
+    return xr.DataArray(
+        np.asarray(stack, dtype=np.float32) / 255.0,
+        dims=("scene", "y", "x"),
+        coords={"scene": np.arange(stack.shape[0])},
+        name="natural_scenes",
+    )

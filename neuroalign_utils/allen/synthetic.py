@@ -1,0 +1,540 @@
+"""A synthetic Allen Brain Observatory cache, in the real release's on-disk format.
+
+:func:`make_synthetic_cache` writes a folder that
+``allensdk.core.brain_observatory_cache.BrainObservatoryCache`` opens unchanged: ``manifest.json``
+(version 1.3), the four metadata JSON files and one NWB v1 (HDF5) file per ``three_session_B``
+experiment, holding dF/F, corrected-fluorescence inputs (demixed signal, neuropil and its ``r``),
+the natural-scenes stimulus table and template, running speed and, for every other experiment, pupil
+size and location. Everything is deterministic from ``seed``.
+
+The planted ground truth (each cell's receptive field, gain, latency, responsiveness and the scene it
+prefers) is written **beside** the cache, in ``<root>/planted_truth/``, never inside allensdk's files:
+the loaders must not know the data is synthetic.
+
+Model of a cell (all numbers are documented parameters of :data:`AREA_RF` / :func:`make_synthetic_cache`):
+
+* Receptive field: an isotropic Gaussian of width ``rf_sigma`` (fraction of the image width) at
+  ``(rf_x, rf_y)`` (fractions of width and height), with polarity +1 (ON) or −1 (OFF). Size grows up
+  the hierarchy (VISp smallest, VISam largest) and is scaled by Cre line (inhibitory ×1.4, layer-5/6
+  lines ×1.2). Cells of one experiment scatter around the field of view's centre.
+* Drive to scene *s*: the polarity times the RF-weighted scene contrast (scene minus the mean scene),
+  z-scored over the 118 scenes; response amplitude ``gain · max(z − 1, 0)`` (rectification), times
+  trial-to-trial log-normal gain noise and a running modulation.
+* The amplitude drives a 250 ms boxcar delayed by an area-specific latency, convolved with a
+  GCaMP-like kernel (rise 50 ms; decay 0.4 s for GCaMP6f, 1.0 s for GCaMP6s); white noise is added.
+  A fraction of cells is unresponsive (gain 0).
+* Fluorescence: ``F = F0 · (1 + dF/F)``; neuropil ``N`` is a slow random signal; the demixed trace
+  is ``F + r · N`` so that allensdk's corrected fluorescence ``demixed − r · neuropil`` equals ``F``.
+
+Disk: the real template stack is 118 × 918 × 1174 uint8 (127 MB) inside every NWB file. Here it is
+written at ``template_scale`` of that resolution (default 0.125 → 115 × 147), gzip-compressed and chunked
+one scene per chunk; traces are float32, gzip + shuffle compressed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import storage
+from .._validation import check_float, check_int
+from ..images import natural_image_set
+from . import metadata
+
+logger = logging.getLogger(__name__)
+
+#: Real template geometry (scenes, height, width).
+TEMPLATE_SHAPE = (118, 918, 1174)
+FRAME_RATE = 30.0  # 2-photon frames per second
+PRESENTATION_S = 0.25
+MANIFEST_VERSION = "1.3"
+SESSION_TYPE = "three_session_B"
+
+#: Per-area planted RF width (fraction of image width), response latency (s) and the field of view's
+#: retinotopic centre (fractions of width, height).
+AREA_RF: dict[str, dict[str, float]] = {
+    "VISp": {"sigma": 0.05, "latency": 0.05, "x": 0.50, "y": 0.50},
+    "VISl": {"sigma": 0.07, "latency": 0.07, "x": 0.35, "y": 0.50},
+    "VISal": {"sigma": 0.08, "latency": 0.06, "x": 0.60, "y": 0.40},
+    "VISrl": {"sigma": 0.09, "latency": 0.08, "x": 0.55, "y": 0.65},
+    "VISpm": {"sigma": 0.10, "latency": 0.03, "x": 0.45, "y": 0.35},
+    "VISam": {"sigma": 0.12, "latency": 0.15, "x": 0.50, "y": 0.55},
+}
+_DEEP_LINES = ("Rbp4", "Fezf2", "Tlx3", "Ntsr1")
+_DEPTHS = {  # imaging depths (µm) by Cre line, as in the release
+    "Cux2": (175, 225, 275),
+    "Emx1": (175, 275, 375),
+    "Slc17a7": (175, 275, 375),
+    "Rorb": (275, 325),
+    "Scnn1a": (325, 350),
+    "Nr5a1": (300, 350),
+    "Rbp4": (375, 425),
+    "Fezf2": (425, 450),
+    "Tlx3": (375, 425),
+    "Ntsr1": (550, 625),
+    "Sst": (275, 300),
+    "Vip": (175, 200),
+    "Pvalb": (275, 375),
+}
+_DEVICE = "Nikon A1R-MP multiphoton microscope. CAM2P.1 Please see protocols for details"
+
+
+def default_cache_dir(seed: int = 0, **size) -> Path:
+    """Folder of the default synthetic cache for these settings (under the neuroalign data folder)."""
+    key = storage.content_key({"seed": seed, **size})
+    return storage.get_data_dir() / "allen_synthetic" / key
+
+
+def make_synthetic_cache(
+    root=None,
+    *,
+    n_experiments: int = 24,
+    cells_per_experiment: int = 20,
+    n_repeats: int = 50,
+    template_scale: float = 0.125,
+    responsive_fraction: float = 0.75,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write a synthetic Brain Observatory cache and return the path of its ``manifest.json``.
+
+    Parameters
+    ----------
+    root : path, optional
+        Folder to write; the allensdk cache is ``<root>/brain_observatory`` and the planted truth
+        ``<root>/planted_truth``. Default: :func:`default_cache_dir` of these settings.
+    n_experiments : int, default=24
+        ``three_session_B`` experiments (one mouse and container each). Areas cycle through
+        :data:`metadata.AREAS`; genotypes through Table S1 (so ≥ 22 experiments cover every genotype).
+    cells_per_experiment : int, default=20
+        Mean cells per experiment (inhibitory lines get half, as in the release).
+    n_repeats : int, default=50
+        Presentations of each scene; a blank is inserted after about every 100 presentations.
+    template_scale : float, default=0.125
+        Resolution of the stored template relative to the real 918 × 1174.
+    responsive_fraction : float, default=0.75
+        Fraction of cells with a non-zero gain.
+    seed : int, default=0
+    overwrite : bool, default=False
+        Rewrite even if a complete cache exists.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<root>/brain_observatory/manifest.json``.
+    """
+    n_experiments = check_int(n_experiments, "n_experiments", minimum=1)
+    cells_per_experiment = check_int(cells_per_experiment, "cells_per_experiment", minimum=2)
+    n_repeats = check_int(n_repeats, "n_repeats", minimum=2)
+    template_scale = check_float(template_scale, "template_scale", minimum=0.02, maximum=1.0)
+    responsive_fraction = check_float(responsive_fraction, "responsive_fraction", minimum=0.0, maximum=1.0)
+    seed = check_int(seed, "seed", minimum=0)
+    size = dict(
+        n_experiments=n_experiments,
+        cells_per_experiment=cells_per_experiment,
+        n_repeats=n_repeats,
+        template_scale=template_scale,
+        responsive_fraction=responsive_fraction,
+    )
+    root = Path(root) if root is not None else default_cache_dir(seed, **size)
+    manifest = root / "brain_observatory" / "manifest.json"
+    done = root / "COMPLETE.json"
+    if done.exists() and not overwrite and json.loads(done.read_text()) == {"seed": seed, **size}:
+        return manifest
+
+    with storage.atomic_path(root, is_dir=True) as tmp:
+        _write_cache(tmp, seed=seed, **size)
+        (tmp / "COMPLETE.json").write_text(json.dumps({"seed": seed, **size}, sort_keys=True))
+    logger.info("wrote synthetic Allen cache to %s", root)
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------------
+# the planted population
+
+
+def _experiment_table(n_experiments: int, cells_per_experiment: int, rng) -> pd.DataFrame:
+    abbreviations = list(metadata.GENOTYPES)
+    order = rng.permutation(len(abbreviations))
+    rows = []
+    for i in range(n_experiments):
+        abbreviation = abbreviations[order[i % len(abbreviations)]]
+        genotype = metadata.GENOTYPES[abbreviation]
+        cre = metadata.cre_full_name(genotype)
+        short = metadata.cre_short_name(cre)
+        mean_cells = cells_per_experiment / 2 if short in metadata.INHIBITORY_CRE else cells_per_experiment
+        n_cells = int(np.clip(rng.poisson(mean_cells), max(2, mean_cells // 2), 2 * mean_cells))
+        rows.append(
+            {
+                "experiment_id": 500_000_000 + 1000 * i + int(rng.integers(1000)),
+                "experiment_container_id": 600_000_000 + 1000 * i + int(rng.integers(1000)),
+                "specimen_id": 700_000_000 + 1000 * i,
+                "area": metadata.AREAS[i % len(metadata.AREAS)],
+                "genotype": genotype,
+                "genotype_abbreviation": abbreviation,
+                "cre_line": cre,
+                "cre": short,
+                "reporter_line": metadata.reporter_name(genotype),
+                "indicator": metadata.indicator_name(genotype),
+                "imaging_depth": int(rng.choice(_DEPTHS[short])),
+                "n_cells": n_cells,
+                "has_eye_tracking": i % 2 == 0,
+                "age_days": int(rng.integers(80, 130)),
+                "sex": str(rng.choice(["male", "female"])),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _cell_table(experiments: pd.DataFrame, responsive_fraction: float, rng) -> pd.DataFrame:
+    rows = []
+    cell_id = 517_000_000
+    for exp in experiments.itertuples():
+        area = AREA_RF[exp.area]
+        scale = 1.4 if exp.cre in metadata.INHIBITORY_CRE else 1.2 if exp.cre in _DEEP_LINES else 1.0
+        fov_x = area["x"] + rng.normal(0, 0.05)
+        fov_y = area["y"] + rng.normal(0, 0.05)
+        for _ in range(exp.n_cells):
+            cell_id += int(rng.integers(1, 50))
+            responsive = bool(rng.random() < responsive_fraction)
+            rows.append(
+                {
+                    "cell_specimen_id": cell_id,
+                    "experiment_id": exp.experiment_id,
+                    "rf_x": float(np.clip(fov_x + rng.normal(0, 0.06), 0.1, 0.9)),
+                    "rf_y": float(np.clip(fov_y + rng.normal(0, 0.06), 0.1, 0.9)),
+                    "rf_sigma": float(area["sigma"] * scale * rng.lognormal(0, 0.15)),
+                    "polarity": int(rng.choice([1, -1], p=[0.7, 0.3])),
+                    "gain": float(rng.lognormal(np.log(0.3), 0.4)) if responsive else 0.0,
+                    "responsive": responsive,
+                    "latency_s": float(area["latency"] + abs(rng.normal(0, 0.01))),
+                    "noise_sd": float(rng.uniform(0.02, 0.05)),
+                    "baseline_f": float(rng.lognormal(np.log(300), 0.3)),
+                    "neuropil_r": float(rng.uniform(0.6, 0.8)),
+                    "run_modulation": float(rng.normal(0.2, 0.1)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def planted_rf_maps(cells: pd.DataFrame, shape) -> np.ndarray:
+    """The planted receptive fields on a ``(height, width)`` grid, signed, each summing to ±1.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        Rows of the planted truth (columns ``rf_x, rf_y, rf_sigma, polarity``).
+    shape : (int, int)
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_cells, height, width)
+    """
+    h, w = shape
+    y = (np.arange(h) + 0.5) / h * (h / w)  # in units of image width
+    x = (np.arange(w) + 0.5) / w
+    cx = cells["rf_x"].to_numpy()[:, None, None]
+    cy = (cells["rf_y"].to_numpy() * h / w)[:, None, None]
+    sigma = cells["rf_sigma"].to_numpy()[:, None, None]
+    g = np.exp(-((x[None, None, :] - cx) ** 2 + (y[None, :, None] - cy) ** 2) / (2 * sigma**2))
+    g /= g.sum(axis=(1, 2), keepdims=True)
+    return g * cells["polarity"].to_numpy()[:, None, None]
+
+
+def _scene_amplitudes(cells: pd.DataFrame, scenes: np.ndarray) -> np.ndarray:
+    """Mean response amplitude (dF/F) of each cell to each scene, (n_cells, n_scenes)."""
+    contrast = scenes - scenes.mean(axis=0, keepdims=True)
+    rf = planted_rf_maps(cells, scenes.shape[1:])
+    drive = np.einsum("cyx,syx->cs", rf, contrast)
+    z = (drive - drive.mean(axis=1, keepdims=True)) / (drive.std(axis=1, keepdims=True) + 1e-12)
+    return cells["gain"].to_numpy()[:, None] * np.maximum(z - 1.0, 0.0)
+
+
+def _calcium_kernel(indicator: str) -> np.ndarray:
+    t = np.arange(int(4 * FRAME_RATE)) / FRAME_RATE
+    decay = 1.0 if indicator == "GCaMP6s" else 0.4
+    k = np.exp(-t / decay) - np.exp(-t / 0.05)
+    return k / k.max()
+
+
+# --------------------------------------------------------------------------------------------------
+# writing
+
+
+def _write_cache(root: Path, *, n_experiments, cells_per_experiment, n_repeats, template_scale,
+                 responsive_fraction, seed) -> None:
+    rng = np.random.default_rng(seed)
+    experiments = _experiment_table(n_experiments, cells_per_experiment, rng)
+    cells = _cell_table(experiments, responsive_fraction, rng)
+
+    shape = (round(TEMPLATE_SHAPE[1] * template_scale), round(TEMPLATE_SHAPE[2] * template_scale))
+    images = natural_image_set(TEMPLATE_SHAPE[0], shape, random_state=seed)
+    template = np.round(images.values * 255).astype(np.uint8)
+    work = _block_mean(template.astype(np.float64) / 255, max(1, shape[0] // 60))
+    amplitudes = _scene_amplitudes(cells, work)
+    cells["preferred_scene"] = amplitudes.argmax(axis=1)
+    cells["preferred_amplitude"] = amplitudes.max(axis=1)
+
+    cache = root / "brain_observatory"
+    (cache / "ophys_experiment_data").mkdir(parents=True)
+    _write_manifest(cache / "manifest.json")
+    _write_metadata_json(cache, experiments, cells)
+    from tqdm.auto import tqdm
+
+    for exp in tqdm(list(experiments.itertuples()), desc="synthetic Allen experiments", leave=False):
+        exp_cells = cells[cells.experiment_id == exp.experiment_id]
+        exp_rng = np.random.default_rng([seed, int(exp.experiment_id)])
+        peaks = _write_nwb(
+            cache / "ophys_experiment_data" / f"{exp.experiment_id}.nwb",
+            exp,
+            exp_cells,
+            amplitudes[exp_cells.index.to_numpy()],
+            template,
+            n_repeats,
+            exp_rng,
+        )
+        cells.loc[exp_cells.index, "planted_time_to_peak_s"] = peaks
+
+    truth = root / "planted_truth"
+    truth.mkdir()
+    cells.to_parquet(truth / "cells.parquet")
+    experiments.to_parquet(truth / "experiments.parquet")
+    np.save(truth / "scene_amplitudes.npy", amplitudes)
+    storage.write_json(
+        truth / "README.json",
+        {
+            "cells.parquet": "planted receptive field (rf_x, rf_y as fractions of width/height, rf_sigma "
+            "as fraction of width, polarity), gain, responsiveness, latency, preferred scene",
+            "scene_amplitudes.npy": "(cell, scene) noiseless mean response amplitude (dF/F) in cell order",
+            "template_shape": list(template.shape),
+        },
+    )
+
+
+def _block_mean(stack: np.ndarray, factor: int) -> np.ndarray:
+    n, h, w = stack.shape
+    h2, w2 = h // factor, w // factor
+    return stack[:, : h2 * factor, : w2 * factor].reshape(n, h2, factor, w2, factor).mean(axis=(2, 4))
+
+
+def _write_manifest(path: Path) -> None:
+    def entry(key, spec, parent="BASEDIR"):
+        return {"key": key, "type": "file", "spec": spec, "parent_key": parent}
+
+    manifest = {
+        "manifest": [
+            {"type": "manifest_version", "value": MANIFEST_VERSION},
+            {"key": "BASEDIR", "type": "dir", "spec": "."},
+            entry("EXPERIMENT_CONTAINERS", "experiment_containers.json"),
+            entry("EXPERIMENTS", "ophys_experiments.json"),
+            entry("EXPERIMENT_DATA", "ophys_experiment_data/%d.nwb"),
+            entry("ANALYSIS_DATA", "ophys_experiment_analysis/%d_%s_analysis.h5"),
+            entry("EVENTS_DATA", "ophys_experiment_events/%d_events.npz"),
+            entry("CELL_SPECIMENS", "cell_specimens.json"),
+            entry("STIMULUS_MAPPINGS", "stimulus_mappings.json"),
+            entry("EYE_GAZE_DATA", "ophys_eye_gaze_mapping/%d_eyetracking_dlc_to_screen_mapping.h5"),
+        ]
+    }
+    path.write_text(json.dumps(manifest, indent=2))
+
+
+def _specimen(exp) -> dict:
+    birth = dt.date(2016, 1, 1) + dt.timedelta(days=int(exp.experiment_id % 200))
+    return {
+        "id": int(exp.specimen_id),
+        "name": f"{exp.cre}-{exp.specimen_id}",
+        "donor": {
+            "external_donor_name": str(exp.specimen_id % 1_000_000),
+            "date_of_birth": birth.isoformat() + "T00:00:00Z",
+            "full_genotype": exp.genotype,
+            "conditions": [],
+            "transgenic_lines": [
+                {"name": exp.cre_line, "transgenic_line_type_name": "driver"},
+                {"name": exp.reporter_line, "transgenic_line_type_name": "reporter"},
+            ],
+        },
+    }
+
+
+def _acquisition_date(exp) -> str:
+    birth = dt.date(2016, 1, 1) + dt.timedelta(days=int(exp.experiment_id % 200))
+    return (birth + dt.timedelta(days=exp.age_days)).isoformat() + "T12:00:00Z"
+
+
+def _write_metadata_json(cache: Path, experiments: pd.DataFrame, cells: pd.DataFrame) -> None:
+    containers, exps = [], []
+    for exp in experiments.itertuples():
+        structure = {"acronym": exp.area}
+        containers.append(
+            {
+                "id": int(exp.experiment_container_id),
+                "imaging_depth": exp.imaging_depth,
+                "targeted_structure": structure,
+                "specimen": _specimen(exp),
+                "failed": False,
+            }
+        )
+        exps.append(
+            {
+                "id": int(exp.experiment_id),
+                "experiment_container_id": int(exp.experiment_container_id),
+                "imaging_depth": exp.imaging_depth,
+                "targeted_structure": structure,
+                "stimulus_name": SESSION_TYPE,
+                "date_of_acquisition": _acquisition_date(exp),
+                "experiment_container": {"id": int(exp.experiment_container_id), "failed": False},
+                "specimen": _specimen(exp),
+            }
+        )
+    by_exp = experiments.set_index("experiment_id")
+    metrics = ("peak_dff_ns", "time_to_peak_ns", "pref_image_ns", "image_sel_ns", "p_ns",
+               "reliability_ns", "run_mod_ns", "p_run_mod_ns")
+    specimens = []
+    for cell in cells.itertuples():
+        exp = by_exp.loc[cell.experiment_id]
+        specimens.append(
+            {
+                "cell_specimen_id": int(cell.cell_specimen_id),
+                "experiment_container_id": int(exp.experiment_container_id),
+                "specimen_id": int(exp.specimen_id),
+                "area": exp.area,
+                "tld1_name": exp.cre_line,
+                "tld2_name": exp.reporter_line,
+                "imaging_depth": int(exp.imaging_depth),
+                "donor_full_genotype": exp.genotype,
+                "failed_experiment_container": False,
+                # metrics are computed by the reader (neuroalign_utils.allen.responses); empty here
+                **{m: None for m in metrics},
+            }
+        )
+    (cache / "experiment_containers.json").write_text(json.dumps(containers))
+    (cache / "ophys_experiments.json").write_text(json.dumps(exps))
+    (cache / "cell_specimens.json").write_text(json.dumps(specimens))
+    (cache / "stimulus_mappings.json").write_text("[]")
+
+
+def _stimulus_table(n_scenes: int, n_repeats: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Scene index per presentation (−1 = blank) and its start frame (2-photon frames)."""
+    order = rng.permutation(np.repeat(np.arange(n_scenes), n_repeats))
+    blanks = np.arange(100, len(order), 100) + rng.integers(-10, 10, size=len(range(100, len(order), 100)))
+    frames = np.insert(order, np.sort(blanks), -1)
+    lead = int(2 * FRAME_RATE)
+    starts = lead + np.floor(np.arange(len(frames)) * PRESENTATION_S * FRAME_RATE).astype(int)
+    return frames, starts
+
+
+def _write_nwb(path, exp, cells, amplitudes, template, n_repeats, rng) -> np.ndarray:
+    """Write one NWB v1 file; return each cell's noiseless time to peak (s) for its preferred scene."""
+    import h5py
+    from scipy.signal import fftconvolve
+
+    scenes, starts = _stimulus_table(template.shape[0], n_repeats, rng)
+    frames_per_presentation = int(np.floor(PRESENTATION_S * FRAME_RATE))  # end − start, as in the release
+    n_frames = int(starts[-1] + 4 * FRAME_RATE)
+    timestamps = 5.0 + np.arange(n_frames) / FRAME_RATE
+    n_cells = len(cells)
+
+    running = _running_speed(n_frames, rng)
+    run_state = (running > 1.0).astype(float)
+    # each presentation drives its cells for 250 ms after the area's latency
+    drive = np.zeros((n_cells, n_frames))
+    shown = scenes >= 0
+    lag = np.round(cells["latency_s"].to_numpy() * FRAME_RATE).astype(int)
+    trial_gain = rng.lognormal(0, 0.3, size=(n_cells, shown.sum()))
+    amp = amplitudes[:, scenes[shown]] * trial_gain
+    amp *= 1 + cells["run_modulation"].to_numpy()[:, None] * run_state[starts[shown]][None, :]
+    box = int(round(PRESENTATION_S * FRAME_RATE))
+    for c in range(n_cells):
+        for offset in range(box):
+            np.add.at(drive[c], np.minimum(starts[shown] + lag[c] + offset, n_frames - 1), amp[c])
+    kernel = _calcium_kernel(exp.indicator)
+    dff = fftconvolve(drive, kernel[None, :] / box, axes=1)[:, :n_frames]
+    dff += rng.normal(size=dff.shape) * cells["noise_sd"].to_numpy()[:, None]
+
+    f0 = cells["baseline_f"].to_numpy()[:, None]
+    fluorescence = f0 * (1 + dff)
+    neuropil = 0.5 * f0 + np.cumsum(rng.normal(size=(n_cells, n_frames)), axis=1) * 0.2
+    r = cells["neuropil_r"].to_numpy()
+    demixed = fluorescence + r[:, None] * neuropil
+
+    # noiseless time to peak of the response to one presentation (relative to onset)
+    one = np.convolve(np.ones(box) / box, kernel)
+    peaks = (np.argmax(one) + lag) / FRAME_RATE
+
+    P = "processing/brain_observatory_pipeline"
+    comp = dict(compression="gzip", compression_opts=4, shuffle=True)
+    with h5py.File(path, "w") as f:
+        f["session_start_time"] = np.bytes_(_acquisition_date(exp))
+        g = f.create_group("general")
+        for key, value in {
+            "session_type": SESSION_TYPE,
+            "session_id": str(exp.experiment_id),
+            "experiment_container_id": str(exp.experiment_container_id),
+            "specimen_name": f"{exp.cre}-{exp.specimen_id}",
+            "fov": "400x400 microns (512 x 512 pixels)",
+            "devices/2-photon microscope": _DEVICE,
+            "subject/age": f"{exp.age_days} days",
+            "subject/sex": exp.sex,
+            "subject/genotype": exp.genotype,
+            "optophysiology/imaging_plane_1/imaging depth": f"{exp.imaging_depth} microns",
+            "optophysiology/imaging_plane_1/location": f"Area: {exp.area}",
+            "optophysiology/imaging_plane_1/excitation_lambda": "910 nanometers",
+            "optophysiology/imaging_plane_1/indicator": exp.indicator,
+        }.items():
+            g[key] = np.bytes_(value)
+        g["generated_by"] = np.array([b"neuroalign synthetic writer", b"pipeline version", b"2.0"])
+
+        seg = f.create_group(f"{P}/ImageSegmentation")
+        seg["cell_specimen_ids"] = cells["cell_specimen_id"].to_numpy(np.int64)
+        seg["roi_ids"] = np.array([str(i).encode() for i in range(n_cells)])
+        for name, data in (("DfOverF/imaging_plane_1", dff), ("Fluorescence/imaging_plane_1_demixed_signal", demixed),
+                           ("Fluorescence/imaging_plane_1_neuropil_response", neuropil)):
+            grp = f.create_group(f"{P}/{name}")
+            grp.create_dataset("data", data=data.astype(np.float32), chunks=(1, n_frames), **comp)
+            grp["timestamps"] = timestamps
+        f[f"{P}/Fluorescence/imaging_plane_1_neuropil_response/r"] = r
+        raw = f.create_group(f"{P}/Fluorescence/imaging_plane_1")
+        # no crosstalk in the synthetic data: the raw ROI trace equals the demixed one (a hard link)
+        raw["data"] = f[f"{P}/Fluorescence/imaging_plane_1_demixed_signal/data"]
+        raw["timestamps"] = timestamps
+
+        run = f.create_group(f"{P}/BehavioralTimeSeries/running_speed")
+        run.create_dataset("data", data=running.astype(np.float32), **comp)
+        run["timestamps"] = timestamps
+        if exp.has_eye_tracking:
+            size = 1500 + 400 * np.convolve(run_state, np.ones(30) / 30, mode="same") + rng.normal(0, 20, n_frames)
+            pupil = f.create_group(f"{P}/PupilTracking/pupil_size")
+            pupil.create_dataset("data", data=size.astype(np.float32), **comp)
+            pupil["timestamps"] = timestamps
+            loc = np.cumsum(rng.normal(0, 0.05, size=(n_frames, 2)), axis=0)
+            eye = f.create_group(f"{P}/EyeTracking/pupil_location_spherical")
+            eye.create_dataset("data", data=(loc - loc.mean(axis=0)).astype(np.float32), **comp)
+            eye["timestamps"] = timestamps
+
+        stim = f.create_group("stimulus/presentation/natural_scenes_stimulus")
+        stim["data"] = scenes.astype(np.int32)
+        stim["frame_duration"] = np.stack([starts, starts + frames_per_presentation], axis=1).astype(np.float64)
+        tmpl = f.create_group("stimulus/templates/natural_scenes_image_stack")
+        tmpl.create_dataset(
+            "data", data=template, chunks=(1, *template.shape[1:]), compression="gzip", compression_opts=4
+        )
+        tmpl["data"].attrs["full_resolution_shape"] = np.array(TEMPLATE_SHAPE)
+    return peaks
+
+
+def _running_speed(n_frames: int, rng) -> np.ndarray:
+    """Bouts of running (~15–30 cm/s) alternating with rest, sampled per 2-photon frame."""
+    state = np.zeros(n_frames, dtype=bool)
+    t, running = 0, False
+    while t < n_frames:
+        length = int(rng.exponential(20 if running else 30) * FRAME_RATE) + 1
+        state[t : t + length] = running
+        t += length
+        running = not running
+    speed = np.where(state, rng.uniform(15, 30), 0.0) + np.abs(rng.normal(0, 0.5, n_frames))
+    return np.convolve(speed, np.ones(15) / 15, mode="same")
