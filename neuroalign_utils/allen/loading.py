@@ -91,6 +91,7 @@ def open_cache(manifest, *, offline: bool | None = None):
     offline : bool, optional
         Use :func:`offline_api` (no network). Default: offline when the folder already holds
         ``ophys_experiments.json``, else the stock online API (which downloads metadata on demand).
+        A folder that does not exist raises ``FileNotFoundError`` unless ``offline=False``.
 
     Returns
     -------
@@ -102,9 +103,15 @@ def open_cache(manifest, *, offline: bool | None = None):
     if manifest.suffix != ".json":
         manifest = manifest / "manifest.json"
     folder = manifest.parent
+    has_metadata = (folder / "ophys_experiments.json").exists()
+    if offline is None and not folder.is_dir():
+        raise FileNotFoundError(
+            f"No Brain Observatory cache at {folder} (the folder does not exist); pass the folder of an "
+            "existing cache, or offline=False to create one there and download on demand."
+        )
     if offline is None:
-        offline = (folder / "ophys_experiments.json").exists()
-    if offline and not (folder / "ophys_experiments.json").exists():
+        offline = has_metadata
+    if offline and not has_metadata:
         raise FileNotFoundError(
             f"No Brain Observatory cache at {folder} (no ophys_experiments.json there); pass the folder "
             "of an existing cache, or offline=False to download the metadata."
@@ -369,3 +376,9 @@ def load_scene_templates(cache, experiment_id: int) -> xr.DataArray:
         coords={"scene": np.arange(stack.shape[0])},
         name="natural_scenes",
     )
+
+
+def cell_table(dff: xr.DataArray) -> pd.DataFrame:
+    """The per-cell coordinates of a ``(cell, …)`` DataArray as a DataFrame, one row per cell."""
+    names = [c for c in dff.coords if dff.coords[c].dims == ("cell",)]
+    return pd.DataFrame({c: dff.coords[c].values for c in names})

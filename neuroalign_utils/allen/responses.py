@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .loading import cell_table
+
 logger = logging.getLogger(__name__)
 
 #: Response window, in presentation lengths after onset.
@@ -71,9 +73,7 @@ def summarize_cells(dff: xr.DataArray) -> pd.DataFrame:
     rows = np.arange(len(preferred))
     best_trace = traces.values[rows, preferred]  # (cell, time)
     peak_frame = offsets[np.nanargmax(best_trace, axis=1)]
-    cells = traces.coords.to_dataset().drop_vars(
-        [c for c in traces.coords if traces.coords[c].dims != ("cell",)]
-    ).to_dataframe().reset_index(drop=True)
+    cells = cell_table(traces)
     cells["preferred_scene"] = traces["scene"].values[preferred]
     cells["peak_dff"] = response[rows, preferred]
     cells["time_to_peak"] = peak_frame / cells["frame_rate"].to_numpy()
