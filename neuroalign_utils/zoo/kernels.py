@@ -1,0 +1,404 @@
+"""Artificial kernels from zoo models, in the book's shared kernel format.
+
+Two readings of the paper's "artificial kernels", kept apart by the ``kind`` coordinate:
+
+1. ``kind="weight"`` (the paper's text): every convolution weight ``[F, C, H, W]`` gives ``F·C``
+   kernels of ``H×W`` (layers with 1×1 or 2×2 filters are excluded, as in the paper), and every 2-D
+   weight matrix of an attention layer (q/k/v/qkv/output projections, relative-position tables) is
+   one kernel. Convolution layers are then thinned to a representative subset by UMAP + K-means
+   (:func:`~neuroalign_utils.kernels.selection.select_representative_kernels`), as for the neural
+   kernels; attention weight matrices are few and are all kept.
+2. ``kind="attention_map"`` (stimulus-driven): for each attention layer, head and scene, the mean over
+   query tokens of the attention each image token receives — a distribution over the key tokens,
+   laid out on the token grid. Global attention (ViT) and windowed attention (SAM's local windows,
+   Swin's regular and shifted windows) are both mapped back to the full token grid: each window's
+   map is placed at its position (Swin's cyclic shift undone), padding tokens are removed and the map
+   is renormalised to sum to 1.
+
+All kernels are resized to ``kernel_size`` (anti-aliased bilinear, as in the similarity engine) so
+that they share one ``(kernel, y, x)`` array; the original size is kept in ``original_height`` /
+``original_width``.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .._validation import check_int, check_shape2d, check_subset
+from ..kernels.selection import select_representative_kernels
+from ..kernels.similarity import resize_kernels, zscore_kernels
+from .build import build_model, input_image_size
+from .registry import AVAILABLE_MODELS
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
+IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+KINDS = ("weight", "attention_map")
+
+
+@dataclass
+class KernelLayer:
+    """A layer that yields kernels: a convolution (filters larger than 2×2) or an attention module."""
+
+    name: str
+    module: object
+    layer_type: str  # "convolution" or "attention"
+    layer_index: int
+    n_parameters: int
+
+
+# --------------------------------------------------------------------------- layers
+def kernel_layers(model) -> list[KernelLayer]:
+    """Convolution layers with filters larger than 2×2 and innermost attention modules, in module order.
+
+    An attention module is an ``nn.MultiheadAttention`` or a module whose class name ends in
+    ``"Attention"`` and that contains no other such module.
+    """
+    import torch.nn as nn
+
+    def is_attention(module):
+        return isinstance(module, nn.MultiheadAttention) or type(module).__name__.endswith("Attention")
+
+    layers = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            if max(module.kernel_size) <= 2:
+                continue
+            layer_type = "convolution"
+        elif is_attention(module) and not any(is_attention(m) for m in list(module.modules())[1:]):
+            layer_type = "attention"
+        else:
+            continue
+        n_parameters = int(sum(p.numel() for p in module.parameters()))
+        layers.append(KernelLayer(name, module, layer_type, len(layers), n_parameters))
+    return layers
+
+
+# --------------------------------------------------------------------------- weight kernels
+def weight_kernels(
+    model,
+    *,
+    model_name: str,
+    kernel_size=16,
+    select: bool = True,
+    max_kernels_per_layer: int = 2000,
+    n_clusters: int = 10,
+    per_cluster: int = 50,
+    random_state: int = 0,
+) -> xr.DataArray:
+    """Weight kernels of every convolution and attention layer (kind ``"weight"``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    model_name : str
+        Stored in the ``model`` coordinate.
+    kernel_size : int or (int, int), default=16
+        Output kernel size.
+    select : bool, default=True
+        Thin each convolution layer to its representative kernels (UMAP + K-means on the z-scored
+        kernels, the ``per_cluster`` nearest each of ``n_clusters`` centroids). With ``False`` all
+        (subsampled) kernels are kept.
+    max_kernels_per_layer : int, default=2000
+        A convolution layer with more ``F·C`` kernels is first subsampled at random (seeded) to this
+        many, to bound UMAP's cost (a 256×256×3×3 layer has 65,536 kernels).
+    n_clusters, per_cluster : int
+        Selection settings (paper: 10 and 50).
+    random_state : int
+
+    Returns
+    -------
+    xarray.DataArray
+        The shared kernel format (see :func:`artificial_kernels`).
+    """
+    kernel_size = check_shape2d(kernel_size, "kernel_size")
+    max_kernels_per_layer = check_int(max_kernels_per_layer, "max_kernels_per_layer", minimum=3)
+    rng = np.random.default_rng(random_state)
+    blocks = []
+    for layer in kernel_layers(model):
+        if layer.layer_type == "convolution":
+            weight = layer.module.weight.detach().cpu().numpy().astype(np.float64)
+            raw = weight.reshape(-1, *weight.shape[2:])
+            sources = [f"weight[{f},{c}]" for f, c in np.ndindex(weight.shape[:2])]
+            keep = np.arange(raw.shape[0])
+            if keep.size > max_kernels_per_layer:
+                keep = np.sort(rng.choice(keep, max_kernels_per_layer, replace=False))
+            keep = keep[raw[keep].reshape(keep.size, -1).std(axis=1) > 0]  # zero-initialised filters have no shape
+            if select and keep.size >= 3:
+                chosen = select_representative_kernels(
+                    zscore_kernels(raw[keep]), n_clusters=min(n_clusters, keep.size),
+                    per_cluster=per_cluster, n_neighbors=min(15, keep.size - 1), random_state=random_state,
+                )
+                keep = keep[chosen["selected"].to_numpy()]
+            for i in keep:
+                blocks.append((layer, raw[i], sources[i], -1, -1))
+        else:
+            for pname, param in layer.module.named_parameters():
+                if param.ndim == 2 and min(param.shape) > 2:
+                    blocks.append((layer, param.detach().cpu().numpy().astype(np.float64), pname, -1, -1))
+    return _to_kernel_array(blocks, model_name, "weight", kernel_size)
+
+
+# --------------------------------------------------------------------------- attention maps
+def attention_key_maps(weights, *, batch_size: int, grid, window_size: int = 0, shift_size: int = 0):
+    """Mean attention received by each key token, on the token grid.
+
+    Parameters
+    ----------
+    weights : array-like or torch.Tensor
+        Attention probabilities. Global attention: ``(batch, heads, N, N)`` with ``N = H·W``.
+        Windowed attention: ``(batch·n_windows, heads, w², w²)`` with windows in row-major order over
+        the grid padded to multiples of ``w`` (and cyclically shifted by ``−shift_size`` for Swin's
+        shifted windows).
+    batch_size : int
+    grid : (int, int)
+        Token grid (H, W) before padding.
+    window_size : int, default=0
+        ``w``; 0 for global attention.
+    shift_size : int, default=0
+        Swin cyclic shift of the windows.
+
+    Returns
+    -------
+    numpy.ndarray, shape (batch, heads, H, W)
+        Each map is non-negative and sums to 1 over the grid (a distribution over key tokens).
+    """
+    weights = np.asarray(weights.detach().cpu().numpy() if hasattr(weights, "detach") else weights, dtype=np.float64)
+    height, width = check_shape2d(grid, "grid")
+    received = weights.mean(axis=-2)  # mean over queries → (..., heads, keys)
+    if window_size == 0:
+        maps = received.reshape(batch_size, received.shape[1], height, width)
+    else:
+        pad_h, pad_w = -(-height // window_size) * window_size, -(-width // window_size) * window_size
+        n_h, n_w = pad_h // window_size, pad_w // window_size
+        heads = received.shape[1]
+        tiles = received.reshape(batch_size, n_h, n_w, heads, window_size, window_size)
+        maps = tiles.transpose(0, 3, 1, 4, 2, 5).reshape(batch_size, heads, pad_h, pad_w)
+        if shift_size:
+            maps = np.roll(maps, (shift_size, shift_size), axis=(2, 3))
+        maps = maps[:, :, :height, :width]
+    return maps / maps.sum(axis=(2, 3), keepdims=True)
+
+
+def attention_maps(model, images, *, model_name: str, kernel_size=16, batch_size: int = 2) -> xr.DataArray:
+    """Attention maps (kind ``"attention_map"``) of every image-encoder attention layer, head and image.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A SAM / HQ-SAM model (ViT encoder, windowed and global attention) or a Mask2Former model
+        (Swin backbone, regular and shifted windows).
+    images : xarray.DataArray
+        ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, channel)`` in [0, 1], at the
+        model's input size; normalised with the ImageNet mean and std (SAM's and Swin's convention).
+    model_name : str
+    kernel_size : int or (int, int), default=16
+    batch_size : int, default=2
+
+    Returns
+    -------
+    xarray.DataArray
+        The shared kernel format with extra coordinates ``attention_head`` and ``image``.
+    """
+    import torch
+
+    kernel_size = check_shape2d(kernel_size, "kernel_size")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    pixels = _pixel_values(images, input_image_size(model))
+    encoder, sites = _attention_sites(model)
+    index_of = {layer.module: layer for layer in kernel_layers(model)}
+    blocks = []
+    for start in range(0, pixels.shape[0], batch_size):
+        batch = torch.from_numpy(pixels[start : start + batch_size])
+        captured = _run_with_capture(encoder, batch, sites)
+        for (layer_module, attention_module, layout), (grid, weights) in zip(sites, captured):
+            if layout == "merged_heads":  # SAM: (batch·windows·heads, T, T)
+                heads = attention_module.num_attention_heads
+                weights = weights.reshape(-1, heads, *weights.shape[-2:])
+            maps = attention_key_maps(
+                weights, batch_size=batch.shape[0], grid=grid,
+                window_size=int(getattr(layer_module, "window_size", 0)),
+                shift_size=int(getattr(layer_module, "shift_size", 0)),
+            )
+            layer = index_of[attention_module]
+            for b, h in np.ndindex(maps.shape[:2]):
+                blocks.append((layer, maps[b, h], f"head {h}, image {start + b}", h, start + b))
+    return _to_kernel_array(blocks, model_name, "attention_map", kernel_size)
+
+
+# --------------------------------------------------------------------------- the zoo
+def artificial_kernels(
+    models=("SAM-B", "Mask2Former-T"),
+    *,
+    images,
+    weights: str = "random",
+    image_size: int | None = 448,
+    kernel_size=16,
+    kinds=KINDS,
+    select: bool = True,
+    max_kernels_per_layer: int = 2000,
+    n_clusters: int = 10,
+    per_cluster: int = 50,
+    random_state: int = 0,
+    checkpoints: dict | None = None,
+) -> xr.DataArray:
+    """Kernels of several zoo models, built one at a time and freed after use.
+
+    Parameters
+    ----------
+    models : sequence of str
+        Available zoo models (default: the two small ones; pass
+        :data:`~neuroalign_utils.zoo.registry.AVAILABLE_MODELS` for the full zoo).
+    images : xarray.DataArray
+        Scenes for the attention maps (resized here to each model's input size).
+    weights : {"random", "pretrained"}
+    image_size : int, optional
+        Input size of randomly initialised models (ignored for pretrained ones).
+    kernel_size : int or (int, int)
+    kinds : sequence of {"weight", "attention_map"}
+    select, max_kernels_per_layer, n_clusters, per_cluster, random_state
+        See :func:`weight_kernels`.
+    checkpoints : dict, optional
+        ``{model: local folder or hub id}`` for ``weights="pretrained"``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``kernels`` with dims ``(kernel, y, x)`` and per-kernel coordinates ``model``, ``layer``,
+        ``layer_index``, ``layer_type`` (``"attention"``/``"convolution"``), ``kind``
+        (``"weight"``/``"attention_map"``), ``n_parameters`` (of the layer), ``source``, ``attention_head``
+        and ``image`` (−1 for weights), ``original_height``, ``original_width``; attrs record the
+        weights and input size.
+    """
+    models = check_subset(models, "models", AVAILABLE_MODELS)
+    kinds = check_subset(kinds, "kinds", KINDS)
+    kernel_size = check_shape2d(kernel_size, "kernel_size")
+    checkpoints = dict(checkpoints or {})
+    parts = []
+    for name in models:
+        logger.info("Building %s (%s weights)", name, weights)
+        model = build_model(
+            name, weights=weights, random_state=random_state,
+            image_size=image_size if weights == "random" else None, checkpoint=checkpoints.get(name),
+        )
+        if "weight" in kinds:
+            parts.append(
+                weight_kernels(
+                    model, model_name=name, kernel_size=kernel_size, select=select,
+                    max_kernels_per_layer=max_kernels_per_layer, n_clusters=n_clusters,
+                    per_cluster=per_cluster, random_state=random_state,
+                )
+            )
+        if "attention_map" in kinds:
+            parts.append(attention_maps(model, images, model_name=name, kernel_size=kernel_size))
+        del model
+        gc.collect()
+    kernels = xr.concat(parts, dim="kernel")
+    kernels = kernels.assign_coords(kernel=np.arange(kernels.sizes["kernel"]))
+    kernels.attrs.update({"weights": weights, "image_size": -1 if image_size is None else int(image_size)})
+    return kernels.rename("kernels")
+
+
+def kernel_counts(kernels: xr.DataArray) -> pd.DataFrame:
+    """Number of kernels per model, kind and layer type."""
+    frame = pd.DataFrame({c: kernels[c].values for c in ("model", "kind", "layer_type")})
+    return frame.value_counts().rename("kernels").unstack(["kind", "layer_type"], fill_value=0)
+
+
+# --------------------------------------------------------------------------- helpers
+def _attention_sites(model):
+    """(encoder, [(layer module, attention module, weight layout), ...]) for the image encoder."""
+    if hasattr(model, "vision_encoder"):  # SAM and HQ-SAM
+        encoder = model.vision_encoder
+        return encoder, [(layer, layer.attn, "merged_heads") for layer in encoder.layers]
+    from transformers.models.swin.modeling_swin import SwinLayer
+
+    encoder = model.model.pixel_level_module.encoder
+    return encoder, [(m, m.attention, "split_heads") for m in encoder.modules() if isinstance(m, SwinLayer)]
+
+
+def _run_with_capture(encoder, pixels, sites):
+    """Run the encoder once; return per site (token grid, attention probabilities)."""
+    import torch
+
+    grids, probs, handles = {}, {}, []
+    for i, (layer_module, attention_module, _) in enumerate(sites):
+        def grid_hook(module, args, kwargs, i=i):
+            if "input_dimensions" in kwargs or len(args) > 1:  # Swin: (hidden_states, input_dimensions)
+                grids[i] = tuple(kwargs.get("input_dimensions", args[1] if len(args) > 1 else None))
+            else:  # SAM: hidden_states (batch, H, W, C)
+                hidden = args[0] if args else kwargs["hidden_states"]
+                grids[i] = tuple(hidden.shape[1:3])
+
+        def attention_hook(module, args, output, i=i):
+            probs[i] = output[1]
+
+        handles.append(layer_module.register_forward_pre_hook(grid_hook, with_kwargs=True))
+        handles.append(attention_module.register_forward_hook(attention_hook))
+    try:
+        with torch.no_grad():
+            encoder(pixels)
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [i for i in range(len(sites)) if probs.get(i) is None]
+    if missing:
+        raise RuntimeError(
+            f"{len(missing)} attention layers returned no probabilities; build the model with "
+            "attn_implementation='eager' (zoo.build_model does)."
+        )
+    return [(grids[i], probs[i]) for i in range(len(sites))]
+
+
+def _pixel_values(images, size: int) -> np.ndarray:
+    values = np.asarray(getattr(images, "values", images), dtype=np.float64)
+    if values.ndim == 3:
+        values = np.repeat(values[..., None], 3, axis=-1)
+    if values.ndim != 4 or values.shape[-1] != 3:
+        raise ValueError(
+            f"'images' must be (image, y, x) or (image, y, x, 3); shape {values.shape} was provided."
+        )
+    if values.shape[1:3] != (size, size):
+        channels_first = values.transpose(0, 3, 1, 2).reshape(-1, *values.shape[1:3])
+        values = resize_kernels(channels_first, size).reshape(values.shape[0], 3, size, size).transpose(0, 2, 3, 1)
+    values = (values - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(values.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def _to_kernel_array(blocks, model_name, kind, kernel_size) -> xr.DataArray:
+    """Stack ``(layer, 2-D array, source, head, image)`` blocks, resized to ``kernel_size``, in order."""
+    n = len(blocks)
+    values = np.empty((n, *kernel_size), dtype=np.float32)
+    for shape in dict.fromkeys(b[1].shape for b in blocks):  # resize kernels of one shape together
+        positions = [i for i, b in enumerate(blocks) if b[1].shape == shape]
+        values[positions] = resize_kernels(np.stack([blocks[i][1] for i in positions]), kernel_size)
+    layers = [b[0] for b in blocks]
+
+    def column(values, dtype):
+        return ("kernel", np.array(values, dtype=dtype))
+
+    return xr.DataArray(
+        values,
+        dims=("kernel", "y", "x"),
+        coords={
+            "model": column([model_name] * n, object),
+            "layer": column([layer.name for layer in layers], object),
+            "layer_index": column([layer.layer_index for layer in layers], np.int64),
+            "layer_type": column([layer.layer_type for layer in layers], object),
+            "kind": column([kind] * n, object),
+            "n_parameters": column([layer.n_parameters for layer in layers], np.int64),
+            "source": column([b[2] for b in blocks], object),
+            "attention_head": column([b[3] for b in blocks], np.int64),
+            "image": column([b[4] for b in blocks], np.int64),
+            "original_height": column([b[1].shape[0] for b in blocks], np.int64),
+            "original_width": column([b[1].shape[1] for b in blocks], np.int64),
+        },
+        name="kernels",
+    )

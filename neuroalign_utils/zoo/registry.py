@@ -1,0 +1,146 @@
+"""The paper's 15 segmentation models as data: what they are, what the paper reports, how we build them.
+
+Each row of :data:`MODELS` is a :class:`ModelSpec`. ``builder`` names the ``transformers`` config class
+family used to build the architecture here (``"sam"``, ``"sam_hq"``, ``"mask2former"``) and
+``config`` holds the architecture hyperparameters; ``builder=None`` marks a model that cannot be built
+in this environment, with the reason in ``unavailable_reason``. COCO numbers are the paper's Table 1
+(``None`` where the table has a dash). Parameter counts are not typed in: :func:`zoo_table` counts them
+on the built architecture (on PyTorch's ``meta`` device, so no memory is used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .._validation import check_in_allowed
+
+_NEEDS_DETECTRON2 = (
+    "needs detectron2 and custom CUDA deformable-attention ops, which are not on the package registry "
+    "for this environment (and detectron2 requires torchvision, which breaks transformers beside the "
+    "pinned torch 2.13 CPU build)"
+)
+_NEEDS_TINYVIT = (
+    "its TinyViT image encoder is not in transformers; the reference code imports it from timm, which "
+    "requires torchvision (breaks transformers beside the pinned torch 2.13 CPU build)"
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the paper's zoo."""
+
+    name: str
+    family: str
+    variant: str
+    backbone: str
+    training_data: str
+    coco: dict = field(default_factory=dict)
+    builder: str | None = None
+    config: dict = field(default_factory=dict)
+    hub_id: str | None = None
+    unavailable_reason: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.builder is not None
+
+
+def _coco(ap_box, ap, ap_l, ap_m, ap_s, iou_max=None, iou_oracle=None, val2017=False):
+    return {
+        "AP_box": ap_box, "AP": ap, "AP_l": ap_l, "AP_m": ap_m, "AP_s": ap_s,
+        "point_max_1_IoU": iou_max, "point_oracle_1_IoU": iou_oracle, "coco_val2017": val2017,
+    }
+
+
+_VIT = {
+    "H": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, global_attn_indexes=[7, 15, 23, 31]),
+    "L": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, global_attn_indexes=[5, 11, 17, 23]),
+    "B": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, global_attn_indexes=[2, 5, 8, 11]),
+}
+_SWIN = {
+    "T": dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7),
+    "S": dict(embed_dim=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=7),
+    "B": dict(embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=12, image_size=384),
+    "L": dict(embed_dim=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48], window_size=12, image_size=384),
+}
+_SIZE_NAME = {"H": "huge", "L": "large", "B": "base", "T": "tiny", "S": "small"}
+
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec("SAM-H", "SAM", "H", "ViT-H", "SA-1B", _coco(34.0, 48.9, 64.5, 53.3, 34.4),
+              "sam", {"vision_config": _VIT["H"]}, "facebook/sam-vit-huge"),
+    ModelSpec("SAM-L", "SAM", "L", "ViT-L", "SA-1B", _coco(33.3, 48.5, 63.9, 53.1, 34.1, 55.7, 70.5),
+              "sam", {"vision_config": _VIT["L"]}, "facebook/sam-vit-large"),
+    ModelSpec("SAM-B", "SAM", "B", "ViT-B", "SA-1B", _coco(28.2, 44.4, 57.7, 48.7, 32.1, 52.1, 68.2),
+              "sam", {"vision_config": _VIT["B"]}, "facebook/sam-vit-base"),
+    ModelSpec("HQ-SAM-H", "HQ-SAM", "H", "ViT-H", "HQSeg-44K (SAM initialisation)", _coco(34.9, 49.9, 66.5, 54.0, 34.2),
+              "sam_hq", {"vision_config": _VIT["H"], "mask_decoder_config": {"vit_dim": 1280}}, "syscv-community/sam-hq-vit-huge"),
+    ModelSpec("HQ-SAM-L", "HQ-SAM", "L", "ViT-L", "HQSeg-44K (SAM initialisation)", _coco(34.4, 49.5, 66.2, 53.8, 33.9),
+              "sam_hq", {"vision_config": _VIT["L"], "mask_decoder_config": {"vit_dim": 1024}}, "syscv-community/sam-hq-vit-large"),
+    ModelSpec("HQ-SAM-B", "HQ-SAM", "B", "ViT-B", "HQSeg-44K (SAM initialisation)", _coco(31.3, 46.7, 62.9, 50.5, 32.0),
+              "sam_hq", {"vision_config": _VIT["B"], "mask_decoder_config": {"vit_dim": 768}}, "syscv-community/sam-hq-vit-base"),
+    ModelSpec("HQ-SAM-T", "HQ-SAM", "T", "TinyViT", "HQSeg-44K (MobileSAM initialisation)", _coco(None, 45.0, 62.8, 48.8, 29.2),
+              unavailable_reason=_NEEDS_TINYVIT),
+    ModelSpec("MobileSAM", "MobileSAM", "T", "TinyViT", "SA-1B (distilled from SAM-H)", _coco(None, 44.3, 61.8, 48.1, 28.8),
+              unavailable_reason=_NEEDS_TINYVIT),
+    ModelSpec("Semantic-SAM-L", "Semantic-SAM", "L", "Swin-L", "SA-1B + COCO and part datasets",
+              _coco(None, None, None, None, None, 57.0, 74.2, val2017=True), unavailable_reason=_NEEDS_DETECTRON2),
+    ModelSpec("Semantic-SAM-T", "Semantic-SAM", "T", "Swin-T", "SA-1B + COCO and part datasets",
+              _coco(None, 47.4, 66.1, 50.7, 28.3, 54.5, 73.8, val2017=True), unavailable_reason=_NEEDS_DETECTRON2),
+    ModelSpec("Mask2Former-L", "Mask2Former", "L", "Swin-L", "COCO (ImageNet-21k backbone)", _coco(None, 50.1, 72.1, 53.9, 29.9),
+              "mask2former", {"backbone_config": _SWIN["L"]}, "facebook/mask2former-swin-large-coco-instance"),
+    ModelSpec("Mask DINO", "Mask DINO", "L", "Swin-L", "COCO", _coco(None, 52.1, 72.5, 55.4, 32.9, val2017=True),
+              unavailable_reason=_NEEDS_DETECTRON2),
+    ModelSpec("Mask2Former-B", "Mask2Former", "B", "Swin-B", "COCO (ImageNet-21k backbone)", _coco(None, 48.1, 71.1, 52.0, 27.8, val2017=True),
+              "mask2former", {"backbone_config": _SWIN["B"]}, "facebook/mask2former-swin-base-IN21k-coco-instance"),
+    ModelSpec("Mask2Former-S", "Mask2Former", "S", "Swin-S", "COCO", _coco(None, 46.3, 68.4, 50.3, 25.3, val2017=True),
+              "mask2former", {"backbone_config": _SWIN["S"]}, "facebook/mask2former-swin-small-coco-instance"),
+    ModelSpec("Mask2Former-T", "Mask2Former", "T", "Swin-T", "COCO", _coco(None, 45.0, 67.4, 48.3, 24.5, val2017=True),
+              "mask2former", {"backbone_config": _SWIN["T"]}, "facebook/mask2former-swin-tiny-coco-instance"),
+)
+
+MODEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in MODELS)
+AVAILABLE_MODELS: tuple[str, ...] = tuple(spec.name for spec in MODELS if spec.available)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Return the :class:`ModelSpec` called ``name`` (one of :data:`MODEL_NAMES`)."""
+    check_in_allowed(name, "name", MODEL_NAMES)
+    return next(spec for spec in MODELS if spec.name == name)
+
+
+def zoo_table(*, count_parameters: bool = True) -> pd.DataFrame:
+    """One row per model: identity, the paper's COCO numbers, availability and (built) parameter count.
+
+    Parameters
+    ----------
+    count_parameters : bool, default=True
+        Count the parameters of each buildable architecture at its full configuration, built on the
+        ``meta`` device (no weights are allocated). Unavailable models get NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``model``.
+    """
+    from .build import count_parameters as _count
+
+    rows = []
+    for spec in MODELS:
+        rows.append(
+            {
+                "model": spec.name,
+                "family": spec.family,
+                "variant": spec.variant,
+                "backbone": spec.backbone,
+                "training_data": spec.training_data,
+                **{k: spec.coco.get(k) for k in ("AP_box", "AP", "AP_l", "AP_m", "AP_s", "point_max_1_IoU", "point_oracle_1_IoU", "coco_val2017")},
+                "available": spec.available,
+                "built_with": f"transformers {spec.builder} config" if spec.available else None,
+                "hub_id": spec.hub_id,
+                "n_parameters": _count(spec.name) if (count_parameters and spec.available) else float("nan"),
+                "unavailable_reason": spec.unavailable_reason,
+            }
+        )
+    return pd.DataFrame(rows).set_index("model")
