@@ -31,7 +31,8 @@ RESPONSE_PRESENTATIONS = 2
 
 
 def trial_dff(dff: xr.DataArray) -> xr.DataArray:
-    """dF/F of each presentation relative to its pre-stimulus baseline, in percent (lazy if dask)."""
+    """dF/F of each presentation relative to its pre-stimulus baseline, in percent, float64 (lazy if dask)."""
+    dff = dff.astype(np.float64)
     baseline = dff.where(dff["frame_offset"] < 0).mean("time")
     return 100.0 * ((1.0 + dff) / (1.0 + baseline) - 1.0)
 
