@@ -1,0 +1,275 @@
+"""Cores: images (and behaviour) → a feature grid ``(batch, channels, h', w')``.
+
+Every core exposes ``output_shape`` (computed from its geometry, never from a forward pass),
+``behaviour_dim`` (how many behaviour values its forward takes; 0 = none) and ``regularizer()``.
+
+- :class:`V1TCore`: the V1T vision transformer with a behaviour MLP (B-MLP) in every block.
+- :class:`CNNCore`: the Lurz et al. (2021) baseline: stacked convolutions, behaviour as extra channels.
+- :class:`LinearCore`: one linear convolution, so core + Gaussian readout + ELU+1 is a
+  linear-nonlinear model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validation import check_float, check_int, check_shape2d
+
+
+def patch_grid(image_size, patch_size: int, stride: int) -> tuple[int, int]:
+    """Token grid ``(h', w')`` of sliding-window patches, from the geometry.
+
+    ``h' = (h − p) // s + 1`` (same for width). E.g. 36×64, patch 8: stride 1 → 29×57 (1,653 tokens),
+    stride 4 → 8×15 (the reference code guesses 10×12 from the token count).
+    """
+    h, w = check_shape2d(image_size, "image_size")
+    patch_size = check_int(patch_size, "patch_size", minimum=1, maximum=min(h, w))
+    stride = check_int(stride, "stride", minimum=1, maximum=patch_size)
+    return (h - patch_size) // stride + 1, (w - patch_size) // stride + 1
+
+
+def _l1(module: nn.Module) -> torch.Tensor:
+    return sum(p.abs().sum() for p in module.parameters())
+
+
+def _init_linear(module: nn.Module) -> None:
+    # the paper: dense weights ~ truncated normal(0, 0.02), biases 0, LayerNorm 1 / 0
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class BehaviourMLP(nn.Module):
+    """B-MLP: behaviour (+ pupil centre) → a per-sample embedding added to every token.
+
+    Linear(in → d/2) → Tanh → Linear(d/2 → d) → Tanh, as in the reference code (tanh lets the
+    adjustment be positive or negative).
+    """
+
+    def __init__(self, in_dim: int, emb_dim: int):
+        super().__init__()
+        hidden = max(1, emb_dim // 2)
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.Tanh(), nn.Linear(hidden, emb_dim), nn.Tanh())
+
+    def forward(self, behaviour: torch.Tensor) -> torch.Tensor:
+        return self.net(behaviour)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head self-attention; fast path through ``F.scaled_dot_product_attention``.
+
+    ``head_dim`` defaults to ``emb_dim`` (each head has the full embedding width, as in the reference
+    code); QKV have no bias and the scale is ``head_dim ** -0.5``. ``forward(x, return_attention=True)``
+    takes the explicit ``softmax(QKᵀ·scale)·V`` path and also returns the weights
+    ``(batch, heads, tokens, tokens)`` (before dropout), for analysis.
+    """
+
+    def __init__(self, emb_dim: int, n_heads: int, head_dim: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.n_heads = n_heads
+        self.head_dim = head_dim or emb_dim
+        inner = n_heads * self.head_dim
+        self.qkv = nn.Linear(emb_dim, 3 * inner, bias=False)
+        self.proj = nn.Sequential(nn.Linear(inner, emb_dim), nn.Dropout(dropout))
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if return_attention:
+            weights = torch.softmax(q @ k.transpose(-2, -1) * self.head_dim**-0.5, dim=-1)
+            out = F.dropout(weights, self.dropout, self.training) @ v
+        else:
+            weights = None
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        out = out.transpose(1, 2).reshape(b, n, -1)
+        return self.proj(out), weights
+
+
+class TransformerBlock(nn.Module):
+    """z ← z + B-MLP(behaviour); z ← z + MHA(LN(z)); z ← z + MLP(LN(z))  (pre-norm, paper eqs 1–3)."""
+
+    def __init__(self, emb_dim, n_heads, head_dim, mlp_dim, attention_dropout, mlp_dropout, behaviour_dim):
+        super().__init__()
+        self.behaviour_mlp = BehaviourMLP(behaviour_dim, emb_dim) if behaviour_dim else None
+        self.attention_norm = nn.LayerNorm(emb_dim)
+        self.attention = MultiHeadAttention(emb_dim, n_heads, head_dim, attention_dropout)
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(emb_dim),
+            nn.Linear(emb_dim, mlp_dim),
+            nn.GELU(),
+            nn.Dropout(mlp_dropout),
+            nn.Linear(mlp_dim, emb_dim),
+            nn.Dropout(mlp_dropout),
+        )
+
+    def forward(self, z, behaviour=None, return_attention=False):
+        if self.behaviour_mlp is not None:
+            z = z + self.behaviour_mlp(behaviour)[:, None, :]
+        attended, weights = self.attention(self.attention_norm(z), return_attention)
+        z = z + attended
+        return z + self.mlp(z), weights
+
+
+class V1TCore(nn.Module):
+    """V1T core: sliding-window patches → tokens (+ class token, learned positions) → blocks → grid.
+
+    The tokenizer is a sliding ``patch_size`` window with ``stride`` followed by a linear layer to
+    ``emb_dim``; it is computed as the equivalent convolution (kernel ``patch_size``, stride
+    ``stride``), whose weights ``(emb_dim, 1, p, p)`` are the patch-embedding kernels. After the last
+    block the class token is dropped and the patch tokens are reshaped to the true
+    :func:`patch_grid` ``(h', w')``.
+
+    Defaults follow the paper's Table A.2 (4 blocks, 4 heads, emb 155, MLP 488, dropouts, L1 0.5379)
+    except ``stride`` (paper: 1), which is a CPU-budget choice; see the "V1T training" chapter.
+    """
+
+    def __init__(
+        self,
+        image_size=(36, 64),
+        *,
+        patch_size: int = 8,
+        stride: int = 4,
+        emb_dim: int = 155,
+        n_blocks: int = 4,
+        n_heads: int = 4,
+        head_dim: int | None = None,
+        mlp_dim: int = 488,
+        patch_dropout: float = 0.0229,
+        attention_dropout: float = 0.2544,
+        mlp_dropout: float = 0.2544,
+        behaviour_dim: int = 5,
+        l1: float = 0.5379,
+    ):
+        super().__init__()
+        self.image_size = check_shape2d(image_size, "image_size")
+        self.grid = patch_grid(self.image_size, patch_size, stride)
+        emb_dim = check_int(emb_dim, "emb_dim", minimum=1)
+        check_int(n_blocks, "n_blocks", minimum=1)
+        check_int(n_heads, "n_heads", minimum=1)
+        self.behaviour_dim = check_int(behaviour_dim, "behaviour_dim", minimum=0)
+        self.l1 = check_float(l1, "l1", minimum=0.0)
+        for name, p in [("patch_dropout", patch_dropout), ("attention_dropout", attention_dropout), ("mlp_dropout", mlp_dropout)]:
+            check_float(p, name, minimum=0.0, maximum=1.0)
+        self.tokenizer = nn.Conv2d(1, emb_dim, patch_size, stride=stride)
+        n_tokens = self.grid[0] * self.grid[1]
+        self.class_token = nn.Parameter(torch.zeros(1, 1, emb_dim))
+        self.position_embedding = nn.Parameter(torch.empty(1, n_tokens + 1, emb_dim))
+        self.patch_dropout = nn.Dropout(patch_dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(emb_dim, n_heads, head_dim, mlp_dim, attention_dropout, mlp_dropout, self.behaviour_dim)
+            for _ in range(n_blocks)
+        )
+        self.apply(_init_linear)
+        nn.init.trunc_normal_(self.position_embedding, std=0.02)
+        nn.init.trunc_normal_(self.class_token, std=0.02)
+        fan_in = patch_size * patch_size
+        nn.init.trunc_normal_(self.tokenizer.weight, std=1 / math.sqrt(fan_in))
+        nn.init.zeros_(self.tokenizer.bias)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        return (self.tokenizer.out_channels, *self.grid)
+
+    def tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings with the class token first and positions added: ``(B, 1 + h'w', d)``."""
+        patches = self.tokenizer(images).flatten(2).transpose(1, 2)
+        cls = self.class_token.expand(len(images), -1, -1)
+        return self.patch_dropout(torch.cat([cls, patches], dim=1) + self.position_embedding)
+
+    def forward(self, images, behaviour=None, *, return_attention: bool = False):
+        """Feature grid ``(B, d, h', w')``; with ``return_attention`` also the per-block weights."""
+        z = self.tokens(images)
+        attention = []
+        for block in self.blocks:
+            z, weights = block(z, behaviour, return_attention)
+            attention.append(weights)
+        grid = z[:, 1:].transpose(1, 2).reshape(len(images), -1, *self.grid)
+        return (grid, attention) if return_attention else grid
+
+    def regularizer(self) -> torch.Tensor:
+        """L1 on all core parameters, weighted by ``l1`` (the paper's core regulariser)."""
+        return self.l1 * _l1(self)
+
+
+def _behaviour_channels(images, behaviour, n):
+    if not n:
+        return images
+    b, _, h, w = images.shape
+    return torch.cat([images, behaviour[:, :n, None, None].expand(b, n, h, w)], dim=1)
+
+
+class CNNCore(nn.Module):
+    """Lurz et al. (2021) CNN core: conv → BN → ELU layers with 'same' padding; behaviour as channels.
+
+    The first ``behaviour_dim`` behaviour values (pupil dilation, its derivative, running speed) are
+    broadcast to constant image channels. The regulariser is an L1 on the weights of the first layer.
+    """
+
+    def __init__(
+        self,
+        image_size=(36, 64),
+        *,
+        channels: int = 64,
+        n_layers: int = 4,
+        input_kernel: int = 9,
+        hidden_kernel: int = 7,
+        behaviour_dim: int = 3,
+        l1: float = 0.0,
+    ):
+        super().__init__()
+        self.image_size = check_shape2d(image_size, "image_size")
+        channels = check_int(channels, "channels", minimum=1)
+        n_layers = check_int(n_layers, "n_layers", minimum=1)
+        self.behaviour_dim = check_int(behaviour_dim, "behaviour_dim", minimum=0)
+        self.l1 = check_float(l1, "l1", minimum=0.0)
+        layers, c_in = [], 1 + self.behaviour_dim
+        for i in range(n_layers):
+            k = input_kernel if i == 0 else hidden_kernel
+            layers += [nn.Conv2d(c_in, channels, k, padding=k // 2, bias=False), nn.BatchNorm2d(channels), nn.ELU()]
+            c_in = channels
+        self.layers = nn.Sequential(*layers)
+
+    @property
+    def output_shape(self):
+        return (self.layers[0].out_channels, *self.image_size)
+
+    def forward(self, images, behaviour=None):
+        return self.layers(_behaviour_channels(images, behaviour, self.behaviour_dim))
+
+    def regularizer(self):
+        return self.l1 * self.layers[0].weight.abs().sum()
+
+
+class LinearCore(nn.Module):
+    """One linear convolution ('same' padding, no nonlinearity): the linear stage of an LN model."""
+
+    def __init__(self, image_size=(36, 64), *, channels: int = 16, kernel: int = 13, behaviour_dim: int = 3, l1: float = 0.0):
+        super().__init__()
+        self.image_size = check_shape2d(image_size, "image_size")
+        self.behaviour_dim = check_int(behaviour_dim, "behaviour_dim", minimum=0)
+        self.l1 = check_float(l1, "l1", minimum=0.0)
+        kernel = check_int(kernel, "kernel", minimum=1)
+        self.conv = nn.Conv2d(1 + self.behaviour_dim, check_int(channels, "channels", minimum=1), kernel, padding=kernel // 2)
+
+    @property
+    def output_shape(self):
+        return (self.conv.out_channels, *self.image_size)
+
+    def forward(self, images, behaviour=None):
+        return self.conv(_behaviour_channels(images, behaviour, self.behaviour_dim))
+
+    def regularizer(self):
+        return self.l1 * self.conv.weight.abs().sum()
+
+
+#: Registry of core names → classes (the chapter's ``cores`` parameter).
+CORES = {"v1t": V1TCore, "cnn": CNNCore, "linear": LinearCore}

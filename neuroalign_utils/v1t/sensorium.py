@@ -1,0 +1,457 @@
+"""Sensorium 2022 (the V1T paper's DATASET S): a synthetic writer and the loader of the release layout.
+
+The writer produces the release's folder and file layout exactly (see ``docs/data-formats.md`` §B):
+a root folder ``sensorium`` holding one folder per mouse named as in the release, one ``.npy`` per trial
+under ``data/``, unicode tiers, and float32 statistics computed on the training tier. The loader reads
+that layout and nothing else, so pointing it at the real release is a change of one path.
+
+Planted ground truth (synthetic mice only, in ``<mouse>/ground_truth/``, which the loader ignores):
+each neuron is a V1-like unit (a Gabor pair: a half-squared simple part mixed with an energy part) on
+the image block-averaged to 36×64 (the V1T input size). Its RF centre follows a smooth retinotopic map
+of ``cell_motor_coordinates`` (azimuth from cortical x, elevation from cortical y). Per trial the
+response is gain-modulated by pupil dilation and running speed, the RF is shifted by the pupil centre,
+and the recorded response is Gamma distributed with variance equal to its mean (Poisson-like). The
+noise-free expected response of every trial is recorded, so the true noise ceiling is known.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from tqdm.auto import tqdm
+
+from .. import storage
+from .._validation import check_float, check_int, check_shape2d, check_subset
+from ..images import natural_image_set
+
+logger = logging.getLogger(__name__)
+
+#: Release mouse names (DATASET S mice A–E) and the shared folder suffix.
+MOUSE_IDS = {
+    "A": "21067-10-18",
+    "B": "22846-10-16",
+    "C": "23343-5-17",
+    "D": "23656-14-22",
+    "E": "23964-4-22",
+}
+FOLDER_SUFFIX = "GrayImageNet-94c6ff995dac583098847cfecd43e7b6"
+IMAGE_SHAPE = (144, 256)
+#: Resolution at which the planted units see the image (and V1T's input size).
+PLANTED_SHAPE = (36, 64)
+TIERS = ("train", "validation", "test")
+STAT_NAMES = ("min", "max", "median", "mean", "std")
+TRIAL_FILES = {"images": (1, *IMAGE_SHAPE), "responses": None, "behavior": (3,), "pupil_center": (2,)}
+META_FILES = (
+    "meta/trials/tiers.npy",
+    "meta/trials/frame_image_id.npy",
+    "meta/trials/trial_idx.npy",
+    "meta/neurons/unit_ids.npy",
+    "meta/neurons/cell_motor_coordinates.npy",
+    "meta/neurons/animal_ids.npy",
+)
+
+
+def mouse_folder_name(mouse: str) -> str:
+    """Release folder name of mouse ``'A'``–``'E'``, e.g. ``static21067-10-18-GrayImageNet-…``."""
+    check_subset(mouse, "mouse", list(MOUSE_IDS))
+    return f"static{MOUSE_IDS[mouse]}-{FOLDER_SUFFIX}"
+
+
+# --------------------------------------------------------------------------------------------- writer
+def write_synthetic_sensorium(
+    root: str | os.PathLike | None = None,
+    *,
+    mice=("A", "B"),
+    n_neurons: int = 200,
+    n_trials: int = 1000,
+    n_test_images: int = 20,
+    n_repeats: int = 10,
+    validation_fraction: float = 0.15,
+    behaviour_gain: float = 0.35,
+    pupil_shift_px: float = 1.5,
+    mean_rate: float = 0.4,
+    seed: int = 0,
+) -> Path:
+    """Write synthetic mice in the Sensorium 2022 layout (cached: an existing complete copy is reused).
+
+    Parameters
+    ----------
+    root : path-like, optional
+        Folder that will hold ``sensorium/``. Default: ``<data dir>/sensorium_synthetic/<key>`` where
+        the key hashes every argument below.
+    mice : sequence of {'A', 'B', 'C', 'D', 'E'}, default=('A', 'B')
+        Which release mice to imitate (folder names as in the release). The paper: all five.
+    n_neurons : int, default=200
+        Neurons per mouse (the paper's mice have ~7–8k).
+    n_trials : int, default=1000
+        Trials per mouse, test repeats included (the paper's mice have ~6k).
+    n_test_images : int, default=20
+        Distinct test images; each is shown ``n_repeats`` times.
+    n_repeats : int, default=10
+        Repeats per test image (the release has ~10).
+    validation_fraction : float, default=0.15
+        Share of the non-test trials in the ``validation`` tier.
+    behaviour_gain : float, default=0.35
+        Largest log-gain per standard deviation of pupil dilation and of running speed; 0 plants no
+        behavioural modulation.
+    pupil_shift_px : float, default=1.5
+        RF shift (pixels of the 36×64 image) per standard deviation of the pupil centre; 0 plants none.
+    mean_rate : float, default=0.4
+        Mean expected response; with unit Fano factor it sets the noise level (default: single-trial ceiling ≈ 0.65).
+    seed : int, default=0
+
+    Returns
+    -------
+    pathlib.Path
+        The ``sensorium`` folder.
+    """
+    mice = check_subset(mice, "mice", list(MOUSE_IDS))
+    n_neurons = check_int(n_neurons, "n_neurons", minimum=1)
+    n_test_images = check_int(n_test_images, "n_test_images", minimum=1)
+    n_repeats = check_int(n_repeats, "n_repeats", minimum=2)
+    n_trials = check_int(n_trials, "n_trials", minimum=n_test_images * n_repeats + 10)
+    validation_fraction = check_float(validation_fraction, "validation_fraction", minimum=0.01, maximum=0.5)
+    behaviour_gain = check_float(behaviour_gain, "behaviour_gain", minimum=0.0, maximum=2.0)
+    pupil_shift_px = check_float(pupil_shift_px, "pupil_shift_px", minimum=0.0, maximum=10.0)
+    mean_rate = check_float(mean_rate, "mean_rate", minimum=0.01)
+    seed = check_int(seed, "seed", minimum=0)
+    settings = dict(
+        mice=mice, n_neurons=n_neurons, n_trials=n_trials, n_test_images=n_test_images,
+        n_repeats=n_repeats, validation_fraction=validation_fraction, behaviour_gain=behaviour_gain,
+        pupil_shift_px=pupil_shift_px, mean_rate=mean_rate, seed=seed,
+    )
+    if root is None:
+        root = storage.get_data_dir() / "sensorium_synthetic" / storage.content_key(settings)
+    target = Path(root) / "sensorium"
+    if all((target / mouse_folder_name(m) / "ground_truth" / "neurons.npz").exists() for m in mice):
+        return target
+    with storage.atomic_path(target, is_dir=True) as tmp:
+        for index, mouse in enumerate(mice):
+            rng = np.random.default_rng([seed, index])
+            _write_mouse(tmp / mouse_folder_name(mouse), rng, index, settings)
+        storage.write_json(tmp / "synthetic_settings.json", settings)
+    logger.info("wrote synthetic Sensorium mice %s to %s", mice, target)
+    return target
+
+
+def _write_mouse(folder: Path, rng: np.random.Generator, index: int, s: dict) -> None:
+    n_trials, n_neurons = s["n_trials"], s["n_neurons"]
+    n_test_trials = s["n_test_images"] * s["n_repeats"]
+    n_rest = n_trials - n_test_trials
+    n_val = max(1, int(round(s["validation_fraction"] * n_rest)))
+    n_images = s["n_test_images"] + n_rest
+    pool = natural_image_set(n_images, IMAGE_SHAPE, random_state=int(rng.integers(2**31)))
+    pool = np.round(pool.values * 255).astype(np.uint8)
+
+    # trials: test images repeated, every other image once; shuffled presentation order
+    image_of_trial = np.concatenate(
+        [np.repeat(np.arange(s["n_test_images"]), s["n_repeats"]), np.arange(s["n_test_images"], n_images)]
+    )
+    tier_of_trial = np.array(["test"] * n_test_trials + ["validation"] * n_val + ["train"] * (n_rest - n_val))
+    order = rng.permutation(n_trials)
+    image_of_trial, tier_of_trial = image_of_trial[order], tier_of_trial[order]
+
+    behaviour, pupil_center = _behaviour_traces(rng, n_trials)
+    neurons = _plant_neurons(rng, n_neurons)
+    expected = _expected_responses(pool, image_of_trial, behaviour, pupil_center, neurons, s)
+    responses = rng.gamma(np.maximum(expected, 1e-6), 1.0).astype(np.float32)  # variance = mean
+
+    for sub in TRIAL_FILES:
+        (folder / "data" / sub).mkdir(parents=True, exist_ok=True)
+    for t in range(n_trials):
+        np.save(folder / "data" / "images" / f"{t}.npy", pool[image_of_trial[t]][None])
+        np.save(folder / "data" / "responses" / f"{t}.npy", responses[t])
+        np.save(folder / "data" / "behavior" / f"{t}.npy", behaviour[t])
+        np.save(folder / "data" / "pupil_center" / f"{t}.npy", pupil_center[t])
+
+    meta_trials, meta_neurons = folder / "meta" / "trials", folder / "meta" / "neurons"
+    meta_trials.mkdir(parents=True)
+    meta_neurons.mkdir(parents=True)
+    np.save(meta_trials / "tiers.npy", tier_of_trial.astype(str))  # unicode, as the release
+    np.save(meta_trials / "frame_image_id.npy", (image_of_trial + 10_000 * index).astype(np.int64))
+    np.save(meta_trials / "trial_idx.npy", np.arange(n_trials, dtype=np.int64))
+    np.save(meta_neurons / "unit_ids.npy", np.arange(1, n_neurons + 1, dtype=np.int64))
+    np.save(meta_neurons / "cell_motor_coordinates.npy", neurons.pop("cell_motor_coordinates"))
+    np.save(meta_neurons / "animal_ids.npy", np.full(n_neurons, int(MOUSE_IDS["ABCDE"[index]].split("-")[0])))
+
+    train = tier_of_trial == "train"
+    arrays = {
+        "images": pool[image_of_trial[train]].astype(np.float32),
+        "responses": responses[train],
+        "behavior": behaviour[train],
+        "pupil_center": pupil_center[train],
+    }
+    for name, values in arrays.items():
+        stats_dir = folder / "meta" / "statistics" / name / "all"
+        stats_dir.mkdir(parents=True)
+        axis = None if name == "images" else 0
+        for stat, func in zip(STAT_NAMES, (np.min, np.max, np.median, np.mean, np.std)):
+            np.save(stats_dir / f"{stat}.npy", np.asarray(func(values, axis=axis), dtype=np.float32))
+
+    truth = folder / "ground_truth"
+    truth.mkdir()
+    np.save(truth / "expected_responses.npy", expected.astype(np.float32))
+    np.savez(truth / "neurons.npz", pupil_shift_px=s["pupil_shift_px"], **neurons)
+
+
+def _behaviour_traces(rng: np.random.Generator, n_trials: int):
+    """Slow pupil (AR(1) across trials), its derivative, bouts of running, a wandering pupil centre."""
+    def ar1(rho, n):
+        x = np.empty(n)
+        x[0] = rng.normal()
+        for t in range(1, n):
+            x[t] = rho * x[t - 1] + np.sqrt(1 - rho**2) * rng.normal()
+        return x
+
+    arousal = ar1(0.95, n_trials)
+    dilation = np.clip(18 + 6 * arousal + rng.normal(0, 1, n_trials), 4, None)
+    derivative = np.diff(dilation, prepend=dilation[0])
+    running_state = np.zeros(n_trials, bool)
+    for t in range(1, n_trials):  # bouts, more likely when aroused
+        p_on = 0.04 * np.exp(arousal[t])
+        running_state[t] = rng.random() < (0.92 if running_state[t - 1] else p_on)
+    speed = np.where(running_state, np.abs(rng.normal(12, 5, n_trials)), np.abs(rng.normal(0, 0.3, n_trials)))
+    behaviour = np.stack([dilation, derivative, speed], axis=1).astype(np.float32)
+    pupil_center = np.stack([160 + 6 * ar1(0.8, n_trials), 120 + 4 * ar1(0.8, n_trials)], axis=1)
+    return behaviour, pupil_center.astype(np.float32)
+
+
+def _plant_neurons(rng: np.random.Generator, n: int) -> dict:
+    """Cortical positions and the V1-like units they carry (retinotopy: position → RF centre)."""
+    h, w = PLANTED_SHAPE
+    coords = np.stack([rng.uniform(-400, 400, n), rng.uniform(-300, 300, n), rng.uniform(150, 400, n)], 1)
+    centre_x = w / 2 + (w * 0.36) * coords[:, 0] / 400 + rng.normal(0, 1.0, n)
+    centre_y = h / 2 - (h * 0.30) * coords[:, 1] / 300 + rng.normal(0, 1.0, n)
+    sigma = rng.uniform(2.0, 3.2, n)
+    return dict(
+        cell_motor_coordinates=coords.astype(np.float32),
+        centre_x=np.clip(centre_x, 4, w - 5),
+        centre_y=np.clip(centre_y, 4, h - 5),
+        sigma=sigma,
+        wavelength=sigma * rng.uniform(2.2, 3.2, n),
+        orientation=rng.uniform(0, np.pi, n),
+        phase=rng.uniform(0, 2 * np.pi, n),
+        simple_weight=rng.uniform(0.0, 1.0, n),
+        gain_pupil=rng.uniform(0.3, 1.0, n),
+        gain_running=rng.uniform(0.0, 1.0, n),
+        baseline=rng.uniform(0.1, 0.4, n),
+    )
+
+
+def gabor_pair(neurons: dict, shape=PLANTED_SHAPE) -> tuple[np.ndarray, np.ndarray]:
+    """Even and odd Gabor filters of the planted units, each ``(n_neurons, h, w)``."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(float)
+    dx = xx[None] - neurons["centre_x"][:, None, None]
+    dy = yy[None] - neurons["centre_y"][:, None, None]
+    theta = neurons["orientation"][:, None, None]
+    u = dx * np.cos(theta) + dy * np.sin(theta)
+    envelope = np.exp(-(dx**2 + dy**2) / (2 * neurons["sigma"][:, None, None] ** 2))
+    carrier = 2 * np.pi * u / neurons["wavelength"][:, None, None] + neurons["phase"][:, None, None]
+    even, odd = envelope * np.cos(carrier), envelope * np.sin(carrier)
+    norm = np.sqrt((even**2).sum((1, 2), keepdims=True))
+    return even / norm, odd / norm
+
+
+def block_average(images: np.ndarray, shape=PLANTED_SHAPE) -> np.ndarray:
+    """Area-average ``(..., H, W)`` images to ``shape`` (what the planted units and V1T see)."""
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    lead = x.shape[:-2]
+    out = F.interpolate(x.reshape(-1, 1, *x.shape[-2:]), size=tuple(shape), mode="area")
+    return out.reshape(*lead, *shape).numpy()
+
+
+def planted_drive(images: np.ndarray, neurons: dict) -> np.ndarray:
+    """Visual drive ``(n_images, n_neurons)`` of the planted units to 36×64 images in [0, 1] units.
+
+    Drive = w·relu(even)² + (1 − w)·(even² + odd²): a simple-cell part mixed with an energy part.
+    """
+    even, odd = gabor_pair(neurons, images.shape[-2:])
+    flat = (images - 0.5).reshape(len(images), -1)
+    e = flat @ even.reshape(len(even), -1).T
+    o = flat @ odd.reshape(len(odd), -1).T
+    w = neurons["simple_weight"]
+    return w * np.maximum(e, 0) ** 2 + (1 - w) * (e**2 + o**2)
+
+
+def _expected_responses(pool, image_of_trial, behaviour, pupil_center, neurons, s) -> np.ndarray:
+    small = block_average(pool) / 255.0
+    z_pupil_center = (pupil_center - pupil_center.mean(0)) / pupil_center.std(0)
+    shift = s["pupil_shift_px"] * z_pupil_center  # RF moves by +shift: sample the image at x + shift
+    seen = np.stack(
+        [
+            ndimage.shift(small[image_of_trial[t]], (-shift[t, 1], -shift[t, 0]), order=1, mode="nearest")
+            for t in range(len(image_of_trial))
+        ]
+    )
+    drive = planted_drive(seen, neurons)
+    drive /= drive.mean(0, keepdims=True) + 1e-12
+    z = (behaviour - behaviour.mean(0)) / behaviour.std(0)
+    log_gain = s["behaviour_gain"] * (
+        neurons["gain_pupil"] * z[:, [0]] + neurons["gain_running"] * z[:, [2]]
+    )
+    gain = np.exp(log_gain - log_gain.mean(0, keepdims=True))
+    return s["mean_rate"] * gain * (neurons["baseline"] + drive) / (1 + neurons["baseline"])
+
+
+# --------------------------------------------------------------------------------------------- loader
+@dataclass
+class MouseData:
+    """One mouse, standardised as in the V1T paper, in trial order.
+
+    ``images`` ``(T, 1, h, w)``: ``(x − mean) / std``; ``responses`` ``(T, N)``: ``x / std`` per
+    neuron (std floored at 1 % of the mean std); ``behaviour`` ``(T, 3)``: ``x / std``;
+    ``pupil_center`` ``(T, 2)``: z-scored. Statistics come from ``meta/statistics`` (training tier).
+    """
+
+    name: str
+    folder: Path
+    images: np.ndarray
+    responses: np.ndarray
+    behaviour: np.ndarray
+    pupil_center: np.ndarray
+    tiers: np.ndarray
+    image_ids: np.ndarray
+    trial_idx: np.ndarray
+    unit_ids: np.ndarray
+    coordinates: np.ndarray
+    animal_id: int
+    response_scale: np.ndarray
+    statistics: dict = field(repr=False)
+
+    @property
+    def n_neurons(self) -> int:
+        return self.responses.shape[1]
+
+    def tier(self, name: str) -> np.ndarray:
+        """Trial indices of tier ``name`` (``'train'``, ``'validation'`` or ``'test'``)."""
+        check_subset(name, "tier", TIERS)
+        return np.flatnonzero(self.tiers == name)
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"Malformed Sensorium folder: missing {path} (the release layout is described in "
+            f"docs/data-formats.md §B)."
+        )
+    return path
+
+
+def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseData:
+    """Read one mouse folder of the Sensorium 2022 layout and standardise it.
+
+    Parameters
+    ----------
+    folder : path-like
+        A mouse folder, e.g. ``.../sensorium/static21067-10-18-GrayImageNet-…``.
+    image_size : (int, int), default=(36, 64)
+        Images are area-averaged to this size once at load time (V1T's input size; the reference
+        resizes bilinearly inside every forward pass).
+
+    Returns
+    -------
+    MouseData
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the first missing file of the layout.
+    ValueError
+        When tiers are not unicode strings or the statistics are not float32.
+    """
+    folder = Path(folder)
+    image_size = check_shape2d(image_size, "image_size")
+    for rel in META_FILES:
+        _require(folder / rel)
+    stats = {}
+    for name in TRIAL_FILES:
+        stats[name] = {}
+        for stat in STAT_NAMES:
+            value = np.load(_require(folder / "meta" / "statistics" / name / "all" / f"{stat}.npy"))
+            if value.dtype != np.float32:
+                raise ValueError(
+                    f"{folder}/meta/statistics/{name}/all/{stat}.npy must be float32 as in the release; "
+                    f"found {value.dtype}."
+                )
+            stats[name][stat] = value
+    tiers = np.load(folder / "meta/trials/tiers.npy")
+    if tiers.dtype.kind != "U":
+        raise ValueError(
+            f"{folder}/meta/trials/tiers.npy must hold unicode strings {TIERS}; found dtype {tiers.dtype} "
+            "(bytes compare unequal to every tier name)."
+        )
+    unknown = sorted(set(tiers) - set(TIERS))
+    if unknown or not (tiers == "train").any():
+        raise ValueError(f"{folder}/meta/trials/tiers.npy: tiers must be in {TIERS} with some 'train'; got {unknown}.")
+    n_trials = len(tiers)
+    raw = {}
+    for name in TRIAL_FILES:
+        files = [folder / "data" / name / f"{t}.npy" for t in range(n_trials)]
+        raw[name] = [np.load(_require(f)) for f in tqdm(files, desc=f"{folder.name[:17]} {name}", leave=False)]
+    images = np.stack(raw["images"]).astype(np.float32)
+    if images.shape[1:] != (1, *IMAGE_SHAPE):
+        raise ValueError(f"{folder}/data/images: each trial must be (1, 144, 256); found {images.shape[1:]}.")
+    if tuple(image_size) != IMAGE_SHAPE:
+        images = block_average(images, image_size)
+    images = (images - stats["images"]["mean"]) / stats["images"]["std"]
+    response_std = stats["responses"]["std"]
+    response_scale = np.maximum(response_std, 0.01 * response_std.mean()).astype(np.float32)
+    pupil = stats["pupil_center"]
+    animal_ids = np.load(folder / "meta/neurons/animal_ids.npy")
+    return MouseData(
+        name=folder.name,
+        folder=folder,
+        images=images.astype(np.float32),
+        responses=(np.stack(raw["responses"]) / response_scale).astype(np.float32),
+        behaviour=(np.stack(raw["behavior"]) / stats["behavior"]["std"]).astype(np.float32),
+        pupil_center=((np.stack(raw["pupil_center"]) - pupil["mean"]) / pupil["std"]).astype(np.float32),
+        tiers=tiers,
+        image_ids=np.load(folder / "meta/trials/frame_image_id.npy"),
+        trial_idx=np.load(folder / "meta/trials/trial_idx.npy"),
+        unit_ids=np.load(folder / "meta/neurons/unit_ids.npy"),
+        coordinates=np.load(folder / "meta/neurons/cell_motor_coordinates.npy").astype(np.float32),
+        animal_id=int(np.unique(animal_ids)[0]),
+        response_scale=response_scale,
+        statistics=stats,
+    )
+
+
+def load_sensorium(root: str | os.PathLike, mice=None, *, image_size=PLANTED_SHAPE) -> dict[str, MouseData]:
+    """Load mouse folders under a ``sensorium`` root, keyed by folder name.
+
+    ``mice`` is a list of release letters (``'A'``–``'E'``) or folder names; default: every
+    ``static*`` folder under ``root``, sorted.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"'root' {root} is not a folder; point it at the 'sensorium' folder.")
+    available = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("static"))
+    if mice is None:
+        names = available
+    else:
+        names = [mouse_folder_name(m) if m in MOUSE_IDS else m for m in check_subset(mice, "mice", [*MOUSE_IDS, *available])]
+    if not names:
+        raise FileNotFoundError(f"No 'static*' mouse folders under {root}.")
+    return {name: load_mouse(root / name, image_size=image_size) for name in names}
+
+
+def load_planted_truth(folder: str | os.PathLike) -> dict:
+    """Planted ground truth of a synthetic mouse folder (absent from the real release).
+
+    Returns a dict with ``expected_responses`` ``(T, N)`` (noise-free, raw units), the planted unit
+    parameters (``centre_x``, ``centre_y``, ``sigma`` in pixels of the 36×64 image, ``orientation``,
+    …) and ``pupil_shift_px``.
+    """
+    truth = Path(folder) / "ground_truth"
+    _require(truth / "neurons.npz")
+    out = dict(np.load(truth / "neurons.npz"))
+    out["pupil_shift_px"] = float(out["pupil_shift_px"])
+    out["expected_responses"] = np.load(_require(truth / "expected_responses.npy"))
+    return out

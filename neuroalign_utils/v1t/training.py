@@ -1,0 +1,250 @@
+"""Training and evaluation of the encoders (the V1T paper's procedure, section 4.2).
+
+- Poisson loss ``Σ (o − r·log o)`` over batch and neurons (``1e-8`` added to both), scaled by
+  ``√(training trials of the mouse / batch size)``, plus the L1 regularisers of core and readout.
+- One AdamW step (betas 0.9 / 0.9999, no weight decay) per round of one batch from *every* mouse:
+  gradients are accumulated across mice.
+- Plateau schedule on the validation single-trial correlation: after ``patience`` epochs without
+  improvement the learning rate is multiplied by ``factor`` and the best weights are reloaded; after
+  ``n_reductions`` reductions the next plateau stops training; the best weights are restored.
+- Seeded: trial order and dropout / readout sampling are drawn from seeds derived from
+  ``(seed, epoch)``, so a run resumed from its checkpoint continues exactly where it stopped.
+  The global torch RNG is used inside :func:`torch.random.fork_rng` only, so callers' state is kept.
+- After every epoch the whole training state is written atomically to ``checkpoint_dir``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .. import storage
+from .._validation import check_float, check_int, check_in_allowed
+from . import metrics
+from .models import Encoder, build_model
+from .sensorium import TIERS, MouseData
+
+logger = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+def poisson_loss(responses: torch.Tensor, predictions: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``Σ (o − r·log o)`` over every element, with ``eps`` added to ``r`` and ``o`` (paper eq. 4)."""
+    return (predictions + eps - (responses + eps) * torch.log(predictions + eps)).sum()
+
+
+def _tensors(mouse: MouseData, trials: np.ndarray):
+    return (
+        torch.from_numpy(mouse.images[trials]),
+        torch.from_numpy(mouse.behaviour[trials]),
+        torch.from_numpy(mouse.pupil_center[trials]),
+    )
+
+
+@torch.no_grad()
+def predict(model: Encoder, mouse: MouseData, trials: np.ndarray | None = None, *, batch_size: int = 128) -> np.ndarray:
+    """Predicted responses ``(len(trials), n_neurons)`` in evaluation mode (all trials by default)."""
+    trials = np.arange(len(mouse.tiers)) if trials is None else np.asarray(trials)
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(trials), batch_size):
+        images, behaviour, pupil = _tensors(mouse, trials[start : start + batch_size])
+        out.append(model(images, mouse.name, behaviour, pupil).numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, mouse.n_neurons), np.float32)
+
+
+def validation_score(model: Encoder, data: dict[str, MouseData]) -> float:
+    """Single-trial correlation on the validation tier, averaged over neurons, then mice."""
+    scores = []
+    for mouse in data.values():
+        trials = mouse.tier("validation")
+        scores.append(metrics.single_trial_correlation(mouse.responses[trials], predict(model, mouse, trials)).mean())
+    return float(np.mean(scores))
+
+
+def evaluate(model: Encoder, data: dict[str, MouseData], *, tier: str = "test", expected: dict | None = None) -> pd.DataFrame:
+    """Per-mouse single-trial correlation and correlation to average on ``tier``.
+
+    Parameters
+    ----------
+    expected : dict of mouse name → array (trials, neurons), optional
+        Noise-free expected responses (the planted truth of synthetic mice). Adds the true noise
+        ceilings (the same metrics computed for the expected responses) and the model's fraction
+        of each (mean model correlation / mean ceiling).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per mouse: ``mouse``, ``n_neurons``, ``single_trial_correlation``,
+        ``correlation_to_average`` (and ``*_ceiling`` / ``fraction_of_*_ceiling`` columns).
+    """
+    check_in_allowed(tier, "tier", TIERS)
+    rows = []
+    for name, mouse in data.items():
+        trials = mouse.tier(tier)
+        r, o, ids = mouse.responses[trials], predict(model, mouse, trials), mouse.image_ids[trials]
+        row = {
+            "mouse": name,
+            "n_neurons": mouse.n_neurons,
+            "single_trial_correlation": metrics.single_trial_correlation(r, o).mean(),
+            "correlation_to_average": metrics.correlation_to_average(r, o, ids).mean(),
+        }
+        if expected is not None:
+            e = expected[name][trials]
+            row["single_trial_ceiling"] = metrics.single_trial_correlation(r, e).mean()
+            row["correlation_to_average_ceiling"] = metrics.correlation_to_average(r, e, ids).mean()
+            row["fraction_of_single_trial_ceiling"] = row["single_trial_correlation"] / row["single_trial_ceiling"]
+            row["fraction_of_average_ceiling"] = row["correlation_to_average"] / row["correlation_to_average_ceiling"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _epoch_batches(data: dict[str, MouseData], batch_size: int, seed: int, epoch: int) -> list[list[tuple[str, np.ndarray]]]:
+    """Rounds of one batch per mouse; mice with fewer batches cycle through theirs again."""
+    per_mouse = {}
+    for i, (name, mouse) in enumerate(data.items()):
+        order = np.random.default_rng([seed, epoch, i]).permutation(mouse.tier("train"))
+        per_mouse[name] = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    n_rounds = max(len(b) for b in per_mouse.values())
+    return [[(name, batches[k % len(batches)]) for name, batches in per_mouse.items()] for k in range(n_rounds)]
+
+
+def train(
+    model: Encoder,
+    data: dict[str, MouseData],
+    *,
+    batch_size: int = 16,
+    learning_rate: float = 0.0016,
+    max_epochs: int = 400,
+    patience: int = 10,
+    factor: float = 0.3,
+    n_reductions: int = 2,
+    seed: int = 0,
+    checkpoint_dir: str | os.PathLike | None = None,
+    callback: Callable[[int, dict], None] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train ``model`` on the training tiers of ``data``; return the per-epoch history.
+
+    Parameters
+    ----------
+    model : Encoder
+        Built with :func:`~neuroalign_utils.v1t.models.build_model` for the mice in ``data``.
+    data : dict of mouse name → MouseData
+    batch_size, learning_rate, max_epochs : training settings (paper: 16, 0.0016, ≤ 400).
+    patience, factor, n_reductions : plateau schedule on the validation correlation (paper: 10, 0.3, 2).
+    seed : int
+        Seeds trial order, dropout and readout sampling (per epoch).
+    checkpoint_dir : path-like, optional
+        Where ``checkpoint.pt`` is written after every epoch; an existing checkpoint of the same model
+        config and training settings is resumed.
+    callback : callable(epoch, record), optional
+        Called after every epoch (and after the checkpoint is written).
+    progress : bool
+        Show a tqdm bar over epochs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per epoch: ``epoch``, ``train_loss``, ``validation_correlation``, ``learning_rate``,
+        ``best``. The model holds the best weights on return.
+    """
+    if set(model.readouts) != set(data):
+        raise ValueError(f"'data' mice {sorted(data)} do not match the model's readouts {sorted(model.readouts)}.")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    learning_rate = check_float(learning_rate, "learning_rate", minimum=0.0)
+    max_epochs = check_int(max_epochs, "max_epochs", minimum=1)
+    patience = check_int(patience, "patience", minimum=1)
+    factor = check_float(factor, "factor", minimum=0.0, maximum=1.0)
+    n_reductions = check_int(n_reductions, "n_reductions", minimum=0)
+    seed = check_int(seed, "seed", minimum=0)
+    settings = dict(model=model.config, batch_size=batch_size, learning_rate=learning_rate, max_epochs=max_epochs,
+                    patience=patience, factor=factor, n_reductions=n_reductions, seed=seed, mice=sorted(data))
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.9999), weight_decay=0.0)
+    state = dict(epoch=0, best_score=-math.inf, best_state=copy.deepcopy(model.state_dict()), wait=0, reductions=0, history=[], done=False)
+    checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        if saved["settings"] == settings:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            state = saved["state"]
+            logger.info("resuming from %s at epoch %d", checkpoint, state["epoch"])
+        else:
+            logger.warning("ignoring %s: it was written for other settings", checkpoint)
+    scales = {name: math.sqrt(len(m.tier("train")) / batch_size) for name, m in data.items()}
+
+    bar = tqdm(total=max_epochs, initial=state["epoch"], desc=f"train {model.config['core']}", disable=not progress)
+    while not state["done"] and state["epoch"] < max_epochs:
+        epoch = state["epoch"]
+        model.train()
+        total = 0.0
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed * 100_003 + epoch)
+            for round_ in _epoch_batches(data, batch_size, seed, epoch):
+                optimizer.zero_grad(set_to_none=True)
+                for name, trials in round_:
+                    images, behaviour, pupil = _tensors(data[name], trials)
+                    responses = torch.from_numpy(data[name].responses[trials])
+                    output = model(images, name, behaviour, pupil)
+                    loss = scales[name] * poisson_loss(responses, output) + model.regularizer(name)
+                    loss.backward()
+                    total += loss.item()
+                optimizer.step()
+        score = validation_score(model, data)
+        improved = score > state["best_score"]
+        if improved:
+            state.update(best_score=score, best_state=copy.deepcopy(model.state_dict()), wait=0)
+        else:
+            state["wait"] += 1
+        lr = optimizer.param_groups[0]["lr"]
+        record = dict(epoch=epoch + 1, train_loss=total, validation_correlation=score, learning_rate=lr, best=improved)
+        state["history"].append(record)
+        if state["wait"] >= patience:
+            if state["reductions"] >= n_reductions:
+                state["done"] = True
+            else:
+                model.load_state_dict(state["best_state"])
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * factor
+                state.update(wait=0, reductions=state["reductions"] + 1)
+                logger.info("epoch %d: learning rate → %.2g, best weights reloaded", epoch + 1, lr * factor)
+        state["epoch"] = epoch + 1
+        if checkpoint is not None:
+            with storage.atomic_path(checkpoint) as tmp:
+                torch.save(dict(settings=settings, model=model.state_dict(), optimizer=optimizer.state_dict(), state=state), tmp)
+        bar.update(1)
+        bar.set_postfix(val_corr=f"{score:.3f}", lr=f"{lr:.1e}")
+        if callback is not None:
+            callback(epoch + 1, record)
+    bar.close()
+    model.load_state_dict(state["best_state"])
+    model.eval()
+    return pd.DataFrame(state["history"])
+
+
+def save_model(model: Encoder, path: str | os.PathLike) -> Path:
+    """Write the model's config and weights to ``path`` atomically (read back with :func:`load_model`)."""
+    with storage.atomic_path(path) as tmp:
+        torch.save(dict(config=model.config, state=model.state_dict()), tmp)
+    return Path(path)
+
+
+def load_model(path: str | os.PathLike) -> Encoder:
+    """Rebuild a model saved by :func:`save_model` (in evaluation mode)."""
+    saved = torch.load(Path(path), weights_only=False)
+    model = build_model(saved["config"])
+    model.load_state_dict(saved["state"])
+    return model.eval()
