@@ -1,0 +1,223 @@
+"""V1T: layout writer and loader, model parts, metrics, training resume (fast tests)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from neuroalign_utils.v1t import metrics, models, sensorium, training
+from neuroalign_utils.v1t.cores import V1TCore, patch_grid
+from neuroalign_utils.v1t.readouts import GaussianReadout
+
+TINY = dict(mice=("A",), n_neurons=8, n_trials=60, n_test_images=4, n_repeats=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory):
+    return sensorium.write_synthetic_sensorium(tmp_path_factory.mktemp("tiny"), **TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_root):
+    return sensorium.load_sensorium(tiny_root)
+
+
+# ----------------------------------------------------------------------------------- layout
+def test_writer_produces_the_release_layout(tiny_root):
+    assert tiny_root.name == "sensorium"
+    mouse = tiny_root / "static21067-10-18-GrayImageNet-94c6ff995dac583098847cfecd43e7b6"
+    assert mouse.is_dir()
+    assert np.load(mouse / "data/images/0.npy").shape == (1, 144, 256)
+    assert np.load(mouse / "data/responses/59.npy").shape == (8,)
+    assert np.load(mouse / "data/behavior/0.npy").shape == (3,)
+    assert np.load(mouse / "data/pupil_center/0.npy").shape == (2,)
+    tiers = np.load(mouse / "meta/trials/tiers.npy")
+    assert tiers.dtype.kind == "U" and set(tiers) == {"train", "validation", "test"}
+    ids = np.load(mouse / "meta/trials/frame_image_id.npy")
+    test_ids, counts = np.unique(ids[tiers == "test"], return_counts=True)
+    assert len(test_ids) == 4 and (counts == 3).all()
+    assert np.load(mouse / "meta/neurons/cell_motor_coordinates.npy").shape == (8, 3)
+    assert len(np.unique(np.load(mouse / "meta/neurons/animal_ids.npy"))) == 1
+    for kind, shape in [("images", ()), ("responses", (8,)), ("behavior", (3,)), ("pupil_center", (2,))]:
+        for stat in sensorium.STAT_NAMES:
+            value = np.load(mouse / f"meta/statistics/{kind}/all/{stat}.npy")
+            assert value.dtype == np.float32 and value.shape == shape
+    # statistics are those of the training tier
+    train = np.flatnonzero(tiers == "train")
+    responses = np.stack([np.load(mouse / f"data/responses/{t}.npy") for t in train])
+    np.testing.assert_allclose(np.load(mouse / "meta/statistics/responses/all/mean.npy"), responses.mean(0), rtol=1e-5)
+
+
+def test_writer_is_deterministic(tiny_root, tmp_path):
+    again = sensorium.write_synthetic_sensorium(tmp_path, **TINY)
+    name = sensorium.mouse_folder_name("A")
+    for rel in ["data/images/7.npy", "data/responses/7.npy", "meta/trials/tiers.npy", "ground_truth/expected_responses.npy"]:
+        np.testing.assert_array_equal(np.load(tiny_root / name / rel), np.load(again / name / rel))
+
+
+def test_loader_standardises_with_the_release_statistics(tiny_data, tiny_root):
+    (mouse,) = tiny_data.values()
+    assert mouse.images.shape == (60, 1, 36, 64) and mouse.images.dtype == np.float32
+    raw = np.load(tiny_root / mouse.name / "data/responses/3.npy")
+    np.testing.assert_allclose(mouse.responses[3], raw / mouse.response_scale, rtol=1e-6)
+    train = mouse.tier("train")
+    assert abs(mouse.pupil_center[train].mean()) < 1e-4
+    assert mouse.tiers.dtype.kind == "U" and len(mouse.tier("test")) == 12
+
+
+@pytest.mark.parametrize("missing", ["meta/trials/tiers.npy", "meta/statistics/behavior/all/std.npy", "data/responses/5.npy"])
+def test_loader_names_the_missing_file(tiny_root, tmp_path, missing):
+    name = sensorium.mouse_folder_name("A")
+    broken = tmp_path / "sensorium" / name
+    shutil.copytree(tiny_root / name, broken)
+    (broken / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=missing.replace(".", r"\.")):
+        sensorium.load_mouse(broken)
+
+
+def test_loader_rejects_byte_tiers_and_float64_statistics(tiny_root, tmp_path):
+    name = sensorium.mouse_folder_name("A")
+    broken = tmp_path / name
+    shutil.copytree(tiny_root / name, broken)
+    tiers = broken / "meta/trials/tiers.npy"
+    np.save(tiers, np.load(tiers).astype("S"))
+    with pytest.raises(ValueError, match="unicode"):
+        sensorium.load_mouse(broken)
+    shutil.copy2(tiny_root / name / "meta/trials/tiers.npy", tiers)
+    std = broken / "meta/statistics/images/all/std.npy"
+    np.save(std, np.load(std).astype(np.float64))
+    with pytest.raises(ValueError, match="float32"):
+        sensorium.load_mouse(broken)
+
+
+# ----------------------------------------------------------------------------------- model parts
+@pytest.mark.parametrize(
+    "size, patch, stride, grid",
+    [((36, 64), 8, 1, (29, 57)), ((36, 64), 8, 4, (8, 15)), ((36, 64), 8, 8, (4, 8)), ((20, 30), 5, 3, (6, 9))],
+)
+def test_patch_grid_from_geometry_and_token_positions(size, patch, stride, grid):
+    assert patch_grid(size, patch, stride) == grid
+    core = V1TCore(size, patch_size=patch, stride=stride, emb_dim=8, n_blocks=1, n_heads=2, mlp_dim=8, behaviour_dim=0).eval()
+    images = torch.randn(2, 1, *size)
+    assert core(images).shape == (2, 8, *grid) == (2, *core.output_shape)
+    # perturbing one pixel changes exactly the tokens whose patch covers it, at their grid places
+    y, x = size[0] - 3, 2
+    delta = (core.tokens(images.clone().index_put_((torch.tensor([0]), torch.tensor([0]), torch.tensor([y]), torch.tensor([x])), torch.tensor(5.0)))
+             - core.tokens(images))[0, 1:].abs().sum(-1).reshape(grid)
+    rows = [i for i in range(grid[0]) if i * stride <= y < i * stride + patch]
+    cols = [j for j in range(grid[1]) if j * stride <= x < j * stride + patch]
+    expected = np.zeros(grid, bool)
+    expected[np.ix_(rows, cols)] = True
+    np.testing.assert_array_equal(delta.detach().numpy() > 1e-6, expected)
+
+
+def test_attention_fast_path_equals_explicit_path():
+    torch.manual_seed(0)
+    core = V1TCore((20, 30), patch_size=5, stride=3, emb_dim=12, n_blocks=2, n_heads=3, mlp_dim=16, behaviour_dim=5).eval()
+    images, behaviour = torch.randn(3, 1, 20, 30), torch.randn(3, 5)
+    fast = core(images, behaviour)
+    explicit, attention = core(images, behaviour, return_attention=True)
+    torch.testing.assert_close(fast, explicit, atol=1e-5, rtol=1e-5)
+    assert len(attention) == 2 and attention[0].shape == (3, 3, 55, 55)
+    torch.testing.assert_close(attention[1].sum(-1), torch.ones(3, 3, 55))
+
+
+def _tiny_model(core, use_behaviour, data):
+    config = dict(core=core, core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8) if core == "v1t" else dict(channels=4),
+                  readout_options={}, use_behaviour=use_behaviour, image_size=(36, 64),
+                  mice={k: m.n_neurons for k, m in data.items()})
+    return models.build_model(config, {k: m.coordinates for k, m in data.items()})
+
+
+@pytest.mark.parametrize("core", ["v1t", "cnn"])
+def test_behaviour_acts_only_through_bmlp_and_shifter(core, tiny_data):
+    torch.manual_seed(0)
+    (name, mouse), = tiny_data.items()
+    images, behaviour, pupil = (torch.from_numpy(a[:4]) for a in (mouse.images, mouse.behaviour, mouse.pupil_center))
+    model = _tiny_model(core, True, tiny_data).eval()
+    base = model(images, name, behaviour, pupil)
+    assert not torch.allclose(base, model(images, name, behaviour + 1, pupil))
+    assert not torch.allclose(base, model(images, name, behaviour, pupil + 1))
+    # silence the behaviour paths: B-MLPs / behaviour channels and the shifter → outputs ignore behaviour
+    with torch.no_grad():
+        if core == "v1t":
+            for block in model.core.blocks:
+                block.behaviour_mlp.net[2].weight.zero_()
+                block.behaviour_mlp.net[2].bias.zero_()
+        else:
+            model.core.layers[0].weight[:, 1:] = 0
+        model.shifters[name].net[4].weight.zero_()
+        model.shifters[name].net[4].bias.zero_()
+    silenced = model(images, name, behaviour, pupil)
+    torch.testing.assert_close(silenced, model(images, name, behaviour * 3 - 1, pupil + 2))
+    # without behaviour the model has no B-MLP or shifter at all
+    plain = _tiny_model(core, False, tiny_data).eval()
+    assert not plain.shifters and plain.core.behaviour_dim == 0
+    torch.testing.assert_close(plain(images, name, behaviour, pupil), plain(images, name, behaviour + 5, pupil - 5))
+
+
+def test_gaussian_readout_samples_in_training_and_reads_the_mean_in_eval():
+    torch.manual_seed(0)
+    coords = np.random.default_rng(0).uniform(-300, 300, (6, 3))
+    readout = GaussianReadout((2, 9, 17), coords)
+    # a feature grid whose channel 0 is the grid x coordinate (−1 … 1), channel 1 the y coordinate
+    xs, ys = torch.linspace(-1, 1, 17), torch.linspace(-1, 1, 9)
+    grid = torch.stack([xs.expand(9, 17), ys[:, None].expand(9, 17)])[None].repeat(2, 1, 1, 1)
+    with torch.no_grad():
+        readout.features.copy_(torch.tensor([[1.0, 0.0]] * 6))
+    readout.eval()
+    out = readout(grid)
+    torch.testing.assert_close(out[0], readout.positions()[:, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out, readout(grid))
+    shifted = readout(grid, shift=torch.tensor([[0.1, 0.0], [0.0, 0.0]]))
+    torch.testing.assert_close(shifted[0] - out[0], torch.full((6,), 0.1), atol=1e-4, rtol=0)  # mean positions are inside
+    readout.train()
+    assert not torch.allclose(readout(grid), readout(grid))
+
+
+# ----------------------------------------------------------------------------------- metrics
+def test_metrics_match_their_definitions(rng):
+    r, o = rng.normal(size=(40, 5)), rng.normal(size=(40, 5))
+    expected = [np.corrcoef(r[:, i], o[:, i])[0, 1] for i in range(5)]
+    np.testing.assert_allclose(metrics.single_trial_correlation(r, o), expected, atol=1e-6)
+    ids = np.repeat(np.arange(8), 5)
+    avg_r = r.reshape(8, 5, 5).mean(1)
+    avg_o = o.reshape(8, 5, 5).mean(1)
+    np.testing.assert_allclose(metrics.correlation_to_average(r, o, ids), metrics.correlation(avg_r, avg_o), atol=1e-12)
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.correlation(r, o[:3])
+
+
+# ----------------------------------------------------------------------------------- training
+def test_resume_after_interruption_reproduces_the_run(tiny_data, tmp_path):
+    settings = dict(max_epochs=4, patience=1, n_reductions=1, batch_size=8, seed=3, progress=False)
+
+    torch.manual_seed(0)
+    full = _tiny_model("v1t", True, tiny_data)
+    history = training.train(full, tiny_data, checkpoint_dir=tmp_path / "a", **settings)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_2(epoch, record):
+        if epoch == 2:
+            raise Killed
+
+    torch.manual_seed(0)
+    first = _tiny_model("v1t", True, tiny_data)
+    with pytest.raises(Killed):
+        training.train(first, tiny_data, checkpoint_dir=tmp_path / "b", callback=kill_at_2, **settings)
+    resumed = _tiny_model("v1t", True, tiny_data)  # fresh weights: everything comes from the checkpoint
+    history_resumed = training.train(resumed, tiny_data, checkpoint_dir=tmp_path / "b", **settings)
+    assert len(history) >= 3
+    np.testing.assert_allclose(history_resumed["validation_correlation"], history["validation_correlation"], rtol=1e-6)
+    np.testing.assert_allclose(history_resumed["learning_rate"], history["learning_rate"])
+    for key, value in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value)
+    # the saved model reloads to the same predictions
+    path = training.save_model(full, tmp_path / "model.pt")
+    (mouse,) = tiny_data.values()
+    np.testing.assert_allclose(training.predict(training.load_model(path), mouse), training.predict(full, mouse), rtol=1e-6)
