@@ -119,3 +119,23 @@ def test_bad_windows_and_scenes_are_reported(allen):
         neural.neural_kernels(dff, scenes.isel(scene=slice(0, 10)))
     with pytest.raises(ValueError, match="'size'"):
         neural.neural_kernels(dff, scenes, size=(1, 2, 3))
+
+
+def test_balanced_selection_per_class_keeps_small_classes_whole(kernels):
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(34, *SIZE))
+    classes = np.array(["excitatory"] * 30 + ["inhibitory"] * 4)
+    fake = xr.DataArray(values, dims=("kernel", "y", "x"), coords={"cell_class": ("kernel", classes)})
+    with pytest.warns(UserWarning, match="Only 4 inhibitory kernels"):
+        chosen = neural.select_balanced_kernels(fake, n_clusters=3, per_cluster=4, n_neighbors=5)
+    assert chosen["selected"][classes == "inhibitory"].all()
+    assert (chosen["cluster"][classes == "inhibitory"] == -1).all()
+    excitatory = chosen[classes == "excitatory"]
+    assert excitatory["selected"].sum() == 12 and excitatory["cluster"].nunique() == 3
+    for _, group in excitatory.groupby("cluster"):  # the selected are the centroid-nearest of their cluster
+        assert group.loc[group["selected"], "distance_to_centroid"].max() <= group.loc[
+            ~group["selected"], "distance_to_centroid"].min()
+    again = neural.select_balanced_kernels(fake, n_clusters=3, per_cluster=4, n_neighbors=5)
+    pd.testing.assert_frame_equal(chosen, again)

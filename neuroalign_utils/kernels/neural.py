@@ -181,3 +181,57 @@ def planted_rf_correlation(kernels: xr.DataArray, planted_maps: np.ndarray) -> n
     denominator = np.sqrt((a**2).sum(axis=1) * (b**2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denominator > 0, (a * b).sum(axis=1) / denominator, np.nan)
+
+
+def select_balanced_kernels(
+    kernels: xr.DataArray,
+    *,
+    n_clusters: int = 10,
+    per_cluster: int = 50,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    spread: float = 1.0,
+    random_state: int = 0,
+) -> "pd.DataFrame":
+    """The paper's balanced selection, run separately on excitatory and inhibitory kernels.
+
+    Kernels are z-scored (population std, as in the similarity engine) and passed, class by class, to
+    :func:`neuroalign_utils.kernels.selection.select_representative_kernels` (UMAP, K-means, the
+    ``per_cluster`` members nearest each centroid). A class with fewer than ``2 · n_clusters`` kernels
+    is too small to embed and cluster meaningfully: all of its kernels are kept, with a warning.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per kernel, in order: ``cell_class, umap_x, umap_y, cluster, distance_to_centroid,
+        selected``; NaN embedding / cluster −1 for classes kept whole.
+    """
+    import warnings
+
+    import pandas as pd
+
+    from .selection import select_representative_kernels
+    from .similarity import zscore_kernels
+
+    classes = kernels["cell_class"].values
+    out = pd.DataFrame({"cell_class": classes, "umap_x": np.nan, "umap_y": np.nan, "cluster": -1,
+                        "distance_to_centroid": np.nan, "selected": False})
+    for cell_class in pd.unique(classes):
+        rows = np.flatnonzero(classes == cell_class)
+        if rows.size < 2 * n_clusters:
+            warnings.warn(
+                f"Only {rows.size} {cell_class} kernels (fewer than 2 × n_clusters = {2 * n_clusters}): all are "
+                "kept, without embedding or clustering.",
+                stacklevel=2,
+            )
+            out.loc[rows, "selected"] = True
+            continue
+        chosen = select_representative_kernels(
+            zscore_kernels(kernels.values[rows]), n_clusters=n_clusters, per_cluster=per_cluster,
+            n_neighbors=n_neighbors, min_dist=min_dist, spread=spread, random_state=random_state,
+        )
+        for column in chosen.columns:
+            out.loc[rows, column] = chosen[column].to_numpy()
+    out["cluster"] = out["cluster"].astype(int)
+    out["selected"] = out["selected"].astype(bool)
+    return out
