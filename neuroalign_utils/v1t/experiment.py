@@ -1,0 +1,99 @@
+"""The "V1T training" experiment: train several (core, behaviour) encoders on the same mice, tabulate.
+
+Kept out of the chapter so the notebook stays thin and the loop is testable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from .._validation import check_subset
+from . import sensorium, training
+from .cores import CORES
+from .models import build_model
+
+logger = logging.getLogger(__name__)
+
+
+def model_config(core: str, use_behaviour: bool, data: dict, core_options: dict | None = None, image_size=(36, 64)) -> dict:
+    """Plain config of an encoder for the mice in ``data`` (see :func:`models.build_model`)."""
+    check_subset(core, "core", list(CORES))
+    return dict(core=core, core_options=dict(core_options or {}), readout_options={}, use_behaviour=bool(use_behaviour),
+                image_size=tuple(image_size), mice={k: m.n_neurons for k, m in data.items()})
+
+
+def planted_expected_responses(data: dict) -> dict | None:
+    """Noise-free expected responses in the loader's standardised units, or None for real data."""
+    try:
+        return {k: sensorium.load_planted_truth(m.folder)["expected_responses"] / m.response_scale for k, m in data.items()}
+    except FileNotFoundError:
+        return None
+
+
+def run_experiment(
+    data: dict,
+    runs: list[tuple[str, bool]],
+    *,
+    core_options: dict[str, dict],
+    results_dir: str | os.PathLike,
+    seed: int = 0,
+    **train_options,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train one encoder per ``(core, use_behaviour)`` in ``runs``; evaluate on the test tier.
+
+    Models go to ``results_dir/models/<core>_<with|without>_behaviour.pt`` and checkpoints to
+    ``results_dir/checkpoints/…`` (a rerun with the same parameters resumes or reuses them).
+
+    Returns
+    -------
+    results : DataFrame
+        One row per (model, mouse): the columns of :func:`training.evaluate` plus ``core``,
+        ``behaviour`` and ``n_parameters`` (core).
+    histories : DataFrame
+        Per-epoch training history with ``core`` and ``behaviour`` columns.
+    """
+    results_dir = Path(results_dir)
+    expected = planted_expected_responses(data)
+    tables, histories = [], []
+    for core, use_behaviour in runs:
+        tag = f"{core}_{'with' if use_behaviour else 'without'}_behaviour"
+        torch.manual_seed(seed)  # weight initialisation; training itself is seeded inside train()
+        model = build_model(model_config(core, use_behaviour, data, core_options.get(core)),
+                            {k: m.coordinates for k, m in data.items()})
+        history = training.train(model, data, seed=seed, checkpoint_dir=results_dir / "checkpoints" / tag, **train_options)
+        training.save_model(model, results_dir / "models" / f"{tag}.pt")
+        table = training.evaluate(model, data, expected=expected)
+        n_params = sum(p.numel() for p in model.core.parameters())
+        tables.append(table.assign(core=core, behaviour=use_behaviour, n_parameters=n_params))
+        histories.append(history.assign(core=core, behaviour=use_behaviour))
+        logger.info("%s: test single-trial correlation %.3f", tag, table["single_trial_correlation"].mean())
+    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True)
+
+
+def results_table(results: pd.DataFrame, metric: str = "single_trial_correlation") -> pd.DataFrame:
+    """Table 1 / A.3 layout: rows (core, behaviour), columns mice + average + Δ% vs the CNN."""
+    wide = results.pivot_table(index=["core", "behaviour"], columns="mouse", values=metric)
+    wide.columns = [f"mouse {c[6:16]}" if c.startswith("static") else c for c in wide.columns]
+    wide["average"] = wide.mean(axis=1)
+    cnn = {b: wide.loc[("cnn", b), "average"] for b in wide.index.get_level_values(1) if ("cnn", b) in wide.index}
+    wide["Δ% vs CNN"] = [100 * (v / cnn[b] - 1) if b in cnn else np.nan for (c, b), v in zip(wide.index, wide["average"])]
+    return wide
+
+
+def plot_training_curves(histories: pd.DataFrame):
+    """Validation correlation per epoch, one line per (core, behaviour)."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for (core, behaviour), h in histories.groupby(["core", "behaviour"]):
+        ax.plot(h["epoch"], h["validation_correlation"], ls="-" if behaviour else "--",
+                label=f"{core} ({'with' if behaviour else 'without'} behaviour)")
+    ax.set(xlabel="epoch", ylabel="validation single-trial correlation", title="Training curves")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
