@@ -1,0 +1,1 @@
+"""FactorTopy (Yang, Gee & Shi 2024): which layer, where and at what scale each vertex reads."""

@@ -1,0 +1,216 @@
+"""Analyses of a trained FactorTopy model: confidence, hierarchy slope, R² per ROI, channel clusters.
+
+All functions take plain arrays / DataFrames (selector outputs, read-out weights, a vertex table), so
+they work on any trained model, real or synthetic.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_int
+
+logger = logging.getLogger(__name__)
+
+#: Section 4.3: four-level brain structure for the hierarchy slope
+HIERARCHY_LEVELS = {"V1": 0.0, "V2": 1 / 3, "V3": 1 / 3, "OPA": 2 / 3, "EBA": 1.0}
+
+
+def selector_table(model, vertices: pd.DataFrame) -> pd.DataFrame:
+    """One row per vertex: ROI columns plus ``space_x, space_y, scale, layer_argmax, confidence, iota``
+    and the layer weights ``layer_0 … layer_{L−1}``."""
+    import torch
+
+    with torch.no_grad():
+        sel = {k: v.cpu().numpy() for k, v in model.selectors().items()}
+    layer = sel["layer"]
+    out = vertices.reset_index(drop=True).copy()
+    out["space_x"], out["space_y"] = sel["space"][:, 0], sel["space"][:, 1]
+    out["scale"] = sel["scale"]
+    out["layer_argmax"] = layer.argmax(1)
+    out["confidence"] = layer_confidence(layer)
+    out["iota"] = layer_position(layer)
+    for i in range(layer.shape[1]):
+        out[f"layer_{i}"] = layer[:, i]
+    return out
+
+
+def layer_confidence(weights: np.ndarray) -> np.ndarray:
+    """Eq. 2: s = 1 − H(ω)/log L per row of (N, L) layer weights (1 one-hot, 0 uniform)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 2 or weights.shape[1] < 2:
+        raise ValueError(f"'weights' must be (n_vertices, n_layers ≥ 2); {weights.shape} was provided.")
+    entropy = -(weights * np.log(np.clip(weights, 1e-300, None))).sum(1)
+    return 1 - entropy / np.log(weights.shape[1])
+
+
+def layer_position(weights: np.ndarray) -> np.ndarray:
+    """ι̂ = Σ_l (l − 1)/(L − 1) · ω_l per vertex (section 4.3), in [0, 1]."""
+    weights = np.asarray(weights, dtype=np.float64)
+    return weights @ (np.arange(weights.shape[1]) / (weights.shape[1] - 1))
+
+
+def roi_family(roi: str) -> str:
+    """Map an NSD ROI name onto the slope's families: V1v/V1d → V1, V2v/V2d → V2, …; others unchanged."""
+    for family in ("V1", "V2", "V3"):
+        if roi.startswith(family):
+            return family
+    return roi
+
+
+def hierarchy_slope(iota, roi, *, n_bootstrap: int = 1000, seed: int = 0, levels=None) -> dict:
+    """Least-squares fit ι̂ = β·ι + b0 over vertices of V1, V2&V3, OPA, EBA (Table 2 analogue).
+
+    Parameters
+    ----------
+    iota : array-like, (N,)
+        :func:`layer_position` of every vertex.
+    roi : array-like of str, (N,)
+        ROI name of every vertex (``V1v`` etc. are folded by :func:`roi_family`).
+    n_bootstrap : int
+        Resamples of vertices (with replacement, within each level) for the 95 % interval of β.
+    seed : int
+    levels : dict, optional
+        ROI family → ideal level; default :data:`HIERARCHY_LEVELS`.
+
+    Returns
+    -------
+    dict
+        ``slope``, ``b0`` (intercept at level 0), ``b1`` (= b0 + slope), ``slope_low``, ``slope_high``,
+        ``n_vertices``.
+    """
+    n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=0)
+    levels = HIERARCHY_LEVELS if levels is None else levels
+    iota = np.asarray(iota, dtype=np.float64)
+    family = np.array([roi_family(str(r)) for r in roi])
+    keep = np.isin(family, list(levels))
+    x = np.array([levels[f] for f in family[keep]])
+    y = iota[keep]
+    if len(np.unique(x)) < 2:
+        raise ValueError(f"'roi' must contain at least two of {list(levels)} to fit a slope.")
+    slope, b0 = np.polyfit(x, y, 1)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(x == v) for v in np.unique(x)]
+    boot = []
+    for _ in range(n_bootstrap):
+        idx = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
+        boot.append(np.polyfit(x[idx], y[idx], 1)[0])
+    low, high = np.percentile(boot, [2.5, 97.5]) if boot else (np.nan, np.nan)
+    return {"slope": float(slope), "b0": float(b0), "b1": float(b0 + slope), "slope_low": float(low),
+            "slope_high": float(high), "n_vertices": int(keep.sum())}
+
+
+def r2_per_roi(r2, roi, *, order=None) -> pd.DataFrame:
+    """Mean, median and count of per-vertex R² for each ROI (raw R², no noise-ceiling division)."""
+    df = pd.DataFrame({"roi": np.asarray(roi), "r2": np.asarray(r2, dtype=np.float64)})
+    table = df.groupby("roi")["r2"].agg(["mean", "median", "count"]).rename(
+        columns={"mean": "r2_mean", "median": "r2_median", "count": "n_vertices"})
+    if order is not None:
+        table = table.reindex([r for r in order if r in table.index])
+    all_row = pd.DataFrame({"r2_mean": [df["r2"].mean()], "r2_median": [df["r2"].median()],
+                            "n_vertices": [len(df)]}, index=["all"])
+    return pd.concat([table, all_row]).rename_axis("roi")
+
+
+def cluster_channels(weights: np.ndarray, n_clusters: int = 20, *, n_kmeans: int = 1000,
+                     seed: int = 0, batch_size: int = 4096) -> np.ndarray:
+    """Cluster vertices by their read-out weights (Appendix E.2), in bounded memory.
+
+    The paper clusters rows of the N×N kernel W̄ = WᵀW (W: D×N) with k-means (k = 1000), then merges
+    the centroids by Ward agglomeration into 20 clusters. With W = UΣVᵀ, WᵀW = VΣ²Vᵀ, so row i of
+    WᵀW is (VΣ²)ᵢ Vᵀ, and since Vᵀ has orthonormal rows the Euclidean distance between rows i and j equals
+    that between rows of the N × D embedding VΣ². Clustering VΣ² is therefore exactly clustering WᵀW,
+    without the N × N matrix; mini-batch k-means and Ward on the ≤ ``n_kmeans`` centroids keep memory
+    at O(N·D).
+
+    Parameters
+    ----------
+    weights : ndarray, (N, D)
+        Read-out weights, one row per vertex.
+    n_clusters : int
+    n_kmeans : int
+        First-stage k-means centroids (capped at N).
+    seed : int
+    batch_size : int
+        Mini-batch size of the k-means stage.
+
+    Returns
+    -------
+    ndarray of int, (N,)
+        Cluster label of every vertex, 0 … n_clusters − 1, numbered by decreasing cluster size.
+    """
+    from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
+
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 2:
+        raise ValueError(f"'weights' must be (n_vertices, n_channels); {weights.shape} was provided.")
+    n = len(weights)
+    n_clusters = check_int(n_clusters, "n_clusters", minimum=1, maximum=n)
+    n_kmeans = min(check_int(n_kmeans, "n_kmeans", minimum=1), n)
+    n_kmeans = max(n_kmeans, n_clusters)
+    # rows of WᵀW (N×N) = V Σ² Vᵀ; their pairwise distances equal those of V Σ² (N×D)
+    _, sigma, vt = np.linalg.svd(weights.T, full_matrices=False)
+    embedding = vt.T * sigma**2
+    kmeans = MiniBatchKMeans(n_clusters=n_kmeans, random_state=seed, batch_size=batch_size, n_init=3)
+    fine = kmeans.fit_predict(embedding)
+    centroids = kmeans.cluster_centers_
+    used = np.unique(fine)
+    coarse = AgglomerativeClustering(n_clusters=min(n_clusters, len(used)), linkage="ward").fit_predict(
+        centroids[used])
+    lookup = np.zeros(n_kmeans, dtype=int)
+    lookup[used] = coarse
+    labels = lookup[fine]
+    if len(np.unique(labels)) < n_clusters:
+        # a degenerate k-means (fewer distinct centroids than clusters): split the largest clusters
+        labels = _split_to(labels, embedding, n_clusters)
+    sizes = np.bincount(labels, minlength=n_clusters)
+    rank = np.argsort(np.argsort(-sizes, kind="stable"), kind="stable")
+    return rank[labels]
+
+
+def _split_to(labels: np.ndarray, embedding: np.ndarray, n_clusters: int) -> np.ndarray:
+    labels = np.unique(labels, return_inverse=True)[1]
+    while labels.max() + 1 < n_clusters:
+        largest = np.bincount(labels).argmax()
+        members = np.flatnonzero(labels == largest)
+        order = np.argsort(embedding[members, 0], kind="stable")
+        labels[members[order[len(order) // 2 :]]] = labels.max() + 1
+    return labels
+
+
+def top_channel_image(model, local: np.ndarray, roi_mask: np.ndarray, *, n_components: int = 3) -> np.ndarray:
+    """Listing 2: the ROI's top read-out principal components projected on one image's local tokens.
+
+    Parameters
+    ----------
+    model : FactorTopy
+    local : ndarray, (L, C, g, g)
+        One image's local tokens.
+    roi_mask : ndarray of bool, (N,)
+    n_components : int
+
+    Returns
+    -------
+    ndarray, (g, g, n_components), each component rescaled to [0, 1] (an RGB image for 3).
+    """
+    import torch
+
+    roi_mask = np.asarray(roi_mask, dtype=bool)
+    if roi_mask.shape != (model.n_vertices,):
+        raise ValueError(f"'roi_mask' must have {model.n_vertices} entries; {roi_mask.shape} was provided.")
+    if roi_mask.sum() < n_components:
+        raise ValueError(f"'roi_mask' selects {roi_mask.sum()} vertices; at least {n_components} needed.")
+    with torch.no_grad():
+        layer_w = model.selectors()["layer"][torch.from_numpy(roi_mask)].mean(0)  # (L,)
+        tokens = torch.einsum("lchw,lcd->ldhw", torch.as_tensor(local, dtype=torch.float32),
+                              model.local_bottleneck)
+        summed = torch.einsum("l,ldhw->dhw", layer_w, tokens).numpy()  # (D, g, g)
+        w = model.readout_weight[torch.from_numpy(roi_mask)].numpy()  # (N', D)
+    w = w - w.mean(0)
+    _, _, vt = np.linalg.svd(w, full_matrices=False)
+    image = np.einsum("kd,dhw->hwk", vt[:n_components], summed)
+    lo, hi = image.min((0, 1)), image.max((0, 1))
+    return (image - lo) / np.maximum(hi - lo, 1e-12)

@@ -1,0 +1,177 @@
+"""Per-vertex values on nilearn's bundled fsaverage5 flat mesh, both hemispheres.
+
+Values are given for the model's vertices (hemisphere + fsaverage index below 10,242); every other
+vertex of the mesh is drawn grey. Colours are computed here (argmax layer × confidence brightness, a
+2-D colour map for image positions, or a scalar colour map), then painted per triangle with
+matplotlib's ``tripcolor``, so one function draws every map of the chapter with a legend or colour bar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_in_allowed
+from .nsd import FSAVERAGE5_N_VERTICES, HEMISPHERES, fsaverage5_mesh
+
+GREY = np.array([0.82, 0.82, 0.82])
+
+
+def _flat_mesh(hemisphere: str):
+    from nilearn import surface
+
+    side = {"lh": "left", "rh": "right"}[hemisphere]
+    coords, faces = surface.load_surf_mesh(fsaverage5_mesh()[f"flat_{side}"])
+    return np.asarray(coords)[:, :2], np.asarray(faces)
+
+
+def layer_colours(argmax: np.ndarray, confidence: np.ndarray, n_layers: int, cmap: str = "turbo") -> np.ndarray:
+    """RGB per vertex: hue from the argmax layer, brightness from the confidence (section 3.2)."""
+    import matplotlib
+
+    base = matplotlib.colormaps[cmap](np.asarray(argmax) / max(1, n_layers - 1))[:, :3]
+    bright = 0.25 + 0.75 * np.clip(np.asarray(confidence), 0, 1)
+    return base * bright[:, None]
+
+
+def position_colours(xy: np.ndarray) -> np.ndarray:
+    """RGB per vertex from an image position in [−1, 1]²: red ← x, blue ← y, green ← 1 − eccentricity."""
+    xy = np.clip(np.asarray(xy, dtype=np.float64), -1, 1)
+    ecc = np.clip(np.hypot(xy[:, 0], xy[:, 1]) / np.sqrt(2), 0, 1)
+    return np.stack([(xy[:, 0] + 1) / 2, 1 - ecc, (xy[:, 1] + 1) / 2], 1)
+
+
+def plot_flat_maps(
+    values,
+    vertices: pd.DataFrame,
+    *,
+    kind: str = "scalar",
+    title: str = "",
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    n_layers: int | None = None,
+    roi_outline: bool = True,
+    colorbar_label: str = "",
+    ax=None,
+):
+    """Draw per-vertex values on both hemispheres' fsaverage5 flat maps.
+
+    Parameters
+    ----------
+    values : array-like
+        ``kind="scalar"``: (N,) numbers; ``"rgb"``: (N, 3) colours; ``"layer"``: (N, 2) argmax layer and
+        confidence; ``"position"``: (N, 2) image x, y in [−1, 1]. N = ``len(vertices)``.
+    vertices : DataFrame
+        ``hemisphere`` and ``fsaverage_index`` (below 10,242) of each value, and optionally ``roi``.
+    kind : {"scalar", "rgb", "layer", "position"}
+    title, cmap, vmin, vmax, colorbar_label
+        Scalar maps' colour scale.
+    n_layers : int, optional
+        Number of layers (``kind="layer"``), default max argmax + 1.
+    roi_outline : bool
+        Draw the borders between ROIs.
+    ax : array of two matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    check_in_allowed(kind, "kind", ("scalar", "rgb", "layer", "position"))
+    values = np.asarray(values)
+    if len(values) != len(vertices):
+        raise ValueError(f"'values' has {len(values)} entries; expected {len(vertices)} (one per vertex of "
+                         f"'vertices').")
+    index = vertices["fsaverage_index"].to_numpy()
+    if index.size and index.max() >= FSAVERAGE5_N_VERTICES:
+        raise ValueError(f"'vertices' must index fsaverage5 (below {FSAVERAGE5_N_VERTICES}); the largest "
+                         f"index is {index.max()}.")
+    norm = None
+    if kind == "scalar":
+        norm = Normalize(np.nanmin(values) if vmin is None else vmin, np.nanmax(values) if vmax is None else vmax)
+        colours = matplotlib.colormaps[cmap](norm(values))[:, :3]
+    elif kind == "rgb":
+        colours = values[:, :3]
+    elif kind == "layer":
+        n_layers = int(values[:, 0].max()) + 1 if n_layers is None else n_layers
+        colours = layer_colours(values[:, 0].astype(int), values[:, 1], n_layers)
+    else:
+        colours = position_colours(values)
+
+    if ax is None:
+        fig, ax = plt.subplots(1, 2, figsize=(8, 3.6))
+    fig = ax[0].figure
+    for a, hemi in zip(ax, HEMISPHERES):
+        xy, faces = _flat_mesh(hemi)
+        rows = (vertices["hemisphere"] == hemi).to_numpy()
+        vertex_rgb = np.tile(GREY, (len(xy), 1))
+        vertex_rgb[index[rows]] = colours[rows]
+        face_rgb = vertex_rgb[faces].mean(1)
+        a.tripcolor(xy[:, 0], xy[:, 1], faces, facecolors=np.zeros(len(faces)), alpha=0)  # sets limits
+        a.add_collection(_face_collection(xy, faces, face_rgb))
+        if roi_outline and "roi" in vertices:
+            _outline(a, xy, faces, index[rows], vertices.loc[rows, "roi"].to_numpy())
+        inside = xy[index[rows]] if rows.any() else xy
+        pad = 0.08 * np.ptp(inside, axis=0)
+        a.set(xlim=(inside[:, 0].min() - pad[0], inside[:, 0].max() + pad[0]),
+              ylim=(inside[:, 1].min() - pad[1], inside[:, 1].max() + pad[1]), aspect="equal",
+              title=f"{'left' if hemi == 'lh' else 'right'} hemisphere")
+        a.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    _legend(fig, ax, kind, norm, cmap, colorbar_label, n_layers)
+    return fig
+
+
+def _face_collection(xy, faces, face_rgb):
+    from matplotlib.collections import PolyCollection
+
+    return PolyCollection(xy[faces], facecolors=face_rgb, edgecolors="none")
+
+
+def _outline(ax, xy, faces, index, roi):
+    """Draw mesh edges whose two triangles lie in different ROIs (or one inside, one outside)."""
+    label = np.full(len(xy), -1)
+    codes, uniques = pd.factorize(pd.Series(roi))
+    label[index] = codes
+    tri_label = label[faces]
+    face_label = np.where((tri_label == tri_label[:, :1]).all(1), tri_label[:, 0], -2)
+    edges = {}
+    for f, tri in enumerate(faces):
+        for a, b in ((tri[0], tri[1]), (tri[1], tri[2]), (tri[2], tri[0])):
+            edges.setdefault((min(a, b), max(a, b)), []).append(face_label[f])
+    segments = [xy[[a, b]] for (a, b), labs in edges.items()
+                if len(labs) == 2 and labs[0] != labs[1] and max(labs) >= 0]
+    from matplotlib.collections import LineCollection
+
+    ax.add_collection(LineCollection(segments, colors="k", linewidths=0.5))
+
+
+def _legend(fig, ax, kind, norm, cmap, label, n_layers):
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if kind == "scalar":
+        sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+        fig.colorbar(sm, ax=list(ax), fraction=0.04, label=label)
+    elif kind == "layer":
+        handles = [Patch(color=layer_colours(np.array([i]), np.array([1.0]), n_layers)[0], label=f"layer {i}")
+                   for i in range(n_layers)]
+        ax[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                     title="argmax layer\n(dim = soft)")
+    elif kind == "position":
+        inset = fig.add_axes([0.92, 0.35, 0.07, 0.3])
+        g = np.linspace(-1, 1, 41)
+        gx, gy = np.meshgrid(g, g)
+        inset.imshow(position_colours(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(41, 41, 3),
+                     extent=(-1, 1, 1, -1))
+        inset.set_title("image\nposition", fontsize=8)
+        inset.set_xticks([-1, 1])
+        inset.set_yticks([-1, 1])
+        inset.tick_params(labelsize=7)
+    plt.figure(fig.number)

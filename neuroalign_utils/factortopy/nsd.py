@@ -1,0 +1,448 @@
+"""The Natural Scenes Dataset in the Algonauts 2023 layout: a synthetic subject writer and the loaders.
+
+Layout (``shared/docs/data-formats.md`` §C), per subject ``subjXX/``::
+
+    training_split/training_images/train-NNNN_nsd-MMMMM.png
+    training_split/training_fmri/{lh,rh}_training_fmri.npy          float32 (n_images, n_vertices_hemi)
+    roi_masks/{lh,rh}.all-vertices_fsaverage_space.npy               163,842 ints, 1 = vertex used
+    roi_masks/{lh,rh}.<roi file>_{fsaverage,challenge}_space.npy     ROI label per vertex
+    roi_masks/mapping_<roi file>.npy                                 dict label → ROI name
+
+:func:`write_synthetic_subject` writes a subject whose vertices all lie below 10,242 in each hemisphere
+(valid in fsaverage and fsaverage5 index spaces), in a cap around the occipital pole of the fsaverage
+sphere. Its ROIs are laid out as rings (V1 → V2 → V3 → hV4) and sectors (OPA dorsal, EBA lateral,
+OFA/FFA/VWFA ventral, PPA medial). Each vertex's response is a linear read-out of one backbone layer
+(later for higher ROIs) at a retinotopic image position, mixing local and global tokens with a global
+share that grows along the hierarchy, plus Gaussian noise at a stated SNR. The planted truth goes to
+``subjXX_ground_truth.parquet`` beside the subject, outside the release layout, so the loader
+(:func:`load_algonauts_subject`) reads only what a real subject has.
+
+:func:`load_raw_nsd` reads raw NSD (fsaverage betas ``.mgh``, ``nsd_expdesign.mat``,
+``nsd_stimuli.hdf5``) into the same :class:`NSDSubject`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import storage
+from .._validation import check_float, check_int, check_subset
+from . import features as feats
+
+logger = logging.getLogger(__name__)
+
+FSAVERAGE_N_VERTICES = 163_842
+FSAVERAGE5_N_VERTICES = 10_242
+HEMISPHERES = ("lh", "rh")
+#: ROI files and their label → name mappings, as in the Algonauts 2023 release
+ROI_MAPPINGS = {
+    "prf-visualrois": {0: "Unknown", 1: "V1v", 2: "V1d", 3: "V2v", 4: "V2d", 5: "V3v", 6: "V3d", 7: "hV4"},
+    "floc-bodies": {0: "Unknown", 1: "EBA", 2: "FBA-1", 3: "FBA-2", 4: "mTL-bodies"},
+    "floc-faces": {0: "Unknown", 1: "OFA", 2: "FFA-1", 3: "FFA-2", 4: "mTL-faces", 5: "aTL-faces"},
+    "floc-places": {0: "Unknown", 1: "OPA", 2: "PPA", 3: "RSC"},
+    "floc-words": {0: "Unknown", 1: "OWFA", 2: "VWFA-1", 3: "VWFA-2", 4: "mfs-words", 5: "mTL-words"},
+    "streams": {0: "Unknown", 1: "early", 2: "midventral", 3: "midlateral", 4: "midparietal",
+                5: "ventral", 6: "lateral", 7: "parietal"},
+}
+#: synthetic layout: ROI → (file, radial range ρ, angle range θ in degrees, hierarchy level in [0, 1]).
+#: ρ = distance from the occipital pole / cap radius; θ = 90 dorsal, 0 lateral, −90 ventral, ±180 medial.
+ROI_LAYOUT = {
+    "V1v": ("prf-visualrois", (0.0, 0.2), (-180, 0), 0.0),
+    "V1d": ("prf-visualrois", (0.0, 0.2), (0, 180), 0.0),
+    "V2v": ("prf-visualrois", (0.2, 0.33), (-180, 0), 1 / 6),
+    "V2d": ("prf-visualrois", (0.2, 0.33), (0, 180), 1 / 6),
+    "V3v": ("prf-visualrois", (0.33, 0.46), (-180, 0), 1 / 3),
+    "V3d": ("prf-visualrois", (0.33, 0.46), (0, 180), 1 / 3),
+    "hV4": ("prf-visualrois", (0.46, 0.6), (-150, -30), 0.45),
+    "OPA": ("floc-places", (0.46, 1.0), (40, 140), 2 / 3),
+    "OFA": ("floc-faces", (0.6, 0.75), (-60, -10), 0.75),
+    "EBA": ("floc-bodies", (0.6, 1.0), (-10, 40), 1.0),
+    "FFA-1": ("floc-faces", (0.6, 0.8), (-110, -60), 0.9),
+    "FFA-2": ("floc-faces", (0.8, 1.0), (-110, -60), 0.9),
+    "VWFA-1": ("floc-words", (0.75, 1.0), (-60, -10), 0.85),
+    "PPA": ("floc-places", (0.6, 1.0), (-180, -110), 0.8),
+}
+STREAM_RINGS = ((0.46, ("early", "early", "early")), (0.6, ("midventral", "midlateral", "midparietal")),
+                (1.01, ("ventral", "lateral", "parietal")))
+
+
+@dataclass
+class NSDSubject:
+    """One subject's stimuli, responses and vertices, however they were loaded.
+
+    Attributes
+    ----------
+    images : xarray.DataArray, (image, y, x, channel) float in [0, 1], coord ``nsd_id``
+    responses : ndarray, float32 (n_images, n_vertices), left hemisphere then right
+    vertices : pandas.DataFrame, one row per response column: ``hemisphere``, ``fsaverage_index``,
+        ``roi`` (first ROI found, else "Unknown"), ``stream``, sphere coordinates ``x, y, z``
+    """
+
+    images: xr.DataArray
+    responses: np.ndarray
+    vertices: pd.DataFrame
+
+
+def fsaverage5_mesh():
+    """nilearn's bundled fsaverage5 meshes (a dict-like with ``sphere_left``, ``flat_left``, …)."""
+    from nilearn import datasets
+
+    return datasets.fetch_surf_fsaverage("fsaverage5")
+
+
+def sphere_coordinates(hemisphere: str, fsaverage_index) -> np.ndarray:
+    """fsaverage-sphere coordinates (n, 3) of vertices below 10,242 (the fsaverage5 vertices)."""
+    from nilearn import surface
+
+    index = np.asarray(fsaverage_index)
+    if index.size and index.max() >= FSAVERAGE5_N_VERTICES:
+        raise ValueError(
+            f"'fsaverage_index' must be below {FSAVERAGE5_N_VERTICES} (fsaverage5 vertices) to use the "
+            f"bundled sphere; the largest is {index.max()}."
+        )
+    side = {"lh": "left", "rh": "right"}[hemisphere]
+    coords, _ = surface.load_surf_mesh(fsaverage5_mesh()[f"sphere_{side}"])
+    return np.asarray(coords, dtype=np.float64)[index]
+
+
+def cap_vertices(hemisphere: str, n_vertices: int) -> pd.DataFrame:
+    """The ``n_vertices`` fsaverage5 vertices nearest the occipital pole, with (ρ, θ) cap coordinates."""
+    coords = sphere_coordinates(hemisphere, np.arange(FSAVERAGE5_N_VERTICES))
+    unit = coords / np.linalg.norm(coords, axis=1, keepdims=True)
+    pole = unit[np.argmin(unit[:, 1])]  # most posterior point
+    angle = np.arccos(np.clip(unit @ pole, -1, 1))
+    index = np.sort(np.argsort(angle, kind="stable")[:n_vertices])
+    lateral = np.array([1.0 if hemisphere == "rh" else -1.0, 0.0, 0.0])
+    up = np.array([0.0, 0.0, 1.0])
+    theta = np.degrees(np.arctan2(unit[index] @ up, unit[index] @ lateral))
+    rho = angle[index] / angle[index].max()
+    return pd.DataFrame({"hemisphere": hemisphere, "fsaverage_index": index, "rho": rho, "theta": theta})
+
+
+def _assign_rois(cap: pd.DataFrame) -> pd.DataFrame:
+    roi = np.full(len(cap), "Unknown", dtype=object)
+    level = cap["rho"].to_numpy().copy()  # vertices outside every ROI follow the radial gradient
+    for name, (_, (r0, r1), (t0, t1), lev) in ROI_LAYOUT.items():
+        inside = (cap["rho"] >= r0) & (cap["rho"] < r1) & (cap["theta"] >= t0) & (cap["theta"] < t1)
+        inside &= roi == "Unknown"
+        roi[inside.to_numpy()] = name
+        level[inside.to_numpy()] = lev
+    out = cap.assign(roi=roi, level=level)
+    sector = np.where(cap["theta"] < -30, 0, np.where(cap["theta"] < 40, 1, 2))
+    stream = np.empty(len(cap), dtype=object)
+    for i, (rho, s) in enumerate(zip(cap["rho"], sector)):
+        stream[i] = next(names[s] for edge, names in STREAM_RINGS if rho < edge)
+    return out.assign(stream=stream)
+
+
+def planted_truth(cap: pd.DataFrame, n_layers: int) -> pd.DataFrame:
+    """Planted layer, image position and scale of every vertex from its ROI level and cap position.
+
+    Layer = round(level · (L − 1)); scale (global share) = 0.1 + 0.5 · level; position: polar angle
+    from θ (left hemisphere → right visual field), eccentricity growing with ρ and shrinking towards the
+    centre for higher levels. Image coordinates in [−1, 1], x right, y down.
+    """
+    truth = _assign_rois(cap)
+    level = truth["level"].to_numpy()
+    theta = np.radians(truth["theta"].to_numpy())
+    side = np.where(truth["hemisphere"] == "lh", 1.0, -1.0)
+    ecc = (0.25 + 0.5 * truth["rho"].to_numpy()) * (1 - 0.6 * level)
+    return truth.assign(
+        layer=np.rint(level * (n_layers - 1)).astype(int),
+        pos_x=side * ecc * np.abs(np.cos(theta)),
+        pos_y=-ecc * np.sin(theta),
+        scale=0.1 + 0.5 * level,
+    )
+
+
+def bilinear_sample(local: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Sample (n_images, C, h, w) tokens at positions (n, 2) in [−1, 1] → (n_images, n, C).
+
+    Bilinear, zero padding, ``align_corners=False`` (``torch.nn.functional.grid_sample``'s convention).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    grid = torch.as_tensor(pos, dtype=torch.float32)[None, None].expand(len(local), -1, -1, -1)
+    out = F.grid_sample(torch.as_tensor(np.asarray(local), dtype=torch.float32), grid, mode="bilinear",
+                        padding_mode="zeros", align_corners=False)
+    return out[:, :, 0].permute(0, 2, 1).numpy()
+
+
+def write_synthetic_subject(
+    root=None,
+    *,
+    subject: int = 1,
+    n_images: int = 600,
+    n_vertices_per_hemisphere: int = 600,
+    backbone: feats.BackboneSpec | None = None,
+    snr: float = 2.0,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write a synthetic subject in the Algonauts 2023 layout, deterministically from ``seed``.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        Folder that receives ``subjXX/``; default ``<data dir>/nsd_synthetic/<hash of arguments>``.
+    subject : int
+        Subject number (1–8 in NSD).
+    n_images : int
+        Training images (rows of the fMRI arrays).
+    n_vertices_per_hemisphere : int
+        Vertices in the occipital cap of each hemisphere (at most 10,242; 37,984 / 2 at NSD scale
+        does not fit fsaverage5, so the cap is limited to it).
+    backbone : BackboneSpec, optional
+        Backbone whose layers drive the vertices; default ``BackboneSpec()`` (random small ViT with
+        ``init_range=1.0``, whose layers differ).
+    snr : float
+        Signal-to-noise variance ratio of every vertex; the best reachable R² is snr / (1 + snr).
+    seed : int
+    overwrite : bool
+
+    Returns
+    -------
+    pathlib.Path
+        The ``subjXX`` folder; the truth is in ``<root>/subjXX_ground_truth.parquet``.
+    """
+    subject = check_int(subject, "subject", minimum=1, maximum=99)
+    n_images = check_int(n_images, "n_images", minimum=10)
+    n_vert = check_int(n_vertices_per_hemisphere, "n_vertices_per_hemisphere", minimum=50,
+                       maximum=FSAVERAGE5_N_VERTICES)
+    snr = check_float(snr, "snr", minimum=1e-6)
+    seed = check_int(seed, "seed", minimum=0)
+    backbone = backbone or feats.BackboneSpec()
+    if root is None:
+        key = dict(subject=subject, n_images=n_images, n_vert=n_vert, backbone=backbone.to_dict(),
+                   snr=snr, seed=seed, version=1)
+        root = storage.get_data_dir() / "nsd_synthetic" / storage.content_key(key)
+    root = Path(root)
+    subj_dir = root / f"subj{subject:02d}"
+    truth_path = root / f"subj{subject:02d}_ground_truth.parquet"
+    if subj_dir.exists() and truth_path.exists() and not overwrite:
+        return subj_dir
+
+    from .. import images as image_lib
+
+    model = feats.build_backbone(backbone)
+    size = feats.input_size(model)
+    image_set = image_lib.natural_image_set(n_images, (size, size), grayscale=False, random_state=seed)
+    pixels = image_set.values.astype(np.float32)
+    feat = feats.cached_features(backbone, pixels)
+    local, global_ = np.asarray(feat["local"], np.float32), np.asarray(feat["global"], np.float32)
+    n_layers, n_channels = local.shape[1], local.shape[2]
+
+    rng = np.random.default_rng(seed)
+    truth = pd.concat([planted_truth(cap_vertices(h, n_vert), n_layers) for h in HEMISPHERES],
+                      ignore_index=True)
+    # read-out weights: a direction per ROI plus a vertex-specific part
+    roi_dirs = {r: rng.standard_normal(n_channels) for r in sorted(set(truth["roi"]))}
+    weights = np.stack([roi_dirs[r] for r in truth["roi"]]) + 0.5 * rng.standard_normal((len(truth), n_channels))
+    signal = np.empty((n_images, len(truth)), np.float32)
+    for layer in range(n_layers):
+        cols = np.flatnonzero(truth["layer"].to_numpy() == layer)
+        if cols.size == 0:
+            continue
+        pos = truth[["pos_x", "pos_y"]].to_numpy()[cols]
+        sampled = bilinear_sample(local[:, layer], pos)  # (n_images, n, C)
+        s = truth["scale"].to_numpy()[cols][None, :, None]
+        mixed = (1 - s) * sampled + s * global_[:, layer][:, None, :]
+        signal[:, cols] = np.einsum("bnc,nc->bn", mixed, weights[cols])
+    signal = (signal - signal.mean(0)) / (signal.std(0) + 1e-8)
+    noisy = signal + rng.standard_normal(signal.shape).astype(np.float32) / np.sqrt(snr)
+    fmri = ((noisy - noisy.mean(0)) / noisy.std(0)).astype(np.float32)
+
+    with storage.atomic_path(subj_dir, is_dir=True) as tmp:
+        _write_layout(tmp, truth, fmri, pixels, rng)
+    truth = truth.assign(snr=snr, backbone=backbone.name, n_layers=n_layers)
+    with storage.atomic_path(truth_path) as tmp:
+        truth.to_parquet(tmp)
+    logger.info("Wrote synthetic NSD subject to %s", subj_dir)
+    return subj_dir
+
+
+def _write_layout(folder: Path, truth: pd.DataFrame, fmri: np.ndarray, pixels: np.ndarray, rng):
+    from PIL import Image
+
+    img_dir = folder / "training_split" / "training_images"
+    fmri_dir = folder / "training_split" / "training_fmri"
+    roi_dir = folder / "roi_masks"
+    for d in (img_dir, fmri_dir, roi_dir):
+        d.mkdir(parents=True)
+    nsd_ids = np.sort(rng.choice(73_000, size=len(pixels), replace=False))
+    for row, (nsd_id, img) in enumerate(zip(nsd_ids, pixels), start=1):
+        Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8)).save(
+            img_dir / f"train-{row:04d}_nsd-{nsd_id:05d}.png")
+    for hemi in HEMISPHERES:
+        rows = truth[truth["hemisphere"] == hemi]
+        np.save(fmri_dir / f"{hemi}_training_fmri.npy", fmri[:, rows.index.to_numpy()])
+        used = np.zeros(FSAVERAGE_N_VERTICES, dtype=np.int64)
+        used[rows["fsaverage_index"].to_numpy()] = 1
+        np.save(roi_dir / f"{hemi}.all-vertices_fsaverage_space.npy", used)
+        for file, mapping in ROI_MAPPINGS.items():
+            label_of = {name: label for label, name in mapping.items()}
+            column = rows["stream"] if file == "streams" else rows["roi"]
+            labels = np.array([label_of.get(name, 0) if (file == "streams" or ROI_LAYOUT.get(name, ("",))[0]
+                                                        == file) else 0 for name in column], dtype=np.int64)
+            full = np.zeros(FSAVERAGE_N_VERTICES, dtype=np.int64)
+            full[rows["fsaverage_index"].to_numpy()] = labels
+            np.save(roi_dir / f"{hemi}.{file}_fsaverage_space.npy", full)
+            np.save(roi_dir / f"{hemi}.{file}_challenge_space.npy", labels)
+    for file, mapping in ROI_MAPPINGS.items():
+        np.save(roi_dir / f"mapping_{file}.npy", mapping, allow_pickle=True)
+
+
+_IMAGE_NAME = re.compile(r"train-(\d{4})_nsd-(\d{5})\.png$")
+
+
+def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSDSubject:
+    """Load one subject in the Algonauts 2023 layout (real or synthetic).
+
+    Parameters
+    ----------
+    subject_dir : path-like
+        The ``subjXX`` folder.
+    image_size : int, optional
+        Resize images to this square size (the backbone's input); native size when ``None``.
+
+    Returns
+    -------
+    NSDSubject
+    """
+    from PIL import Image
+
+    subject_dir = Path(subject_dir)
+    img_dir = subject_dir / "training_split" / "training_images"
+    if not img_dir.is_dir():
+        raise FileNotFoundError(f"'subject_dir' {subject_dir} has no training_split/training_images folder.")
+    names = sorted(p.name for p in img_dir.glob("*.png"))
+    nsd_ids = [int(_IMAGE_NAME.match(n).group(2)) for n in names if _IMAGE_NAME.match(n)]
+    pictures = []
+    for name in names:
+        img = Image.open(img_dir / name).convert("RGB")
+        if image_size is not None:
+            img = img.resize((image_size, image_size), Image.BILINEAR)
+        pictures.append(np.asarray(img, dtype=np.float32) / 255.0)
+    images = xr.DataArray(np.stack(pictures), dims=("image", "y", "x", "channel"),
+                          coords={"image": np.arange(len(names)), "nsd_id": ("image", nsd_ids)})
+    responses, tables = [], []
+    mappings = {f: np.load(subject_dir / "roi_masks" / f"mapping_{f}.npy", allow_pickle=True).item()
+                for f in ROI_MAPPINGS if (subject_dir / "roi_masks" / f"mapping_{f}.npy").exists()}
+    for hemi in HEMISPHERES:
+        fmri = np.load(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy")
+        used = np.load(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy")
+        index = np.flatnonzero(used)
+        if fmri.shape != (len(names), len(index)):
+            raise ValueError(f"{hemi}_training_fmri.npy has shape {fmri.shape}; expected "
+                             f"({len(names)} images, {len(index)} vertices of the all-vertices mask).")
+        roi = np.full(len(index), "Unknown", dtype=object)
+        stream = np.full(len(index), "Unknown", dtype=object)
+        for file, mapping in mappings.items():
+            labels = np.load(subject_dir / "roi_masks" / f"{hemi}.{file}_fsaverage_space.npy")[index]
+            names_here = np.array([mapping.get(int(v), "Unknown") for v in labels], dtype=object)
+            target = stream if file == "streams" else roi
+            fill = (target == "Unknown") & (names_here != "Unknown")
+            target[fill] = names_here[fill]
+        table = pd.DataFrame({"hemisphere": hemi, "fsaverage_index": index, "roi": roi, "stream": stream})
+        if index.size and index.max() < FSAVERAGE5_N_VERTICES:
+            table[["x", "y", "z"]] = sphere_coordinates(hemi, index)
+        responses.append(np.asarray(fmri, dtype=np.float32))
+        tables.append(table)
+    return NSDSubject(images=images, responses=np.concatenate(responses, axis=1),
+                      vertices=pd.concat(tables, ignore_index=True))
+
+
+def load_ground_truth(subject_dir) -> pd.DataFrame:
+    """The planted truth written beside a synthetic subject (one row per response column)."""
+    subject_dir = Path(subject_dir)
+    return pd.read_parquet(subject_dir.parent / f"{subject_dir.name}_ground_truth.parquet")
+
+
+def load_raw_nsd(
+    nsd_root,
+    *,
+    subject: int = 1,
+    sessions=(1,),
+    vertices: dict | None = None,
+    image_size: int | None = None,
+) -> NSDSubject:
+    """Load raw NSD fsaverage betas, average repeats per image and return an :class:`NSDSubject`.
+
+    Betas are z-scored per session and vertex (as in the Algonauts release), then averaged over the
+    repeats of each image.
+
+    Parameters
+    ----------
+    nsd_root : path-like
+        Folder holding ``nsddata``, ``nsddata_betas`` and ``nsddata_stimuli`` as released.
+    subject : int
+        1–8.
+    sessions : sequence of int
+        1-based session numbers (750 trials each).
+    vertices : dict, optional
+        ``{"lh": indices, "rh": indices}`` of fsaverage vertices to keep; all by default.
+    image_size : int, optional
+        Resize stimuli to this square size.
+
+    Returns
+    -------
+    NSDSubject
+    """
+    import h5py
+    import nibabel as nib
+    from scipy.io import loadmat
+
+    subject = check_int(subject, "subject", minimum=1, maximum=8)
+    sessions = [check_int(s, "sessions", minimum=1, maximum=40) for s in sessions]
+    if vertices is not None:
+        check_subset(list(vertices), "vertices", HEMISPHERES)
+    root = Path(nsd_root)
+    design = loadmat(root / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat")
+    order = np.asarray(design["masterordering"]).ravel().astype(int)  # 1-based into subjectim
+    subject_images = np.asarray(design["subjectim"])[subject - 1].astype(int)  # 1-based 73k ids
+    beta_dir = (root / "nsddata_betas" / "ppdata" / f"subj{subject:02d}" / "fsaverage"
+                / "betas_fithrf_GLMdenoise_RR")
+    per_hemi, trial_ids, tables = {h: [] for h in HEMISPHERES}, [], []
+    for session in sessions:
+        n_trials = None
+        for hemi in HEMISPHERES:
+            data = np.asarray(nib.load(beta_dir / f"{hemi}.betas_session{session:02d}.mgh").get_fdata(),
+                              dtype=np.float32)
+            data = data.reshape(data.shape[0], -1)  # (vertices, trials)
+            keep = np.arange(data.shape[0]) if vertices is None else np.asarray(vertices[hemi])
+            data = data[keep].T
+            data = (data - data.mean(0)) / (data.std(0) + 1e-8)
+            per_hemi[hemi].append(data)
+            n_trials = data.shape[0]
+        start = (session - 1) * n_trials  # every NSD session holds the same number (750) of trials
+        trial_ids.append(subject_images[order[start : start + n_trials] - 1] - 1)  # 0-based 73k ids
+    trial_ids = np.concatenate(trial_ids)
+    betas = np.concatenate([np.concatenate(per_hemi[h]) for h in HEMISPHERES], axis=1)
+    unique_ids, inverse = np.unique(trial_ids, return_inverse=True)
+    sums = np.zeros((len(unique_ids), betas.shape[1]), np.float64)
+    np.add.at(sums, inverse, betas)
+    responses = (sums / np.bincount(inverse)[:, None]).astype(np.float32)
+    with h5py.File(root / "nsddata_stimuli" / "stimuli" / "nsd" / "nsd_stimuli.hdf5", "r") as fh:
+        brick = fh["imgBrick"]
+        pictures = brick[np.sort(unique_ids)]  # h5py needs increasing indices; unique_ids are sorted
+    pictures = pictures.astype(np.float32) / 255.0
+    if image_size is not None:
+        from skimage.transform import resize
+
+        pictures = np.stack([resize(p, (image_size, image_size), anti_aliasing=True) for p in pictures])
+    images = xr.DataArray(pictures.astype(np.float32), dims=("image", "y", "x", "channel"),
+                          coords={"image": np.arange(len(unique_ids)), "nsd_id": ("image", unique_ids)})
+    for hemi in HEMISPHERES:
+        n_hemi = per_hemi[hemi][0].shape[1]
+        index = np.arange(n_hemi) if vertices is None else np.asarray(vertices[hemi])
+        tables.append(pd.DataFrame({"hemisphere": hemi, "fsaverage_index": index, "roi": "Unknown",
+                                    "stream": "Unknown"}))
+    return NSDSubject(images=images, responses=responses, vertices=pd.concat(tables, ignore_index=True))

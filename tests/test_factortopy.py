@@ -1,0 +1,369 @@
+"""FactorTopy: model pieces, feature cache, NSD loaders, and recovery of the planted truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from neuroalign_utils.factortopy import analysis, features, maps, model, nsd, training
+
+N_IMAGES = 600
+N_VERTICES = 300  # per hemisphere
+
+
+# --- model pieces ---------------------------------------------------------------------------------
+def _toy_model(n_vertices=40, n_layers=3, n_channels=16, **options):
+    coords = np.random.default_rng(0).standard_normal((n_vertices, 3))
+    return model.FactorTopy(coords, n_layers, n_channels, bottleneck=8, **options)
+
+
+def test_shapes_and_selectors_at_initialisation():
+    m = _toy_model()
+    sel = m.selectors()
+    assert sel["space"].shape == (40, 2) and sel["layer"].shape == (40, 3) and sel["scale"].shape == (40,)
+    assert torch.allclose(sel["space"], torch.zeros(40, 2))  # image centre
+    assert torch.allclose(sel["layer"], torch.full((40, 3), 1 / 3))  # uniform layers
+    assert torch.allclose(sel["scale"], torch.full((40,), 0.5))
+    y = m(torch.randn(5, 3, 16, 8, 8), torch.randn(5, 3, 16))
+    assert y.shape == (5, 40)
+    assert m(torch.randn(2, 3, 16, 8, 8), torch.randn(2, 3, 16), vertices=torch.arange(7)).shape == (2, 7)
+
+
+def test_sparse_sampling_equals_dense_listing_1():
+    """The embedding-bag evaluation equals Listing 1's dense (B, N, D, L) computation."""
+    m = _toy_model(n_vertices=30)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for mlp in (m.space_mlp, m.layer_mlp, m.scale_mlp):
+            mlp.net[-1].weight.normal_(0, 0.3, generator=gen)
+    local, global_ = torch.randn(4, 3, 16, 8, 8, generator=gen), torch.randn(4, 3, 16, generator=gen)
+    sel = m.selectors()
+    tokens = torch.einsum("blchw,lcd->bldhw", local, m.local_bottleneck)
+    glob = torch.einsum("blc,lcd->bld", global_, m.global_bottleneck)
+    grid = sel["space"][None, None].expand(4, -1, -1, -1)
+    v_local = torch.stack([torch.nn.functional.grid_sample(tokens[:, l], grid, align_corners=False)[:, :, 0]
+                           .permute(0, 2, 1) for l in range(3)], -1)  # (B, N, D, L)
+    s = sel["scale"][None, :, None, None]
+    v = (v_local * (1 - s) + glob.permute(0, 2, 1)[:, None] * s) * sel["layer"][None, :, None, :]
+    expected = (v.sum(-1) * m.readout_weight).mean(-1) + m.readout_bias
+    torch.testing.assert_close(m(local, global_), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_entropy_term_values():
+    uniform = torch.full((10, 4), 0.25)
+    one_hot = torch.nn.functional.one_hot(torch.arange(10) % 4, 4).float()
+    assert model.entropy_regulariser(uniform).item() == pytest.approx(-1.0)
+    assert model.entropy_regulariser(one_hot).item() == pytest.approx(0.0, abs=1e-6)
+    half = torch.tensor([[0.5, 0.5, 0.0, 0.0]])
+    assert model.entropy_regulariser(half).item() == pytest.approx(-np.log(2) / np.log(4))
+
+
+def test_confidence_is_one_for_one_hot_and_zero_for_uniform():
+    assert analysis.layer_confidence(np.eye(5)) == pytest.approx(np.ones(5))
+    assert analysis.layer_confidence(np.full((3, 5), 0.2)) == pytest.approx(np.zeros(3), abs=1e-12)
+
+
+def test_coordinate_encoding_is_smooth_and_separates_hemispheres():
+    rng = np.random.default_rng(0)
+    coords = torch.as_tensor(rng.uniform(-100, 100, (200, 3)))
+    enc = model.positional_encoding(coords)
+    assert enc.shape == (200, 192)
+    nudged = model.positional_encoding(torch.cat([coords, coords[:1] + 0.01]))
+    # a 0.01-unit move (of a 200-unit span) changes every feature by at most the top frequency × move
+    assert (nudged[-1] - nudged[0]).abs().max() < 0.01
+    far = (enc[None] - enc[:, None]).norm(dim=-1)
+    assert far[~torch.eye(200, dtype=bool)].min() > 0.01  # distinct points stay distinct
+    xyz = np.array([[1.0, 0, 0], [2.0, 0, 0], [-1.0, 0, 0], [-2.0, 0, 0]])
+    sep = model.hemisphere_separated_coordinates(xyz, ["lh", "lh", "rh", "rh"])
+    assert sep[2:, 0].min() > sep[:2, 0].max()
+
+
+def test_default_decay_steps_scale_with_run_length():
+    assert training.default_decay_steps(40_000) == 6_000
+    assert training.default_decay_steps(2_000) == 300
+
+
+def test_split_has_no_repeated_image_leak():
+    ids = np.repeat(np.arange(50), 3)
+    split = training.split_images(ids, seed=0)
+    seen = [set(ids[split[k]]) for k in ("train", "val", "test")]
+    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    assert [len(s) for s in seen] == [40, 5, 5]
+    assert training.split_images(ids, seed=0)["test"].tolist() == split["test"].tolist()
+
+
+# --- analyses on constructed inputs -----------------------------------------------------------------
+def test_hierarchy_slope_recovers_a_constructed_slope():
+    rng = np.random.default_rng(0)
+    rois = np.repeat(["V1v", "V2d", "V3v", "OPA", "EBA", "FFA-1"], 200)
+    ideal = np.array([analysis.HIERARCHY_LEVELS.get(analysis.roi_family(r), 0.5) for r in rois])
+    n_layers = 6
+    # construct layer weights whose expected position ι̂ is 0.1 + 0.6 · ideal
+    target = 0.1 + 0.6 * ideal + 0.02 * rng.standard_normal(len(rois))
+    pos = np.arange(n_layers) / (n_layers - 1)
+    weights = np.exp(-((pos[None] - target[:, None]) ** 2) / 0.002)
+    weights /= weights.sum(1, keepdims=True)
+    iota = analysis.layer_position(weights)
+    fit = analysis.hierarchy_slope(iota, rois, n_bootstrap=200)
+    assert fit["slope"] == pytest.approx(0.6, abs=0.03)
+    assert fit["b0"] == pytest.approx(0.1, abs=0.03)
+    assert fit["slope_low"] < fit["slope"] < fit["slope_high"]
+    assert fit["n_vertices"] == 1000  # FFA-1 is not one of the four levels
+
+
+def test_channel_clustering_count_and_seed():
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((6, 16)) * 3
+    weights = centres[rng.integers(0, 6, 3000)] + 0.3 * rng.standard_normal((3000, 16))
+    labels = analysis.cluster_channels(weights, n_clusters=20, n_kmeans=200, seed=0)
+    assert labels.shape == (3000,) and len(np.unique(labels)) == 20
+    assert np.array_equal(labels, analysis.cluster_channels(weights, n_clusters=20, n_kmeans=200, seed=0))
+    six = analysis.cluster_channels(weights, n_clusters=6, n_kmeans=200, seed=0)
+    truth = np.argmax(-((weights[:, None] - centres[None]) ** 2).sum(-1), 1)
+    assert pd.crosstab(six, truth).max(1).sum() / len(six) > 0.95  # the planted groups come back
+
+
+# --- feature cache -----------------------------------------------------------------------------------
+def test_feature_cache_hit_miss_and_corruption(tmp_path, caplog):
+    spec = features.BackboneSpec(name="vit", size="small")
+    imgs = np.random.default_rng(0).random((6, 32, 32, 3)).astype(np.float32)
+    first = features.cached_features(spec, imgs, data_dir=tmp_path)
+    assert not first["hit"] and first["local"].shape == (6, 4, 64, 8, 8)
+    assert first["local"].dtype == np.float16 and isinstance(first["local"], np.memmap)
+    assert first["bytes_per_image"] == 4 * 65 * 64 * 2
+    reference = np.array(first["local"])
+    again = features.cached_features(spec, imgs, data_dir=tmp_path)
+    assert again["hit"] and again["path"] == first["path"]
+    np.testing.assert_array_equal(again["local"], first["local"])
+    # any key change misses: pixels, layers, backbone
+    changed = imgs.copy()
+    changed[0, 0, 0, 0] += 0.1
+    assert not features.cached_features(spec, changed, data_dir=tmp_path)["hit"]
+    assert not features.cached_features(spec, imgs, layers=[0, 2], data_dir=tmp_path)["hit"]
+    assert not features.cached_features(features.BackboneSpec(seed=1), imgs, data_dir=tmp_path)["hit"]
+    # a corrupted file is detected and rebuilt
+    path = first["path"] / "local.npy"
+    blob = bytearray(path.read_bytes())
+    blob[-10] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    rebuilt = features.cached_features(spec, imgs, data_dir=tmp_path)
+    assert not rebuilt["hit"] and "corrupt" in caplog.text
+    np.testing.assert_array_equal(rebuilt["local"], reference)
+    # no temporary folders are left behind by the atomic writes
+    assert not list(first["path"].parent.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("name", sorted(features.BACKBONES))
+def test_every_backbone_gives_layer_tokens(name):
+    spec = features.BackboneSpec(name=name)
+    backbone = features.build_backbone(spec)
+    size = features.input_size(backbone)
+    local, global_ = features.extract_features(backbone, name, np.random.default_rng(0).random((2, size, size, 3)))
+    assert local.shape[:2] == global_.shape[:2] == (2, 4) and local.shape[-2:] == (8, 8)
+    assert np.isfinite(local).all() and np.isfinite(global_).all()
+
+
+def test_backbone_spec_validates():
+    with pytest.raises(ValueError, match="'name' must be one of"):
+        features.BackboneSpec(name="resnet")
+    with pytest.raises(ValueError, match="'weights' must be one of"):
+        features.BackboneSpec(weights="imagenet")
+
+
+def test_random_layers_of_the_default_init_are_too_alike():
+    """Why the synthetic subject plants with init_range=1.0: at 0.02 every layer predicts the others."""
+    from neuroalign_utils import images
+
+    imgs = images.natural_image_set(90, (32, 32), grayscale=False).values
+
+    def predictability(init_range):
+        spec = features.BackboneSpec(init_range=init_range)
+        local, _ = features.extract_features(features.build_backbone(spec), "vit", imgs)
+        return features.cross_layer_predictability(local)
+
+    alike, distinct = predictability(0.02), predictability(1.0)
+    off = ~np.eye(4, dtype=bool)
+    assert alike[off].min() > 0.9
+    assert distinct[off].mean() < alike[off].mean() - 0.1
+    assert distinct[3, 0] < 0.75  # the last layer is far from the first
+    assert np.diag(distinct).min() > 0.95
+
+
+# --- synthetic subject and recovery --------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def subject_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nsd")
+    return nsd.write_synthetic_subject(root, n_images=N_IMAGES, n_vertices_per_hemisphere=N_VERTICES)
+
+
+@pytest.fixture(scope="session")
+def fitted(subject_dir):
+    subject = nsd.load_algonauts_subject(subject_dir)
+    feats = features.cached_features(features.BackboneSpec(), subject.images.values)
+    coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
+                                                    subject.vertices["hemisphere"])
+    result = training.train_factortopy(feats, subject.responses, coords, n_steps=1000, lr=2e-3,
+                                       progress=False)
+    shuffled = subject.responses[np.random.default_rng(1).permutation(len(subject.responses))]
+    control = training.train_factortopy(feats, shuffled, coords, n_steps=300, lr=2e-3, progress=False)
+    return subject, result, control
+
+
+def test_synthetic_subject_matches_the_algonauts_layout(subject_dir):
+    roi_dir = subject_dir / "roi_masks"
+    names = sorted(p.name for p in (subject_dir / "training_split" / "training_images").glob("*.png"))
+    assert len(names) == N_IMAGES and names[0].startswith("train-0001_nsd-")
+    for hemi in ("lh", "rh"):
+        fmri = np.load(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy")
+        assert fmri.dtype == np.float32 and fmri.shape == (N_IMAGES, N_VERTICES)
+        used = np.load(roi_dir / f"{hemi}.all-vertices_fsaverage_space.npy")
+        assert used.shape == (163_842,) and used.sum() == N_VERTICES
+        assert np.flatnonzero(used).max() < 10_242  # valid in fsaverage5 too
+        prf = np.load(roi_dir / f"{hemi}.prf-visualrois_challenge_space.npy")
+        assert prf.shape == (N_VERTICES,)
+    mapping = np.load(roi_dir / "mapping_prf-visualrois.npy", allow_pickle=True).item()
+    assert mapping[1] == "V1v" and mapping[7] == "hV4"
+    subject = nsd.load_algonauts_subject(subject_dir)
+    assert {"V1v", "V1d", "V2v", "V3d", "hV4", "OPA", "PPA", "EBA", "FFA-1", "OFA"} <= set(subject.vertices["roi"])
+    truth = nsd.load_ground_truth(subject_dir)
+    assert (truth["roi"].to_numpy() == subject.vertices["roi"].to_numpy()).all()
+    # the planted hierarchy: V1 reads layer 0, EBA the last layer, with a larger global share
+    by_roi = truth.groupby("roi")[["layer", "scale"]].mean()
+    assert by_roi.loc["V1v", "layer"] == 0 and by_roi.loc["EBA", "layer"] == truth["n_layers"].iloc[0] - 1
+    assert by_roi.loc["EBA", "scale"] > by_roi.loc["V1v", "scale"]
+
+
+def test_writer_is_deterministic(subject_dir, tmp_path):
+    again = nsd.write_synthetic_subject(tmp_path, n_images=N_IMAGES, n_vertices_per_hemisphere=N_VERTICES)
+    for rel in ("training_split/training_fmri/lh_training_fmri.npy", "roi_masks/rh.floc-faces_fsaverage_space.npy"):
+        np.testing.assert_array_equal(np.load(again / rel), np.load(subject_dir / rel))
+
+
+def test_r2_well_above_the_shuffled_control(fitted):
+    _, result, control = fitted
+    assert result.test_r2.mean() > 0.25  # best reachable: snr / (1 + snr) = 0.67
+    assert control.test_r2.mean() < 0.02
+    assert result.test_r2.mean() > control.test_r2.mean() + 0.2
+
+
+def test_layer_selector_recovers_the_planted_ordering(fitted, subject_dir):
+    subject, result, _ = fitted
+    truth = nsd.load_ground_truth(subject_dir)
+    table = analysis.selector_table(result.model, subject.vertices).assign(true_layer=truth["layer"])
+    fit = analysis.hierarchy_slope(table["iota"], table["roi"], n_bootstrap=200)
+    assert fit["slope"] > 0.3 and fit["slope_low"] > 0.2
+    named = table[table["roi"] != "Unknown"]
+    per_roi = named.groupby("roi").agg(true=("true_layer", "first"),
+                                       found=("layer_argmax", lambda a: np.bincount(a).argmax()))
+    within_one = (per_roi["true"] - per_roi["found"]).abs() <= 1
+    assert within_one.mean() >= 0.7, per_roi
+
+
+def test_space_and_scale_selectors_recover_planted_values(fitted, subject_dir):
+    subject, result, _ = fitted
+    truth = nsd.load_ground_truth(subject_dir)
+    table = analysis.selector_table(result.model, subject.vertices)
+    local = truth["scale"].to_numpy() < 0.3  # mostly-local vertices: their position is identifiable
+    error = np.hypot(table["space_x"] - truth["pos_x"], table["space_y"] - truth["pos_y"])[local]
+    assert np.median(error) < 0.15  # image half-width = 1; one 8×8 token cell = 0.25
+    assert np.corrcoef(table["scale"], truth["scale"])[0, 1] > 0.5
+
+
+def test_r2_per_roi_table(fitted):
+    subject, result, _ = fitted
+    table = analysis.r2_per_roi(result.test_r2, subject.vertices["roi"], order=["V1v", "EBA"])
+    assert list(table.index) == ["V1v", "EBA", "all"]
+    assert table.loc["all", "n_vertices"] == 2 * N_VERTICES
+    assert table.loc["all", "r2_mean"] == pytest.approx(result.test_r2.mean())
+
+
+def test_top_channel_image(fitted, subject_dir):
+    subject, result, _ = fitted
+    feats = features.cached_features(features.BackboneSpec(), subject.images.values)
+    mask = (subject.vertices["roi"] == "V1v").to_numpy()
+    rgb = analysis.top_channel_image(result.model, np.asarray(feats["local"][0], np.float32), mask)
+    assert rgb.shape == (8, 8, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    with pytest.raises(ValueError, match="'roi_mask' must have 600 entries"):
+        analysis.top_channel_image(result.model, np.asarray(feats["local"][0]), mask[:10])
+
+
+def test_checkpoint_is_written_and_reloads(subject_dir, tmp_path):
+    subject = nsd.load_algonauts_subject(subject_dir)
+    feats = features.cached_features(features.BackboneSpec(), subject.images.values)
+    coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
+                                                    subject.vertices["hemisphere"])
+    ckpt = tmp_path / "model.pt"
+    result = training.train_factortopy(feats, subject.responses, coords, n_steps=20, eval_every=10,
+                                       progress=False, checkpoint=ckpt, space_selection=False, tokens="patch")
+    saved = torch.load(ckpt)
+    assert saved["options"]["space_selection"] is False and saved["step"] == result.best_step
+    assert (result.model.selectors()["scale"] == 0).all()
+
+
+# --- surface maps -----------------------------------------------------------------------------------------
+def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
+    vertices = pd.concat([nsd.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
+    vertices["roi"] = np.where(vertices["rho"] < 0.5, "V1v", "EBA")
+    fig = maps.plot_flat_maps(vertices["rho"].to_numpy(), vertices, title="rho", colorbar_label="ρ")
+    fig.set_dpi(100)
+    path = tmp_path / "map.png"
+    fig.savefig(path, dpi=100)
+    from PIL import Image
+
+    assert Image.open(path).size == (800, 360)
+    assert sum(a.get_title().endswith("hemisphere") for a in fig.axes) == 2
+    with pytest.raises(ValueError, match="expected 300"):
+        maps.plot_flat_maps(np.zeros(299), vertices)
+    layer = np.stack([np.arange(300) % 4, np.linspace(0, 1, 300)], 1)
+    maps.plot_flat_maps(layer, vertices, kind="layer", n_layers=4)
+    maps.plot_flat_maps(np.zeros((300, 2)), vertices, kind="position")
+
+
+# --- raw NSD loader on tiny files in the release format -------------------------------------------------------
+def test_raw_nsd_loader_reads_tiny_release_files(tmp_path):
+    import h5py
+    import nibabel as nib
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(0)
+    n_vertices, n_trials, n_stim = 12, 10, 6
+    order = rng.integers(1, n_stim + 1, size=2 * n_trials)  # 1-based into subjectim
+    subjectim = np.tile(np.arange(n_stim) * 3 + 5, (8, 1))  # 1-based 73k ids of each subject's images
+    design_dir = tmp_path / "nsddata" / "experiments" / "nsd"
+    design_dir.mkdir(parents=True)
+    savemat(design_dir / "nsd_expdesign.mat", {"masterordering": order[None], "subjectim": subjectim,
+                                               "sharedix": np.arange(1, 4)[None]})
+    beta_dir = tmp_path / "nsddata_betas/ppdata/subj01/fsaverage/betas_fithrf_GLMdenoise_RR"
+    beta_dir.mkdir(parents=True)
+    signal = rng.standard_normal((2 * n_vertices, n_stim))  # per vertex (lh then rh) and image
+    zscored = []
+    for session in (1, 2):
+        trials = order[(session - 1) * n_trials : session * n_trials] - 1
+        for h, hemi in enumerate(("lh", "rh")):
+            data = signal[h * n_vertices : (h + 1) * n_vertices][:, trials] * 3 + 10 * session
+            zscored.append((session, h, trials, (data - data.mean(1, keepdims=True)) / data.std(1, keepdims=True)))
+            nib.save(nib.MGHImage(data.reshape(n_vertices, 1, 1, n_trials).astype(np.float32), np.eye(4)),
+                     beta_dir / f"{hemi}.betas_session{session:02d}.mgh")
+    stim_dir = tmp_path / "nsddata_stimuli" / "stimuli" / "nsd"
+    stim_dir.mkdir(parents=True)
+    brick = rng.integers(0, 255, size=(40, 9, 9, 3), dtype=np.uint8)
+    with h5py.File(stim_dir / "nsd_stimuli.hdf5", "w") as fh:
+        fh["imgBrick"] = brick
+    subject = nsd.load_raw_nsd(tmp_path, subject=1, sessions=(1, 2))
+    seen = np.unique(order) - 1
+    expected_ids = subjectim[0, seen] - 1
+    assert subject.images["nsd_id"].values.tolist() == expected_ids.tolist()
+    np.testing.assert_array_equal((subject.images.values * 255).round().astype(np.uint8), brick[expected_ids])
+    assert subject.responses.shape == (len(seen), 2 * n_vertices)
+    # per-session z-scoring, then the mean over each image's repeats, in the design's trial order
+    expected = np.zeros((n_stim, 2 * n_vertices))
+    counts = np.zeros(n_stim)
+    for session, h, trials, z in zscored:
+        np.add.at(expected[:, h * n_vertices : (h + 1) * n_vertices], trials, z.T)
+        counts += np.bincount(trials, minlength=n_stim) * (h == 0)
+    np.testing.assert_allclose(subject.responses, expected[seen] / counts[seen, None], atol=1e-5)
+    assert list(subject.vertices["hemisphere"].value_counts()) == [n_vertices, n_vertices]
