@@ -5,7 +5,8 @@ Two readings of the paper's "artificial kernels", kept apart by the ``kind`` coo
 1. ``kind="weight"`` (the paper's text): every convolution weight ``[F, C, H, W]`` gives ``F·C``
    kernels of ``H×W`` (layers with 1×1 or 2×2 filters are excluded, as in the paper), and every 2-D
    weight matrix of an attention layer (q/k/v/qkv/output projections, relative-position tables) is
-   one kernel. Convolution layers are then thinned to a representative subset by UMAP + K-means
+   one kernel. Constant kernels (zero-initialised filters or matrices) have no spatial structure and
+   are left out. Convolution layers are then thinned to a representative subset by UMAP + K-means
    (:func:`~neuroalign_utils.kernels.selection.select_representative_kernels`), as for the neural
    kernels; attention weight matrices are few and are all kept.
 2. ``kind="attention_map"`` (stimulus-driven): for each attention layer, head and scene, the mean over
@@ -141,8 +142,9 @@ def weight_kernels(
                 blocks.append((layer, raw[i], sources[i], -1, -1))
         else:
             for pname, param in layer.module.named_parameters():
-                if param.ndim == 2 and min(param.shape) > 2:
-                    blocks.append((layer, param.detach().cpu().numpy().astype(np.float64), pname, -1, -1))
+                matrix = param.detach().cpu().numpy().astype(np.float64)
+                if matrix.ndim == 2 and min(matrix.shape) > 2 and matrix.std() > 0:
+                    blocks.append((layer, matrix, pname, -1, -1))
     return _to_kernel_array(blocks, model_name, "weight", kernel_size)
 
 
