@@ -143,10 +143,13 @@ def test_parallel_load_equals_serial_load(cache):
     serial = loading.load_responses(cache, ids, scheduler="synchronous")
     threaded = loading.load_responses(cache, ids, scheduler="threads")
     lazy = loading.load_responses(cache, ids, compute=False)
+    import dask
+
+    custom = loading.load_responses(cache, ids, scheduler=dask.get)  # any dask get function / Client
     xr.testing.assert_identical(serial, threaded)
+    xr.testing.assert_identical(serial, custom)
     xr.testing.assert_identical(serial, lazy.compute())
-    assert lazy.chunks[0] == tuple(np.unique(serial["experiment_id"].values, return_counts=True)[1][
-        np.argsort(np.unique(serial["experiment_id"].values, return_index=True)[1])])
+    assert len(lazy.chunks[0]) == len(ids)  # one dask chunk per experiment
 
 
 def test_offline_api_answers_the_eye_query_and_refuses_downloads(cache, allen_root):

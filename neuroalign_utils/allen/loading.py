@@ -271,7 +271,8 @@ def load_responses(
         Experiments to load, e.g. ``select_experiments(...)["experiment_id"]``.
     scheduler : str or dask.distributed.Client, default="threads"
         How dask runs the per-experiment loads: ``"threads"``, ``"synchronous"`` (serial),
-        ``"processes"``, a ``dask.distributed.Client``, or a scheduler address (``"tcp://…"``).
+        ``"processes"``, a ``dask.distributed.Client`` (or any dask ``get`` function), or a scheduler
+        address (``"tcp://…"``, needs the ``distributed`` package, not installed by default).
     compute : bool, default=True
         Return a NumPy-backed array; ``False`` returns it dask-backed, one chunk per experiment, so
         reductions (:mod:`.responses`) run experiment by experiment in bounded memory.
@@ -360,8 +361,13 @@ def _scheduler_kwargs(scheduler) -> dict:
     if isinstance(scheduler, str) and scheduler in ("threads", "synchronous", "processes"):
         return {"scheduler": scheduler}
     if isinstance(scheduler, str):
-        from dask.distributed import Client
-
+        try:
+            from dask.distributed import Client
+        except ImportError as err:
+            raise ImportError(
+                f"scheduler={scheduler!r} (a dask.distributed scheduler address) needs the 'distributed' "
+                "package: pip install distributed, or use scheduler='threads'."
+            ) from err
         return {"scheduler": Client(scheduler)}
     return {"scheduler": scheduler}
 
