@@ -194,3 +194,22 @@ def test_selection_by_area_and_cre_line(cache, truth):
     by_full = loading.select_experiments(cache, cre_lines=[experiments["cre_line"].iloc[1]])
     assert by_short.equals(by_full) and set(by_short["cre"]) == {cre}
     assert len(loading.select_experiments(cache, n_experiments=2)) == 2
+
+
+def test_same_seed_gives_the_same_cache_and_it_is_reused(tmp_path):
+    import h5py
+
+    a = synthetic.make_synthetic_cache(tmp_path / "a", n_experiments=2, cells_per_experiment=3, n_repeats=2, seed=9)
+    b = synthetic.make_synthetic_cache(tmp_path / "b", n_experiments=2, cells_per_experiment=3, n_repeats=2, seed=9)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "a" / "planted_truth" / "cells.parquet"),
+        pd.read_parquet(tmp_path / "b" / "planted_truth" / "cells.parquet"),
+    )
+    for path in (a.parent / "ophys_experiment_data").glob("*.nwb"):
+        with h5py.File(path) as fa, h5py.File(b.parent / "ophys_experiment_data" / path.name) as fb:
+            key = "processing/brain_observatory_pipeline/DfOverF/imaging_plane_1/data"
+            np.testing.assert_array_equal(fa[key][()], fb[key][()])
+    stamp = a.stat().st_mtime_ns
+    assert synthetic.make_synthetic_cache(tmp_path / "a", n_experiments=2, cells_per_experiment=3, n_repeats=2,
+                                          seed=9) == a
+    assert a.stat().st_mtime_ns == stamp  # a complete cache with the same settings is not rewritten
