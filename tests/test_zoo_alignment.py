@@ -57,3 +57,20 @@ def test_planted_kernels_beat_phase_randomised_null(planted):
     null = sim.kernel_similarity(null_neural, planted_kernels)["one_minus_rmse"].max("artificial").values
     test = sim.permutation_test(real, null, n_permutations=2000)
     assert test["difference"] > 0 and test["p_value"] < 0.01
+
+
+def test_alignment_summary_margins_and_tables(planted):
+    from neuroalign_utils.zoo import alignment
+
+    neural, artificial = planted
+    neural = neural.assign_coords(area=("kernel", np.repeat(["VISp", "VISl"], 20)))
+    layer_type = np.where(artificial["model"].values == "planted", "attention", "convolution")
+    artificial = artificial.assign_coords(layer_type=("kernel", layer_type))
+    result = alignment.alignment_summary(
+        neural, artificial, {"area": ["model", "area"]}, n_bootstrap=100, n_permutations=500
+    )
+    table = result["tables"]["area"].set_index(["model", "area"])
+    assert {"null_value", "null_ci_low", "null_ci_high"} <= set(table.columns)
+    assert (table.loc["planted", "value"] > table.loc["planted", "null_value"]).all()
+    tests = result["tests"].set_index("model")
+    assert tests.loc["planted", "real_minus_null"] > 0 and tests.loc["planted", "p_real_vs_null"] < 0.01
