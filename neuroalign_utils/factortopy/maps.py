@@ -60,11 +60,12 @@ def plot_flat_maps(
     Parameters
     ----------
     values : array-like
-        ``kind="scalar"``: (N,) numbers; ``"rgb"``: (N, 3) colours; ``"layer"``: (N, 2) argmax layer and
-        confidence; ``"position"``: (N, 2) image x, y in [−1, 1]. N = ``len(vertices)``.
+        ``kind="scalar"``: (N,) numbers; ``"category"``: (N,) labels (ROI names, cluster ids), drawn
+        with a qualitative palette and a legend; ``"layer"``: (N, 2) argmax layer and confidence;
+        ``"position"``: (N, 2) image x, y in [−1, 1]. N = ``len(vertices)``.
     vertices : DataFrame
         ``hemisphere`` and ``fsaverage_index`` (below 10,242) of each value, and optionally ``roi``.
-    kind : {"scalar", "rgb", "layer", "position"}
+    kind : {"scalar", "category", "layer", "position"}
     title, cmap, vmin, vmax, colorbar_label
         Scalar maps' colour scale.
     n_layers : int, optional
@@ -81,7 +82,7 @@ def plot_flat_maps(
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
 
-    check_in_allowed(kind, "kind", ("scalar", "rgb", "layer", "position"))
+    check_in_allowed(kind, "kind", ("scalar", "category", "layer", "position"))
     values = np.asarray(values)
     if len(values) != len(vertices):
         raise ValueError(f"'values' has {len(values)} entries; expected {len(vertices)} (one per vertex of "
@@ -90,12 +91,15 @@ def plot_flat_maps(
     if index.size and index.max() >= FSAVERAGE5_N_VERTICES:
         raise ValueError(f"'vertices' must index fsaverage5 (below {FSAVERAGE5_N_VERTICES}); the largest "
                          f"index is {index.max()}.")
-    norm = None
+    norm, palette_by_name = None, {}
     if kind == "scalar":
         norm = Normalize(np.nanmin(values) if vmin is None else vmin, np.nanmax(values) if vmax is None else vmax)
         colours = matplotlib.colormaps[cmap](norm(values))[:, :3]
-    elif kind == "rgb":
-        colours = values[:, :3]
+    elif kind == "category":
+        categories, codes = np.unique(values.astype(str), return_inverse=True)
+        palette = matplotlib.colormaps["tab20"](np.arange(len(categories)) % 20)[:, :3]
+        colours = palette[codes]
+        palette_by_name = dict(zip(categories, palette))
     elif kind == "layer":
         n_layers = int(values[:, 0].max()) + 1 if n_layers is None else n_layers
         colours = layer_colours(values[:, 0].astype(int), values[:, 1], n_layers)
@@ -123,7 +127,7 @@ def plot_flat_maps(
         a.set_axis_off()
     if title:
         fig.suptitle(title)
-    _legend(fig, ax, kind, norm, cmap, colorbar_label, n_layers)
+    _legend(fig, ax, kind, norm, cmap, colorbar_label, n_layers, palette_by_name)
     return fig
 
 
@@ -151,7 +155,7 @@ def _outline(ax, xy, faces, index, roi):
     ax.add_collection(LineCollection(segments, colors="k", linewidths=0.5))
 
 
-def _legend(fig, ax, kind, norm, cmap, label, n_layers):
+def _legend(fig, ax, kind, norm, cmap, label, n_layers, palette_by_name):
     import matplotlib
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -159,6 +163,11 @@ def _legend(fig, ax, kind, norm, cmap, label, n_layers):
     if kind == "scalar":
         sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
         fig.colorbar(sm, ax=list(ax), fraction=0.04, label=label)
+    elif kind == "category":
+        handles = [Patch(color=c, label=name) for name, c in palette_by_name.items()
+                   if name != "Unknown"]
+        ax[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                     fontsize=7, ncol=1 + len(handles) // 12)
     elif kind == "layer":
         handles = [Patch(color=layer_colours(np.array([i]), np.array([1.0]), n_layers)[0], label=f"layer {i}")
                    for i in range(n_layers)]

@@ -8,8 +8,8 @@ layer-unique bottlenecks P_l (C → D) applied to local tokens F_l (8×8 grid) a
 
 Bilinear sampling touches 4 grid cells, so v_n is a weighted sum of 5·L rows of a per-image table of
 bottlenecked tokens (4 corners and the global token per layer). The model builds those indices and
-weights (N, 5L) once per step and evaluates v with ``torch.nn.functional.embedding_bag``: memory and
-time grow as B·N·5L·D, never as a dense (B, N, D, L) tensor.
+weights (N, 5L) once per step and evaluates v with ``torch.nn.functional.embedding_bag`` over a table
+whose rows hold the whole batch: memory grows as N·B·D, time as N·5L·B·D, never a (B, N, D, L) tensor.
 """
 
 from __future__ import annotations
@@ -207,10 +207,8 @@ class FactorTopy(nn.Module):
             index, weight, w, bias = index[vertices], weight[vertices], w[vertices], bias[vertices]
         table = self.token_table(local, global_)  # (B, R, D)
         b, rows, d = table.shape
-        n = len(index)
-        batch_offset = (torch.arange(b, device=index.device) * rows)[:, None, None]
-        flat_index = (index[None] + batch_offset).reshape(b * n, -1)
-        flat_weight = weight[None].expand(b, -1, -1).reshape(b * n, -1)
-        v = F.embedding_bag(flat_index, table.reshape(b * rows, d), per_sample_weights=flat_weight,
-                            mode="sum").reshape(b, n, d)
-        return (v * w).mean(-1) + bias
+        # one bag per vertex over a table whose rows hold all B images: the indices and weights are
+        # shared by the batch, so they are built (and their gradients reduced) once, not B times
+        v = F.embedding_bag(index, table.permute(1, 0, 2).reshape(rows, b * d), per_sample_weights=weight,
+                            mode="sum").reshape(len(index), b, d)  # (N, B, D)
+        return ((v * w[:, None, :]).mean(-1) + bias[:, None]).T

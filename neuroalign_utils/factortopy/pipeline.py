@@ -1,0 +1,135 @@
+"""One call from a subject folder (or the synthetic default) to a trained FactorTopy model and its tables.
+
+Used by the chapter: :func:`load_subject` (synthetic subject written on demand, or a real Algonauts
+folder), :func:`fit_backbone` (cached features → trained model → per-vertex selector table), and
+:func:`compare_backbones` (the same fit for several backbones, one row of R² and slope each).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import storage
+from . import analysis, features, model, nsd, training
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Fit:
+    """A fitted backbone: features, training result and the per-vertex selector table."""
+
+    spec: features.BackboneSpec
+    features: dict
+    result: training.TrainingResult
+    table: pd.DataFrame
+
+
+def load_subject(data_dir: str = "", *, n_images: int = 600, n_vertices_per_hemisphere: int = 600,
+                 snr: float = 2.0, backbone: features.BackboneSpec | None = None, seed: int = 0):
+    """The subject in ``data_dir`` (an Algonauts ``subjXX`` folder), or the synthetic one when empty.
+
+    Returns
+    -------
+    subject : NSDSubject
+    truth : DataFrame or None
+        The planted truth (synthetic subject only).
+    """
+    if data_dir:
+        return nsd.load_algonauts_subject(data_dir), None
+    folder = nsd.write_synthetic_subject(n_images=n_images, n_vertices_per_hemisphere=n_vertices_per_hemisphere,
+                                         backbone=backbone, snr=snr, seed=seed)
+    return nsd.load_algonauts_subject(folder), nsd.load_ground_truth(folder)
+
+
+def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers=None, n_steps: int = 1500,
+                 decay_steps: int | None = None, lr: float = 1e-3, seed: int = 0, checkpoint_dir=None,
+                 **options) -> Fit:
+    """Features of ``spec`` for the subject's images (cached), then a trained FactorTopy model.
+
+    The checkpoint is written to ``checkpoint_dir/<backbone>.pt`` when given.
+    """
+    backbone = features.build_backbone(spec)
+    size = features.input_size(backbone)
+    images = subject.images.values
+    if images.shape[1] != size:
+        from skimage.transform import resize
+
+        images = np.stack([resize(img, (size, size), anti_aliasing=True) for img in images]).astype(np.float32)
+    feats = features.cached_features(spec, images, layers=layers)
+    coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
+                                                    subject.vertices["hemisphere"])
+    checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{spec.name}.pt"
+    result = training.train_factortopy(feats, subject.responses, coords, image_ids=subject.images["nsd_id"].values,
+                                       n_steps=n_steps, decay_steps=decay_steps, lr=lr, seed=seed,
+                                       checkpoint=checkpoint, **options)
+    table = analysis.selector_table(result.model, subject.vertices).assign(test_r2=result.test_r2)
+    return Fit(spec=spec, features=feats, result=result, table=table)
+
+
+def summary_row(fit: Fit) -> dict:
+    """Backbone, mean test R², hierarchy slope with its interval, b0, b1."""
+    slope = analysis.hierarchy_slope(fit.table["iota"], fit.table["roi"], n_bootstrap=300)
+    return {"backbone": fit.spec.name, "weights": fit.spec.weights, "n_layers": len(fit.features["layers"]),
+            "r2_mean": float(np.mean(fit.result.test_r2)), **slope, "best_step": fit.result.best_step}
+
+
+def compare_backbones(subject, names, base: features.BackboneSpec, *, fitted: Fit | None = None,
+                      **fit_kwargs) -> pd.DataFrame:
+    """Fit every backbone in ``names`` (same size, weights and seed as ``base``); one row each.
+
+    ``fitted`` (a :class:`Fit` of one of the names) is reused instead of refitted.
+    """
+    rows = []
+    for name in names:
+        if fitted is not None and fitted.spec.name == name:
+            rows.append(summary_row(fitted))
+            continue
+        spec = features.BackboneSpec(name=name, size=base.size, weights=base.weights,
+                                     init_range=base.init_range, seed=base.seed)
+        rows.append(summary_row(fit_backbone(subject, spec, **fit_kwargs)))
+    return pd.DataFrame(rows).set_index("backbone")
+
+
+def ground_truth_recovery(table: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Per ROI: planted vs recovered layer (argmax of the ROI-mean weights), scale, position error."""
+    layer_cols = [c for c in table.columns if c.startswith("layer_") and c[6:].isdigit()]
+    merged = table.assign(true_layer=truth["layer"].to_numpy(), true_scale=truth["scale"].to_numpy(),
+                          position_error=np.hypot(table["space_x"] - truth["pos_x"].to_numpy(),
+                                                  table["space_y"] - truth["pos_y"].to_numpy()))
+    rows = []
+    for roi, g in merged.groupby("roi", sort=False):
+        rows.append({"roi": roi, "n_vertices": len(g), "planted_layer": int(g["true_layer"].round().mode()[0]),
+                     "recovered_layer": int(np.argmax(g[layer_cols].mean().to_numpy())),
+                     "planted_scale": g["true_scale"].mean(), "recovered_scale": g["scale"].mean(),
+                     "median_position_error": g["position_error"].median()})
+    out = pd.DataFrame(rows).set_index("roi")
+    out["layer_within_one"] = (out["planted_layer"] - out["recovered_layer"]).abs() <= 1
+    return out.sort_values(["planted_layer", "planted_scale"])
+
+
+def results_paths(results_dir) -> dict:
+    """Where the chapter saves its tables (one place, so the synthesis chapter can read them)."""
+    results_dir = Path(results_dir)
+    return {name: results_dir / file for name, file in (
+        ("vertices", "vertices.parquet"), ("r2_per_roi", "r2_per_roi.parquet"),
+        ("backbones", "backbones.parquet"), ("recovery", "recovery.parquet"),
+        ("history", "history.parquet"), ("headline", "headline.json"), ("checkpoints", "checkpoints"))}
+
+
+def save_results(results_dir, *, fit: Fit, r2_table, backbones, recovery, headline: dict) -> dict:
+    """Write the chapter's tidy results atomically; return the paths."""
+    paths = results_paths(results_dir)
+    for key, frame in (("vertices", fit.table), ("r2_per_roi", r2_table), ("backbones", backbones),
+                       ("recovery", recovery), ("history", fit.result.history)):
+        if frame is None:
+            continue
+        with storage.atomic_path(paths[key]) as tmp:
+            frame.to_parquet(tmp)
+    storage.write_json(paths["headline"], headline)
+    return paths
