@@ -64,7 +64,7 @@ def test_files_round_trip_through_allensdk(cache, truth, dff):
         template = ds.get_stimulus_template("natural_scenes")
         assert template.shape == (118, 115, 147) and template.dtype == np.uint8
         ts, trace = ds.get_dff_traces()
-        speed, speed_t = ds.get_running_speed()
+        speed, _ = ds.get_running_speed()
         assert len(speed) == len(ts) and np.isfinite(speed).all()
         if exp.has_eye_tracking:
             assert len(ds.get_pupil_size()[1]) == len(ts)

@@ -34,7 +34,7 @@ def kernels(allen):
     return neural.neural_kernels(dff, scenes, size=SIZE)
 
 
-def _naive_kernel(dff_values, scene_of, offsets, sweep_ok, fs, window_mask):
+def _naive_kernel(dff_values, scene_of, offsets, fs, window_mask):
     """One cell, loops over presentations and scenes, as the definition reads."""
     baseline = offsets < 0
     sums, counts = np.zeros(fs.shape[0]), np.zeros(fs.shape[0])
@@ -63,7 +63,7 @@ def test_kernels_equal_a_naive_per_cell_loop(allen, kernels):
     fs = np.stack([resize(s.astype(np.float64), SIZE, anti_aliasing=True, mode="reflect") for s in scenes.values])
     window = (dff["time"].values >= -1e-9) & (dff["time"].values < 0.5 - 1e-9)
     for i, cell in enumerate([0, 7, len(dff.cell) - 1]):
-        naive = _naive_kernel(values.values[i], dff["scene"].values, dff["frame_offset"].values, None, fs, window)
+        naive = _naive_kernel(values.values[i], dff["scene"].values, dff["frame_offset"].values, fs, window)
         np.testing.assert_allclose(kernels.isel(kernel=cell).values.ravel(), naive, rtol=1e-6, atol=1e-9)
     assert kernels.dims == ("kernel", "y", "x") and kernels.shape[1:] == SIZE
     assert (kernels["cell_specimen_id"].values == dff["cell_specimen_id"].values).all()
@@ -121,7 +121,7 @@ def test_bad_windows_and_scenes_are_reported(allen):
         neural.neural_kernels(dff, scenes, size=(1, 2, 3))
 
 
-def test_balanced_selection_per_class_keeps_small_classes_whole(kernels):
+def test_balanced_selection_per_class_keeps_small_classes_whole():
     import xarray as xr
 
     rng = np.random.default_rng(0)

@@ -16,15 +16,11 @@ Definitions (the same as allensdk's ``NaturalScenes``, so the two agree on the s
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from .loading import cell_table
-
-logger = logging.getLogger(__name__)
 
 #: Response window, in presentation lengths after onset.
 RESPONSE_PRESENTATIONS = 2
