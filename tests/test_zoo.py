@@ -169,12 +169,13 @@ def test_attention_maps_from_a_real_model(tiny_sam):
 
     scenes = images.natural_image_set(3, (96, 96))
     maps = zk.attention_maps(tiny_sam, scenes, model_name="tiny", kernel_size=6)
-    # 2 vision layers (one windowed, one global) × 2 heads × 3 images; grid 6×6 kept at kernel_size 6
-    assert maps.sizes["kernel"] == 2 * 2 * 3
+    # 2 vision layers (one windowed, one global) × 2 heads × 3 images, plus one rollout per image
+    assert maps.sizes["kernel"] == 2 * 2 * 3 + 3
+    assert (maps.where(maps.attention_head == -1, drop=True).source.str.startswith("rollout")).all()
     assert (maps.kind == "attention_map").all() and (maps.layer_type == "attention").all()
     np.testing.assert_allclose(maps.sum(("y", "x")).values, 1.0, rtol=1e-5)
     assert (maps.values >= 0).all()
-    assert sorted(set(maps.image.values)) == [0, 1, 2] and sorted(set(maps.attention_head.values)) == [0, 1]
+    assert sorted(set(maps.image.values)) == [0, 1, 2] and sorted(set(maps.attention_head.values)) == [-1, 0, 1]
     # the global layer's maps match transformers' own attention output
     with torch.no_grad():
         pixels = torch.from_numpy(zk._pixel_values(scenes, 96))
@@ -202,3 +203,30 @@ def test_artificial_kernels_shared_format(tmp_path):
     # Swin-T at 64 px: stages 16², 8², 4², 2² tokens; 12 blocks with 3,3,6,6,12×6,24,24 heads
     assert counts.loc["Mask2Former-T", ("attention_map", "attention")] == 3 * 2 + 6 * 2 + 12 * 6 + 24 * 2
     kernels.to_netcdf(tmp_path / "k.nc", engine="h5netcdf")
+
+
+def test_full_attention_matrix_and_rollout():
+    rng = np.random.default_rng(2)
+    window, grid, heads = 4, (8, 8), 3
+    logits = rng.normal(size=(4, heads, window**2, window**2))  # 4 windows, batch 1
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    full = zk.full_attention_matrix(probs, batch_size=1, grid=grid, window_size=window)
+    assert full.shape == (1, 64, 64)
+    np.testing.assert_allclose(full.sum(axis=2), 1.0)
+    # a token only attends inside its own window
+    window_id = ((np.arange(8)[:, None] // 4) * 2 + (np.arange(8)[None, :] // 4)).ravel()
+    assert (full[0][window_id[:, None] != window_id[None, :]] == 0).all()
+    # averaged over queries it is the key map of the same layer
+    np.testing.assert_allclose(
+        full[0].mean(axis=0).reshape(grid),
+        zk.attention_key_maps(probs, batch_size=1, grid=grid, window_size=window)[0].mean(axis=0), atol=1e-12,
+    )
+    a1, a2 = full, zk.full_attention_matrix(
+        np.exp(rng.normal(size=(1, heads, 64, 64))) / np.exp(rng.normal(size=(1, heads, 64, 64))).sum(-1, keepdims=True),
+        batch_size=1, grid=grid,
+    )
+    a2 = a2 / a2.sum(axis=2, keepdims=True)
+    rolled = zk.attention_rollout([a1, a2])
+    eye = np.eye(64)
+    np.testing.assert_allclose(rolled[0], 0.25 * (a2[0] + eye) @ (a1[0] + eye), atol=1e-12)
+    np.testing.assert_allclose(rolled.sum(axis=2), 1.0)

@@ -189,7 +189,9 @@ def attention_key_maps(weights, *, batch_size: int, grid, window_size: int = 0, 
     return maps / maps.sum(axis=(2, 3), keepdims=True)
 
 
-def attention_maps(model, images, *, model_name: str, kernel_size=16, batch_size: int = 2) -> xr.DataArray:
+def attention_maps(
+    model, images, *, model_name: str, kernel_size=16, batch_size: int = 2, rollout: bool = True
+) -> xr.DataArray:
     """Attention maps (kind ``"attention_map"``) of every image-encoder attention layer, head and image.
 
     Parameters
@@ -203,6 +205,11 @@ def attention_maps(model, images, *, model_name: str, kernel_size=16, batch_size
     model_name : str
     kernel_size : int or (int, int), default=16
     batch_size : int, default=2
+    rollout : bool, default=True
+        Also add one attention-rollout map per image (:func:`attention_rollout`, averaged over
+        output tokens) where the model allows it: one token grid through all layers and no shifted
+        windows (SAM, HQ-SAM; not Swin, whose grid shrinks between stages). Its ``attention_head``
+        is −1, its layer index the last attention layer's, its parameter count the sum over layers.
 
     Returns
     -------
@@ -216,23 +223,76 @@ def attention_maps(model, images, *, model_name: str, kernel_size=16, batch_size
     pixels = _pixel_values(images, input_image_size(model))
     encoder, sites = _attention_sites(model)
     index_of = {layer.module: layer for layer in kernel_layers(model)}
+    attention_layers = [index_of[attention_module] for _, attention_module, _ in sites]
+    # rollout needs one token grid through all layers and unshifted windows: SAM's ViT, not Swin
+    can_rollout = rollout and all(layout == "merged_heads" for _, _, layout in sites)
+    rollout_layer = KernelLayer(
+        f"attention rollout ({len(attention_layers)} layers)", None, "attention",
+        attention_layers[-1].layer_index, sum(layer.n_parameters for layer in attention_layers),
+    )
     blocks = []
     for start in range(0, pixels.shape[0], batch_size):
         batch = torch.from_numpy(pixels[start : start + batch_size])
         captured = _run_with_capture(encoder, batch, sites)
+        rolled = None
         for (layer_module, attention_module, layout), (grid, weights) in zip(sites, captured):
             if layout == "merged_heads":  # SAM: (batch·windows·heads, T, T)
                 heads = attention_module.num_attention_heads
                 weights = weights.reshape(-1, heads, *weights.shape[-2:])
-            maps = attention_key_maps(
-                weights, batch_size=batch.shape[0], grid=grid,
-                window_size=int(getattr(layer_module, "window_size", 0)),
-                shift_size=int(getattr(layer_module, "shift_size", 0)),
-            )
+            window = int(getattr(layer_module, "window_size", 0))
+            shift = int(getattr(layer_module, "shift_size", 0))
+            maps = attention_key_maps(weights, batch_size=batch.shape[0], grid=grid, window_size=window, shift_size=shift)
             layer = index_of[attention_module]
             for b, h in np.ndindex(maps.shape[:2]):
                 blocks.append((layer, maps[b, h], f"head {h}, image {start + b}", h, start + b))
+            if can_rollout:
+                matrix = full_attention_matrix(weights, batch_size=batch.shape[0], grid=grid, window_size=window)
+                rolled = attention_rollout([matrix], initial=rolled)
+        if can_rollout:
+            for b, rollout_map in enumerate(rolled.mean(axis=1).reshape(-1, *grid)):
+                blocks.append((rollout_layer, rollout_map, f"rollout, image {start + b}", -1, start + b))
     return _to_kernel_array(blocks, model_name, "attention_map", kernel_size)
+
+
+def full_attention_matrix(weights, *, batch_size: int, grid, window_size: int = 0) -> np.ndarray:
+    """Head-averaged token-to-token attention on the full grid, shape (batch, H·W, H·W).
+
+    Windowed attention (unshifted windows, as in SAM) is scattered into its block of the matrix; padding
+    tokens are removed and each row renormalised to sum to 1.
+    """
+    weights = np.asarray(weights.detach().cpu().numpy() if hasattr(weights, "detach") else weights, dtype=np.float64)
+    height, width = check_shape2d(grid, "grid")
+    mean_heads = weights.mean(axis=1)
+    if window_size == 0:
+        return mean_heads.reshape(batch_size, height * width, height * width)
+    pad_h, pad_w = -(-height // window_size) * window_size, -(-width // window_size) * window_size
+    wy, wx, py, px = np.meshgrid(
+        np.arange(pad_h // window_size), np.arange(pad_w // window_size), np.arange(window_size), np.arange(window_size),
+        indexing="ij",
+    )
+    rows, cols = wy * window_size + py, wx * window_size + px  # padded coordinates per (window, position)
+    token = (rows * pad_w + cols).reshape(-1, window_size * window_size)
+    full = np.zeros((batch_size, pad_h * pad_w, pad_h * pad_w))
+    windows = mean_heads.reshape(batch_size, token.shape[0], window_size**2, window_size**2)
+    full[:, token[:, :, None], token[:, None, :]] = windows
+    inside = ((np.arange(pad_h)[:, None] < height) & (np.arange(pad_w)[None, :] < width)).ravel()
+    full = full[:, inside][:, :, inside]
+    return full / full.sum(axis=2, keepdims=True)
+
+
+def attention_rollout(matrices, *, initial=None) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema 2020): ``Π_l (A_l + I) / 2`` from the first layer to the last.
+
+    Each ``A_l`` is a head-averaged (batch, N, N) row-stochastic matrix; the result is row-stochastic.
+    Row ``q`` says how much each input token contributes to output token ``q`` through the residual
+    stream; SAM has no class token, so :func:`attention_maps` averages the rows. ``initial`` (the
+    rollout of earlier layers) lets the product be accumulated layer by layer.
+    """
+    result = initial
+    for matrix in matrices:
+        step = 0.5 * (matrix + np.eye(matrix.shape[-1]))
+        result = step if result is None else step @ result
+    return result
 
 
 # --------------------------------------------------------------------------- the zoo
