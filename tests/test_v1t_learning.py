@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuroalign_utils.v1t import models, sensorium, training
+import numpy as np
+from scipy import ndimage
+
+from neuroalign_utils.v1t import analysis, models, sensorium, training
 
 DATA = dict(mice=("A",), n_neurons=80, n_trials=700, n_test_images=10, n_repeats=10, behaviour_gain=0.6, seed=1)
 CORE_OPTIONS = {
@@ -33,21 +36,44 @@ def results(planted):
                       image_size=(36, 64), mice={k: m.n_neurons for k, m in data.items()})
         model = models.build_model(config, {k: m.coordinates for k, m in data.items()})
         training.train(model, data, max_epochs=8, patience=3, seed=0, progress=False)
-        out[core, behaviour] = training.evaluate(model, data, expected=expected).iloc[0]
+        out[core, behaviour] = training.evaluate(model, data, expected=expected).iloc[0], model
     return out
 
 
 def test_v1t_and_cnn_beat_the_linear_model(results):
-    linear = results["linear", True]["single_trial_correlation"]
+    linear = results["linear", True][0]["single_trial_correlation"]
     for core in ("v1t", "cnn"):
-        assert results[core, True]["single_trial_correlation"] > linear + 0.1, (core, results[core, True], linear)
+        assert results[core, True][0]["single_trial_correlation"] > linear + 0.1, (core, results[core, True][0], linear)
 
 
 def test_models_reach_a_fraction_of_the_planted_ceiling(results):
-    assert 0.5 < results["v1t", True]["single_trial_ceiling"] < 0.9
+    assert 0.5 < results["v1t", True][0]["single_trial_ceiling"] < 0.9
     for core in ("v1t", "cnn"):
-        assert results[core, True]["fraction_of_single_trial_ceiling"] > 0.4, results[core, True]
+        assert results[core, True][0]["fraction_of_single_trial_ceiling"] > 0.4, results[core, True][0]
 
 
 def test_behaviour_helps_where_it_was_planted(results):
-    assert results["v1t", True]["single_trial_correlation"] > results["v1t", False]["single_trial_correlation"] + 0.02
+    assert results["v1t", True][0]["single_trial_correlation"] > results["v1t", False][0]["single_trial_correlation"] + 0.02
+
+
+@pytest.mark.parametrize("core", ["cnn"])  # the small V1T trained here has delocalised aRFs (see the report)
+def test_arf_positions_match_planted_rf_centres(results, planted, core):
+    data, _ = planted
+    (name, mouse), = data.items()
+    truth = sensorium.load_planted_truth(mouse.folder)
+    model = results[core, True][1]
+    behaviour = torch.from_numpy(mouse.behaviour[mouse.tier("train")].mean(0))  # average state, pupil centred
+
+    def respond(noise):
+        n = len(noise)
+        return model(noise, name, behaviour.expand(n, 3), torch.zeros(n, 2))
+
+    arf = analysis.artificial_receptive_fields(respond, (36, 64), n_images=1500, batch_size=500)
+    fits = analysis.fit_gaussian_2d(ndimage.gaussian_filter(np.abs(arf), (0, 1, 1)))
+    good = (fits["r2"] > 0.3).to_numpy()  # drop the worst fits
+    error = np.hypot(fits["x0"] - truth["centre_x"], fits["y0"] - truth["centre_y"]).to_numpy()
+    # chance: each fit against another neuron's planted centre
+    shuffled = np.hypot(fits["x0"] - np.roll(truth["centre_x"], 7), fits["y0"] - np.roll(truth["centre_y"], 7)).to_numpy()
+    assert good.mean() > 0.5, good.mean()
+    assert np.median(error[good]) < 7.0, np.median(error[good])  # pixels of the 36×64 image (10 % of its width)
+    assert np.median(error[good]) < 0.5 * np.median(shuffled[good]), (np.median(error[good]), np.median(shuffled[good]))

@@ -80,7 +80,7 @@ def run_experiment(
 def results_table(results: pd.DataFrame, metric: str = "single_trial_correlation") -> pd.DataFrame:
     """Table 1 / A.3 layout: rows (core, behaviour), columns mice + average + Δ% vs the CNN."""
     wide = results.pivot_table(index=["core", "behaviour"], columns="mouse", values=metric)
-    wide.columns = [f"mouse {c[6:16]}" if c.startswith("static") else c for c in wide.columns]
+    wide.columns = [f"mouse {sensorium.mouse_label(c)}" for c in wide.columns]
     wide["average"] = wide.mean(axis=1)
     cnn = {b: wide.loc[("cnn", b), "average"] for b in wide.index.get_level_values(1) if ("cnn", b) in wide.index}
     wide["Δ% vs CNN"] = [100 * (v / cnn[b] - 1) if b in cnn else np.nan for (c, b), v in zip(wide.index, wide["average"])]

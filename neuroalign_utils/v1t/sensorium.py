@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
-from tqdm.auto import tqdm
 
 from .. import storage
 from .._validation import check_float, check_int, check_shape2d, check_subset
@@ -56,6 +55,14 @@ META_FILES = (
     "meta/neurons/cell_motor_coordinates.npy",
     "meta/neurons/animal_ids.npy",
 )
+
+
+def mouse_label(folder_name: str) -> str:
+    """Short label of a mouse folder: the release letter (``'A'``–``'E'``) or the folder's id part."""
+    for letter, mouse_id in MOUSE_IDS.items():
+        if folder_name.startswith(f"static{mouse_id}-"):
+            return letter
+    return folder_name.removeprefix("static").split("-GrayImageNet")[0]
 
 
 def mouse_folder_name(mouse: str) -> str:
@@ -394,7 +401,8 @@ def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseD
     raw = {}
     for name in TRIAL_FILES:
         files = [folder / "data" / name / f"{t}.npy" for t in range(n_trials)]
-        raw[name] = [np.load(_require(f)) for f in tqdm(files, desc=f"{folder.name[:17]} {name}", leave=False)]
+        raw[name] = [np.load(_require(f)) for f in files]
+    logger.info("read %d trials from %s", n_trials, folder)
     images = np.stack(raw["images"]).astype(np.float32)
     if images.shape[1:] != (1, *IMAGE_SHAPE):
         raise ValueError(f"{folder}/data/images: each trial must be (1, 144, 256); found {images.shape[1:]}.")

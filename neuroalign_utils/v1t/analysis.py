@@ -1,0 +1,186 @@
+"""Analyses of trained encoders: attention rollout, its centre of mass vs the pupil centre, artificial
+receptive fields (aRFs) with 2-D Gaussian fits, and export of V1T kernels in the shared kernel format.
+
+Attention rollout (Abnar & Zuidema 2020, as used by V1T): per block, the head-fused attention
+``A`` (``fusion='max'`` as in the reference code, or ``'mean'``) plus the identity (the residual path),
+row-normalised; the blocks' matrices are multiplied, ``R = Â_L ⋯ Â_1``; the map is the class-token row
+of ``R`` over the patch tokens (the mean over all rows when there is no class token), normalised to
+sum to one, on the true patch grid, then resized to the image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from scipy import optimize, stats
+
+from .._validation import check_in_allowed, check_int, check_shape2d
+from .cores import V1TCore
+from .models import Encoder
+
+
+def attention_rollout(attentions, *, fusion: str = "max", class_token: bool = True) -> torch.Tensor:
+    """Rollout of per-block attention weights ``[(B, heads, L, L), …]`` → ``(B, L − class_token)``.
+
+    Each returned row sums to one.
+    """
+    check_in_allowed(fusion, "fusion", ["max", "mean"])
+    rollout = None
+    for weights in attentions:
+        fused = weights.amax(1) if fusion == "max" else weights.mean(1)
+        fused = fused + torch.eye(fused.shape[-1], dtype=fused.dtype, device=fused.device)
+        fused = fused / fused.sum(-1, keepdim=True)
+        rollout = fused if rollout is None else fused @ rollout
+    if class_token:
+        row = rollout[:, 0, 1:]
+    else:
+        row = rollout.mean(1)
+    return row / row.sum(-1, keepdim=True)
+
+
+@torch.no_grad()
+def rollout_maps(model: Encoder, images, behaviour=None, pupil_center=None, *, fusion: str = "max", batch_size: int = 64) -> xr.DataArray:
+    """Attention-rollout maps of a V1T encoder, resized to the image: ``(trial, y, x)``, each sums to 1."""
+    if not isinstance(model.core, V1TCore):
+        raise ValueError(f"rollout_maps needs a V1T core; this model's core is {type(model.core).__name__}.")
+    model.eval()
+    images = torch.as_tensor(images)
+    h, w = images.shape[-2:]
+    out = []
+    for s in range(0, len(images), batch_size):
+        sl = slice(s, s + batch_size)
+        b = None if behaviour is None else model.core_inputs(torch.as_tensor(behaviour[sl]), torch.as_tensor(pupil_center[sl]))
+        _, attention = model.core(images[sl], b, return_attention=True)
+        grid_maps = attention_rollout(attention, fusion=fusion).reshape(-1, 1, *model.core.grid)
+        maps = F.interpolate(grid_maps, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+        out.append(maps / maps.sum((-2, -1), keepdim=True))
+    return xr.DataArray(torch.cat(out).numpy(), dims=("trial", "y", "x"), name="attention_rollout",
+                        attrs={"fusion": fusion})
+
+
+def centre_of_mass(maps: xr.DataArray) -> pd.DataFrame:
+    """Centre of mass ``(x, y)`` in pixels of each map ``(trial, y, x)``."""
+    values = np.asarray(maps)
+    total = values.sum((1, 2))
+    ys, xs = np.arange(values.shape[1]), np.arange(values.shape[2])
+    return pd.DataFrame({"x": (values.sum(1) @ xs) / total, "y": (values.sum(2) @ ys) / total})
+
+
+def pupil_correlation(com: pd.DataFrame, pupil_center: np.ndarray) -> pd.DataFrame:
+    """Pearson r and p between the centre of mass and the pupil centre, for x and for y (Table 2)."""
+    rows = []
+    for i, axis in enumerate(("x", "y")):
+        r, p = stats.pearsonr(com[axis], np.asarray(pupil_center)[:, i])
+        rows.append({"axis": axis, "r": float(r), "p": float(p)})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def artificial_receptive_fields(respond, image_size=(36, 64), *, n_images: int = 2000, batch_size: int = 250, seed: int = 0) -> np.ndarray:
+    """Response-weighted average of white-noise images: ``(n_units, h, w)``.
+
+    ``respond`` maps a batch of images ``(B, 1, h, w)`` (standard normal pixels) to responses
+    ``(B, n_units)``. The aRF is ``Σᵢ (rᵢ − r̄)·xᵢ / n``; for a linear unit it is its filter (white noise
+    has identity covariance).
+    """
+    h, w = check_shape2d(image_size, "image_size")
+    n_images = check_int(n_images, "n_images", minimum=2)
+    generator = torch.Generator().manual_seed(seed)
+    weighted, total, n_seen, responses_sum = None, None, 0, None
+    for s in range(0, n_images, batch_size):
+        noise = torch.randn(min(batch_size, n_images - s), 1, h, w, generator=generator)
+        r = torch.as_tensor(respond(noise), dtype=torch.float64)
+        x = noise[:, 0].reshape(len(noise), -1).double()
+        part = r.T @ x
+        weighted = part if weighted is None else weighted + part
+        total = x.sum(0) if total is None else total + x.sum(0)
+        responses_sum = r.sum(0) if responses_sum is None else responses_sum + r.sum(0)
+        n_seen += len(noise)
+    mean_r = responses_sum / n_seen
+    arf = (weighted - mean_r[:, None] * total[None]) / n_seen
+    return arf.reshape(-1, h, w).numpy()
+
+
+def _gaussian(coords, amplitude, x0, y0, sigma_x, sigma_y, theta, offset):
+    x, y = coords
+    c, s = np.cos(theta), np.sin(theta)
+    u, v = c * (x - x0) + s * (y - y0), -s * (x - x0) + c * (y - y0)
+    return offset + amplitude * np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
+
+
+def fit_gaussian_2d(maps: np.ndarray) -> pd.DataFrame:
+    """Fit an oriented 2-D Gaussian to each map ``(n, h, w)`` (least squares).
+
+    For aRFs, pass the absolute value (an oriented filter has lobes of both signs). Returns one row
+    per map: ``amplitude, x0, y0, sigma_x, sigma_y, theta, offset, r2`` (``NaN`` where the fit
+    failed); ``sigma_x ≥ sigma_y`` by convention.
+    """
+    maps = np.asarray(maps, dtype=float)
+    h, w = maps.shape[1:]
+    yy, xx = np.mgrid[:h, :w]
+    coords = np.stack([xx.ravel(), yy.ravel()])
+    rows = []
+    for m in maps:
+        flat = m.ravel()
+        weights = np.clip(flat - np.median(flat), 0, None)
+        x0, y0 = (coords * weights).sum(1) / max(weights.sum(), 1e-12)
+        p0 = [flat.max() - np.median(flat), x0, y0, 2.0, 2.0, 0.0, np.median(flat)]
+        bounds = ([0, -0.5, -0.5, 0.3, 0.3, -np.pi, -np.inf], [np.inf, w - 0.5, h - 0.5, w, h, np.pi, np.inf])
+        try:
+            p, _ = optimize.curve_fit(_gaussian, coords, flat, p0=p0, bounds=bounds, maxfev=4000)
+            residual = flat - _gaussian(coords, *p)
+            r2 = 1 - residual.var() / max(flat.var(), 1e-12)
+        except (RuntimeError, ValueError):
+            p, r2 = [np.nan] * 7, np.nan
+        amplitude, x0, y0, sx, sy, theta, offset = p
+        if sx < sy:
+            sx, sy, theta = sy, sx, theta + np.pi / 2
+        rows.append(dict(amplitude=amplitude, x0=x0, y0=y0, sigma_x=sx, sigma_y=sy, theta=theta, offset=offset, r2=r2))
+    return pd.DataFrame(rows)
+
+
+def _kernel_array(values: np.ndarray, *, model: str, layer: list, layer_index: list, layer_type: str, kind: str, n_parameters: list) -> xr.DataArray:
+    n = len(values)
+    return xr.DataArray(
+        values.astype(np.float32),
+        dims=("kernel", "y", "x"),
+        coords=dict(
+            kernel=np.arange(n), model=("kernel", [model] * n), layer=("kernel", layer),
+            layer_index=("kernel", np.asarray(layer_index, dtype=int)), layer_type=("kernel", [layer_type] * n),
+            kind=("kernel", [kind] * n), n_parameters=("kernel", np.asarray(n_parameters, dtype=int)),
+        ),
+        name="kernels",
+    )
+
+
+def patch_embedding_kernels(core: V1TCore, *, model_name: str = "v1t") -> xr.DataArray:
+    """The tokenizer's weights ``(emb_dim, p, p)`` in the shared kernel format (kind ``weight``)."""
+    weight = core.tokenizer.weight.detach()[:, 0].numpy()
+    n_params = sum(p.numel() for p in core.tokenizer.parameters())
+    n = len(weight)
+    return _kernel_array(weight, model=model_name, layer=["patch_embedding"] * n, layer_index=[0] * n,
+                         layer_type="convolution", kind="weight", n_parameters=[n_params] * n)
+
+
+@torch.no_grad()
+def attention_map_kernels(model: Encoder, images, behaviour=None, pupil_center=None, *, model_name: str = "v1t") -> xr.DataArray:
+    """Per-block, per-head class-token attention over the patch grid, averaged over ``images``.
+
+    Shared kernel format, kind ``attention_map``, one kernel per (block, head), on the patch grid.
+    """
+    model.eval()
+    core = model.core
+    b = None if behaviour is None else model.core_inputs(torch.as_tensor(behaviour), torch.as_tensor(pupil_center))
+    _, attention = core(torch.as_tensor(images), b, return_attention=True)
+    values, layers, indices, n_params = [], [], [], []
+    for i, (weights, block) in enumerate(zip(attention, core.blocks)):
+        maps = weights[:, :, 0, 1:].mean(0).reshape(-1, *core.grid).numpy()
+        values.append(maps)
+        layers += [f"block{i}.attention"] * len(maps)
+        indices += [i + 1] * len(maps)
+        n_params += [sum(p.numel() for p in block.attention.parameters())] * len(maps)
+    return _kernel_array(np.concatenate(values), model=model_name, layer=layers, layer_index=indices,
+                         layer_type="attention", kind="attention_map", n_parameters=n_params)
