@@ -64,13 +64,14 @@ def _offline_api_class():
             what = kwargs.get("ophys_experiment_id")
             subject = f"experiment {what}" if what is not None else f"the query '{entry_name}'"
             raise AllenOfflineError(
-                f"{subject} is not in the cache at {self.cache_dir}; run online or download it first."
+                f"{subject} is not in the cache at {self.cache_dir}; run online or download it first "
+                "(open_cache(..., offline=False) uses allensdk's stock API)."
             )
 
         def retrieve_file_over_http(self, url, file_path, zipped=False):
             raise AllenOfflineError(
-                f"{Path(file_path).name} is not in the cache at {self.cache_dir}; "
-                "run online or download it first."
+                f"{Path(file_path).name} is not in the cache at {self.cache_dir}; run online or download it "
+                "first (open_cache(..., offline=False) uses allensdk's stock API)."
             )
 
     return OfflineBrainObservatoryApi
