@@ -3,8 +3,8 @@
 Setting of the issue: batch 8, 12 layers, C = 768, 8×8 tokens, D = 128, at 2,400 and 37,984 vertices.
 The baseline, run in the same process, is Listing 1 written directly: every layer's tokens sampled with
 ``grid_sample`` into a (B, N, D, L) tensor, then mixed and summed. Peak memory is the growth of the
-process's maximum resident set size during the measured steps (``resource.getrusage``), so run one
-configuration per process for a clean figure (``--only``).
+process's maximum resident set size over the warm-up and measured steps (``resource.getrusage``); sizes
+run smallest first, and ``--only`` runs one implementation per process for a clean figure.
 
     .venv/bin/python benchmarks/factortopy_step.py            # both sizes, both implementations
     .venv/bin/python benchmarks/factortopy_step.py --quick    # small sizes, seconds
@@ -46,8 +46,8 @@ def time_steps(forward, model, local, global_, target, n_steps):
         loss.backward()
         opt.step()
 
-    step()  # warm-up
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step()  # warm-up (counted in the peak, not in the time)
     start = time.perf_counter()
     for _ in range(n_steps):
         step()

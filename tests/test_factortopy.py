@@ -237,10 +237,14 @@ def test_synthetic_subject_matches_the_algonauts_layout(subject_dir):
     assert by_roi.loc["EBA", "scale"] > by_roi.loc["V1v", "scale"]
 
 
-def test_writer_is_deterministic(subject_dir, tmp_path):
-    again = nsd.write_synthetic_subject(tmp_path, n_images=N_IMAGES, n_vertices_per_hemisphere=N_VERTICES)
+def test_writer_is_deterministic(tmp_path):
+    small = dict(n_images=30, n_vertices_per_hemisphere=80, seed=3)
+    first = nsd.write_synthetic_subject(tmp_path / "a", **small)
+    second = nsd.write_synthetic_subject(tmp_path / "b", **small)
     for rel in ("training_split/training_fmri/lh_training_fmri.npy", "roi_masks/rh.floc-faces_fsaverage_space.npy"):
-        np.testing.assert_array_equal(np.load(again / rel), np.load(subject_dir / rel))
+        np.testing.assert_array_equal(np.load(first / rel), np.load(second / rel))
+    assert sorted(p.name for p in (first / "training_split/training_images").iterdir()) == sorted(
+        p.name for p in (second / "training_split/training_images").iterdir())
 
 
 def test_r2_well_above_the_shuffled_control(fitted):

@@ -2,8 +2,8 @@
 
 Values are given for the model's vertices (hemisphere + fsaverage index below 10,242); every other
 vertex of the mesh is drawn grey. Colours are computed here (argmax layer × confidence brightness, a
-2-D colour map for image positions, or a scalar colour map), then painted per triangle with
-matplotlib's ``tripcolor``, so one function draws every map of the chapter with a legend or colour bar.
+2-D colour map for image positions, or a scalar colour map), then painted per triangle (a
+matplotlib ``PolyCollection``), so one function draws every map of the chapter with a legend or colour bar.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def layer_colours(argmax: np.ndarray, confidence: np.ndarray, n_layers: int, cma
     """RGB per vertex: hue from the argmax layer, brightness from the confidence (section 3.2)."""
     import matplotlib
 
-    base = matplotlib.colormaps[cmap](np.asarray(argmax) / max(1, n_layers - 1))[:, :3]
+    # the colour map's ends are dark in "turbo": use its bright middle so brightness reads as confidence
+    base = matplotlib.colormaps[cmap](0.1 + 0.8 * np.asarray(argmax) / max(1, n_layers - 1))[:, :3]
     bright = 0.25 + 0.75 * np.clip(np.asarray(confidence), 0, 1)
     return base * bright[:, None]
 
@@ -115,7 +116,6 @@ def plot_flat_maps(
         vertex_rgb = np.tile(GREY, (len(xy), 1))
         vertex_rgb[index[rows]] = colours[rows]
         face_rgb = vertex_rgb[faces].mean(1)
-        a.tripcolor(xy[:, 0], xy[:, 1], faces, facecolors=np.zeros(len(faces)), alpha=0)  # sets limits
         a.add_collection(_face_collection(xy, faces, face_rgb))
         if roi_outline and "roi" in vertices:
             _outline(a, xy, faces, index[rows], vertices.loc[rows, "roi"].to_numpy())
@@ -134,7 +134,7 @@ def plot_flat_maps(
 def _face_collection(xy, faces, face_rgb):
     from matplotlib.collections import PolyCollection
 
-    return PolyCollection(xy[faces], facecolors=face_rgb, edgecolors="none")
+    return PolyCollection(xy[faces], facecolors=face_rgb, edgecolors=face_rgb, linewidths=0.2)
 
 
 def _outline(ax, xy, faces, index, roi):

@@ -211,4 +211,4 @@ class FactorTopy(nn.Module):
         # shared by the batch, so they are built (and their gradients reduced) once, not B times
         v = F.embedding_bag(index, table.permute(1, 0, 2).reshape(rows, b * d), per_sample_weights=weight,
                             mode="sum").reshape(len(index), b, d)  # (N, B, D)
-        return ((v * w[:, None, :]).mean(-1) + bias[:, None]).T
+        return (torch.bmm(v, w[:, :, None])[:, :, 0] / d + bias[:, None]).T
