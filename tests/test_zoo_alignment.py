@@ -74,3 +74,19 @@ def test_alignment_summary_margins_and_tables(planted):
     assert (table.loc["planted", "value"] > table.loc["planted", "null_value"]).all()
     tests = result["tests"].set_index("model")
     assert tests.loc["planted", "real_minus_null"] > 0 and tests.loc["planted", "p_real_vs_null"] < 0.01
+
+
+def test_combine_kernel_sets_resizes_and_fills_coordinates():
+    from neuroalign_utils.zoo import alignment
+
+    rng = np.random.default_rng(0)
+    a = xr.DataArray(rng.normal(size=(3, 8, 8)), dims=("kernel", "y", "x"),
+                     coords={"model": ("kernel", ["a"] * 3), "attention_head": ("kernel", [0, 1, 2])})
+    b = xr.DataArray(rng.normal(size=(2, 5, 7)), dims=("kernel", "y", "x"), coords={"model": ("kernel", ["b"] * 2)})
+    combined = alignment.combine_kernel_sets([a, b], 8)
+    assert combined.shape == (5, 8, 8) and combined.name == "kernels"
+    assert list(combined["model"].values) == ["a", "a", "a", "b", "b"]
+    assert list(combined["attention_head"].values) == [0, 1, 2, -1, -1]
+    assert list(combined["original_height"].values) == [8, 8, 8, 5, 5]
+    np.testing.assert_allclose(combined.values[3:], sim.resize_kernels(b.values, 8), atol=1e-6)
+    np.testing.assert_allclose(combined.values[:3], a.values, atol=1e-6)

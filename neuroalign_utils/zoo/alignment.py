@@ -93,6 +93,51 @@ def _model_tests(similarity, null, n_permutations, random_state) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def combine_kernel_sets(kernel_sets, size) -> xr.DataArray:
+    """Concatenate kernel arrays of different sizes and coordinate sets into one shared-format array.
+
+    Each set is resized to ``size`` (anti-aliased bilinear, as in the similarity engine); a
+    per-kernel coordinate missing from a set is filled with −1 (numbers) or ``""`` (text), and the
+    original size is recorded in ``original_height`` / ``original_width`` where it was not already.
+
+    Parameters
+    ----------
+    kernel_sets : sequence of xarray.DataArray
+        Arrays in the shared kernel format ``(kernel, y, x)``.
+    size : int or (int, int)
+
+    Returns
+    -------
+    xarray.DataArray
+    """
+    from ..kernels.similarity import resize_kernels
+
+    def per_kernel(array):
+        return {name: coord.values for name, coord in array.coords.items() if coord.dims == ("kernel",) and name != "kernel"}
+
+    columns = {}
+    for array in kernel_sets:
+        for name, values in per_kernel(array).items():
+            columns.setdefault(name, values.dtype)
+    parts = []
+    for array in kernel_sets:
+        coords = per_kernel(array)
+        n = array.sizes["kernel"]
+        coords.setdefault("original_height", np.full(n, array.sizes["y"]))
+        coords.setdefault("original_width", np.full(n, array.sizes["x"]))
+        for name, dtype in columns.items():
+            if name not in coords:
+                coords[name] = np.full(n, -1) if np.issubdtype(dtype, np.number) else np.full(n, "", dtype=object)
+        parts.append(
+            xr.DataArray(
+                resize_kernels(array.values, size).astype(np.float32), dims=("kernel", "y", "x"),
+                coords={name: ("kernel", values) for name, values in coords.items()},
+            )
+        )
+    combined = xr.concat(parts, dim="kernel")
+    return combined.assign_coords(kernel=np.arange(combined.sizes["kernel"])).rename("kernels")
+
+
 # --------------------------------------------------------------------------- figures
 def plot_model_bubbles(table: pd.DataFrame, group: str, model_parameters: pd.Series, *, ax=None):
     """Fig 2 (top) analogue: per model, one bubble per ``group`` value; bubble area ∝ model parameters.
