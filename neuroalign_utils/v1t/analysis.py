@@ -184,3 +184,48 @@ def attention_map_kernels(model: Encoder, images, behaviour=None, pupil_center=N
         n_params += [sum(p.numel() for p in block.attention.parameters())] * len(maps)
     return _kernel_array(np.concatenate(values), model=model_name, layer=layers, layer_index=indices,
                          layer_type="attention", kind="attention_map", n_parameters=n_params)
+
+
+@torch.no_grad()
+def bmlp_activations(model: Encoder, behaviour, pupil_center) -> xr.DataArray:
+    """Output of every block's B-MLP for each trial: ``(block, trial, unit)`` (Fig A.3 analogue)."""
+    core = model.core
+    if not isinstance(core, V1TCore) or not core.behaviour_dim:
+        raise ValueError("bmlp_activations needs a V1T core built with behaviour.")
+    inputs = model.core_inputs(torch.as_tensor(behaviour), torch.as_tensor(pupil_center))
+    values = np.stack([block.behaviour_mlp(inputs).numpy() for block in core.blocks])
+    return xr.DataArray(values, dims=("block", "trial", "unit"), coords={"block": np.arange(1, len(values) + 1)},
+                        name="bmlp_activation")
+
+
+def performance_by_pupil(model: Encoder, mouse, *, n_groups: int = 3) -> pd.DataFrame:
+    """Single-trial correlation on test trials split into pupil-dilation groups (Fig A.5 analogue).
+
+    Groups are quantiles of the pupil dilation (``n_groups=3``: small, medium, large thirds).
+    """
+    from . import metrics, training
+
+    n_groups = check_int(n_groups, "n_groups", minimum=2)
+    trials = mouse.tier("test")
+    dilation = mouse.behaviour[trials, 0]
+    edges = np.quantile(dilation, np.linspace(0, 1, n_groups + 1))
+    group = np.clip(np.searchsorted(edges, dilation, side="right") - 1, 0, n_groups - 1)
+    predictions = training.predict(model, mouse, trials)
+    rows = []
+    for g in range(n_groups):
+        sel = group == g
+        corr = metrics.single_trial_correlation(mouse.responses[trials][sel], predictions[sel]).mean()
+        rows.append({"pupil_group": g + 1, "n_trials": int(sel.sum()), "mean_dilation": float(dilation[sel].mean()),
+                     "single_trial_correlation": float(corr)})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def readout_positions(model: Encoder, mouse) -> pd.DataFrame:
+    """Readout mean positions in pixels of the core's input next to cortical coordinates (Fig A.6)."""
+    h, w = model.config["image_size"]
+    mu = model.readouts[mouse.name].positions().numpy()
+    return pd.DataFrame({
+        "cortical_x": mouse.coordinates[:, 0], "cortical_y": mouse.coordinates[:, 1],
+        "readout_x": (mu[:, 0] + 1) / 2 * (w - 1), "readout_y": (mu[:, 1] + 1) / 2 * (h - 1),
+    })

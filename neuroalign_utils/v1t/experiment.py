@@ -5,6 +5,7 @@ Kept out of the chapter so the notebook stays thin and the loop is testable.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -27,6 +28,31 @@ def model_config(core: str, use_behaviour: bool, data: dict, core_options: dict 
     check_subset(core, "core", list(CORES))
     return dict(core=core, core_options=dict(core_options or {}), readout_options={}, use_behaviour=bool(use_behaviour),
                 image_size=tuple(image_size), mice={k: m.n_neurons for k, m in data.items()})
+
+
+def load_data(data_folder: str, mice: str, *, n_neurons: int, n_trials: int, seed: int) -> dict:
+    """The chapter's data: the mice (comma-separated letters) from ``data_folder``, or synthetic ones."""
+    letters = [m.strip() for m in mice.split(",") if m.strip()]
+    if data_folder:
+        root = data_folder
+    else:
+        root = sensorium.write_synthetic_sensorium(mice=letters, n_neurons=n_neurons, n_trials=n_trials, seed=seed)
+    return sensorium.load_sensorium(root, letters)
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[dict, dict, dict]:
+    """Parameters, data and trained models of a "V1T training" run folder.
+
+    Returns ``(parameters, data, models)`` with models keyed like ``'v1t_with_behaviour'``.
+    """
+    run_dir = Path(run_dir)
+    params = json.loads((run_dir / "parameters.json").read_text())
+    model_files = sorted((run_dir / "models").glob("*.pt"))
+    if not model_files:
+        raise FileNotFoundError(f"No trained models under {run_dir / 'models'}; run the 'v1t_training' chapter first.")
+    data = load_data(params["data_folder"], params["mice"], n_neurons=params["n_neurons"],
+                     n_trials=params["n_trials"], seed=params["seed"])
+    return params, data, {p.stem: training.load_model(p) for p in model_files}
 
 
 def planted_expected_responses(data: dict) -> dict | None:
