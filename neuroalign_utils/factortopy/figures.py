@@ -34,11 +34,11 @@ def plot_ground_truth(recovery: pd.DataFrame, table: pd.DataFrame, truth: pd.Dat
     import matplotlib.pyplot as plt
 
     fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(11, 3.5))
-    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, (2, len(recovery)))
-    a0.scatter(recovery["planted_layer"] + jitter[0], recovery["recovered_layer"] + jitter[1],
-               s=12 + recovery["n_vertices"] / 3, alpha=0.6)
-    for roi, row in recovery.iterrows():
-        a0.annotate(roi, (row["planted_layer"], row["recovered_layer"]), fontsize=6, alpha=0.8)
+    jitter = np.random.default_rng(0).uniform(-0.2, 0.2, (2, len(recovery)))
+    px, py = recovery["planted_layer"] + jitter[0], recovery["recovered_layer"] + jitter[1]
+    a0.scatter(px, py, s=12 + recovery["n_vertices"] / 3, alpha=0.6)
+    for roi, x, y in zip(recovery.index, px, py):
+        a0.annotate(roi, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, alpha=0.8)
     a0.plot([0, n_layers - 1], [0, n_layers - 1], color="grey", ls=":")
     a0.set(xlabel="planted layer", ylabel="recovered layer (ROI argmax)", title="Layer per ROI")
     local = truth["scale"].to_numpy() < 0.3
