@@ -221,3 +221,12 @@ def test_resume_after_interruption_reproduces_the_run(tiny_data, tmp_path):
     path = training.save_model(full, tmp_path / "model.pt")
     (mouse,) = tiny_data.values()
     np.testing.assert_allclose(training.predict(training.load_model(path), mouse), training.predict(full, mouse), rtol=1e-6)
+
+
+def test_a_mouse_does_not_depend_on_which_other_mice_are_written(tiny_root, tmp_path):
+    settings = dict(TINY, mice=("B", "A"))
+    both = sensorium.write_synthetic_sensorium(tmp_path, **settings)
+    name = sensorium.mouse_folder_name("A")
+    np.testing.assert_array_equal(np.load(tiny_root / name / "data/responses/4.npy"), np.load(both / name / "data/responses/4.npy"))
+    animal_b = np.load(both / sensorium.mouse_folder_name("B") / "meta/neurons/animal_ids.npy")
+    assert set(animal_b) == {22846}

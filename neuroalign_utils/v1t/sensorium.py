@@ -140,15 +140,16 @@ def write_synthetic_sensorium(
     if all((target / mouse_folder_name(m) / "ground_truth" / "neurons.npz").exists() for m in mice):
         return target
     with storage.atomic_path(target, is_dir=True) as tmp:
-        for index, mouse in enumerate(mice):
+        for mouse in mice:  # each mouse's draws depend on its letter only, not on the other mice
+            index = list(MOUSE_IDS).index(mouse)
             rng = np.random.default_rng([seed, index])
-            _write_mouse(tmp / mouse_folder_name(mouse), rng, index, settings)
+            _write_mouse(tmp / mouse_folder_name(mouse), rng, mouse, settings)
         storage.write_json(tmp / "synthetic_settings.json", settings)
     logger.info("wrote synthetic Sensorium mice %s to %s", mice, target)
     return target
 
 
-def _write_mouse(folder: Path, rng: np.random.Generator, index: int, s: dict) -> None:
+def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) -> None:
     n_trials, n_neurons = s["n_trials"], s["n_neurons"]
     n_test_trials = s["n_test_images"] * s["n_repeats"]
     n_rest = n_trials - n_test_trials
@@ -182,11 +183,11 @@ def _write_mouse(folder: Path, rng: np.random.Generator, index: int, s: dict) ->
     meta_trials.mkdir(parents=True)
     meta_neurons.mkdir(parents=True)
     np.save(meta_trials / "tiers.npy", tier_of_trial.astype(str))  # unicode, as the release
-    np.save(meta_trials / "frame_image_id.npy", (image_of_trial + 10_000 * index).astype(np.int64))
+    np.save(meta_trials / "frame_image_id.npy", (image_of_trial + 100_000 * list(MOUSE_IDS).index(mouse)).astype(np.int64))
     np.save(meta_trials / "trial_idx.npy", np.arange(n_trials, dtype=np.int64))
     np.save(meta_neurons / "unit_ids.npy", np.arange(1, n_neurons + 1, dtype=np.int64))
     np.save(meta_neurons / "cell_motor_coordinates.npy", neurons.pop("cell_motor_coordinates"))
-    np.save(meta_neurons / "animal_ids.npy", np.full(n_neurons, int(MOUSE_IDS["ABCDE"[index]].split("-")[0])))
+    np.save(meta_neurons / "animal_ids.npy", np.full(n_neurons, int(MOUSE_IDS[mouse].split("-")[0])))
 
     train = tier_of_trial == "train"
     arrays = {
