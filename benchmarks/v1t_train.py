@@ -28,7 +28,7 @@ CASES = {
     "v1t_stride8": ("v1t", dict(PAPER, stride=8)),
     "v1t_stride4": ("v1t", dict(PAPER, stride=4)),
     "v1t_stride1": ("v1t", dict(PAPER, stride=1)),
-    "v1t_chapter_default": ("v1t", dict(emb_dim=48, n_blocks=2, n_heads=4, head_dim=12, mlp_dim=96, stride=4)),
+    "v1t_chapter_default": ("v1t", dict(emb_dim=48, n_blocks=2, n_heads=4, head_dim=12, mlp_dim=96, stride=8)),
     "cnn": ("cnn", dict(channels=64, n_layers=4)),
 }
 
