@@ -127,6 +127,19 @@ def test_channel_clustering_count_and_seed():
     assert pd.crosstab(six, truth).max(1).sum() / len(six) > 0.95  # the planted groups come back
 
 
+def test_channel_clustering_memory_is_bounded():
+    """20,000 vertices: a dense N×N kernel would take 3.2 GB; the clustering stays far below."""
+    import tracemalloc
+
+    weights = np.random.default_rng(0).standard_normal((20_000, 16))
+    tracemalloc.start()
+    labels = analysis.cluster_channels(weights, n_clusters=20, n_kmeans=100, seed=0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(np.unique(labels)) == 20
+    assert peak < 100e6
+
+
 # --- feature cache -----------------------------------------------------------------------------------
 def test_feature_cache_hit_miss_and_corruption(tmp_path, caplog):
     spec = features.BackboneSpec(name="vit", size="small")
