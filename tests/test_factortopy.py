@@ -180,6 +180,16 @@ def test_every_backbone_gives_layer_tokens(name):
     assert np.isfinite(local).all() and np.isfinite(global_).all()
 
 
+def test_pretrained_path_loads_a_locally_saved_checkpoint(tmp_path):
+    random_spec = features.BackboneSpec(name="dinov2")
+    features.build_backbone(random_spec).save_pretrained(tmp_path / "ckpt")
+    loaded = features.BackboneSpec(name="dinov2", weights="pretrained", checkpoint=str(tmp_path / "ckpt"))
+    imgs = np.random.default_rng(0).random((2, 32, 32, 3))
+    expected = features.extract_features(features.build_backbone(random_spec), "dinov2", imgs)
+    got = features.extract_features(features.build_backbone(loaded), "dinov2", imgs)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-5)
+
+
 def test_backbone_spec_validates():
     with pytest.raises(ValueError, match="'name' must be one of"):
         features.BackboneSpec(name="resnet")

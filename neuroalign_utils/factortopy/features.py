@@ -65,6 +65,11 @@ class BackboneSpec:
         synthetic subject needs to plant a layer hierarchy.
     seed : int
         Seed of the random initialisation.
+    checkpoint : str or None
+        ``weights="pretrained"`` only: a hub id or a local folder written by ``save_pretrained``;
+        ``None`` = the architecture's hub checkpoint in :data:`BACKBONES`.
+    config : dict
+        ``weights="random"`` only: configuration overrides on top of the size preset.
     """
 
     name: str = "vit"
@@ -72,7 +77,8 @@ class BackboneSpec:
     weights: str = "random"
     init_range: float | None = 1.0
     seed: int = 0
-    extra: dict = field(default_factory=dict)
+    checkpoint: str | None = None
+    config: dict = field(default_factory=dict)
 
     def __post_init__(self):
         check_in_allowed(self.name, "name", BACKBONES)
@@ -91,7 +97,7 @@ def build_backbone(spec: BackboneSpec) -> torch.nn.Module:
     config_name, model_name, hub_id, _ = BACKBONES[spec.name]
     model_cls = getattr(transformers, model_name)
     if spec.weights == "pretrained":
-        return model_cls.from_pretrained(spec.extra.get("checkpoint", hub_id)).eval()
+        return model_cls.from_pretrained(spec.checkpoint or hub_id).eval()
     kwargs = dict(SIZES[spec.size])
     kwargs["intermediate_size" if spec.name != "sam" else "mlp_dim"] = 4 * kwargs["hidden_size"]
     if spec.name == "sam":
@@ -103,7 +109,7 @@ def build_backbone(spec: BackboneSpec) -> torch.nn.Module:
         kwargs["mask_ratio"] = 0.0
     if spec.init_range is not None:
         kwargs["initializer_range"] = float(spec.init_range)
-    kwargs.update(spec.extra)
+    kwargs.update(spec.config)
     config = getattr(transformers, config_name)(**kwargs)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(spec.seed)  # transformers initialises from the global generator; restored below
