@@ -38,6 +38,15 @@ BACKBONES = {
     "sam": ("SamVisionConfig", "SamVisionModel", "facebook/sam-vit-base", False),
     "mae": ("ViTMAEConfig", "ViTMAEModel", "facebook/vit-mae-base", True),
 }
+_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+#: input normalisation (mean, std per RGB channel) of each architecture's hub checkpoints
+NORMALISATION = {
+    "vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "clip": ((0.4815, 0.4578, 0.4082), (0.2686, 0.2613, 0.2758)),
+    "dinov2": _IMAGENET,
+    "sam": _IMAGENET,
+    "mae": _IMAGENET,
+}
 SIZES = {
     # a few narrow layers on 32-pixel images: 8×8 patch tokens, seconds on a CPU
     "small": dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, image_size=32, patch_size=4),
@@ -45,7 +54,7 @@ SIZES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, image_size=224, patch_size=16),
 }
 GRID = 8
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,8 @@ def extract_features(
         From :func:`build_backbone`.
     name : str
         Architecture name (a key of :data:`BACKBONES`).
-    images : ndarray, (n_images, size, size, 3) or (n_images, size, size), values in [0, 1]
+    images : ndarray, (n_images, size, size, 3) or (n_images, size, size), values in [0, 1]; normalised
+        with the architecture's checkpoint statistics (:data:`NORMALISATION`)
     layers : sequence of int, optional
         0-based block indices; all blocks by default.
     batch_size : int
@@ -180,10 +190,11 @@ def extract_features(
     if images.ndim != 4 or images.shape[1:3] != (size, size):
         raise ValueError(f"'images' must be (n_images, {size}, {size}[, 3]); {images.shape} was provided.")
     locals_, globals_ = [], []
+    mean, std = (torch.tensor(v, dtype=torch.float32)[None, :, None, None] for v in NORMALISATION[name])
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             pixels = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2)
-            pairs = _block_outputs(model, name, (pixels - 0.5) / 0.5)
+            pairs = _block_outputs(model, name, (pixels - mean) / std)
             chosen = range(len(pairs)) if layers is None else layers
             local = torch.stack(
                 [F.interpolate(pairs[i][0], size=(GRID, GRID), mode="bilinear", align_corners=False,

@@ -222,7 +222,7 @@ def write_synthetic_subject(
     backbone = backbone or feats.BackboneSpec()
     if root is None:
         key = dict(subject=subject, n_images=n_images, n_vert=n_vert, backbone=backbone.to_dict(),
-                   snr=snr, seed=seed, version=1)
+                   snr=snr, seed=seed, version=(1, feats.CACHE_VERSION))
         root = storage.get_data_dir() / "nsd_synthetic" / storage.content_key(key)
     root = Path(root)
     subj_dir = root / f"subj{subject:02d}"
