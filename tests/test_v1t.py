@@ -230,3 +230,21 @@ def test_a_mouse_does_not_depend_on_which_other_mice_are_written(tiny_root, tmp_
     np.testing.assert_array_equal(np.load(tiny_root / name / "data/responses/4.npy"), np.load(both / name / "data/responses/4.npy"))
     animal_b = np.load(both / sensorium.mouse_folder_name("B") / "meta/neurons/animal_ids.npy")
     assert set(animal_b) == {22846}
+
+
+def test_bilinear_sample_equals_grid_sample(rng):
+    from neuroalign_utils.v1t.readouts import bilinear_sample
+
+    grid = torch.randn(3, 4, 7, 11, requires_grad=True)
+    positions = torch.tensor(rng.uniform(-1.2, 1.2, (3, 50, 2)), dtype=torch.float32)
+    positions[0, :4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [0.0, 1.0]])  # the borders
+    positions.requires_grad_(True)
+    expected = torch.nn.functional.grid_sample(grid, positions[:, :, None], align_corners=True)[..., 0]
+    got = bilinear_sample(grid, positions)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(got)
+    g1 = torch.autograd.grad((got * weights).sum(), (grid, positions))
+    g2 = torch.autograd.grad((expected * weights).sum(), (grid, positions))
+    torch.testing.assert_close(g1[0], g2[0], atol=1e-5, rtol=1e-5)
+    inner = (positions.detach().abs() < 0.99).all(-1)  # position gradients agree away from the borders
+    torch.testing.assert_close(g1[1][inner], g2[1][inner], atol=1e-4, rtol=1e-4)

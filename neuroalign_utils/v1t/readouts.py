@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_float, check_int
@@ -21,6 +20,28 @@ def normalise_coordinates(coordinates: np.ndarray) -> np.ndarray:
     xy = np.asarray(coordinates, dtype=np.float32)[:, :2]
     xy = xy - xy.mean(0)
     return xy / max(float(np.abs(xy).max()), 1e-6)
+
+
+def bilinear_sample(grid: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Bilinear values of ``grid`` ``(B, C, h, w)`` at ``positions`` ``(B, N, 2)`` → ``(B, C, N)``.
+
+    Same result as ``F.grid_sample(grid, positions[:, :, None], align_corners=True)`` (zeros outside),
+    computed with gathers: on CPU its backward is several times faster than ``grid_sample``'s.
+    """
+    b, c, h, w = grid.shape
+    x = (positions[..., 0] + 1) * (w - 1) / 2
+    y = (positions[..., 1] + 1) * (h - 1) / 2
+    x0, y0 = torch.floor(x), torch.floor(y)
+    flat = grid.reshape(b, c, h * w)
+    out = 0
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        xi, yi = x0 + dx, y0 + dy
+        weight = (1 - (x - xi).abs()) * (1 - (y - yi).abs())
+        inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
+        index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long()
+        values = torch.gather(flat, 2, index[:, None, :].expand(b, c, -1))
+        out = out + values * (weight * inside)[:, None, :]
+    return out
 
 
 class GaussianReadout(nn.Module):
@@ -80,8 +101,7 @@ class GaussianReadout(nn.Module):
             mu = torch.clamp(mu + torch.einsum("nij,bnj->bni", self.sigma, noise), -1, 1)
         if shift is not None:
             mu = mu + shift[:, None, :]
-        sampled = F.grid_sample(grid, mu[:, :, None, :], mode="bilinear", align_corners=True)  # (B, C, N, 1)
-        return torch.einsum("bcn,nc->bn", sampled[..., 0], self.features) + self.bias
+        return torch.einsum("bcn,nc->bn", bilinear_sample(grid, mu), self.features) + self.bias
 
     def regularizer(self) -> torch.Tensor:
         return self.l1 * self.features.abs().sum()
