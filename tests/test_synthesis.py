@@ -1,0 +1,190 @@
+"""Synthesis: the lens table is read from saved results (planted numbers come back), missing chapters
+are named, and the trained V1T joins the kernel-alignment lens through the existing functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from neuroalign_utils import storage, synthesis
+
+KA = {"Mask2Former-T": (-0.39, -0.41, 0.002), "SAM-B": (-0.40, -0.405, 0.3)}  # value, null, p
+V1T = {("v1t", True): (0.40, 0.6), ("cnn", True): (0.35, 0.5), ("linear", True): (0.10, 0.15), ("v1t", False): (0.30, 0.45)}
+FT = dict(r2_mean=0.42, planted_ceiling_r2=0.66, slope=1.04, within_one=0.75, exact=0.5, n_layers=4)
+PLANTED_LAYERS = {"V1v": 0, "hV4": 1, "OPA": 2, "EBA": 3, "Unknown": 2}
+
+
+def write_kernel_alignment(data_dir):
+    folder = storage.chapter_results_dir("kernel_alignment", {"seed": 0}, data_dir=data_dir)
+    pd.DataFrame([{"model": m, "real_minus_null": v - n, "p_real_vs_null": p} for m, (v, n, p) in KA.items()]
+                 ).to_parquet(folder / "tests.parquet")
+    storage.write_json(folder / "headline.json", {
+        "artificial_weights": "random",
+        "mean_one_minus_rmse_by_model": {m: v for m, (v, _, _) in KA.items()},
+        "mean_null_by_model": {m: n for m, (_, n, _) in KA.items()},
+    })
+
+
+def write_v1t_training(data_dir):
+    folder = storage.chapter_results_dir("v1t_training", {"seed": 0}, data_dir=data_dir)
+    rows = [dict(core=c, behaviour=b, mouse=mouse, single_trial_correlation=r + offset,
+                 fraction_of_single_trial_ceiling=f - offset)
+            for (c, b), (r, f) in V1T.items() for mouse, offset in (("A", 0.01), ("B", -0.01))]
+    pd.DataFrame(rows).to_parquet(folder / "results.parquet")
+    storage.write_json(folder / "headline.json", {"best_model": ["v1t", True]})
+
+
+def write_factortopy(data_dir):
+    folder = storage.chapter_results_dir("factortopy_encoding", {"seed": 0}, data_dir=data_dir)
+    pd.DataFrame({"planted_layer": list(PLANTED_LAYERS.values())}, index=list(PLANTED_LAYERS)).rename_axis(
+        "roi").to_parquet(folder / "recovery.parquet")
+    storage.write_json(folder / "headline.json", {
+        "backbone": "vit", "weights": "random", "n_layers": FT["n_layers"], "r2_mean": FT["r2_mean"],
+        "planted_ceiling_r2": FT["planted_ceiling_r2"], "layer_within_one_fraction": FT["within_one"],
+        "layer_exact_fraction": FT["exact"],
+        "hierarchy_slope": {"slope": FT["slope"], "slope_low": 0.9, "slope_high": 1.1},
+    })
+
+
+def row(table, chapter, measure, control):
+    rows = table[(table["chapter"] == chapter) & (table["measure"] == measure) & (table["control"] == control)]
+    assert len(rows) == 1, (chapter, measure, control, table)
+    return rows.iloc[0]
+
+
+def test_within_one_chance_counts_neighbouring_layers():
+    assert synthesis.within_one_chance([0], 4) == pytest.approx(2 / 4)
+    assert synthesis.within_one_chance([1, 2], 4) == pytest.approx(3 / 4)
+    assert synthesis.within_one_chance([0, 3], 4) == pytest.approx(2 / 4)
+    assert synthesis.within_one_chance([0], 1) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="n_layers"):
+        synthesis.within_one_chance([0], 0)
+
+
+def test_lens_table_reads_every_planted_number(tmp_path):
+    write_kernel_alignment(tmp_path)
+    write_v1t_training(tmp_path)
+    write_factortopy(tmp_path)
+    table = synthesis.lens_table(data_dir=tmp_path)
+    assert synthesis.missing_chapters(table) == []
+    assert list(table.columns) == synthesis.TABLE_COLUMNS
+    for model, (value, null, p) in KA.items():
+        r = table[(table["chapter"] == "kernel_alignment") & table["result"].str.startswith(model)].iloc[0]
+        assert (r["value"], r["control_value"]) == pytest.approx((value, null))
+        assert r["difference"] == pytest.approx(value - null)
+        assert f"{p:.3g}" in r["note"] and "random weights" in r["result"]
+    r = row(table, "v1t_training", "single-trial correlation", "CNN core")
+    assert (r["value"], r["control_value"]) == pytest.approx((V1T["v1t", True][0], V1T["cnn", True][0]))
+    r = row(table, "v1t_training", "single-trial correlation", "V1T without behaviour")
+    assert r["control_value"] == pytest.approx(V1T["v1t", False][0])
+    r = row(table, "v1t_training", "fraction of the planted noise ceiling", "linear core")
+    assert (r["value"], r["control_value"]) == pytest.approx((V1T["v1t", True][1], V1T["linear", True][1]))
+    r = row(table, "factortopy_encoding", "mean test R²", "planted ceiling R²")
+    assert (r["value"], r["control_value"]) == pytest.approx((FT["r2_mean"], FT["planted_ceiling_r2"]))
+    assert row(table, "factortopy_encoding", "hierarchy slope β", "no hierarchy")["value"] == pytest.approx(FT["slope"])
+    r = row(table, "factortopy_encoding", "planted layer recovered within one", "random layer choice")
+    named = [layer for roi, layer in PLANTED_LAYERS.items() if roi != "Unknown"]
+    assert r["control_value"] == pytest.approx(synthesis.within_one_chance(named, FT["n_layers"]))
+    assert row(table, "factortopy_encoding", "planted layer recovered exactly", "random layer choice")[
+        "control_value"] == pytest.approx(1 / FT["n_layers"])
+
+    numbers = synthesis.headline_numbers(table)
+    assert numbers["ka_best"].startswith("Mask2Former-T")
+    assert numbers["v1t_vs_cnn"] == f"{V1T['v1t', True][0] - V1T['cnn', True][0]:+.4f}"
+    assert "neuroalign run v1t_analysis" in numbers["v1t_kernel_margin"]
+    assert synthesis.plot_lens_table(table) is not None
+
+
+def test_missing_chapters_are_named_not_raised(tmp_path):
+    write_kernel_alignment(tmp_path)
+    write_factortopy(tmp_path)
+    table = synthesis.lens_table(data_dir=tmp_path)
+    assert synthesis.missing_chapters(table) == ["v1t_training"]
+    missing = table[table["chapter"] == "v1t_training"]
+    assert len(missing) == 1 and missing["value"].isna().all()
+    assert "`neuroalign run v1t_training`" in missing["note"].iloc[0]
+    assert table.loc[table["chapter"] == "kernel_alignment", "value"].notna().all()
+    numbers = synthesis.headline_numbers(table)
+    assert "neuroalign run v1t_training" in numbers["v1t_fraction"]
+    assert numbers["ft_slope"] == f"{FT['slope']:.2f}"
+
+    empty = synthesis.lens_table(data_dir=tmp_path / "nothing")
+    assert synthesis.missing_chapters(empty) == sorted(synthesis.LENS_CHAPTERS)
+    assert synthesis.plot_lens_table(empty) is None
+    inputs = synthesis.load_alignment_inputs(data_dir=tmp_path / "nothing")
+    assert inputs["neural"] is None and {"neural_kernels", "artificial_kernels"} <= set(inputs["missing"])
+
+
+def kernel_array(values, model, kind, layer_type, n_parameters):
+    n = len(values)
+    return xr.DataArray(
+        np.asarray(values, np.float32), dims=("kernel", "y", "x"), name="kernels",
+        coords=dict(model=("kernel", [model] * n), layer=("kernel", [f"{kind}_0"] * n),
+                    layer_index=("kernel", [0] * n), layer_type=("kernel", [layer_type] * n),
+                    kind=("kernel", [kind] * n), n_parameters=("kernel", [n_parameters] * n)),
+    )
+
+
+def gabors(rng, n, size):
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2
+    out = []
+    for _ in range(n):
+        cy, cx = rng.uniform(-2, 2, 2)
+        theta, phase = rng.uniform(0, np.pi), rng.uniform(0, 2 * np.pi)
+        u = (x - cx) * np.cos(theta) + (y - cy) * np.sin(theta)
+        out.append(np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 8) * np.cos(2 * np.pi * u / 6 + phase))
+    return np.array(out)
+
+
+def test_trained_v1t_joins_the_alignment_lens(tmp_path, rng):
+    size = 12
+    neural = gabors(rng, 40, size)
+    folder = storage.chapter_results_dir("neural_kernels", {"seed": 0}, data_dir=tmp_path)
+    n = len(neural)
+    xr.DataArray(neural, dims=("kernel", "y", "x"), name="kernels",
+                 coords=dict(selected=("kernel", np.r_[np.ones(n - 5), np.zeros(5)].astype(int)),
+                             area=("kernel", ["VISp"] * n))).to_netcdf(folder / "neural_kernels.nc", engine="h5netcdf")
+    storage.write_json(folder / "headline.json", {})
+    folder = storage.chapter_results_dir("artificial_kernels", {"seed": 0}, data_dir=tmp_path)
+    zoo = kernel_array(rng.normal(size=(30, 7, 7)), "ZooNet", "weight", "convolution", 1000)
+    zoo.attrs["weights"] = "random"
+    zoo.to_netcdf(folder / "kernels.nc", engine="h5netcdf")
+    pd.DataFrame({"model": ["ZooNet"], "n_parameters": [5000]}).to_parquet(folder / "zoo_table.parquet")
+    storage.write_json(folder / "headline.json", {})
+
+    before = synthesis.load_alignment_inputs(data_dir=tmp_path)
+    assert before["missing"] == ["v1t_analysis"] and before["v1t_models"] == []
+    assert before["neural"].sizes["kernel"] == n - 5
+
+    folder = storage.chapter_results_dir("v1t_analysis", {"seed": 0}, data_dir=tmp_path)
+    # planted: the "trained" patch kernels are (noisy, half-size) copies of neural kernels; its attention maps are uniform
+    copies = neural[:20, ::2, ::2] + 0.05 * rng.normal(size=(20, size // 2, size // 2))
+    kernel_array(copies, "v1t", "weight", "convolution", 300).to_netcdf(folder / "kernels_patch_embedding.nc",
+                                                                         engine="h5netcdf")
+    kernel_array(np.full((4, 3, 6), 1 / 18), "v1t", "attention_map", "attention", 200).to_netcdf(
+        folder / "kernels_attention.nc", engine="h5netcdf")
+    storage.write_json(folder / "headline.json", {})
+
+    inputs = synthesis.load_alignment_inputs(data_dir=tmp_path)
+    assert inputs["missing"] == [] and inputs["v1t_models"] == ["v1t"]
+    assert inputs["artificial"].sizes == {"kernel": 30 + 20 + 4, "y": size, "x": size}
+    assert inputs["artificial"].attrs["weights"] == "random"
+    assert inputs["model_parameters"].to_dict() == {"ZooNet": 5000.0, "v1t": 500.0}
+
+    with pytest.warns(UserWarning, match="Dropped 4 of 54"):  # the uniform attention maps have no z-score
+        result = synthesis.v1t_alignment(inputs["neural"], inputs["artificial"], n_bootstrap=20, n_permutations=50)
+    ranking = result["ranking"].set_index("model")
+    assert ranking.loc["v1t", "rank_by_margin"] == 1
+    assert ranking.loc["v1t", "real_minus_null"] > 0.01 > abs(ranking.loc["ZooNet", "real_minus_null"])
+    assert ranking.loc["v1t", "p_real_vs_null"] < 0.05
+    counts = result["kernel_counts"].set_index(["model", "kind"])["compared"].to_dict()
+    assert counts == {("ZooNet", "weight"): 30, ("v1t", "attention_map"): 0, ("v1t", "weight"): 20}
+
+    numbers = synthesis.headline_numbers(synthesis.lens_table(data_dir=tmp_path), result["ranking"],
+                                         inputs["v1t_models"], result["kernel_counts"])
+    assert numbers["v1t_kernel_rank"] == "1 of 2"
+    assert numbers["v1t_kernels_compared"] == "0 of 4 attention map kernels, 20 of 20 weight kernels"
+    axes = synthesis.plot_margins(result["ranking"], inputs["v1t_models"])
+    assert [t.get_text() for t in axes.get_yticklabels()][-1] == "v1t"
