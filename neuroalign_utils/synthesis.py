@@ -33,6 +33,9 @@ LENS_CHAPTERS = {
     "factortopy_encoding": "FactorTopy (Yang et al.)",
 }
 
+#: Controls that stand for chance (no structure), as opposed to competing models or ceilings.
+CHANCE_CONTROLS = ("phase-randomised null", "no hierarchy", "random layer choice")
+
 TABLE_COLUMNS = ["lens", "chapter", "measure", "result", "value", "control", "control_value", "difference",
                  "note"]
 
@@ -271,7 +274,8 @@ def v1t_alignment(neural: xr.DataArray, artificial: xr.DataArray, *, n_bootstrap
         result["tests"][["model", "real_minus_null", "p_real_vs_null"]], on="model")
     ranking["rank_by_margin"] = ranking["real_minus_null"].rank(ascending=False, method="min").astype(int)
     result["ranking"] = ranking.sort_values("rank_by_margin").reset_index(drop=True)
-    given = pd.DataFrame({"model": artificial["model"].values.astype(str), "kind": artificial["kind"].values.astype(str)})
+    given = pd.DataFrame({"model": artificial["model"].values.astype(str),
+                          "kind": artificial["kind"].values.astype(str)})
     counts = given.value_counts(["model", "kind"]).rename("given").reset_index()
     compared = result["tables"]["kind"][["model", "kind", "n_artificial"]].rename(columns={"n_artificial": "compared"})
     counts = counts.merge(compared, on=["model", "kind"], how="left").fillna({"compared": 0})
@@ -311,7 +315,8 @@ def headline_numbers(table: pd.DataFrame, ranking: pd.DataFrame | None = None, v
 
     A figure whose chapter has not run reads ``"not available (run `neuroalign run <chapter>`)"``.
     Keys: ``ka_best``, ``v1t_vs_cnn``, ``v1t_vs_linear``, ``v1t_fraction``, ``ft_r2``, ``ft_slope``,
-    ``ft_within_one``, ``v1t_kernel_margin``, ``v1t_kernel_rank``, ``v1t_kernels_compared``.
+    ``ft_within_one``, ``chance_cleared`` (results above a chance-level control, of those with one),
+    ``v1t_kernel_margin``, ``v1t_kernel_rank``, ``v1t_kernels_compared``.
     """
     def missing(chapter):
         return f"not available (run {run_hint(chapter)})"
@@ -335,6 +340,8 @@ def headline_numbers(table: pd.DataFrame, ranking: pd.DataFrame | None = None, v
     for key, (chapter, measure, control, column, fmt) in figures.items():
         value = _number(table, chapter, measure, control, column)
         out[key] = fmt.format(value) if value is not None else missing(chapter)
+    chance = table[table["control"].isin(CHANCE_CONTROLS) & table["value"].notna()]
+    out["chance_cleared"] = f"{int((chance['difference'] > 0).sum())} of {len(chance)}"
     v1t_rows_ = ranking[ranking["model"].isin(list(v1t_models))] if ranking is not None else ranking
     if v1t_rows_ is None or not len(v1t_rows_):
         out["v1t_kernel_margin"] = out["v1t_kernel_rank"] = out["v1t_kernels_compared"] = missing("v1t_analysis")
