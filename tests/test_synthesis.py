@@ -10,7 +10,8 @@ import xarray as xr
 
 from neuroalign_utils import storage, synthesis
 
-KA = {"Mask2Former-T": (-0.39, -0.41, 0.002), "SAM-B": (-0.40, -0.405, 0.3)}  # value, null, p
+# value, null, p per model; the v1t row (trained, as when chapter 04 re-runs after the V1T chapters) is below its null
+KA = {"Mask2Former-T": (-0.39, -0.41, 0.002), "SAM-B": (-0.40, -0.405, 0.3), "v1t": (-0.42, -0.41, 0.9)}
 V1T = {("v1t", True): (0.40, 0.6), ("cnn", True): (0.35, 0.5), ("linear", True): (0.10, 0.15),
        ("v1t", False): (0.30, 0.45)}
 FT = dict(r2_mean=0.42, planted_ceiling_r2=0.66, slope=1.04, within_one=0.75, exact=0.5, n_layers=4)
@@ -75,7 +76,8 @@ def test_lens_table_reads_every_planted_number(tmp_path):
         r = table[(table["chapter"] == "kernel_alignment") & table["result"].str.startswith(model)].iloc[0]
         assert (r["value"], r["control_value"]) == pytest.approx((value, null))
         assert r["difference"] == pytest.approx(value - null)
-        assert f"{p:.3g}" in r["note"] and "random weights" in r["result"]
+        assert f"{p:.3g}" in r["note"]
+        assert ("trained on V1" if model == "v1t" else "random weights") in r["result"]
     r = row(table, "v1t_training", "single-trial correlation", "CNN core")
     assert (r["value"], r["control_value"]) == pytest.approx((V1T["v1t", True][0], V1T["cnn", True][0]))
     r = row(table, "v1t_training", "single-trial correlation", "V1T without behaviour")
@@ -94,7 +96,7 @@ def test_lens_table_reads_every_planted_number(tmp_path):
 
     numbers = synthesis.headline_numbers(table)
     assert numbers["ka_best"].startswith("Mask2Former-T")
-    assert numbers["chance_cleared"] == "5 of 5"  # two zoo models, slope, layer within one and exact
+    assert numbers["chance_cleared"] == "5 of 6"  # all but the planted v1t row below its null
     assert numbers["v1t_vs_cnn"] == f"{V1T['v1t', True][0] - V1T['cnn', True][0]:+.4f}"
     assert "neuroalign run v1t_analysis" in numbers["v1t_kernel_margin"]
     assert synthesis.plot_lens_table(table) is not None
