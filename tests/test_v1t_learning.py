@@ -12,7 +12,7 @@ from neuroalign_utils.v1t import analysis, models, sensorium, training
 
 DATA = dict(mice=("A",), n_neurons=80, n_trials=700, n_test_images=10, n_repeats=10, behaviour_gain=0.6, seed=1)
 CORE_OPTIONS = {
-    "v1t": dict(emb_dim=32, n_blocks=2, n_heads=2, head_dim=16, mlp_dim=64, stride=4, attention_dropout=0.1, mlp_dropout=0.1),
+    "v1t": dict(emb_dim=32, n_blocks=2, n_heads=2, head_dim=16, mlp_dim=64, stride=8, attention_dropout=0.1, mlp_dropout=0.1),
     "cnn": dict(channels=16, n_layers=3),
     "linear": dict(),
 }
@@ -56,7 +56,7 @@ def test_behaviour_helps_where_it_was_planted(results):
     assert results["v1t", True][0]["single_trial_correlation"] > results["v1t", False][0]["single_trial_correlation"] + 0.02
 
 
-@pytest.mark.parametrize("core", ["cnn"])  # the small V1T trained here has delocalised aRFs (see the report)
+@pytest.mark.parametrize("core", ["cnn"])  # this tiny V1T's aRFs are off by ~11 px: a known weakness, see issue notes
 def test_arf_positions_match_planted_rf_centres(results, planted, core):
     data, _ = planted
     (name, mouse), = data.items()
