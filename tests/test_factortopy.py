@@ -333,7 +333,7 @@ def test_checkpoint_is_written_and_reloads(subject_dir, tmp_path):
 def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
     vertices = pd.concat([nsd.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
     vertices["roi"] = np.where(vertices["rho"] < 0.5, "V1v", "EBA")
-    fig = maps.plot_flat_maps(vertices["rho"].to_numpy(), vertices, title="rho", colorbar_label="ρ")
+    fig = maps.plot_surface_maps(vertices["rho"].to_numpy(), vertices, title="rho", colorbar_label="ρ")
     fig.set_dpi(100)
     path = tmp_path / "map.png"
     fig.savefig(path, dpi=100)
@@ -342,10 +342,24 @@ def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
     assert Image.open(path).size == (800, 360)
     assert sum(a.get_title().endswith("hemisphere") for a in fig.axes) == 2
     with pytest.raises(ValueError, match="expected 300"):
-        maps.plot_flat_maps(np.zeros(299), vertices)
+        maps.plot_surface_maps(np.zeros(299), vertices)
     layer = np.stack([np.arange(300) % 4, np.linspace(0, 1, 300)], 1)
-    maps.plot_flat_maps(layer, vertices, kind="layer", n_layers=4)
-    maps.plot_flat_maps(np.zeros((300, 2)), vertices, kind="position")
+    maps.plot_surface_maps(layer, vertices, kind="layer", n_layers=4)
+    maps.plot_surface_maps(np.zeros((300, 2)), vertices, kind="position")
+
+
+def test_inflated_view_paints_the_roi_on_visible_faces(tmp_path):
+    vertices = pd.concat([nsd.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
+    fig = maps.plot_surface_maps(np.ones(300), vertices, surface="inflated", vmin=0, vmax=1, cmap="Reds",
+                                 roi_outline=False)
+    # the occipital cap faces the viewer, so saturated red (the ROI) must be visible in both panels
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+    red = (rgb[..., 0] - rgb[..., 1] > 80)
+    half = rgb.shape[1] // 2
+    assert red[:, :half].sum() > 200 and red[:, half:].sum() > 200
+    with pytest.raises(ValueError, match="'surface' must be one of"):
+        maps.plot_surface_maps(np.ones(300), vertices, surface="pial")
 
 
 # --- raw NSD loader on tiny files in the release format -------------------------------------------------------

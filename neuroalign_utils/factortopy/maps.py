@@ -1,4 +1,4 @@
-"""Per-vertex values on nilearn's bundled fsaverage5 flat mesh, both hemispheres.
+"""Per-vertex values on nilearn's bundled fsaverage5 surfaces (flat or inflated), both hemispheres.
 
 Values are given for the model's vertices (hemisphere + fsaverage index below 10,242); every other
 vertex of the mesh is drawn grey. Colours are computed here (argmax layer × confidence brightness, a
@@ -17,12 +17,31 @@ from .nsd import FSAVERAGE5_N_VERTICES, HEMISPHERES, fsaverage5_mesh
 GREY = np.array([0.82, 0.82, 0.82])
 
 
-def _flat_mesh(hemisphere: str):
-    from nilearn import surface
+SURFACES = ("flat", "inflated")
+
+
+def _surface_mesh(hemisphere: str, surface: str):
+    """2-D vertex positions, the faces to draw (back to front) and a shading factor per face.
+
+    The flat mesh is already 2-D. The inflated mesh is seen from behind (the occipital pole, where the
+    visual ROIs lie, faces the viewer): orthographic projection on (x, z), faces turned away from the
+    viewer are left out, the rest are painted far to near and shaded by how directly they face the viewer.
+    """
+    from nilearn import surface as nilearn_surface
 
     side = {"lh": "left", "rh": "right"}[hemisphere]
-    coords, faces = surface.load_surf_mesh(fsaverage5_mesh()[f"flat_{side}"])
-    return np.asarray(coords)[:, :2], np.asarray(faces)
+    mesh_key = {"flat": "flat", "inflated": "infl"}[surface]
+    coords, faces = nilearn_surface.load_surf_mesh(fsaverage5_mesh()[f"{mesh_key}_{side}"])
+    coords, faces = np.asarray(coords, dtype=np.float64), np.asarray(faces)
+    if surface == "flat":
+        return coords[:, :2], faces, np.ones(len(faces))
+    tri = coords[faces]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
+    facing = -normal[:, 1]  # the viewer looks along +y, from behind the head
+    front = facing > 0
+    order = np.argsort(-tri[front][:, :, 1].mean(1), kind="stable")  # far (large y) first
+    return coords[:, [0, 2]], faces[front][order], (0.35 + 0.65 * facing[front])[order]
 
 
 def layer_colours(argmax: np.ndarray, confidence: np.ndarray, n_layers: int, cmap: str = "turbo") -> np.ndarray:
@@ -42,11 +61,12 @@ def position_colours(xy: np.ndarray) -> np.ndarray:
     return np.stack([(xy[:, 0] + 1) / 2, 1 - ecc, (xy[:, 1] + 1) / 2], 1)
 
 
-def plot_flat_maps(
+def plot_surface_maps(
     values,
     vertices: pd.DataFrame,
     *,
     kind: str = "scalar",
+    surface: str = "flat",
     title: str = "",
     cmap: str = "viridis",
     vmin: float | None = None,
@@ -56,7 +76,7 @@ def plot_flat_maps(
     colorbar_label: str = "",
     ax=None,
 ):
-    """Draw per-vertex values on both hemispheres' fsaverage5 flat maps.
+    """Draw per-vertex values on both hemispheres' fsaverage5 flat maps (or inflated, seen from behind).
 
     Parameters
     ----------
@@ -67,6 +87,8 @@ def plot_flat_maps(
     vertices : DataFrame
         ``hemisphere`` and ``fsaverage_index`` (below 10,242) of each value, and optionally ``roi``.
     kind : {"scalar", "category", "layer", "position"}
+    surface : {"flat", "inflated"}, default="flat"
+        nilearn's flattened cortex, or the inflated surface seen from behind (occipital pole in front).
     title, cmap, vmin, vmax, colorbar_label
         Scalar maps' colour scale.
     n_layers : int, optional
@@ -84,6 +106,7 @@ def plot_flat_maps(
     from matplotlib.colors import Normalize
 
     check_in_allowed(kind, "kind", ("scalar", "category", "layer", "position"))
+    check_in_allowed(surface, "surface", SURFACES)
     values = np.asarray(values)
     if len(values) != len(vertices):
         raise ValueError(f"'values' has {len(values)} entries; expected {len(vertices)} (one per vertex of "
@@ -111,15 +134,16 @@ def plot_flat_maps(
         fig, ax = plt.subplots(1, 2, figsize=(8, 3.6))
     fig = ax[0].figure
     for a, hemi in zip(ax, HEMISPHERES):
-        xy, faces = _flat_mesh(hemi)
+        xy, faces, shade = _surface_mesh(hemi, surface)
         rows = (vertices["hemisphere"] == hemi).to_numpy()
         vertex_rgb = np.tile(GREY, (len(xy), 1))
         vertex_rgb[index[rows]] = colours[rows]
-        face_rgb = vertex_rgb[faces].mean(1)
+        face_rgb = vertex_rgb[faces].mean(1) * shade[:, None]
         a.add_collection(_face_collection(xy, faces, face_rgb))
         if roi_outline and "roi" in vertices:
             _outline(a, xy, faces, index[rows], vertices.loc[rows, "roi"].to_numpy())
-        inside = xy[index[rows]] if rows.any() else xy
+        # flat maps zoom on the ROI; the inflated view shows the whole hemisphere from behind
+        inside = xy[index[rows]] if rows.any() and surface == "flat" else xy[np.unique(faces)]
         pad = 0.08 * np.ptp(inside, axis=0)
         a.set(xlim=(inside[:, 0].min() - pad[0], inside[:, 0].max() + pad[0]),
               ylim=(inside[:, 1].min() - pad[1], inside[:, 1].max() + pad[1]), aspect="equal",
