@@ -1,4 +1,4 @@
-"""V1T learning on planted data: V1T and CNN beat the linear-nonlinear model; behaviour helps."""
+"""V1T learning on planted data: V1T and CNN beat the linear-nonlinear model; behaviour helps; aRFs land on planted RFs."""
 
 from __future__ import annotations
 
@@ -56,17 +56,15 @@ def test_behaviour_helps_where_it_was_planted(results):
     assert results["v1t", True][0]["single_trial_correlation"] > results["v1t", False][0]["single_trial_correlation"] + 0.02
 
 
-@pytest.mark.parametrize("core", ["cnn"])  # this tiny V1T's aRFs are off by ~11 px: a known weakness, see issue notes
-def test_arf_positions_match_planted_rf_centres(results, planted, core):
-    data, _ = planted
-    (name, mouse), = data.items()
+def _arf_position_errors(model, mouse):
+    """Median distance (pixels) of the aRF Gaussian centres from the planted RF centres (well-fitted units),
+    the same against shuffled planted centres (chance), and the fraction of units kept."""
     truth = sensorium.load_planted_truth(mouse.folder)
-    model = results[core, True][1]
     behaviour = torch.from_numpy(mouse.behaviour[mouse.tier("train")].mean(0))  # average state, pupil centred
 
     def respond(noise):
         n = len(noise)
-        return model(noise, name, behaviour.expand(n, 3), torch.zeros(n, 2))
+        return model(noise, mouse.name, behaviour.expand(n, 3), torch.zeros(n, 2))
 
     arf = analysis.artificial_receptive_fields(respond, (36, 64), n_images=1500, batch_size=500)
     fits = analysis.fit_gaussian_2d(ndimage.gaussian_filter(np.abs(arf), (0, 1, 1)))
@@ -74,6 +72,40 @@ def test_arf_positions_match_planted_rf_centres(results, planted, core):
     error = np.hypot(fits["x0"] - truth["centre_x"], fits["y0"] - truth["centre_y"]).to_numpy()
     # chance: each fit against another neuron's planted centre
     shuffled = np.hypot(fits["x0"] - np.roll(truth["centre_x"], 7), fits["y0"] - np.roll(truth["centre_y"], 7)).to_numpy()
-    assert good.mean() > 0.5, good.mean()
-    assert np.median(error[good]) < 7.0, np.median(error[good])  # pixels of the 36×64 image (10 % of its width)
-    assert np.median(error[good]) < 0.5 * np.median(shuffled[good]), (np.median(error[good]), np.median(shuffled[good]))
+    return np.median(error[good]), np.median(shuffled[good]), good.mean()
+
+
+def test_cnn_arf_positions_match_planted_rf_centres(results, planted):
+    data, _ = planted
+    error, chance, kept = _arf_position_errors(results["cnn", True][1], next(iter(data.values())))
+    assert kept > 0.5, kept
+    assert error < 7.0, error  # pixels of the 36×64 image (10 % of its width)
+    assert error < 0.5 * chance, (error, chance)
+
+
+@pytest.fixture(scope="module")
+def v1t_on_more_trials(tmp_path_factory):
+    """The same V1T trained for up to 30 epochs on 1,500 trials.
+
+    On the 700 trials above this V1T stops at about half of the planted ceiling and its aRFs are not
+    localised (median error ~11 px, chance ~14 px); here its aRFs land on the planted centres
+    (measured, torch seeds 0/1/2: median 1.9/2.2/2.1 px, chance 15–17 px).
+    """
+    root = sensorium.write_synthetic_sensorium(tmp_path_factory.mktemp("more_trials"), **{**DATA, "n_trials": 1500})
+    data = sensorium.load_sensorium(root)
+    torch.manual_seed(0)
+    config = dict(core="v1t", core_options=CORE_OPTIONS["v1t"], readout_options={}, use_behaviour=True,
+                  image_size=(36, 64), mice={k: m.n_neurons for k, m in data.items()})
+    model = models.build_model(config, {k: m.coordinates for k, m in data.items()})
+    training.train(model, data, max_epochs=30, patience=5, seed=0, progress=False)
+    return model, next(iter(data.values()))
+
+
+def test_v1t_arf_positions_match_planted_rf_centres(v1t_on_more_trials):
+    model, mouse = v1t_on_more_trials
+    error, chance, kept = _arf_position_errors(model, mouse)
+    assert kept > 0.5, kept
+    # bound: half the V1T's 8-px patch (its tokens are 8×8 px at stride 8), i.e. the aRF centre lies
+    # within the planted RF's own token; chance (another neuron's centre) is ~15 px
+    assert error < 4.0, error
+    assert error < 0.5 * chance, (error, chance)
