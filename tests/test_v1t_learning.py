@@ -1,4 +1,4 @@
-"""V1T learning on planted data: V1T and CNN beat the linear-nonlinear model; behaviour helps; aRFs land on planted RFs."""
+"""V1T learning on planted data: V1T and CNN beat the LN model; behaviour helps; aRFs find planted RFs."""
 
 from __future__ import annotations
 
@@ -56,18 +56,24 @@ def test_behaviour_helps_where_it_was_planted(results):
     assert results["v1t", True][0]["single_trial_correlation"] > results["v1t", False][0]["single_trial_correlation"] + 0.02
 
 
+def _arf_fits(model, mouse, pupil_center=(0.0, 0.0)):
+    """Gaussian fits to the smoothed |aRF| of every unit, at the average behaviour and a given pupil centre."""
+    behaviour = torch.from_numpy(mouse.behaviour[mouse.tier("train")].mean(0))  # average state
+    pupil = torch.as_tensor(np.asarray(pupil_center, dtype=np.float32))[None]
+
+    def respond(noise):
+        n = len(noise)
+        return model(noise, mouse.name, behaviour.expand(n, 3), pupil.expand(n, 2))
+
+    arf = analysis.artificial_receptive_fields(respond, (36, 64), n_images=1500, batch_size=500)
+    return analysis.fit_gaussian_2d(ndimage.gaussian_filter(np.abs(arf), (0, 1, 1)))
+
+
 def _arf_position_errors(model, mouse):
     """Median distance (pixels) of the aRF Gaussian centres from the planted RF centres (well-fitted units),
     the same against shuffled planted centres (chance), and the fraction of units kept."""
     truth = sensorium.load_planted_truth(mouse.folder)
-    behaviour = torch.from_numpy(mouse.behaviour[mouse.tier("train")].mean(0))  # average state, pupil centred
-
-    def respond(noise):
-        n = len(noise)
-        return model(noise, mouse.name, behaviour.expand(n, 3), torch.zeros(n, 2))
-
-    arf = analysis.artificial_receptive_fields(respond, (36, 64), n_images=1500, batch_size=500)
-    fits = analysis.fit_gaussian_2d(ndimage.gaussian_filter(np.abs(arf), (0, 1, 1)))
+    fits = _arf_fits(model, mouse)
     good = (fits["r2"] > 0.3).to_numpy()  # drop the worst fits
     error = np.hypot(fits["x0"] - truth["centre_x"], fits["y0"] - truth["centre_y"]).to_numpy()
     # chance: each fit against another neuron's planted centre
@@ -109,3 +115,20 @@ def test_v1t_arf_positions_match_planted_rf_centres(v1t_on_more_trials):
     # within the planted RF's own token; chance (another neuron's centre) is ~15 px
     assert error < 4.0, error
     assert error < 0.5 * chance, (error, chance)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_v1t_arf_shift_with_the_pupil_centre_has_the_planted_sign(v1t_on_more_trials, axis):
+    # The planted RF moves by +pupil_shift_px per SD of the pupil centre (x, then y). Whole encoder
+    # (core + shifter): the aRF centres at pupil +2 SD minus those at −2 SD. Measured: 2.9 px along the
+    # moved axis, ~0.1 px across, for a planted 6 px; with the shifter removed
+    # a V1T moves its aRFs by 0.0003 px (scratch run: no path through the B-MLP was learned).
+    model, mouse = v1t_on_more_trials
+    planted = 2 * 2.0 * sensorium.load_planted_truth(mouse.folder)["pupil_shift_px"]
+    offset = np.eye(2)[axis] * 2.0
+    plus, minus = _arf_fits(model, mouse, offset), _arf_fits(model, mouse, -offset)
+    kept = ((plus["r2"] > 0.3) & (minus["r2"] > 0.3)).to_numpy()
+    along, across = [np.median((plus[c] - minus[c]).to_numpy()[kept]) for c in (("x0", "y0")[axis], ("y0", "x0")[axis])]
+    assert kept.mean() > 0.5, kept.mean()
+    assert 0.25 * planted < along < 1.5 * planted, (along, planted)  # sign and at least a quarter of the size
+    assert abs(across) < 0.25 * along, (across, along)
