@@ -91,3 +91,15 @@ def test_rollout_maps_reject_a_cnn():
     model = models.build_model(config, {"m": np.zeros((3, 3))})
     with pytest.raises(ValueError, match="V1T core"):
         analysis.rollout_maps(model, torch.zeros(1, 1, 36, 64))
+
+
+def test_readout_grid_maps_to_patch_centres():
+    from neuroalign_utils.v1t.cores import CNNCore, V1TCore
+
+    v1t = V1TCore((36, 64), patch_size=8, stride=8)
+    x, y = analysis.grid_to_pixels(v1t, np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
+    np.testing.assert_allclose(x, [3.5, 59.5])  # first and last patch centres, 8 tokens across
+    np.testing.assert_allclose(y, [3.5, 27.5])  # 4 tokens down
+    x, y = analysis.grid_to_pixels(CNNCore((36, 64)), np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
+    np.testing.assert_allclose(x, [0, 63])
+    np.testing.assert_allclose(y, [0, 35])

@@ -220,12 +220,28 @@ def performance_by_pupil(model: Encoder, mouse, *, n_groups: int = 3) -> pd.Data
     return pd.DataFrame(rows)
 
 
+def grid_to_pixels(core, grid_x, grid_y) -> tuple[np.ndarray, np.ndarray]:
+    """Readout grid units (−1…1 over the core's feature grid, ``align_corners=True``) → input pixels.
+
+    A V1T feature cell is a patch token; its pixel position is the centre of its patch,
+    ``index · stride + (patch − 1) / 2``. CNN and linear cores keep the image grid, so index = pixel.
+    """
+    if isinstance(core, V1TCore):
+        (gh, gw), patch, stride = core.grid, core.tokenizer.kernel_size, core.tokenizer.stride
+        offset = ((patch[0] - 1) / 2, (patch[1] - 1) / 2)
+    else:
+        (gh, gw), stride, offset = core.image_size, (1, 1), (0.0, 0.0)
+    x = (np.asarray(grid_x) + 1) / 2 * (gw - 1) * stride[1] + offset[1]
+    y = (np.asarray(grid_y) + 1) / 2 * (gh - 1) * stride[0] + offset[0]
+    return x, y
+
+
 @torch.no_grad()
 def readout_positions(model: Encoder, mouse) -> pd.DataFrame:
     """Readout mean positions in pixels of the core's input next to cortical coordinates (Fig A.6)."""
-    h, w = model.config["image_size"]
     mu = model.readouts[mouse.name].positions().numpy()
+    readout_x, readout_y = grid_to_pixels(model.core, mu[:, 0], mu[:, 1])
     return pd.DataFrame({
         "cortical_x": mouse.coordinates[:, 0], "cortical_y": mouse.coordinates[:, 1],
-        "readout_x": (mu[:, 0] + 1) / 2 * (w - 1), "readout_y": (mu[:, 1] + 1) / 2 * (h - 1),
+        "readout_x": readout_x, "readout_y": readout_y,
     })
