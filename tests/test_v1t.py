@@ -248,3 +248,21 @@ def test_bilinear_sample_equals_grid_sample(rng):
     torch.testing.assert_close(g1[0], g2[0], atol=1e-5, rtol=1e-5)
     inner = (positions.detach().abs() < 0.99).all(-1)  # position gradients agree away from the borders
     torch.testing.assert_close(g1[1][inner], g2[1][inner], atol=1e-4, rtol=1e-4)
+
+
+def test_core_penalty_scales_with_the_size_of_the_data_term():
+    # 1 at the paper's mice (Table A.1, A–E); linear in neurons, √ in training trials.
+    assert training.core_penalty_scale(7851, 4485) == pytest.approx(1.0)
+    assert training.core_penalty_scale(785, 4485) == pytest.approx(0.1, rel=1e-3)
+    assert training.core_penalty_scale(7851, 4485 // 4) == pytest.approx(0.5, rel=1e-3)
+    with pytest.raises(ValueError, match="n_neurons"):
+        training.core_penalty_scale(0, 100)
+    torch.manual_seed(0)
+    config = dict(core="v1t", core_options=dict(emb_dim=8, n_blocks=1, n_heads=1, mlp_dim=8), readout_options={},
+                  use_behaviour=False, image_size=(36, 64), mice={"A": 5})
+    model = models.build_model(config)
+    core, readout = model.core.regularizer(), model.readouts["A"].regularizer()
+    assert core > 0
+    scale = training.core_penalty_scale(150, 700)
+    assert model.regularizer("A", scale).item() == pytest.approx((scale * core + readout).item(), rel=1e-6)
+    assert model.regularizer("A").item() == pytest.approx((core + readout).item(), rel=1e-6)

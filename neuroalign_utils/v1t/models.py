@@ -47,9 +47,13 @@ class Encoder(nn.Module):
         shift = self.shifters[mouse](pupil_center) if mouse in self.shifters else None
         return F.elu(self.readouts[mouse](grid, shift)) + 1
 
-    def regularizer(self, mouse: str) -> torch.Tensor:
-        """Core L1 + the mouse's readout L1."""
-        return self.core.regularizer() + self.readouts[mouse].regularizer()
+    def regularizer(self, mouse: str, core_scale: float = 1.0) -> torch.Tensor:
+        """Core L1 × ``core_scale`` + the mouse's readout L1.
+
+        ``core_scale`` matches the core penalty to the size of the mouse's data term; see
+        :func:`~neuroalign_utils.v1t.training.core_penalty_scale`.
+        """
+        return core_scale * self.core.regularizer() + self.readouts[mouse].regularizer()
 
 
 def build_model(config: dict, coordinates: dict[str, np.ndarray] | None = None) -> Encoder:
