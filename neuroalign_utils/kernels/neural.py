@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .._validation import check_float, check_shape2d
@@ -192,7 +193,7 @@ def select_balanced_kernels(
     min_dist: float = 0.1,
     spread: float = 1.0,
     random_state: int = 0,
-) -> "pd.DataFrame":
+) -> pd.DataFrame:
     """The paper's balanced selection, run separately on excitatory and inhibitory kernels.
 
     Kernels are z-scored (population std, as in the similarity engine) and passed, class by class, to
@@ -208,7 +209,6 @@ def select_balanced_kernels(
     """
     import warnings
 
-    import pandas as pd
 
     from .selection import select_representative_kernels
     from .similarity import zscore_kernels
