@@ -209,7 +209,6 @@ def select_balanced_kernels(
     """
     import warnings
 
-
     from .selection import select_representative_kernels
     from .similarity import zscore_kernels
 
