@@ -232,22 +232,27 @@ def test_a_mouse_does_not_depend_on_which_other_mice_are_written(tiny_root, tmp_
     assert set(animal_b) == {22846}
 
 
-def test_bilinear_sample_equals_grid_sample(rng):
-    from neuroalign_utils.v1t.readouts import bilinear_sample
+@pytest.mark.parametrize("grid_shape", [(4, 8), (7, 11)])  # the projection route, the embedding-bag route
+def test_bilinear_readout_equals_grid_sample_then_features(rng, grid_shape):
+    from neuroalign_utils.v1t.readouts import PROJECTION_MAX_POSITIONS, bilinear_readout
 
-    grid = torch.randn(3, 4, 7, 11, requires_grad=True)
+    assert (grid_shape[0] * grid_shape[1] <= PROJECTION_MAX_POSITIONS) == (grid_shape == (4, 8))
+    grid = torch.randn(3, 5, *grid_shape, requires_grad=True)
+    features = torch.randn(50, 5, requires_grad=True)
     positions = torch.tensor(rng.uniform(-1.2, 1.2, (3, 50, 2)), dtype=torch.float32)
     positions[0, :4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [0.0, 1.0]])  # the borders
     positions.requires_grad_(True)
-    expected = torch.nn.functional.grid_sample(grid, positions[:, :, None], align_corners=True)[..., 0]
-    got = bilinear_sample(grid, positions)
+    sampled = torch.nn.functional.grid_sample(grid, positions[:, :, None], align_corners=True)[..., 0]
+    expected = torch.einsum("bcn,nc->bn", sampled, features)
+    got = bilinear_readout(grid, positions, features)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     weights = torch.randn_like(got)
-    g1 = torch.autograd.grad((got * weights).sum(), (grid, positions))
-    g2 = torch.autograd.grad((expected * weights).sum(), (grid, positions))
+    g1 = torch.autograd.grad((got * weights).sum(), (grid, features, positions))
+    g2 = torch.autograd.grad((expected * weights).sum(), (grid, features, positions))
     torch.testing.assert_close(g1[0], g2[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(g1[1], g2[1], atol=1e-5, rtol=1e-5)
     inner = (positions.detach().abs() < 0.99).all(-1)  # position gradients agree away from the borders
-    torch.testing.assert_close(g1[1][inner], g2[1][inner], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(g1[2][inner], g2[2][inner], atol=1e-4, rtol=1e-4)
 
 
 def test_core_penalty_scales_with_the_size_of_the_data_term():
@@ -266,3 +271,55 @@ def test_core_penalty_scales_with_the_size_of_the_data_term():
     scale = training.core_penalty_scale(150, 700)
     assert model.regularizer("A", scale).item() == pytest.approx((scale * core + readout).item(), rel=1e-6)
     assert model.regularizer("A").item() == pytest.approx((core + readout).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("block_elements", [2**20, 300, 40])  # one block; groups of heads; row chunks
+def test_blockwise_dropout_attention_equals_the_explicit_maths(monkeypatch, block_elements):
+    from neuroalign_utils.v1t import cores
+
+    monkeypatch.setattr(cores, "ATTENTION_BLOCK_ELEMENTS", block_elements)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 9, 5, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    scale, p, seed = 5**-0.5, 0.3, 1234
+    # the reference rebuilds the same masks: same generator, same blocks, same order
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(6, 9, 9)
+    for g, r in cores._attention_blocks(6, 9, 9):
+        keep, factor = cores.dropout_mask(mask[g, r].shape, p, generator)
+        mask[g, r] = keep * factor
+    expected = (torch.softmax(q @ k.transpose(-2, -1) * scale, -1) * mask.view(2, 3, 9, 9)) @ v
+    got = cores.DropoutAttention.apply(q, k, v, scale, p, seed)
+    torch.testing.assert_close(got, expected)
+    weights = torch.randn_like(got)
+    torch.testing.assert_close(torch.autograd.grad((got * weights).sum(), (q, k, v)),
+                               torch.autograd.grad((expected * weights).sum(), (q, k, v)))
+    assert 0.5 < (mask > 0).float().mean() < 0.9  # the masks really drop
+
+
+def test_dropout_keeps_the_expectation_and_the_rate():
+    from neuroalign_utils.v1t.cores import Dropout
+
+    layer = Dropout(0.2544).train()
+    torch.manual_seed(0)
+    out = layer(torch.ones(1_000_000))
+    assert abs((out == 0).float().mean().item() - 0.2544) < 0.002
+    assert abs(out.mean().item() - 1.0) < 0.005
+    assert torch.equal(layer.eval()(torch.ones(5)), torch.ones(5))
+    with pytest.raises(ValueError, match="p"):
+        Dropout(1.5)
+
+
+def test_bfloat16_training_follows_the_float32_run(tiny_data):
+    (mouse,) = tiny_data.values()
+    predictions = {}
+    for precision in ("float32", "bfloat16"):
+        torch.manual_seed(0)
+        model = _tiny_model("v1t", True, tiny_data)
+        training.train(model, tiny_data, max_epochs=2, batch_size=8, seed=3, progress=False, precision=precision)
+        predictions[precision] = training.predict(model, mouse).ravel()
+    assert not np.allclose(predictions["float32"], predictions["bfloat16"], rtol=1e-6)  # bfloat16 was used
+    assert np.corrcoef(predictions["float32"], predictions["bfloat16"])[0, 1] > 0.99
+    assert training.resolve_precision("float32") == "float32"
+    assert training.resolve_precision("auto") in ("float32", "bfloat16")
+    with pytest.raises(ValueError, match="precision"):
+        training.train(model, tiny_data, precision="float16")
