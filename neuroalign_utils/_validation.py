@@ -58,6 +58,17 @@ def check_shape2d(value: Any, name: str) -> tuple[int, int]:
     return tuple(check_int(v, name, minimum=1) for v in value)  # type: ignore[return-value]
 
 
+def check_float_pair(
+    value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None
+) -> tuple[float, float]:
+    """Return a pair of numbers within the bounds; a single number is used for both."""
+    if isinstance(value, Real) and not isinstance(value, bool):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"'{name}' must be a number or a pair of numbers; {value!r} was provided.")
+    return tuple(check_float(v, name, minimum=minimum, maximum=maximum) for v in value)  # type: ignore[return-value]
+
+
 def _check_bounds(value, name, minimum, maximum):
     if minimum is not None and value < minimum:
         raise ValueError(f"'{name}' must be >= {minimum}; {value!r} was provided.")

@@ -8,7 +8,8 @@ that layout and nothing else, so pointing it at the real release is a change of 
 Planted ground truth (synthetic mice only, in ``<mouse>/ground_truth/``, which the loader ignores):
 each neuron is a V1-like unit (a Gabor pair: a half-squared simple part mixed with an energy part) on
 the image block-averaged to 36×64 (the V1T input size). Its RF centre follows a smooth retinotopic map
-of ``cell_motor_coordinates`` (azimuth from cortical x, elevation from cortical y). Per trial the
+of ``cell_motor_coordinates`` (azimuth from cortical x, elevation from cortical y) over the share
+``rf_field`` of the screen around its centre. Per trial the
 response is gain-modulated by pupil dilation and running speed, the RF is shifted by the pupil centre,
 and the recorded response is Gamma distributed with variance equal to its mean (Poisson-like). The
 noise-free expected response of every trial is recorded, so the true noise ceiling is known.
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from .. import storage
-from .._validation import check_float, check_int, check_shape2d, check_subset
+from .._validation import check_float, check_float_pair, check_int, check_shape2d, check_subset
 from ..images import natural_image_set
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def write_synthetic_sensorium(
     validation_fraction: float = 0.15,
     behaviour_gain: float = 0.35,
     pupil_shift_px: float = 1.5,
+    rf_field=(0.60, 0.72),
     mean_rate: float = 0.4,
     seed: int = 0,
 ) -> Path:
@@ -110,6 +112,11 @@ def write_synthetic_sensorium(
         behavioural modulation.
     pupil_shift_px : float, default=1.5
         RF shift (pixels of the 36×64 image) per standard deviation of the pupil centre; 0 plants none.
+    rf_field : float or (float, float), default=(0.60, 0.72)
+        Share of the image height and width spanned by the retinotopic map of RF centres, centred on
+        the image (one number: the same share of both). The default tiles most of the screen; a small
+        field, e.g. 0.3, gives a population that sees a compact patch of the screen, as an imaged
+        patch of real V1 does.
     mean_rate : float, default=0.4
         Mean expected response; with unit Fano factor it sets the noise level (default: single-trial ceiling ≈ 0.65).
     seed : int, default=0
@@ -127,12 +134,13 @@ def write_synthetic_sensorium(
     validation_fraction = check_float(validation_fraction, "validation_fraction", minimum=0.01, maximum=0.5)
     behaviour_gain = check_float(behaviour_gain, "behaviour_gain", minimum=0.0, maximum=2.0)
     pupil_shift_px = check_float(pupil_shift_px, "pupil_shift_px", minimum=0.0, maximum=10.0)
+    rf_field = check_float_pair(rf_field, "rf_field", minimum=0.0, maximum=1.0)
     mean_rate = check_float(mean_rate, "mean_rate", minimum=0.01)
     seed = check_int(seed, "seed", minimum=0)
     settings = dict(
         mice=mice, n_neurons=n_neurons, n_trials=n_trials, n_test_images=n_test_images,
         n_repeats=n_repeats, validation_fraction=validation_fraction, behaviour_gain=behaviour_gain,
-        pupil_shift_px=pupil_shift_px, mean_rate=mean_rate, seed=seed,
+        pupil_shift_px=pupil_shift_px, rf_field=rf_field, mean_rate=mean_rate, seed=seed,
     )
     if root is None:
         root = storage.get_data_dir() / "sensorium_synthetic" / storage.content_key(settings)
@@ -167,7 +175,7 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
     image_of_trial, tier_of_trial = image_of_trial[order], tier_of_trial[order]
 
     behaviour, pupil_center = _behaviour_traces(rng, n_trials)
-    neurons = _plant_neurons(rng, n_neurons)
+    neurons = _plant_neurons(rng, n_neurons, s["rf_field"])
     expected = _expected_responses(pool, image_of_trial, behaviour, pupil_center, neurons, s)
     responses = rng.gamma(np.maximum(expected, 1e-6), 1.0).astype(np.float32)  # variance = mean
 
@@ -231,12 +239,15 @@ def _behaviour_traces(rng: np.random.Generator, n_trials: int):
     return behaviour, pupil_center.astype(np.float32)
 
 
-def _plant_neurons(rng: np.random.Generator, n: int) -> dict:
-    """Cortical positions and the V1-like units they carry (retinotopy: position → RF centre)."""
+def _plant_neurons(rng: np.random.Generator, n: int, rf_field: tuple[float, float]) -> dict:
+    """Cortical positions and the V1-like units they carry (retinotopy: position → RF centre).
+
+    The RF centres span ``rf_field`` (shares of the image height and width) around the image centre.
+    """
     h, w = PLANTED_SHAPE
     coords = np.stack([rng.uniform(-400, 400, n), rng.uniform(-300, 300, n), rng.uniform(150, 400, n)], 1)
-    centre_x = w / 2 + (w * 0.36) * coords[:, 0] / 400 + rng.normal(0, 1.0, n)
-    centre_y = h / 2 - (h * 0.30) * coords[:, 1] / 300 + rng.normal(0, 1.0, n)
+    centre_x = w / 2 + (w * rf_field[1] / 2) * coords[:, 0] / 400 + rng.normal(0, 1.0, n)
+    centre_y = h / 2 - (h * rf_field[0] / 2) * coords[:, 1] / 300 + rng.normal(0, 1.0, n)
     sigma = rng.uniform(2.0, 3.2, n)
     return dict(
         cell_motor_coordinates=coords.astype(np.float32),
