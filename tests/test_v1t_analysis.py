@@ -103,3 +103,64 @@ def test_readout_grid_maps_to_patch_centres():
     x, y = analysis.grid_to_pixels(CNNCore((36, 64)), np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
     np.testing.assert_allclose(x, [0, 63])
     np.testing.assert_allclose(y, [0, 35])
+
+
+def _v1t_attending_along_the_pupil(sign: float):
+    """A one-block V1T whose attention moves towards ``sign`` × the pupil centre, by construction.
+
+    Patch embeddings are zero, so the images do not matter. Each patch token's position embedding
+    holds its grid position ``(u_x, u_y)`` in channels 0–1 (negated in 2–3, so LayerNorm's mean is 0);
+    the B-MLP writes ``tanh``-squashed ``(pupil_x, pupil_y)`` into channels 4–5 (negated in 6–7) of
+    every token. Queries read channels 4–5 and keys channels 0–1, so the score of key token ``j`` is
+    ``sign · (pupil_x · u_x(j) + pupil_y · u_y(j))`` up to positive factors.
+    """
+    torch.manual_seed(0)
+    config = dict(core="v1t", readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 3},
+                  core_options=dict(emb_dim=8, n_blocks=1, n_heads=1, head_dim=2, mlp_dim=4, stride=8,
+                                    patch_dropout=0.0, attention_dropout=0.0, mlp_dropout=0.0))
+    model = models.build_model(config, {"m": np.zeros((3, 3))})
+    core = model.core
+    gh, gw = core.grid
+    uy, ux = np.meshgrid(np.linspace(-1, 1, gh), np.linspace(-1, 1, gw), indexing="ij")
+    position = np.zeros((1, 1 + gh * gw, 8), np.float32)
+    position[0, 1:, :4] = np.stack([ux.ravel(), uy.ravel(), -ux.ravel(), -uy.ravel()], 1)
+    bmlp = core.blocks[0].behaviour_mlp.net
+    first = np.zeros((4, 5), np.float32)
+    first[0, 3] = first[1, 4] = 0.5  # pupil centre: inputs 3 and 4 of [behaviour (3), pupil (2)]
+    second = np.zeros((8, 4), np.float32)
+    second[4:8, :2] = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]])
+    qkv = np.zeros((3 * 2, 8), np.float32)
+    qkv[0:2, 4:6] = 8.0 * sign * np.eye(2)  # queries: the pupil channels (gain sharpens the softmax)
+    qkv[2:4, 0:2] = np.eye(2)  # keys: the position channels
+    with torch.no_grad():
+        core.tokenizer.weight.zero_()
+        core.position_embedding.copy_(torch.from_numpy(position))
+        core.class_token.zero_()
+        bmlp[0].weight.copy_(torch.from_numpy(first))
+        bmlp[2].weight.copy_(torch.from_numpy(second))
+        for layer in (bmlp[0], bmlp[2]):
+            layer.bias.zero_()
+        core.blocks[0].attention.qkv.weight.copy_(torch.from_numpy(qkv))
+    return model
+
+
+@pytest.mark.parametrize("fusion", ["max", "mean"])
+def test_rollout_centre_of_mass_vs_pupil_has_the_sign_of_the_attention_shift(fusion):
+    # The chapter's check (rollout → centre of mass → Pearson r with the pupil centre, per axis) on
+    # V1Ts whose attention follows the pupil by construction: the sign of r must be the sign wired
+    # in, on the matching axis (an x/y swap or a sign flip anywhere in the chain fails here).
+    rng = np.random.default_rng(0)
+    pupil = rng.normal(size=(40, 2)).astype(np.float32)
+    behaviour = rng.normal(size=(40, 3)).astype(np.float32)
+    images = torch.from_numpy(rng.normal(size=(40, 1, 36, 64)).astype(np.float32))
+    for sign in (1.0, -1.0):
+        model = _v1t_attending_along_the_pupil(sign)
+        maps = analysis.rollout_maps(model, images, behaviour, pupil, fusion=fusion)
+        table = analysis.pupil_correlation(analysis.centre_of_mass(maps), pupil).set_index("axis")
+        assert (np.sign(table["r"]) == sign).all() and (table["r"].abs() > 0.8).all(), (sign, table)  # measured: 0.90
+        assert (table["p"] < 1e-6).all(), table
+        crossed = analysis.pupil_correlation(analysis.centre_of_mass(maps), pupil[:, ::-1]).set_index("axis")
+        assert (crossed["r"].abs() < 0.5).all(), crossed  # measured: 0.14, 0.17
+        # the same wiring seen with the images held fixed: the centre of mass moves along the pupil
+        moved = analysis.centre_of_mass_shift_with_pupil(model, images, behaviour, fusion=fusion).set_index("axis")
+        assert (sign * moved["along"] > 10).all() and (moved["across"].abs() < 2).all(), moved

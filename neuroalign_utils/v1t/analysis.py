@@ -1,5 +1,6 @@
-"""Analyses of trained encoders: attention rollout, its centre of mass vs the pupil centre, artificial
-receptive fields (aRFs) with 2-D Gaussian fits, and export of V1T kernels in the shared kernel format.
+"""Analyses of trained encoders: attention rollout, its centre of mass vs the pupil centre (correlated
+across trials, and moved by the pupil alone on fixed images), artificial receptive fields (aRFs) with
+2-D Gaussian fits, and export of V1T kernels in the shared kernel format.
 
 Attention rollout (Abnar & Zuidema 2020, as used by V1T): per block, the head-fused attention
 ``A`` (``fusion='max'`` as in the reference code, or ``'mean'``) plus the identity (the residual path),
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 import xarray as xr
 from scipy import optimize, stats
 
-from .._validation import check_in_allowed, check_int, check_shape2d
+from .._validation import check_float, check_in_allowed, check_int, check_shape2d
 from .cores import V1TCore
 from .models import Encoder
 
@@ -75,6 +76,48 @@ def pupil_correlation(com: pd.DataFrame, pupil_center: np.ndarray) -> pd.DataFra
     for i, axis in enumerate(("x", "y")):
         r, p = stats.pearsonr(com[axis], np.asarray(pupil_center)[:, i])
         rows.append({"axis": axis, "r": float(r), "p": float(p)})
+    return pd.DataFrame(rows)
+
+
+def centre_of_mass_shift_with_pupil(model: Encoder, images, behaviour, *, offset: float = 2.0, fusion: str = "max") -> pd.DataFrame:
+    """How far the rollout's centre of mass moves when only the pupil centre moves.
+
+    The same ``images`` and ``behaviour`` are passed with the pupil centre at ``+offset`` and at
+    ``−offset`` standard deviations along x, then along y (the other coordinate at 0); image content
+    cancels in the difference. Across trials (Table 2) it does not: when test images repeat and the
+    pupil wanders slowly, images shown at different mean pupil positions correlate the two by chance,
+    so the per-trial p-values are too small.
+
+    Parameters
+    ----------
+    model : Encoder
+        An encoder with a V1T core built with behaviour.
+    images : array ``(n, 1, h, w)``
+        Standardised images, as the model takes them.
+    behaviour : array ``(n, 3)``
+        Behaviour passed with every image (e.g. its training mean, repeated).
+    offset : float, default=2.0
+        Pupil centre on either side, in standard deviations (the loader z-scores the pupil centre).
+    fusion : {'max', 'mean'}, default='max'
+        Head fusion of the rollout (see :func:`attention_rollout`).
+
+    Returns
+    -------
+    DataFrame
+        One row per pupil axis: ``along`` and ``across``, the mean move (pixels) of the centre of mass
+        along that axis and along the other one, from ``−offset`` to ``+offset``.
+    """
+    offset = check_float(offset, "offset", minimum=0.0)
+    images, behaviour = torch.as_tensor(images), torch.as_tensor(behaviour)
+    rows = []
+    for i, axis in enumerate(("x", "y")):
+        coms = []
+        for sign in (1.0, -1.0):
+            pupil = torch.zeros(len(images), 2)
+            pupil[:, i] = sign * offset
+            coms.append(centre_of_mass(rollout_maps(model, images, behaviour, pupil, fusion=fusion)))
+        move = (coms[0] - coms[1]).mean()
+        rows.append({"axis": axis, "along": float(move[axis]), "across": float(move["yx"[i]])})
     return pd.DataFrame(rows)
 
 
