@@ -1,4 +1,5 @@
-"""V1T learning on planted data: V1T and CNN beat the LN model; behaviour helps; aRFs find planted RFs."""
+"""V1T learning on planted data: V1T and CNN beat the LN model; behaviour helps; aRFs find planted RFs;
+the writer's RF field confines the planted RF centres."""
 
 from __future__ import annotations
 
@@ -24,6 +25,23 @@ def planted(tmp_path_factory):
     data = sensorium.load_sensorium(root)
     expected = {k: sensorium.load_planted_truth(m.folder)["expected_responses"] / m.response_scale for k, m in data.items()}
     return data, expected
+
+
+@pytest.mark.parametrize("rf_field", [0.3, (0.5, 0.2)])
+def test_rf_field_confines_the_planted_rf_centres(tmp_path, rf_field):
+    settings = dict(mice=("A",), n_neurons=300, n_trials=60, n_test_images=4, n_repeats=3)
+    root = sensorium.write_synthetic_sensorium(tmp_path, rf_field=rf_field, **settings)
+    truth = sensorium.load_planted_truth(root / sensorium.mouse_folder_name("A"))
+    (h, w), (share_y, share_x) = sensorium.PLANTED_SHAPE, np.broadcast_to(rf_field, 2)
+    for centre, size, share in [(truth["centre_x"], w, share_x), (truth["centre_y"], h, share_y)]:
+        # uniform over the field's span around the image centre, plus the 1-px retinotopic scatter
+        assert abs(np.median(centre) - size / 2) < 1.0
+        span = np.percentile(centre, 95) - np.percentile(centre, 5)
+        assert abs(span - 0.9 * share * size) < 2.0, (span, share * size)
+    with pytest.raises(ValueError, match="'rf_field' must be <= 1.0"):
+        sensorium.write_synthetic_sensorium(tmp_path / "bad", rf_field=1.5, **settings)
+    with pytest.raises(ValueError, match="'rf_field' must be a number or a pair"):
+        sensorium.write_synthetic_sensorium(tmp_path / "bad", rf_field=(0.2, 0.3, 0.4), **settings)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +150,26 @@ def test_v1t_arf_shift_with_the_pupil_centre_has_the_planted_sign(v1t_on_more_tr
     assert kept.mean() > 0.5, kept.mean()
     assert 0.25 * planted < along < 1.5 * planted, (along, planted)  # sign and at least a quarter of the size
     assert abs(across) < 0.25 * along, (across, along)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "open (issue #7): the trained V1T learns the planted pupil-driven RF shift in its shifter (aRF test "
+    "above), not in its attention; measured here: centre of mass +0.105 px (x) and 0.000 px (y) between "
+    "pupil ±2 SD for a planted 6 px, test-trial r 0.000 (p 1.0) and 0.033 (p 0.74)"))
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_rollout_centre_of_mass_follows_the_pupil_with_the_planted_sign(v1t_on_more_trials, axis):
+    # The chapter's check on the model with its shifter (the chapter's model). Strict xfail: it passes,
+    # and so fails the suite, once a trained V1T's attention follows the pupil. Also measured (scratch
+    # runs, 1,500–3,000 trials, 80–200 neurons): without the shifter, with core L1 0, with RF centres
+    # in a compact patch (rf_field=0.3), planted shifts up to 6 px/SD, patch stride 4 or 8, class-token
+    # or mean-over-tokens rollout, max or mean fusion: the centre of mass moved at most 0.11 tokens
+    # (0.9 px) between pupil ±2 SD, for a planted 16–24 px.
+    model, mouse = v1t_on_more_trials
+    test = mouse.tier("test")
+    maps = analysis.rollout_maps(model, mouse.images[test], mouse.behaviour[test], mouse.pupil_center[test])
+    correlation = analysis.pupil_correlation(analysis.centre_of_mass(maps), mouse.pupil_center[test]).set_index("axis")
+    behaviour = np.repeat(mouse.behaviour[mouse.tier("train")].mean(0, keepdims=True), len(test), 0)
+    moved = analysis.centre_of_mass_shift_with_pupil(model, mouse.images[test], behaviour).set_index("axis")
+    planted = 2 * 2.0 * sensorium.load_planted_truth(mouse.folder)["pupil_shift_px"]  # pupil −2 → +2 SD
+    assert correlation.loc[axis, "r"] > 0 and correlation.loc[axis, "p"] < 0.05, correlation
+    assert moved.loc[axis, "along"] > 0.25 * planted, (moved, planted)  # the planted sign, a quarter of the size
