@@ -69,8 +69,8 @@ ATTENTION_BLOCK_ELEMENTS = 2**20
 _DRAW_LEVELS = 2**15  # dropout draws are 15-bit integers
 
 
-def dropout_mask(shape, p: float, generator: torch.Generator | None = None, dtype=torch.float32) -> tuple[torch.Tensor, float]:
-    """Dropout as a 0/1 keep-mask of ``dtype`` and the factor ``1 / (1 − p')`` for the kept values.
+def dropout_mask(shape, p: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:
+    """Dropout as a 0/1 keep-mask (int16) and the factor ``1 / (1 − p')`` for the kept values.
 
     Four 15-bit draws are cut from every 64-bit integer of the generator, so ``p`` is applied as
     ``p' = round(p · 2¹⁵) / 2¹⁵`` (within 1.6e-5 of ``p``); the factor uses ``p'``, so
@@ -80,12 +80,12 @@ def dropout_mask(shape, p: float, generator: torch.Generator | None = None, dtyp
     """
     threshold = round(p * _DRAW_LEVELS)
     if threshold >= _DRAW_LEVELS:
-        return torch.zeros(shape, dtype=dtype), 0.0
+        return torch.zeros(shape, dtype=torch.int16), 0.0
     n = math.prod(shape)
     draws = torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator).view(torch.int16)[:n]
     # 1 where the draw ≥ threshold, else 0, by integer arithmetic (boolean masks are slow on CPU)
     keep = (draws & (_DRAW_LEVELS - 1)).sub_(threshold).clamp_(-1, 0).add_(1)
-    return keep.view(shape).to(dtype), _DRAW_LEVELS / (_DRAW_LEVELS - threshold)
+    return keep.view(shape), _DRAW_LEVELS / (_DRAW_LEVELS - threshold)
 
 
 class Dropout(nn.Module):
@@ -98,8 +98,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep, factor = dropout_mask(x.shape, self.p, dtype=x.dtype)
-        return x * keep * factor
+        keep, factor = dropout_mask(x.shape, self.p)
+        return x * keep.to(x.dtype) * factor
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -131,60 +131,89 @@ class DropoutAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, scale: float, p: float, seed: int):
         b, h, n, d = q.shape
-        q, k, v = (t.reshape(b * h, n, -1) for t in (q, k, v))
+        q, k, v = (t.reshape(b * h, n, -1) for t in (q * scale, k, v))
         generator = torch.Generator().manual_seed(seed)
         softmax_dtype = torch.promote_types(q.dtype, torch.float32)
         out = torch.empty_like(v)
         logsumexp = torch.empty(b * h, n, 1, dtype=softmax_dtype)
         for g, r in _attention_blocks(b * h, n, k.shape[1]):
-            scores = torch.bmm(q[g, r] * scale, k[g].transpose(1, 2)).to(softmax_dtype)
-            logsumexp[g, r] = torch.logsumexp(scores, -1, keepdim=True)
-            weights = torch.exp(scores - logsumexp[g, r])
-            keep, factor = dropout_mask(weights.shape, p, generator, softmax_dtype)
-            out[g, r] = torch.bmm((weights * keep).to(v.dtype), v[g]) * factor
+            # in place on one float block: exp(s − max), its row sums; dropout and 1/sum go on the output
+            weights = torch.bmm(q[g, r], k[g].transpose(1, 2)).to(softmax_dtype)
+            row_max = weights.amax(-1, keepdim=True)
+            weights.sub_(row_max).exp_()
+            row_sum = weights.sum(-1, keepdim=True)
+            logsumexp[g, r] = row_max + row_sum.log()
+            keep, factor = dropout_mask(weights.shape, p, generator)
+            out[g, r] = torch.bmm(weights.mul_(keep).to(v.dtype), v[g]) * (factor / row_sum)
         ctx.save_for_backward(q, k, v, out, logsumexp)
         ctx.settings = (b, h, scale, p, seed)
         return out.view(b, h, n, -1)
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, out, logsumexp = ctx.saved_tensors
+        q, k, v, out, logsumexp = ctx.saved_tensors  # q is already scaled
         b, h, scale, p, seed = ctx.settings
         n = q.shape[1]
         grad_out = grad_out.reshape(b * h, n, -1).to(v.dtype)
         generator = torch.Generator().manual_seed(seed)
         softmax_dtype = logsumexp.dtype
-        grad_q, grad_k, grad_v = (torch.zeros(t.shape, dtype=softmax_dtype) for t in (q, k, v))
+        grad_q = torch.empty(q.shape, dtype=softmax_dtype)
+        grad_k, grad_v = (torch.zeros(t.shape, dtype=softmax_dtype) for t in (k, v))
         # rowsum(dP ∘ P) = rowsum(dO ∘ O): the softmax backward's correction term, from the outputs
-        delta = (grad_out.to(softmax_dtype) * out.to(softmax_dtype)).sum(-1, keepdim=True)
+        delta = (grad_out.to(softmax_dtype) * out).sum(-1, keepdim=True)
         for g, r in _attention_blocks(b * h, n, k.shape[1]):
-            scores = torch.bmm(q[g, r] * scale, k[g].transpose(1, 2)).to(softmax_dtype)
-            weights = torch.exp(scores - logsumexp[g, r])
-            keep, factor = dropout_mask(weights.shape, p, generator, softmax_dtype)
-            keep *= factor
+            weights = torch.bmm(q[g, r], k[g].transpose(1, 2)).to(softmax_dtype).sub_(logsumexp[g, r]).exp_()
+            keep, factor = dropout_mask(weights.shape, p, generator)
+            keep = keep.to(softmax_dtype).mul_(factor)
             grad_v[g] += torch.bmm((weights * keep).to(v.dtype).transpose(1, 2), grad_out[g, r])
-            grad_weights = torch.bmm(grad_out[g, r], v[g].transpose(1, 2)) * keep
-            grad_scores = (weights * (grad_weights - delta[g, r])).to(q.dtype)
-            grad_q[g, r] = torch.bmm(grad_scores, k[g]) * scale
-            grad_k[g] += torch.bmm(grad_scores.transpose(1, 2), q[g, r]) * scale
+            grad_scores = torch.bmm(grad_out[g, r], v[g].transpose(1, 2)).to(softmax_dtype)
+            grad_scores = grad_scores.mul_(keep).sub_(delta[g, r]).mul_(weights).to(q.dtype)
+            grad_q[g, r] = torch.bmm(grad_scores, k[g])
+            grad_k[g] += torch.bmm(grad_scores.transpose(1, 2), q[g, r])
         shape = (b, h, n, -1)
-        return grad_q.view(shape).to(q.dtype), grad_k.view(shape).to(k.dtype), grad_v.view(shape).to(v.dtype), None, None, None
+        return (grad_q.mul_(scale).view(shape).to(q.dtype), grad_k.view(shape).to(k.dtype),
+                grad_v.view(shape).to(v.dtype), None, None, None)
+
+
+def attention(q, k, v, *, dropout: float = 0.0, return_weights: bool = False):
+    """``dropout(softmax(Q·Kᵀ/√head_dim)) · V`` for ``(B, heads, tokens, head_dim)`` tensors.
+
+    Three routes to the same maths, chosen by what is asked:
+
+    - ``return_weights=True``, or dropout with all weights within :data:`ATTENTION_BLOCK_ELEMENTS`:
+      explicit softmax with :class:`Dropout`'s masks; the weights ``(B, heads, tokens, tokens)``
+      (before dropout) are returned for analysis;
+    - dropout with more weights than that (many tokens, e.g. V1T at stride 1):
+      :class:`DropoutAttention`, blockwise, weights recomputed in the backward pass;
+    - no dropout (evaluation): ``F.scaled_dot_product_attention``.
+
+    Dropout draws come from the global torch RNG, so seeding that seeds them.
+
+    Returns
+    -------
+    out : tensor ``(B, heads, tokens, head_dim)``
+    weights : tensor or None
+    """
+    b, h, n, d = q.shape
+    if dropout and not return_weights and b * h * n * k.shape[2] > ATTENTION_BLOCK_ELEMENTS:
+        seed = int(torch.randint(2**62, (1,)))
+        return DropoutAttention.apply(q, k, v, d**-0.5, dropout, seed), None
+    if dropout or return_weights:
+        weights = torch.softmax(q @ k.transpose(-2, -1) * d**-0.5, dim=-1)
+        dropped = weights
+        if dropout:
+            keep, factor = dropout_mask(weights.shape, dropout)
+            dropped = weights * keep.to(weights.dtype) * factor
+        return dropped.to(v.dtype) @ v, (weights if return_weights else None)
+    return F.scaled_dot_product_attention(q, k, v), None
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head self-attention: softmax(Q·Kᵀ·scale) with dropout, times V.
+    """Multi-head self-attention through :func:`attention`, with attention dropout in training.
 
     ``head_dim`` defaults to ``emb_dim`` (each head has the full embedding width, as in the reference
-    code); QKV have no bias and the scale is ``head_dim ** -0.5``. Three routes to the same maths:
-
-    - explicit ``softmax(QKᵀ·scale)`` with :class:`Dropout`, times V: with ``return_attention=True``
-      (which also returns the weights ``(batch, heads, tokens, tokens)``, before dropout, for
-      analysis), and in training when all weights fit in :data:`ATTENTION_BLOCK_ELEMENTS`;
-    - in training with more weights than that (many tokens, e.g. stride 1): :class:`DropoutAttention`,
-      blockwise, weights recomputed in the backward pass;
-    - without dropout (evaluation): ``F.scaled_dot_product_attention``.
-
-    Dropout draws come from the global torch RNG, so seeding that seeds them.
+    code); QKV have no bias and the scale is ``head_dim ** -0.5``. ``forward(x, return_attention=True)``
+    also returns the weights ``(batch, heads, tokens, tokens)`` (before dropout), for analysis.
     """
 
     def __init__(self, emb_dim: int, n_heads: int, head_dim: int | None = None, dropout: float = 0.0):
@@ -193,25 +222,14 @@ class MultiHeadAttention(nn.Module):
         self.head_dim = head_dim or emb_dim
         inner = n_heads * self.head_dim
         self.qkv = nn.Linear(emb_dim, 3 * inner, bias=False)
-        self.attention_dropout = Dropout(dropout)
+        self.dropout = check_float(dropout, "dropout", minimum=0.0, maximum=1.0)
         self.proj = nn.Sequential(nn.Linear(inner, emb_dim), Dropout(dropout))
 
     def forward(self, x: torch.Tensor, return_attention: bool = False):
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        scale = self.head_dim**-0.5
-        dropout = self.attention_dropout.p if self.training else 0.0
-        weights = None
-        if dropout and not return_attention and b * self.n_heads * n * n > ATTENTION_BLOCK_ELEMENTS:
-            seed = int(torch.randint(2**62, (1,)))
-            out = DropoutAttention.apply(q, k, v, scale, dropout, seed)
-        elif dropout or return_attention:
-            weights = torch.softmax(q @ k.transpose(-2, -1) * scale, dim=-1)
-            out = self.attention_dropout(weights).to(v.dtype) @ v
-        else:
-            out = F.scaled_dot_product_attention(q, k, v)
-        out = out.transpose(1, 2).reshape(b, n, -1)
-        return self.proj(out), (weights if return_attention else None)
+        out, weights = attention(q, k, v, dropout=self.dropout if self.training else 0.0, return_weights=return_attention)
+        return self.proj(out.transpose(1, 2).reshape(b, n, -1)), weights
 
 
 class TransformerBlock(nn.Module):
