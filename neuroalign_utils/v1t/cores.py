@@ -74,9 +74,10 @@ def dropout_mask(shape, p: float, generator: torch.Generator | None = None) -> t
 
     Four 15-bit draws are cut from every 64-bit integer of the generator, so ``p`` is applied as
     ``p' = round(p · 2¹⁵) / 2¹⁵`` (within 1.6e-5 of ``p``); the factor uses ``p'``, so
-    ``x · mask · factor`` has exactly the expectation of ``x``. On CPU this is several times faster
-    than ``F.dropout``, whose per-element Bernoulli draws and boolean masks dominate a small
-    transformer's training step.
+    ``x · mask · factor`` has exactly the expectation of ``x``. On CPU this is cheaper than
+    ``F.dropout``'s per-element Bernoulli draws: :class:`Dropout` forward + backward is 1.6× faster
+    than ``nn.Dropout`` on 16×1654×488 float32 (``benchmarks/v1t_train.py``), about 2× on the
+    small tensors of V1T at stride 8.
     """
     threshold = round(p * _DRAW_LEVELS)
     if threshold >= _DRAW_LEVELS:

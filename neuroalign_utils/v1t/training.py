@@ -68,10 +68,11 @@ def resolve_precision(precision: str = "auto", core: str = "v1t") -> str:
 
     ``'auto'`` is bfloat16 for the V1T on a CPU with native bfloat16 arithmetic (AVX-512 BF16 or
     AMX: e.g. Intel Sapphire Rapids, AMD Zen 4), where it makes the transformer's matrix products
-    several times faster at the same accuracy (chapter-default V1T, 5 seeds: mean best validation
-    correlation 0.329 vs 0.332 in float32), and float32 otherwise: for the CNN (in bfloat16 one of two
-    seeds trained worse: test correlation 0.394 vs 0.406, aRF position error 8.0 vs 5.5 px) and where
-    bfloat16 would be emulated.
+    several times faster at the same accuracy (paper-sized V1T at stride 8, 8 epochs, seeds 0–2: mean
+    best validation correlation 0.0015 below float32, within the seed-to-seed spread;
+    ``benchmarks/v1t_train.py --precision-sweep``). It is float32 otherwise: for the CNN (in
+    bfloat16 the CNN of ``tests/test_v1t_learning.py`` trained worse on one of two seeds, its aRF
+    position error 8.0 instead of 5.5 px) and where bfloat16 would be emulated.
     """
     check_in_allowed(precision, "precision", PRECISIONS)
     if precision != "auto":
