@@ -3,8 +3,8 @@
 Workload (the issue's): batch 16 from each of 2 mice × 1,000 neurons, 36×64 images, behaviour on,
 one AdamW step per round (both mice's gradients accumulated), so a step trains 32 samples. Each case
 runs in its own subprocess so its peak resident memory (``ru_maxrss``) is its own, at float32 and at
-bfloat16 mixed precision (``train(precision=...)``; bfloat16 is what ``'auto'`` picks on a CPU with
-native bfloat16, e.g. AVX-512 BF16).
+bfloat16 mixed precision (``train(precision=...)``); ``<case>_auto_picks_bfloat16`` says which of the two
+``precision='auto'`` trains that case in on this machine.
 
 The same run also times the parts that made the difference against the stock PyTorch routes they
 replace (ratios > 1: ours is faster / smaller):
@@ -57,7 +57,7 @@ def run_case(name: str, steps: int, precision: str) -> dict:
     import torch
 
     from neuroalign_utils.v1t.models import build_model
-    from neuroalign_utils.v1t.training import poisson_loss
+    from neuroalign_utils.v1t.training import poisson_loss, resolve_precision
 
     core, options = CASES[name]
     mice = {"mouse_a": 1000, "mouse_b": 1000}
@@ -83,7 +83,8 @@ def run_case(name: str, steps: int, precision: str) -> dict:
     for _ in range(steps):
         step()
     seconds = (time.perf_counter() - start) / steps / (16 * len(mice))
-    return dict(seconds_per_sample=seconds, peak_gib=peak_gib())
+    auto = resolve_precision("auto", model.core)
+    return dict(seconds_per_sample=seconds, peak_gib=peak_gib(), auto_picks_bfloat16=int(auto == "bfloat16"))
 
 
 def run_part(part: str, variant: str, size: str, steps: int) -> dict:
@@ -196,10 +197,7 @@ def main():
         return
     import torch
 
-    from neuroalign_utils.v1t.training import resolve_precision
-
     print(f"threads: {torch.get_num_threads()} threads")
-    print(f"auto_precision_is_bfloat16: {int(resolve_precision('auto') == 'bfloat16')} bool")
     steps = 2 if args.quick else 5
     for name in CASES:
         if args.quick and name == "v1t_stride1":
@@ -207,6 +205,8 @@ def main():
         for precision in ("float32", "bfloat16"):
             result = measure("--case", name, "--steps", str(1 if name == "v1t_stride1" else steps), "--precision", precision)
             label = f"{name}_{precision}"
+            if precision == "float32":
+                print(f"{name}_auto_picks_bfloat16: {result['auto_picks_bfloat16']} bool")
             print(f"{label}_time_per_sample: {1000 * result['seconds_per_sample']:.2f} ms")
             print(f"{label}_peak_memory: {result['peak_gib']:.2f} GiB")
             if name in ANCHOR:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neuroalign_utils.v1t import metrics, models, sensorium, training
-from neuroalign_utils.v1t.cores import V1TCore, patch_grid
+from neuroalign_utils.v1t.cores import CNNCore, V1TCore, patch_grid
 from neuroalign_utils.v1t.readouts import GaussianReadout
 
 TINY = dict(mice=("A",), n_neurons=8, n_trials=60, n_test_images=4, n_repeats=3)
@@ -315,12 +315,16 @@ def test_bfloat16_training_follows_the_float32_run(tiny_data):
     for precision in ("float32", "bfloat16"):
         torch.manual_seed(0)
         model = _tiny_model("v1t", True, tiny_data)
-        training.train(model, tiny_data, max_epochs=2, batch_size=8, seed=3, progress=False, precision=precision)
+        history = training.train(model, tiny_data, max_epochs=2, batch_size=8, seed=3, progress=False, precision=precision)
         predictions[precision] = training.predict(model, mouse).ravel()
+        assert set(history["precision"]) == {precision}
     assert not np.allclose(predictions["float32"], predictions["bfloat16"], rtol=1e-6)  # bfloat16 was used
     assert np.corrcoef(predictions["float32"], predictions["bfloat16"])[0, 1] > 0.99
-    assert training.resolve_precision("float32") == "float32"
-    assert training.resolve_precision("auto", "v1t") in ("float32", "bfloat16")
-    assert training.resolve_precision("auto", "cnn") == "float32"
+    assert training.resolve_precision("bfloat16", model.core) == "bfloat16"
+    assert training.resolve_precision("auto", model.core) == "float32"  # 33 tokens × 8 channels: too small to gain
+    assert training.resolve_precision("auto", CNNCore()) == "float32"
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    paper_sized = V1TCore(emb_dim=155, stride=8)  # 33 tokens × 155 channels
+    assert training.resolve_precision("auto", paper_sized) == ("bfloat16" if native else "float32")
     with pytest.raises(ValueError, match="precision"):
         training.train(model, tiny_data, precision="float16")

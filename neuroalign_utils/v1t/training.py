@@ -16,7 +16,7 @@
   ``(seed, epoch)``, so a run resumed from its checkpoint continues exactly where it stopped.
   The global torch RNG is used inside :func:`torch.random.fork_rng` only, so callers' state is kept.
 - After every epoch the whole training state is written atomically to ``checkpoint_dir``.
-- Mixed precision (``precision='bfloat16'``, the default for the V1T where the CPU has native bfloat16):
+- Mixed precision (``precision='bfloat16'``; ``'auto'`` picks it where it pays, see :func:`resolve_precision`):
   the core's matrix products and convolutions run in bfloat16 under ``torch.autocast``; weights,
   optimiser state, softmax, normalisation, the readout, the loss and evaluation stay float32.
 """
@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from .. import storage
 from .._validation import check_float, check_int, check_in_allowed
 from . import metrics
+from .cores import V1TCore
 from .models import Encoder, build_model
 from .sensorium import TIERS, MouseData
 
@@ -47,6 +48,8 @@ CHECKPOINT = "checkpoint.pt"
 REFERENCE_NEURONS = 7851.0
 REFERENCE_TRAIN_TRIALS = 4485.0
 PRECISIONS = ("auto", "float32", "bfloat16")
+#: Tokens × embedding width of a V1T from which bfloat16 training is faster (see resolve_precision).
+BFLOAT16_MIN_TOKEN_WIDTH = 3000
 
 
 def core_penalty_scale(n_neurons: int, n_train_trials: int) -> float:
@@ -63,22 +66,30 @@ def core_penalty_scale(n_neurons: int, n_train_trials: int) -> float:
     return (n_neurons / REFERENCE_NEURONS) * math.sqrt(n_train_trials / REFERENCE_TRAIN_TRIALS)
 
 
-def resolve_precision(precision: str = "auto", core: str = "v1t") -> str:
-    """``'float32'`` or ``'bfloat16'`` for training a ``core`` ('v1t', 'cnn' or 'linear').
+def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = None) -> str:
+    """``'float32'`` or ``'bfloat16'`` for training an encoder with this ``core``.
 
-    ``'auto'`` is bfloat16 for the V1T on a CPU with native bfloat16 arithmetic (AVX-512 BF16 or
-    AMX: e.g. Intel Sapphire Rapids, AMD Zen 4), where it makes the transformer's matrix products
-    several times faster at the same accuracy (paper-sized V1T at stride 8, 8 epochs, seeds 0–2: mean
-    best validation correlation 0.0015 below float32, within the seed-to-seed spread;
-    ``benchmarks/v1t_train.py --precision-sweep``). It is float32 otherwise: for the CNN (in
-    bfloat16 the CNN of ``tests/test_v1t_learning.py`` trained worse on one of two seeds, its aRF
-    position error 8.0 instead of 5.5 px) and where bfloat16 would be emulated.
+    ``'auto'`` is bfloat16 for a V1T core whose tokens × embedding width reach
+    :data:`BFLOAT16_MIN_TOKEN_WIDTH`, on a CPU with native bfloat16 arithmetic (AVX-512 BF16 or AMX:
+    e.g. Intel Sapphire Rapids, AMD Zen 4), and float32 otherwise:
+
+    - where it pays, bfloat16 makes V1T training 1.3–3× faster at the same accuracy (paper-sized V1T
+      at stride 8, 8 epochs, seeds 0–2: mean best validation correlation 0.0015 below float32,
+      within the seed-to-seed spread; ``benchmarks/v1t_train.py --precision-sweep``);
+    - below the threshold its casts cost more than its faster products save (measured: 33 tokens ×
+      48 or 64 channels, 0.92× and 0.85×; 33 × 96 and 121 × 48, 1.6× and 1.34×);
+    - the CNN stays float32: in bfloat16 the CNN of ``tests/test_v1t_learning.py`` trained worse
+      on one of two seeds (aRF position error 8.0 instead of 5.5 px);
+    - without native support bfloat16 would be emulated.
     """
     check_in_allowed(precision, "precision", PRECISIONS)
     if precision != "auto":
         return precision
     native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    return "bfloat16" if native and core == "v1t" else "float32"
+    if not native or not isinstance(core, V1TCore):
+        return "float32"
+    channels, h, w = core.output_shape
+    return "bfloat16" if (h * w + 1) * channels >= BFLOAT16_MIN_TOKEN_WIDTH else "float32"
 
 
 def poisson_loss(responses: torch.Tensor, predictions: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -211,7 +222,7 @@ def train(
     -------
     pandas.DataFrame
         One row per epoch: ``epoch``, ``train_loss``, ``validation_correlation``, ``learning_rate``,
-        ``best``. The model holds the best weights on return.
+        ``best``, ``precision``. The model holds the best weights on return.
     """
     if set(model.readouts) != set(data):
         raise ValueError(f"'data' mice {sorted(data)} do not match the model's readouts {sorted(model.readouts)}.")
@@ -222,7 +233,7 @@ def train(
     factor = check_float(factor, "factor", minimum=0.0, maximum=1.0)
     n_reductions = check_int(n_reductions, "n_reductions", minimum=0)
     seed = check_int(seed, "seed", minimum=0)
-    precision = resolve_precision(precision, model.config["core"])
+    precision = resolve_precision(precision, model.core)
     settings = dict(model=model.config, batch_size=batch_size, learning_rate=learning_rate, max_epochs=max_epochs,
                     patience=patience, factor=factor, n_reductions=n_reductions, seed=seed, mice=sorted(data),
                     scale_core_penalty=bool(scale_core_penalty), precision=precision)
@@ -268,7 +279,8 @@ def train(
         else:
             state["wait"] += 1
         lr = optimizer.param_groups[0]["lr"]
-        record = dict(epoch=epoch + 1, train_loss=total, validation_correlation=score, learning_rate=lr, best=improved)
+        record = dict(epoch=epoch + 1, train_loss=total, validation_correlation=score, learning_rate=lr, best=improved,
+                      precision=precision)
         state["history"].append(record)
         if state["wait"] >= patience:
             if state["reductions"] >= n_reductions:
