@@ -3,8 +3,10 @@
 Workload (the issue's): batch 16 from each of 2 mice × 1,000 neurons, 36×64 images, behaviour on,
 one AdamW step per round (both mice's gradients accumulated), so a step trains 32 samples. Each case
 runs in its own subprocess so its peak resident memory (``ru_maxrss``) is its own, at float32 and at
-bfloat16 mixed precision (``train(precision=...)``); ``<case>_auto_picks_bfloat16`` says which of the two
-``precision='auto'`` trains that case in on this machine.
+bfloat16 mixed precision (``train(precision=...)``); ``<case>_auto_picks_bfloat16`` says which of the
+two ``precision='auto'`` trains that case in on this machine. Times are the median of 3 repeats: the
+speed of this shared machine drifted by up to ~1.5× between runs minutes apart, so compare the
+in-run ratios before the absolute times and the ratios to the reference anchor.
 
 The same run also times the parts that made the difference against the stock PyTorch routes they
 replace (ratios > 1: ours is faster / smaller):
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -50,6 +53,17 @@ TOKENS = {"stride8": 33, "stride1": 1654}  # with the class token
 
 def peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def median_seconds(function, steps: int, repeats: int = 3) -> float:
+    """Median over ``repeats`` of the mean time of ``steps`` calls (this shared machine's speed drifts)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            function()
+        times.append((time.perf_counter() - start) / steps)
+    return statistics.median(times)
 
 
 def run_case(name: str, steps: int, precision: str) -> dict:
@@ -79,10 +93,7 @@ def run_case(name: str, steps: int, precision: str) -> dict:
         optimizer.step()
 
     step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = (time.perf_counter() - start) / steps / (16 * len(mice))
+    seconds = median_seconds(step, steps) / (16 * len(mice))
     auto = resolve_precision("auto", model.core)
     return dict(seconds_per_sample=seconds, peak_gib=peak_gib(), auto_picks_bfloat16=int(auto == "bfloat16"))
 
@@ -121,11 +132,8 @@ def run_part(part: str, variant: str, size: str, steps: int) -> dict:
         x = torch.randn(16, n, 488, requires_grad=True)
         def run():
             layer(x).sum().backward()
-    run()
-    start = time.perf_counter()
-    for _ in range(steps):
-        run()
-    return dict(seconds=(time.perf_counter() - start) / steps, peak_gib=peak_gib())
+    run()  # warm-up
+    return dict(seconds=median_seconds(run, steps), peak_gib=peak_gib())
 
 
 def measure(*args: str) -> dict:
@@ -202,8 +210,9 @@ def main():
     for name in CASES:
         if args.quick and name == "v1t_stride1":
             continue
+        results = {}
         for precision in ("float32", "bfloat16"):
-            result = measure("--case", name, "--steps", str(1 if name == "v1t_stride1" else steps), "--precision", precision)
+            result = results[precision] = measure("--case", name, "--steps", str(1 if name == "v1t_stride1" else steps), "--precision", precision)
             label = f"{name}_{precision}"
             if precision == "float32":
                 print(f"{name}_auto_picks_bfloat16: {result['auto_picks_bfloat16']} bool")
@@ -214,6 +223,8 @@ def main():
                 print(f"{label}_speedup_vs_reference_anchor: {ref_time / result['seconds_per_sample']:.2f} x")
                 if ref_mem:
                     print(f"{label}_peak_memory_ratio_vs_reference_anchor: {result['peak_gib'] / ref_mem:.2f} x")
+        speedup = results["float32"]["seconds_per_sample"] / results["bfloat16"]["seconds_per_sample"]
+        print(f"{name}_bfloat16_speedup_vs_float32: {speedup:.2f} x")
     for part, sizes in (("attention", ("stride8", "stride1")), ("readout", ("stride8", "stride1")), ("dropout", ("stride1",))):
         for size in sizes:
             part_steps = str(1 if (part == "attention" and size == "stride1") else steps)
