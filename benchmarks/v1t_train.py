@@ -71,7 +71,7 @@ def run_case(name: str, steps: int, precision: str) -> dict:
     import torch
 
     from neuroalign_utils.v1t.models import build_model
-    from neuroalign_utils.v1t.training import poisson_loss, resolve_precision
+    from neuroalign_utils.v1t.training import poisson_loss, resolve_precision, retain_freed_memory
 
     core, options = CASES[name]
     mice = {"mouse_a": 1000, "mouse_b": 1000}
@@ -81,6 +81,7 @@ def run_case(name: str, steps: int, precision: str) -> dict:
     model = build_model(dict(core=core, core_options=options, readout_options={}, use_behaviour=True,
                              image_size=(36, 64), mice=mice), coords)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    retain_freed_memory()  # as training.train does
     batch = {m: (torch.randn(16, 1, 36, 64), torch.randn(16, 3), torch.randn(16, 2), torch.rand(16, n)) for m, n in mice.items()}
 
     def step():  # the step of training.train

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -279,16 +281,18 @@ def test_blockwise_dropout_attention_equals_the_explicit_maths(monkeypatch, bloc
 
     monkeypatch.setattr(cores, "ATTENTION_BLOCK_ELEMENTS", block_elements)
     torch.manual_seed(0)
+    # head width 5: padded to 16 inside, sliced back
     q, k, v = (torch.randn(2, 3, 9, 5, dtype=torch.float64, requires_grad=True) for _ in range(3))
     scale, p, seed = 5**-0.5, 0.3, 1234
-    # the reference rebuilds the same masks: same generator, same blocks, same order
-    generator = torch.Generator().manual_seed(seed)
+    # the reference rebuilds the same masks: same bit stream, same blocks, same order
+    bits = cores.dropout_bits(seed)
     mask = torch.zeros(6, 9, 9)
     for g, r in cores._attention_blocks(6, 9, 9):
-        keep, factor = cores.dropout_mask(mask[g, r].shape, p, generator)
+        keep, factor = cores.dropout_mask(mask[g, r].shape, p, bits)
         mask[g, r] = keep * factor
     expected = (torch.softmax(q @ k.transpose(-2, -1) * scale, -1) * mask.view(2, 3, 9, 9)) @ v
     got = cores.DropoutAttention.apply(q, k, v, scale, p, seed)
+    assert got.shape == expected.shape
     torch.testing.assert_close(got, expected)
     weights = torch.randn_like(got)
     torch.testing.assert_close(torch.autograd.grad((got * weights).sum(), (q, k, v)),
@@ -328,3 +332,30 @@ def test_bfloat16_training_follows_the_float32_run(tiny_data):
     assert training.resolve_precision("auto", paper_sized) == ("bfloat16" if native else "float32")
     with pytest.raises(ValueError, match="precision"):
         training.train(model, tiny_data, precision="float16")
+
+
+_REFAULTS = """
+import resource, sys, torch
+from neuroalign_utils.v1t import training
+applied = training.retain_freed_memory() if sys.argv[1] == "retain" else True
+# a 256 MiB activation allocated and freed step after step; faults counted in the last step (with
+# retain_freed_memory, the heap settles after the first two: the block has to fit its aligned size)
+for _ in range(4):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    x = torch.ones(2**26)
+    del x
+print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_retained_memory_is_reused_without_page_faults():
+    # each case in a fresh process: the setting is process-wide
+    counts = {}
+    for case in ("default", "retain"):
+        out = subprocess.run([sys.executable, "-c", _REFAULTS, case], capture_output=True, text=True, check=True).stdout.split()
+        if out[0] != "True":
+            pytest.skip("not glibc: retain_freed_memory does nothing here")
+        counts[case] = int(out[1])
+    pages = 2**28 // 4096
+    assert counts["default"] > 0.9 * pages, counts  # glibc hands the block back; every page faults again
+    assert counts["retain"] < 0.01 * pages, counts

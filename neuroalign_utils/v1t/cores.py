@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,24 +70,42 @@ ATTENTION_BLOCK_ELEMENTS = 2**20
 _DRAW_LEVELS = 2**15  # dropout draws are 15-bit integers
 
 
-def dropout_mask(shape, p: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:
+def dropout_bits(seed: int | None = None) -> np.random.SFC64:
+    """The random-bit stream of dropout masks: numpy's SFC64, seeded from the torch RNG by default.
+
+    SFC64 makes 64 random bits 2.5× faster than torch's CPU generator (``random_`` on int64), which
+    was the largest cost after the matrix products in V1T training at stride 1. With ``seed=None``
+    the seed is drawn from the global torch RNG, so ``torch.manual_seed`` seeds the masks.
+    """
+    if seed is None:
+        seed = int(torch.randint(2**62, (1,)))
+    return np.random.SFC64(seed)
+
+
+def dropout_mask(shape, p: float, bits: np.random.SFC64 | None = None) -> tuple[torch.Tensor, float]:
     """Dropout as a 0/1 keep-mask (int16) and the factor ``1 / (1 − p')`` for the kept values.
 
-    Four 15-bit draws are cut from every 64-bit integer of the generator, so ``p`` is applied as
-    ``p' = round(p · 2¹⁵) / 2¹⁵`` (within 1.6e-5 of ``p``); the factor uses ``p'``, so
-    ``x · mask · factor`` has exactly the expectation of ``x``. On CPU this is cheaper than
-    ``F.dropout``'s per-element Bernoulli draws: :class:`Dropout` forward + backward is 1.6× faster
-    than ``nn.Dropout`` on 16×1654×488 float32 (``benchmarks/v1t_train.py``), about 2× on the
-    small tensors of V1T at stride 8.
+    Four 15-bit draws are cut from every 64 random bits of ``bits`` (a fresh :func:`dropout_bits`
+    stream by default), so ``p`` is applied as ``p' = round(p · 2¹⁵) / 2¹⁵`` (within 1.6e-5 of
+    ``p``); the factor uses ``p'``, so ``x · mask · factor`` has exactly the expectation of ``x``.
+    On CPU this is cheaper than ``F.dropout``'s per-element Bernoulli draws: :class:`Dropout`
+    forward + backward is faster than ``nn.Dropout`` (``benchmarks/v1t_train.py`` measures it).
     """
-    threshold = round(p * _DRAW_LEVELS)
-    if threshold >= _DRAW_LEVELS:
+    threshold, factor = _dropout_threshold(p)
+    if not factor:
         return torch.zeros(shape, dtype=torch.int16), 0.0
+    bits = dropout_bits() if bits is None else bits
     n = math.prod(shape)
-    draws = torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator).view(torch.int16)[:n]
+    draws = torch.from_numpy(bits.random_raw((n + 3) // 4).view(np.int16)[:n])
     # 1 where the draw ≥ threshold, else 0, by integer arithmetic (boolean masks are slow on CPU)
     keep = (draws & (_DRAW_LEVELS - 1)).sub_(threshold).clamp_(-1, 0).add_(1)
-    return keep.view(shape), _DRAW_LEVELS / (_DRAW_LEVELS - threshold)
+    return keep.view(shape), factor
+
+
+def _dropout_threshold(p: float) -> tuple[int, float]:
+    """The 15-bit draw below which a value is dropped, and the factor ``1 / (1 − p')`` (0 if all drop)."""
+    threshold = round(p * _DRAW_LEVELS)
+    return threshold, (_DRAW_LEVELS / (_DRAW_LEVELS - threshold) if threshold < _DRAW_LEVELS else 0.0)
 
 
 class Dropout(nn.Module):
@@ -115,28 +134,46 @@ def _attention_blocks(batch_heads: int, n_queries: int, n_keys: int):
             yield slice(g, g + group), slice(r, r + rows)
 
 
+#: Head widths are padded with zeros to a multiple of this in :class:`DropoutAttention`.
+HEAD_DIM_ALIGNMENT = 16
+
+
+def _padded_heads(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``factor · x`` for ``(B, heads, tokens, d)`` as ``(B·heads, tokens, d')``, zero-padded to d' ≥ d."""
+    b, h, n, d = x.shape
+    padded = x.new_zeros(b, h, n, -(-d // HEAD_DIM_ALIGNMENT) * HEAD_DIM_ALIGNMENT)
+    torch.mul(x, factor, out=padded[..., :d])
+    return padded.view(b * h, n, -1)
+
+
 class DropoutAttention(torch.autograd.Function):
     """``dropout(softmax(Q·Kᵀ·scale), p) · V`` in cache-sized blocks, without storing the weights.
 
-    The forward pass keeps only Q, K, V, the output and each row's log-sum-exp; the backward pass
-    recomputes each block's weights and regenerates its dropout mask from the same seed (the
-    memory-efficient attention recipe of FlashAttention, in PyTorch operations). Peak memory is
-    O(tokens) per head instead of O(tokens²): at V1T's paper setting (1,653 tokens, batch 16, 4
-    heads) the weights alone would take 0.7 GB per block, plus the same again for the dropout.
+    The forward pass keeps Q, K, V, the output, each row's log-sum-exp and the dropout mask (one byte
+    per weight); the backward pass recomputes each block's weights from the log-sum-exp (the
+    memory-efficient attention recipe of FlashAttention, in PyTorch operations). At V1T's paper
+    setting (1,653 tokens, batch 16, 4 heads) that is 175 MB per block where the float32 weights and
+    a float mask would take 1.4 GB. The dropout factor ``1 / (1 − p)`` multiplies the whole
+    gradients once instead of every block, and the softmax backward needs two passes over a block:
+    ``dS = dP ∘ D − P ∘ rowsum(dO ∘ O)`` with ``D`` the dropped weights.
+
+    Heads are zero-padded to a multiple of :data:`HEAD_DIM_ALIGNMENT` channels, which leaves every
+    product unchanged and makes MKL's products 1.2–1.5× faster at V1T's odd head width of 155.
 
     ``apply(q, k, v, scale, p, seed)`` with ``q, k, v`` of shape ``(B, heads, tokens, head_dim)``;
-    matrix products run in the inputs' dtype (bfloat16 under autocast), the softmax and the
-    gradient sums in at least float32.
+    ``seed`` seeds the masks (:func:`dropout_bits`). Matrix products run in the inputs' dtype
+    (bfloat16 under autocast), the softmax and the gradient sums in at least float32.
     """
 
     @staticmethod
     def forward(ctx, q, k, v, scale: float, p: float, seed: int):
         b, h, n, d = q.shape
-        q, k, v = (t.reshape(b * h, n, -1) for t in (q * scale, k, v))
-        generator = torch.Generator().manual_seed(seed)
+        q, k, v = (_padded_heads(t, factor) for t, factor in ((q, scale), (k, 1.0), (v, 1.0)))
+        bits, factor = dropout_bits(seed), _dropout_threshold(p)[1]
         softmax_dtype = torch.promote_types(q.dtype, torch.float32)
         out = torch.empty_like(v)
         logsumexp = torch.empty(b * h, n, 1, dtype=softmax_dtype)
+        mask = torch.empty(b * h, n, k.shape[1], dtype=torch.uint8)
         for g, r in _attention_blocks(b * h, n, k.shape[1]):
             # in place on one float block: exp(s − max), its row sums; dropout and 1/sum go on the output
             weights = torch.bmm(q[g, r], k[g].transpose(1, 2)).to(softmax_dtype)
@@ -144,36 +181,36 @@ class DropoutAttention(torch.autograd.Function):
             weights.sub_(row_max).exp_()
             row_sum = weights.sum(-1, keepdim=True)
             logsumexp[g, r] = row_max + row_sum.log()
-            keep, factor = dropout_mask(weights.shape, p, generator)
+            keep = dropout_mask(weights.shape, p, bits)[0]
+            mask[g, r] = keep
             out[g, r] = torch.bmm(weights.mul_(keep).to(v.dtype), v[g]) * (factor / row_sum)
-        ctx.save_for_backward(q, k, v, out, logsumexp)
-        ctx.settings = (b, h, scale, p, seed)
-        return out.view(b, h, n, -1)
+        ctx.save_for_backward(q, k, v, out, logsumexp, mask)
+        ctx.settings = (b, h, d, scale, factor)
+        return out.view(b, h, n, -1)[..., :d]
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, out, logsumexp = ctx.saved_tensors  # q is already scaled
-        b, h, scale, p, seed = ctx.settings
+        q, k, v, out, logsumexp, mask = ctx.saved_tensors  # q is already scaled
+        b, h, d, scale, factor = ctx.settings
         n = q.shape[1]
-        grad_out = grad_out.reshape(b * h, n, -1).to(v.dtype)
-        generator = torch.Generator().manual_seed(seed)
+        grad_out = _padded_heads(grad_out.to(v.dtype), 1.0)
         softmax_dtype = logsumexp.dtype
         grad_q = torch.empty(q.shape, dtype=softmax_dtype)
         grad_k, grad_v = (torch.zeros(t.shape, dtype=softmax_dtype) for t in (k, v))
-        # rowsum(dP ∘ P) = rowsum(dO ∘ O): the softmax backward's correction term, from the outputs
-        delta = (grad_out.to(softmax_dtype) * out).sum(-1, keepdim=True)
+        # rowsum(dP ∘ P) = rowsum(dO ∘ O): the softmax backward's correction term, from the outputs;
+        # divided by the dropout factor, which multiplies the gradients once at the end
+        delta = (grad_out.to(softmax_dtype) * out).sum(-1, keepdim=True).mul_(1 / factor if factor else 0.0)
         for g, r in _attention_blocks(b * h, n, k.shape[1]):
             weights = torch.bmm(q[g, r], k[g].transpose(1, 2)).to(softmax_dtype).sub_(logsumexp[g, r]).exp_()
-            keep, factor = dropout_mask(weights.shape, p, generator)
-            keep = keep.to(softmax_dtype).mul_(factor)
-            grad_v[g] += torch.bmm((weights * keep).to(v.dtype).transpose(1, 2), grad_out[g, r])
+            dropped = weights * mask[g, r].to(softmax_dtype)
+            grad_v[g] += torch.bmm(dropped.to(v.dtype).transpose(1, 2), grad_out[g, r])
             grad_scores = torch.bmm(grad_out[g, r], v[g].transpose(1, 2)).to(softmax_dtype)
-            grad_scores = grad_scores.mul_(keep).sub_(delta[g, r]).mul_(weights).to(q.dtype)
+            grad_scores = grad_scores.mul_(dropped).addcmul_(weights, delta[g, r], value=-1).to(q.dtype)
             grad_q[g, r] = torch.bmm(grad_scores, k[g])
             grad_k[g] += torch.bmm(grad_scores.transpose(1, 2), q[g, r])
         shape = (b, h, n, -1)
-        return (grad_q.mul_(scale).view(shape).to(q.dtype), grad_k.view(shape).to(k.dtype),
-                grad_v.view(shape).to(v.dtype), None, None, None)
+        grads = [(g.view(shape)[..., :d] * f).to(t.dtype) for g, f, t in ((grad_q, scale * factor, q), (grad_k, factor, k), (grad_v, factor, v))]
+        return (*grads, None, None, None)
 
 
 def attention(q, k, v, *, dropout: float = 0.0, return_weights: bool = False):
