@@ -3,8 +3,10 @@
 Workload (the issue's): batch 16 from each of 2 mice × 1,000 neurons, 36×64 images, behaviour on,
 one AdamW step per round (both mice's gradients accumulated), so a step trains 32 samples. Each case
 runs in its own subprocess so its peak resident memory (``ru_maxrss``) is its own, at float32 and at
-bfloat16 mixed precision (``train(precision=...)``); ``<case>_auto_picks_bfloat16`` says which of the
-two ``precision='auto'`` trains that case in on this machine. Times are the median of 3 repeats: the
+bfloat16 mixed precision (``train(precision=...)``; at stride 1 only where the CPU has native
+bfloat16); ``<case>_auto_picks_bfloat16`` says which of the two ``precision='auto'`` trains that case
+in on this machine. The step is the one of ``training.train``, with its optimiser
+(``make_optimizer``) and its allocator setting (``retain_freed_memory``). Times are the median of 3 repeats: the
 speed of this shared machine drifted by up to ~1.5× between runs minutes apart, so compare the
 in-run ratios before the absolute times and the ratios to the reference anchor.
 
@@ -71,7 +73,7 @@ def run_case(name: str, steps: int, precision: str) -> dict:
     import torch
 
     from neuroalign_utils.v1t.models import build_model
-    from neuroalign_utils.v1t.training import poisson_loss, resolve_precision, retain_freed_memory
+    from neuroalign_utils.v1t.training import make_optimizer, poisson_loss, resolve_precision, retain_freed_memory
 
     core, options = CASES[name]
     mice = {"mouse_a": 1000, "mouse_b": 1000}
@@ -80,7 +82,7 @@ def run_case(name: str, steps: int, precision: str) -> dict:
     torch.manual_seed(0)
     model = build_model(dict(core=core, core_options=options, readout_options={}, use_behaviour=True,
                              image_size=(36, 64), mice=mice), coords)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = make_optimizer(model)
     retain_freed_memory()  # as training.train does
     batch = {m: (torch.randn(16, 1, 36, 64), torch.randn(16, 3), torch.randn(16, 2), torch.rand(16, n)) for m, n in mice.items()}
 
@@ -206,13 +208,19 @@ def main():
         return
     import torch
 
+    from neuroalign_utils.v1t.training import has_native_bfloat16
+
     print(f"threads: {torch.get_num_threads()} threads")
+    native = has_native_bfloat16()
+    print(f"native_bfloat16: {int(native)} bool")
     steps = 2 if args.quick else 5
     for name in CASES:
         if args.quick and name == "v1t_stride1":
             continue
+        # emulated bfloat16 at stride 1 would take many minutes to say what the stride-8 case says
+        precisions = ("float32", "bfloat16") if native or name != "v1t_stride1" else ("float32",)
         results = {}
-        for precision in ("float32", "bfloat16"):
+        for precision in precisions:
             result = results[precision] = measure("--case", name, "--steps", str(1 if name == "v1t_stride1" else steps), "--precision", precision)
             label = f"{name}_{precision}"
             if precision == "float32":
@@ -224,8 +232,9 @@ def main():
                 print(f"{label}_speedup_vs_reference_anchor: {ref_time / result['seconds_per_sample']:.2f} x")
                 if ref_mem:
                     print(f"{label}_peak_memory_ratio_vs_reference_anchor: {result['peak_gib'] / ref_mem:.2f} x")
-        speedup = results["float32"]["seconds_per_sample"] / results["bfloat16"]["seconds_per_sample"]
-        print(f"{name}_bfloat16_speedup_vs_float32: {speedup:.2f} x")
+        if "bfloat16" in results:
+            speedup = results["float32"]["seconds_per_sample"] / results["bfloat16"]["seconds_per_sample"]
+            print(f"{name}_bfloat16_speedup_vs_float32: {speedup:.2f} x")
     for part, sizes in (("attention", ("stride8", "stride1")), ("readout", ("stride8", "stride1")), ("dropout", ("stride1",))):
         for size in sizes:
             part_steps = str(1 if (part == "attention" and size == "stride1") else steps)
