@@ -226,7 +226,7 @@ def attention(q, k, v, *, dropout: float = 0.0, return_weights: bool = False):
       :class:`DropoutAttention`, blockwise, weights recomputed in the backward pass;
     - no dropout (evaluation): ``F.scaled_dot_product_attention``.
 
-    Dropout draws come from the global torch RNG, so seeding that seeds them.
+    Dropout masks are seeded from the global torch RNG (:func:`dropout_bits`), so seeding that seeds them.
 
     Returns
     -------
