@@ -210,8 +210,8 @@ class DropoutAttention(torch.autograd.Function):
             grad_q[g, r] = torch.bmm(grad_scores, k[g])
             grad_k[g] += torch.bmm(grad_scores.transpose(1, 2), q[g, r])
         shape = (b, h, n, -1)
-        grads = [(g.view(shape)[..., :d] * f).to(t.dtype) for g, f, t in ((grad_q, scale * factor, q), (grad_k, factor, k), (grad_v, factor, v))]
-        return (*grads, None, None, None)
+        grads = ((grad_q, scale * factor, q), (grad_k, factor, k), (grad_v, factor, v))
+        return (*((grad.view(shape)[..., :d] * f).to(t.dtype) for grad, f, t in grads), None, None, None)
 
 
 def attention(q, k, v, *, dropout: float = 0.0, return_weights: bool = False):
