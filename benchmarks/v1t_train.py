@@ -6,9 +6,9 @@ runs in its own subprocess so its peak resident memory (``ru_maxrss``) is its ow
 bfloat16 mixed precision (``train(precision=...)``; at stride 1 only where the CPU has native
 bfloat16); ``<case>_auto_picks_bfloat16`` says which of the two ``precision='auto'`` trains that case
 in on this machine. The step is the one of ``training.train``, with its optimiser
-(``make_optimizer``) and its allocator setting (``retain_freed_memory``). Times are the median of 3 repeats: the
-speed of this shared machine drifted by up to ~1.5× between runs minutes apart, so compare the
-in-run ratios before the absolute times and the ratios to the reference anchor.
+(``make_optimizer``) and its allocator setting (``retain_freed_memory``). Times are the median of 3
+repeats: the speed of this shared machine drifted by up to ~1.5× between runs minutes apart, so
+compare the in-run ratios before the absolute times and the ratios to the reference anchor.
 
 The same run also times the parts that made the difference against the stock PyTorch routes they
 replace (ratios > 1: ours is faster / smaller):
