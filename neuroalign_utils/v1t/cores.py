@@ -169,7 +169,7 @@ class DropoutAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, scale: float, p: float, seed: int):
         b, h, n, d = q.shape
-        q, k, v = (_padded_heads(t, factor) for t, factor in ((q, scale), (k, 1.0), (v, 1.0)))
+        q, k, v = (_padded_heads(t, by) for t, by in ((q, scale), (k, 1.0), (v, 1.0)))
         bits, factor = dropout_bits(seed), _dropout_threshold(p)[1]
         softmax_dtype = torch.promote_types(q.dtype, torch.float32)
         out = torch.empty_like(v)
