@@ -225,6 +225,25 @@ def test_resume_after_interruption_reproduces_the_run(tiny_data, tmp_path):
     np.testing.assert_allclose(training.predict(training.load_model(path), mouse), training.predict(full, mouse), rtol=1e-6)
 
 
+def test_writer_plants_the_gaze_contingent_gain_exactly(tiny_root, tmp_path):
+    # Same seed with and without the gaze term: every unit's log-gain differs by gaze_gain × the
+    # z-scored brightness at the gaze point (up to one constant per unit), and nothing else changes.
+    gazing = sensorium.write_synthetic_sensorium(tmp_path, gaze_gain=0.5, **TINY)
+    name = sensorium.mouse_folder_name("A")
+    plain, with_gaze = (sensorium.load_planted_truth(root / name) for root in (tiny_root, gazing))
+    assert plain["gaze_gain"] == 0.0 and with_gaze["gaze_gain"] == 0.5 and with_gaze["gaze_shift_px"] == 6.0
+    np.testing.assert_array_equal(np.load(tiny_root / name / "data/images/5.npy"), np.load(gazing / name / "data/images/5.npy"))
+    log_ratio = np.log(with_gaze["expected_responses"] / plain["expected_responses"])
+    log_ratio -= log_ratio.mean(0)
+    np.testing.assert_allclose(log_ratio, log_ratio[:, :1].repeat(log_ratio.shape[1], 1), atol=1e-5)  # shared by all units
+    images = np.stack([np.load(gazing / name / f"data/images/{t}.npy")[0] for t in range(TINY["n_trials"])])
+    pupil = np.stack([np.load(gazing / name / f"data/pupil_center/{t}.npy") for t in range(TINY["n_trials"])])
+    brightness = sensorium.gaze_brightness(sensorium.block_average(images), (pupil - pupil.mean(0)) / pupil.std(0), 6.0)
+    np.testing.assert_allclose(log_ratio[:, 0], 0.5 * brightness, atol=1e-4)
+    with pytest.raises(ValueError, match="'gaze_gain' must be <= 2.0"):
+        sensorium.write_synthetic_sensorium(tmp_path / "bad", gaze_gain=3.0, **TINY)
+
+
 def test_a_mouse_does_not_depend_on_which_other_mice_are_written(tiny_root, tmp_path):
     settings = dict(TINY, mice=("B", "A"))
     both = sensorium.write_synthetic_sensorium(tmp_path, **settings)

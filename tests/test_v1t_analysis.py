@@ -164,3 +164,60 @@ def test_rollout_centre_of_mass_vs_pupil_has_the_sign_of_the_attention_shift(fus
         # the same wiring seen with the images held fixed: the centre of mass moves along the pupil
         moved = analysis.centre_of_mass_shift_with_pupil(model, images, behaviour, fusion=fusion).set_index("axis")
         assert (sign * moved["along"] > 10).all() and (moved["across"].abs() < 2).all(), moved
+
+
+def test_attention_weights_passed_in_replace_the_computed_ones():
+    torch.manual_seed(0)
+    config = dict(core="v1t", core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8, stride=8),
+                  readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 5})
+    model = models.build_model(config, {"m": np.random.default_rng(0).normal(size=(5, 3))}).eval()
+    images, inputs = torch.randn(3, 1, 36, 64), torch.randn(3, 5)
+    with torch.no_grad():
+        grid, weights = model.core(images, inputs, return_attention=True)
+        torch.testing.assert_close(model.core(images, inputs, attention_weights=weights), grid, rtol=0, atol=1e-6)
+        own = [torch.eye(w.shape[-1]).expand_as(w) for w in weights]  # every token attends to itself only
+        assert not torch.allclose(model.core(images, inputs, attention_weights=own), grid, atol=1e-4)
+    with pytest.raises(ValueError, match="one tensor per block"):
+        model.core(images, inputs, attention_weights=weights[:1])
+
+
+def _pupil_only_through_attention(model):
+    """The hand-built V1T above with every other route of the pupil cut.
+
+    Values read the key tokens' grid position, so each token's attention output is its attention's
+    centre of mass; the projection writes it into the position channels 0–1, the MLP and the shifter
+    write nothing, and the readout reads channels 0–3 only (the B-MLP's pupil channels 4–7 are not read).
+    """
+    block = model.core.blocks[0]
+    with torch.no_grad():
+        qkv = block.attention.qkv.weight
+        qkv[4:6] = 0
+        qkv[4:6, 0:2] = torch.eye(2)
+        projection = block.attention.proj[0]
+        projection.weight.zero_()
+        projection.weight[0:2] = torch.eye(2)
+        for layer in (block.mlp[4], model.shifters["m"].net[-2]):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        model.readouts["m"].features[:, 4:] = 0
+    return model
+
+
+def test_pupil_effect_through_attention_separates_the_two_routes():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(24, 1, 36, 64)).astype(np.float32)
+    behaviour = rng.normal(size=(24, 3)).astype(np.float32)
+    # all of the pupil's effect through the weights: fixing them leaves nothing
+    only_attention = analysis.pupil_effect_through_attention(
+        _pupil_only_through_attention(_v1t_attending_along_the_pupil(1.0)), "m", images, behaviour)
+    assert (only_attention["pupil_effect"] > 0.01).all(), only_attention
+    np.testing.assert_allclose(only_attention["through_attention"], 1.0, atol=1e-9)
+    # attention blind to the pupil (no queries or keys: uniform weights), the pupil acting elsewhere
+    blind = _v1t_attending_along_the_pupil(1.0)
+    with torch.no_grad():
+        blind.core.blocks[0].attention.qkv.weight[:4] = 0
+    table = analysis.pupil_effect_through_attention(blind, "m", images, behaviour)
+    assert (table["pupil_effect"] > 1e-4).all(), table  # B-MLP → residual → readout, and the shifter
+    np.testing.assert_allclose(table["through_attention"], 0.0, atol=1e-9)
+    with pytest.raises(ValueError, match="'mouse' must be one of"):
+        analysis.pupil_effect_through_attention(blind, "n", images, behaviour)

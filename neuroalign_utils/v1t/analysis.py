@@ -1,6 +1,7 @@
 """Analyses of trained encoders: attention rollout, its centre of mass vs the pupil centre (correlated
-across trials, and moved by the pupil alone on fixed images), artificial receptive fields (aRFs) with
-2-D Gaussian fits, and export of V1T kernels in the shared kernel format.
+across trials, and moved by the pupil alone on fixed images), the share of the pupil's effect that
+passes through the attention weights, artificial receptive fields (aRFs) with 2-D Gaussian fits, and
+export of V1T kernels in the shared kernel format.
 
 Attention rollout (Abnar & Zuidema 2020, as used by V1T): per block, the head-fused attention
 ``A`` (``fusion='max'`` as in the reference code, or ``'mean'``) plus the identity (the residual path),
@@ -118,6 +119,66 @@ def centre_of_mass_shift_with_pupil(model: Encoder, images, behaviour, *, offset
             coms.append(centre_of_mass(rollout_maps(model, images, behaviour, pupil, fusion=fusion)))
         move = (coms[0] - coms[1]).mean()
         rows.append({"axis": axis, "along": float(move[axis]), "across": float(move["yx"[i]])})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def pupil_effect_through_attention(model: Encoder, mouse: str, images, behaviour, *, offset: float = 2.0, batch_size: int = 64) -> pd.DataFrame:
+    """How much of the pupil centre's effect on the predicted responses passes through attention weights.
+
+    The centre-of-mass check above asks whether attention *moves* with the pupil. This asks whether
+    the encoder *uses* attention for the pupil at all: with images and behaviour fixed, the pupil
+    centre goes from ``−offset`` to ``+offset`` standard deviations along one axis (the other at 0),
+    and ``Δ = log r(+) − log r(−)`` per trial and neuron. The same is repeated with every block's
+    attention weights taken from a pass at the centred pupil, while the values, MLPs, B-MLPs and
+    the shifter still see the moved pupil: ``Δ_fixed``. The share that went through the weights is
+    ``‖Δ − Δ_fixed‖² / ‖Δ‖²``: 0 when fixing the weights changes nothing, 1 when nothing of the
+    effect is left without them.
+
+    Parameters
+    ----------
+    model : Encoder
+        An encoder with a V1T core built with behaviour.
+    mouse : str
+        Which readout (a key of ``model.readouts``).
+    images : array ``(n, 1, h, w)``
+        Standardised images, as the model takes them.
+    behaviour : array ``(n, 3)``
+        Behaviour passed with every image (e.g. its training mean, repeated).
+    offset : float, default=2.0
+        Pupil centre on either side, in standard deviations.
+    batch_size : int, default=64
+
+    Returns
+    -------
+    DataFrame
+        One row per pupil axis: ``pupil_effect`` (root mean square of ``Δ``, natural-log units) and
+        ``through_attention`` (the share above).
+    """
+    if not isinstance(model.core, V1TCore) or not model.core.behaviour_dim:
+        raise ValueError("pupil_effect_through_attention needs an encoder with a V1T core built with behaviour.")
+    if mouse not in model.readouts:
+        raise ValueError(f"'mouse' must be one of {sorted(model.readouts)}; got {mouse!r}.")
+    offset = check_float(offset, "offset", minimum=0.0)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    model.eval()
+    images, behaviour = torch.as_tensor(images), torch.as_tensor(behaviour)
+    rows = []
+    for i, axis in enumerate(("x", "y")):
+        free, fixed = [], []
+        for s in range(0, len(images), batch_size):
+            x, b = images[s : s + batch_size], behaviour[s : s + batch_size]
+            centred = torch.zeros(len(x), 2)
+            _, weights = model.core(x, model.core_inputs(b, centred), return_attention=True)
+            moved = [centred.clone(), centred.clone()]
+            moved[0][:, i], moved[1][:, i] = offset, -offset
+            for out, w in ((free, None), (fixed, weights)):
+                plus, minus = (model(x, mouse, b, p, attention_weights=w).log() for p in moved)
+                out.append(plus - minus)
+        free, fixed = torch.cat(free).double(), torch.cat(fixed).double()
+        total = float((free**2).sum())
+        rows.append({"axis": axis, "pupil_effect": float(free.pow(2).mean().sqrt()),
+                     "through_attention": float(((free - fixed) ** 2).sum()) / total if total else 0.0})
     return pd.DataFrame(rows)
 
 

@@ -252,7 +252,8 @@ class MultiHeadAttention(nn.Module):
 
     ``head_dim`` defaults to ``emb_dim`` (each head has the full embedding width, as in the reference
     code); QKV have no bias and the scale is ``head_dim ** -0.5``. ``forward(x, return_attention=True)``
-    also returns the weights ``(batch, heads, tokens, tokens)`` (before dropout), for analysis.
+    also returns the weights ``(batch, heads, tokens, tokens)`` (before dropout), for analysis;
+    ``forward(x, weights=w)`` uses ``w`` instead of computing them.
     """
 
     def __init__(self, emb_dim: int, n_heads: int, head_dim: int | None = None, dropout: float = 0.0):
@@ -264,10 +265,13 @@ class MultiHeadAttention(nn.Module):
         self.dropout = check_float(dropout, "dropout", minimum=0.0, maximum=1.0)
         self.proj = nn.Sequential(nn.Linear(inner, emb_dim), Dropout(dropout))
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
+    def forward(self, x: torch.Tensor, return_attention: bool = False, weights: torch.Tensor | None = None):
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        out, weights = attention(q, k, v, dropout=self.dropout if self.training else 0.0, return_weights=return_attention)
+        if weights is None:
+            out, weights = attention(q, k, v, dropout=self.dropout if self.training else 0.0, return_weights=return_attention)
+        else:  # weights given (analysis): used as they are, without dropout
+            out = weights.to(v.dtype) @ v
         return self.proj(out.transpose(1, 2).reshape(b, n, -1)), weights
 
 
@@ -288,10 +292,10 @@ class TransformerBlock(nn.Module):
             Dropout(mlp_dropout),
         )
 
-    def forward(self, z, behaviour=None, return_attention=False):
+    def forward(self, z, behaviour=None, return_attention=False, weights=None):
         if self.behaviour_mlp is not None:
             z = z + self.behaviour_mlp(behaviour)[:, None, :]
-        attended, weights = self.attention(self.attention_norm(z), return_attention)
+        attended, weights = self.attention(self.attention_norm(z), return_attention, weights)
         z = z + attended
         return z + self.mlp(z), weights
 
@@ -363,12 +367,19 @@ class V1TCore(nn.Module):
         cls = self.class_token.expand(len(images), -1, -1)
         return self.patch_dropout(torch.cat([cls, patches], dim=1) + self.position_embedding)
 
-    def forward(self, images, behaviour=None, *, return_attention: bool = False):
-        """Feature grid ``(B, d, h', w')``; with ``return_attention`` also the per-block weights."""
+    def forward(self, images, behaviour=None, *, return_attention: bool = False, attention_weights=None):
+        """Feature grid ``(B, d, h', w')``; with ``return_attention`` also the per-block weights.
+
+        ``attention_weights`` (one ``(B, heads, tokens, tokens)`` tensor per block, e.g. those returned
+        by a pass with other inputs) replaces the weights the blocks would compute; the values, MLPs
+        and B-MLPs still see ``images`` and ``behaviour``. For analysis: no dropout is applied to them.
+        """
+        if attention_weights is not None and len(attention_weights) != len(self.blocks):
+            raise ValueError(f"'attention_weights' must hold one tensor per block ({len(self.blocks)}); got {len(attention_weights)}.")
         z = self.tokens(images)
         attention = []
-        for block in self.blocks:
-            z, weights = block(z, behaviour, return_attention)
+        for i, block in enumerate(self.blocks):
+            z, weights = block(z, behaviour, return_attention, None if attention_weights is None else attention_weights[i])
             attention.append(weights)
         grid = z[:, 1:].transpose(1, 2).reshape(len(images), -1, *self.grid)
         return (grid, attention) if return_attention else grid

@@ -40,10 +40,16 @@ class Encoder(nn.Module):
             return None
         return torch.cat([behaviour, pupil_center], dim=1)[:, : self.core.behaviour_dim]
 
-    def forward(self, images, mouse: str, behaviour=None, pupil_center=None):
+    def forward(self, images, mouse: str, behaviour=None, pupil_center=None, *, attention_weights=None):
+        """Predicted responses ``(B, n_neurons)`` of ``mouse``.
+
+        ``attention_weights`` (V1T cores only) replaces the core's attention weights; see
+        :meth:`V1TCore.forward <neuroalign_utils.v1t.cores.V1TCore.forward>`.
+        """
         if self.use_behaviour and (behaviour is None or pupil_center is None):
             raise ValueError("This encoder was built with use_behaviour=True: pass behaviour and pupil_center.")
-        grid = self.core(images, self.core_inputs(behaviour, pupil_center))
+        inputs = self.core_inputs(behaviour, pupil_center)
+        grid = self.core(images, inputs) if attention_weights is None else self.core(images, inputs, attention_weights=attention_weights)
         shift = self.shifters[mouse](pupil_center) if mouse in self.shifters else None
         return F.elu(self.readouts[mouse](grid, shift)) + 1
 

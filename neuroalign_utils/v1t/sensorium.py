@@ -13,6 +13,8 @@ of ``cell_motor_coordinates`` (azimuth from cortical x, elevation from cortical 
 response is gain-modulated by pupil dilation and running speed, the RF is shifted by the pupil centre,
 and the recorded response is Gamma distributed with variance equal to its mean (Poisson-like). The
 noise-free expected response of every trial is recorded, so the true noise ceiling is known.
+Optionally (``gaze_gain``) every unit's gain also follows the image's brightness at a gaze point
+that moves with the pupil centre: a probe for attention analyses.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ def write_synthetic_sensorium(
     pupil_shift_px: float = 1.5,
     rf_field=(0.60, 0.72),
     mean_rate: float = 0.4,
+    gaze_gain: float = 0.0,
+    gaze_shift_px: float = 6.0,
     seed: int = 0,
 ) -> Path:
     """Write synthetic mice in the Sensorium 2022 layout (cached: an existing complete copy is reused).
@@ -119,6 +123,13 @@ def write_synthetic_sensorium(
         patch of real V1 does.
     mean_rate : float, default=0.4
         Mean expected response; with unit Fano factor it sets the noise level (default: single-trial ceiling ≈ 0.65).
+    gaze_gain : float, default=0.0
+        Log-gain, shared by every unit, per standard deviation of the image's brightness at the gaze
+        point; 0 plants none. A probe for attention analyses, not a claim about mice: only a model
+        that looks at the gaze point can predict it, so a V1T must move its attention with the pupil.
+    gaze_shift_px : float, default=6.0
+        Gaze point's move (pixels of the 36×64 image) per standard deviation of the pupil centre, from
+        the image centre, along x and y (kept inside the image).
     seed : int, default=0
 
     Returns
@@ -136,11 +147,14 @@ def write_synthetic_sensorium(
     pupil_shift_px = check_float(pupil_shift_px, "pupil_shift_px", minimum=0.0, maximum=10.0)
     rf_field = check_float_pair(rf_field, "rf_field", minimum=0.0, maximum=1.0)
     mean_rate = check_float(mean_rate, "mean_rate", minimum=0.01)
+    gaze_gain = check_float(gaze_gain, "gaze_gain", minimum=0.0, maximum=2.0)
+    gaze_shift_px = check_float(gaze_shift_px, "gaze_shift_px", minimum=0.0, maximum=16.0)
     seed = check_int(seed, "seed", minimum=0)
     settings = dict(
         mice=mice, n_neurons=n_neurons, n_trials=n_trials, n_test_images=n_test_images,
         n_repeats=n_repeats, validation_fraction=validation_fraction, behaviour_gain=behaviour_gain,
-        pupil_shift_px=pupil_shift_px, rf_field=rf_field, mean_rate=mean_rate, seed=seed,
+        pupil_shift_px=pupil_shift_px, rf_field=rf_field, mean_rate=mean_rate, gaze_gain=gaze_gain,
+        gaze_shift_px=gaze_shift_px, seed=seed,
     )
     if root is None:
         root = storage.get_data_dir() / "sensorium_synthetic" / storage.content_key(settings)
@@ -214,7 +228,8 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
     truth = folder / "ground_truth"
     truth.mkdir()
     np.save(truth / "expected_responses.npy", expected.astype(np.float32))
-    np.savez(truth / "neurons.npz", pupil_shift_px=s["pupil_shift_px"], **neurons)
+    np.savez(truth / "neurons.npz", pupil_shift_px=s["pupil_shift_px"], gaze_gain=s["gaze_gain"],
+             gaze_shift_px=s["gaze_shift_px"], **neurons)
 
 
 def _behaviour_traces(rng: np.random.Generator, n_trials: int):
@@ -315,8 +330,27 @@ def _expected_responses(pool, image_of_trial, behaviour, pupil_center, neurons, 
     log_gain = s["behaviour_gain"] * (
         neurons["gain_pupil"] * z[:, [0]] + neurons["gain_running"] * z[:, [2]]
     )
+    if s["gaze_gain"]:
+        log_gain = log_gain + s["gaze_gain"] * gaze_brightness(small[image_of_trial], z_pupil_center, s["gaze_shift_px"])[:, None]
     gain = np.exp(log_gain - log_gain.mean(0, keepdims=True))
     return s["mean_rate"] * gain * (neurons["baseline"] + drive) / (1 + neurons["baseline"])
+
+
+def gaze_point(z_pupil_center: np.ndarray, shift_px: float, shape=PLANTED_SHAPE) -> np.ndarray:
+    """Planted gaze point ``(T, 2)`` (x, y pixels): the image centre moved ``shift_px`` per SD of the
+    pupil centre, kept 4 px inside the image."""
+    h, w = shape
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    return np.clip(centre + shift_px * np.asarray(z_pupil_center), 4, np.array([w - 5, h - 5]))
+
+
+def gaze_brightness(images: np.ndarray, z_pupil_center: np.ndarray, shift_px: float, sigma: float = 3.0) -> np.ndarray:
+    """Z-scored brightness of each trial's image in a Gaussian window (``sigma`` px) at its gaze point."""
+    yy, xx = np.mgrid[: images.shape[-2], : images.shape[-1]]
+    gaze = gaze_point(z_pupil_center, shift_px, images.shape[-2:])
+    window = np.exp(-((xx - gaze[:, :1, None]) ** 2 + (yy - gaze[:, 1:, None]) ** 2) / (2 * sigma**2))
+    brightness = (window * images).sum((1, 2)) / window.sum((1, 2))
+    return (brightness - brightness.mean()) / brightness.std()
 
 
 # --------------------------------------------------------------------------------------------- loader
@@ -467,11 +501,12 @@ def load_planted_truth(folder: str | os.PathLike) -> dict:
 
     Returns a dict with ``expected_responses`` ``(T, N)`` (noise-free, raw units), the planted unit
     parameters (``centre_x``, ``centre_y``, ``sigma`` in pixels of the 36×64 image, ``orientation``,
-    …) and ``pupil_shift_px``.
+    …), ``pupil_shift_px``, ``gaze_gain`` and ``gaze_shift_px``.
     """
     truth = Path(folder) / "ground_truth"
     _require(truth / "neurons.npz")
     out = dict(np.load(truth / "neurons.npz"))
-    out["pupil_shift_px"] = float(out["pupil_shift_px"])
+    for name in ("pupil_shift_px", "gaze_gain", "gaze_shift_px"):
+        out[name] = float(out.get(name, 0.0))
     out["expected_responses"] = np.load(_require(truth / "expected_responses.npy"))
     return out
