@@ -116,6 +116,31 @@ def test_patch_grid_from_geometry_and_token_positions(size, patch, stride, grid)
     np.testing.assert_array_equal(delta.detach().numpy() > 1e-6, expected)
 
 
+def test_cnn_core_has_the_sensorium_baseline_geometry():
+    # the baseline: unpadded 9×9 input (h − k + 1), three depth-separable 7×7 hidden layers of 64
+    core = CNNCore((36, 64), pad_input=False, behaviour_dim=0).eval()
+    assert core.output_shape == (64, 28, 56) and core(torch.randn(2, 1, 36, 64)).shape == (2, 64, 28, 56)
+    assert sum(p.numel() for p in core.parameters()) == 9 * 9 * 64 + 3 * (64 * 64 + 7 * 7 * 64 + 64 * 64) + 4 * 2 * 64
+    dense = CNNCore((36, 64), depth_separable=False, behaviour_dim=0)
+    assert dense.output_shape == (64, 36, 64)
+    assert sum(p.numel() for p in dense.parameters()) == 9 * 9 * 64 + 3 * 7 * 7 * 64 * 64 + 4 * 2 * 64
+    with pytest.raises(ValueError, match="'input_kernel' must be <= 36"):
+        CNNCore((36, 64), input_kernel=40)
+
+
+def test_laplace_smoothness_of_known_kernels():
+    from neuroalign_utils.v1t.cores import laplace_smoothness
+
+    delta = torch.zeros(1, 1, 9, 9)
+    delta[0, 0, 4, 4] = 1.0
+    assert float(laplace_smoothness(delta)) == pytest.approx(4**2 + 4 * 1**2)  # centre 4, four neighbours −1
+    assert float(laplace_smoothness(3 * delta)) == pytest.approx(20.0)  # scale-free
+    yy, xx = torch.meshgrid(torch.arange(9.0), torch.arange(9.0), indexing="ij")
+    smooth = torch.exp(-((yy - 4) ** 2 + (xx - 4) ** 2) / 8)[None, None]
+    noise = torch.randn(8, 1, 9, 9, generator=torch.Generator().manual_seed(0))
+    assert laplace_smoothness(smooth) < 0.2 < 10 < laplace_smoothness(noise)
+
+
 def test_attention_fast_path_equals_explicit_path():
     torch.manual_seed(0)
     core = V1TCore((20, 30), patch_size=5, stride=3, emb_dim=12, n_blocks=2, n_heads=3, mlp_dim=16, behaviour_dim=5).eval()

@@ -100,6 +100,9 @@ def test_readout_grid_maps_to_patch_centres():
     x, y = analysis.grid_to_pixels(v1t, np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
     np.testing.assert_allclose(x, [3.5, 59.5])  # first and last patch centres, 8 tokens across
     np.testing.assert_allclose(y, [3.5, 27.5])  # 4 tokens down
+    x, y = analysis.grid_to_pixels(CNNCore((36, 64), pad_input=False), np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
+    np.testing.assert_allclose(x, [4, 59])  # unpadded 9×9 input convolution: 28×56 cells from pixel 4
+    np.testing.assert_allclose(y, [4, 31])
     x, y = analysis.grid_to_pixels(CNNCore((36, 64)), np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
     np.testing.assert_allclose(x, [0, 63])
     np.testing.assert_allclose(y, [0, 35])

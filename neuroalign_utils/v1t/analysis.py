@@ -328,13 +328,14 @@ def grid_to_pixels(core, grid_x, grid_y) -> tuple[np.ndarray, np.ndarray]:
     """Readout grid units (−1…1 over the core's feature grid, ``align_corners=True``) → input pixels.
 
     A V1T feature cell is a patch token; its pixel position is the centre of its patch,
-    ``index · stride + (patch − 1) / 2``. CNN and linear cores keep the image grid, so index = pixel.
+    ``index · stride + (patch − 1) / 2``. CNN and linear cores move by one pixel per cell, offset by
+    the core's ``margin`` (an unpadded input convolution of size k loses (k − 1) / 2 pixels a side).
     """
     if isinstance(core, V1TCore):
         (gh, gw), patch, stride = core.grid, core.tokenizer.kernel_size, core.tokenizer.stride
         offset = ((patch[0] - 1) / 2, (patch[1] - 1) / 2)
     else:
-        (gh, gw), stride, offset = core.image_size, (1, 1), (0.0, 0.0)
+        (gh, gw), stride, offset = core.output_shape[1:], (1, 1), (core.margin, core.margin)
     x = (np.asarray(grid_x) + 1) / 2 * (gw - 1) * stride[1] + offset[1]
     y = (np.asarray(grid_y) + 1) / 2 * (gh - 1) * stride[0] + offset[0]
     return x, y
