@@ -108,6 +108,17 @@ def test_cnn_arf_positions_match_planted_rf_centres(results, planted):
     assert error < 0.5 * chance, (error, chance)
 
 
+def _trained_v1t(folder, *, max_epochs: int, patience: int, **data_settings):
+    """The test V1T (seed 0) trained on the one mouse of ``DATA`` updated by ``data_settings``: (model, mouse)."""
+    data = sensorium.load_sensorium(sensorium.write_synthetic_sensorium(folder, **{**DATA, **data_settings}))
+    torch.manual_seed(0)
+    config = dict(core="v1t", core_options=CORE_OPTIONS["v1t"], readout_options={}, use_behaviour=True,
+                  image_size=(36, 64), mice={k: m.n_neurons for k, m in data.items()})
+    model = models.build_model(config, {k: m.coordinates for k, m in data.items()})
+    training.train(model, data, max_epochs=max_epochs, patience=patience, seed=0, progress=False)
+    return model, next(iter(data.values()))
+
+
 @pytest.fixture(scope="module")
 def v1t_on_more_trials(tmp_path_factory):
     """The same V1T trained for up to 30 epochs on 1,500 trials.
@@ -116,14 +127,7 @@ def v1t_on_more_trials(tmp_path_factory):
     localised (median error ~11 px, chance ~14 px); here its aRFs land on the planted centres
     (measured, torch seeds 0/1/2: median 1.9/2.2/2.1 px, chance 15–17 px).
     """
-    root = sensorium.write_synthetic_sensorium(tmp_path_factory.mktemp("more_trials"), **{**DATA, "n_trials": 1500})
-    data = sensorium.load_sensorium(root)
-    torch.manual_seed(0)
-    config = dict(core="v1t", core_options=CORE_OPTIONS["v1t"], readout_options={}, use_behaviour=True,
-                  image_size=(36, 64), mice={k: m.n_neurons for k, m in data.items()})
-    model = models.build_model(config, {k: m.coordinates for k, m in data.items()})
-    training.train(model, data, max_epochs=30, patience=5, seed=0, progress=False)
-    return model, next(iter(data.values()))
+    return _trained_v1t(tmp_path_factory.mktemp("more_trials"), max_epochs=30, patience=5, n_trials=1500)
 
 
 def test_v1t_arf_positions_match_planted_rf_centres(v1t_on_more_trials):
@@ -158,14 +162,7 @@ def v1t_on_gaze_data(tmp_path_factory):
     """The same V1T on mice whose shared gain also follows the image's brightness at a gaze point that
     moves with the pupil centre (``gaze_gain=1``: log-gain 1 per SD of that brightness; the gaze point
     moves 6 px per SD of the pupil centre). Only a pupil-dependent choice of image place predicts it."""
-    root = sensorium.write_synthetic_sensorium(tmp_path_factory.mktemp("gaze"), **{**DATA, "n_trials": 1500, "gaze_gain": 1.0})
-    data = sensorium.load_sensorium(root)
-    torch.manual_seed(0)
-    config = dict(core="v1t", core_options=CORE_OPTIONS["v1t"], readout_options={}, use_behaviour=True,
-                  image_size=(36, 64), mice={k: m.n_neurons for k, m in data.items()})
-    model = models.build_model(config, {k: m.coordinates for k, m in data.items()})
-    training.train(model, data, max_epochs=40, patience=10, seed=0, progress=False)
-    mouse = next(iter(data.values()))
+    model, mouse = _trained_v1t(tmp_path_factory.mktemp("gaze"), max_epochs=40, patience=10, n_trials=1500, gaze_gain=1.0)
     test = mouse.tier("test")
     behaviour = np.repeat(mouse.behaviour[mouse.tier("train")].mean(0, keepdims=True), len(test), 0)
     return model.eval(), mouse, mouse.images[test], behaviour
