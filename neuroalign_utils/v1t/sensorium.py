@@ -125,11 +125,12 @@ def write_synthetic_sensorium(
         Mean expected response; with unit Fano factor it sets the noise level (default: single-trial ceiling ≈ 0.65).
     gaze_gain : float, default=0.0
         Log-gain, shared by every unit, per standard deviation of the image's brightness at the gaze
-        point; 0 plants none. A probe for attention analyses, not a claim about mice: only a model
-        that looks at the gaze point can predict it, so a V1T must move its attention with the pupil.
+        point; 0 plants none. A probe for attention analyses, not a claim about mice: to predict it
+        a model must read the image where the pupil points (a V1T could move its attention there;
+        trained ones do it without their attention weights, see the "V1T analysis" chapter).
     gaze_shift_px : float, default=6.0
         Gaze point's move (pixels of the 36×64 image) per standard deviation of the pupil centre, from
-        the image centre, along x and y (kept inside the image).
+        the image centre, along x and y (kept 4 px inside the image).
     seed : int, default=0
 
     Returns
