@@ -163,21 +163,22 @@ def pupil_effect_through_attention(model: Encoder, mouse: str, images, behaviour
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     model.eval()
     images, behaviour = torch.as_tensor(images), torch.as_tensor(behaviour)
+    changes = {(axis, route): [] for axis in (0, 1) for route in ("free", "fixed")}
+    for s in range(0, len(images), batch_size):
+        x, b = images[s : s + batch_size], behaviour[s : s + batch_size]
+        centred = torch.zeros(len(x), 2)
+        _, weights = model.core(x, model.core_inputs(b, centred), return_attention=True)  # once for both axes
+        for axis in (0, 1):
+            plus, minus = centred.clone(), centred.clone()
+            plus[:, axis], minus[:, axis] = offset, -offset
+            for route, w in (("free", None), ("fixed", weights)):
+                log_plus, log_minus = (model(x, mouse, b, p, attention_weights=w).log() for p in (plus, minus))
+                changes[axis, route].append(log_plus - log_minus)
     rows = []
-    for i, axis in enumerate(("x", "y")):
-        free, fixed = [], []
-        for s in range(0, len(images), batch_size):
-            x, b = images[s : s + batch_size], behaviour[s : s + batch_size]
-            centred = torch.zeros(len(x), 2)
-            _, weights = model.core(x, model.core_inputs(b, centred), return_attention=True)
-            moved = [centred.clone(), centred.clone()]
-            moved[0][:, i], moved[1][:, i] = offset, -offset
-            for out, w in ((free, None), (fixed, weights)):
-                plus, minus = (model(x, mouse, b, p, attention_weights=w).log() for p in moved)
-                out.append(plus - minus)
-        free, fixed = torch.cat(free).double(), torch.cat(fixed).double()
+    for axis, name in enumerate(("x", "y")):
+        free, fixed = (torch.cat(changes[axis, route]).double() for route in ("free", "fixed"))
         total = float((free**2).sum())
-        rows.append({"axis": axis, "pupil_effect": float(free.pow(2).mean().sqrt()),
+        rows.append({"axis": name, "pupil_effect": float(free.pow(2).mean().sqrt()),
                      "through_attention": float(((free - fixed) ** 2).sum()) / total if total else 0.0})
     return pd.DataFrame(rows)
 
