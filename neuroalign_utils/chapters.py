@@ -12,6 +12,7 @@ An executed chapter is reused when its source, the package source and its parame
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,6 +27,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from . import storage
+from .progress import ENV_PROGRESS
 
 logger = logging.getLogger(__name__)
 
@@ -220,11 +224,34 @@ def package_fingerprint() -> str:
 
 def _stamp(chapter: Chapter, parameters: Mapping[str, Any]) -> str:
     blob = json.dumps(
-        {"source": chapter.path.read_text(), "package": package_fingerprint(), "parameters": dict(parameters)},
+        {
+            "source": chapter.path.read_text(),
+            "package": package_fingerprint(),
+            "parameters": dict(parameters),
+            "data_dir": str(storage.get_data_dir()),
+        },
         sort_keys=True,
         default=str,
     )
     return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _is_up_to_date(out: Path, stamp_file: Path, stamp: str) -> bool:
+    """The executed notebook exists, its stamp matches, and every run it completed is still whole."""
+    if not (out.exists() and stamp_file.exists()):
+        return False
+    try:
+        saved = json.loads(stamp_file.read_text())
+    except ValueError:
+        return False
+    if not isinstance(saved, dict) or saved.get("stamp") != stamp:
+        return False
+    try:
+        for run_dir in saved.get("runs", []):
+            storage.read_run(run_dir)
+    except storage.IncompleteRunError:
+        return False
+    return True
 
 
 def run_chapter(
@@ -266,7 +293,7 @@ def run_chapter(
     out = output_dir / chapter.ipynb_path.name
     stamp_file = output_dir / f".{out.name}.stamp"
     stamp = _stamp(chapter, params)
-    if not force and out.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
+    if not force and _is_up_to_date(out, stamp_file, stamp):
         logger.info("chapter %s is up to date (%s)", chapter.name, out)
         return out
 
@@ -275,31 +302,103 @@ def run_chapter(
     src = output_dir / f".{chapter.name}.input.ipynb"
     nbformat.write(nb, src)
     tmp_out = output_dir / f".{out.name}.running.ipynb"
+    failed = output_dir / f"{chapter.path.stem}.failed.ipynb"
+    run_log = output_dir / f".{chapter.name}.runs"
+    run_log.unlink(missing_ok=True)
     stamp_file.unlink(missing_ok=True)
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(src),
-            str(tmp_out),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(output_dir),
-            progress_bar=progress,
-            log_output=False,
-            request_save_on_cell_execute=False,
-        )
+        # progress bars belong on the command line; finish_run logs the runs the chapter completes
+        with _kernel_environment({ENV_PROGRESS: "0", storage.ENV_RUN_LOG: str(run_log)}):
+            papermill.execute_notebook(
+                str(src),
+                str(tmp_out),
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(output_dir),
+                progress_bar=progress,
+                log_output=False,
+                request_save_on_cell_execute=False,
+                # the kernel's start-up notices (e.g. "running over TCP without encryption", which is
+                # loopback-only here) would land in the output of a chapter that runs another one
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            )
     except papermill.PapermillExecutionError as err:
+        if tmp_out.exists():
+            os.replace(tmp_out, failed)
         raise ChapterError(
             f"Chapter '{chapter.name}' failed in cell {err.cell_index} (execution count {err.exec_count}): "
-            f"{err.ename}: {err.evalue}\nThe partly executed notebook is at {tmp_out}."
+            f"{err.ename}: {err.evalue}\nThe partly executed notebook is at {failed}."
         ) from None
+    except BaseException:
+        tmp_out.unlink(missing_ok=True)
+        raise
     finally:
         src.unlink(missing_ok=True)
     _hide_injected_parameters(tmp_out)
     os.replace(tmp_out, out)
-    stamp_file.write_text(stamp)
+    failed.unlink(missing_ok=True)
+    runs = run_log.read_text().split() if run_log.exists() else []
+    run_log.unlink(missing_ok=True)
+    stamp_file.write_text(json.dumps({"stamp": stamp, "runs": runs}))
     logger.info("chapter %s ran in %.1f s -> %s", chapter.name, time.perf_counter() - start, out)
     return out
+
+
+def small_parameters(name: str) -> dict[str, Any]:
+    """The chapter's small settings (``small_parameters.yaml``), for runs made only to feed a later chapter."""
+    import importlib.resources
+
+    presets = yaml.safe_load(importlib.resources.files(__package__).joinpath("small_parameters.yaml").read_text())
+    return dict(presets.get(name) or {})
+
+
+def require_results(chapter: str, *, root: str | os.PathLike | None = None) -> storage.RunRecord:
+    """The last complete run of an earlier chapter; when it never ran here, run it now at small settings.
+
+    This is what lets a reader open any chapter alone: a missing upstream chapter is executed through
+    the same runner as ``neuroalign run`` with :func:`small_parameters` (its own missing inputs are made
+    the same way), and one printed sentence says so. A run that was started but did not finish is
+    never replaced silently: :func:`storage.latest_run` refuses it.
+
+    Returns
+    -------
+    storage.RunRecord
+        Its :meth:`~storage.RunRecord.describe` names the run for the reader.
+    """
+    import tempfile
+
+    try:
+        return storage.latest_run(chapter)
+    except storage.NoRunError as err:
+        try:
+            root = find_root(root)
+        except FileNotFoundError:
+            raise storage.NoRunError(f"{err} The book's notebooks are not here to run it from; clone the repository.") from None
+        params = small_parameters(chapter)
+    settings = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "its defaults"
+    print(
+        f"No complete '{chapter}' run was found in this data folder, so it runs now with small settings "
+        f"({settings}); `neuroalign run {chapter}` makes the full one."
+    )
+    with tempfile.TemporaryDirectory() as out:  # its executed notebook is not a page of the book
+        run_chapter(chapter, params, output_dir=out, root=root, progress=False)
+    return storage.latest_run(chapter)
+
+
+@contextlib.contextmanager
+def _kernel_environment(variables: Mapping[str, str]):
+    """Set environment variables for the kernels started inside the block (they inherit ours)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _hide_injected_parameters(path: Path) -> None:
@@ -318,7 +417,23 @@ def _hide_injected_parameters(path: Path) -> None:
 # the book
 
 
-_BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+_BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "_static")
+
+# What the book needs of MathJax 3.2.2 (the django-static-mathjax wheel's es5 folder) to render math
+# offline: the TeX + CommonHTML component, the TeX extensions its autoload may fetch and the CHTML fonts.
+# About 2.1 MB. They are staged as an ``html_extra_path`` folder that lands in ``_build/html/_static``
+# (``_config.yml``: mathjax_path), not in ``_static`` itself: Jupyter Book 1 puts every ``.js`` found
+# under ``_static`` on every page.
+_MATHJAX_FILES = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2")
+
+# Sphinx 7 writes each inline script added after the builder started twice (once with filename None,
+# once with ''), so sphinx-thebe's `const THEBE_JS_URL` throws a SyntaxError on every page. Sphinx fixed
+# it in 8.x (sphinx-doc/sphinx#13402) by passing '' for None, which is what this does; Jupyter Book 1
+# requires Sphinx 7.
+_SPHINX_INLINE_JS_FIX = (
+    "from sphinx.builders.html import StandaloneHTMLBuilder as B; _add = B.add_js_file; "
+    "B.add_js_file = lambda self, filename, **kw: _add(self, filename or '', **kw)"
+)
 
 
 def build_book(
@@ -362,12 +477,22 @@ def build_book(
             shutil.copytree(src, dst, dirs_exist_ok=True)
         elif src.exists():
             shutil.copy2(src, dst)
+    import mathjax  # django-static-mathjax
+
+    es5 = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    for rel in _MATHJAX_FILES:
+        src, dst = es5 / rel, stage / "_mathjax" / "_static" / "mathjax" / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dst)
     for i, ch in enumerate(selected, 1):
         print(f"[{i}/{len(selected)}] {ch.name}", flush=True)
         run_chapter(ch, parameters.get(ch.name), root=root, force=force, progress=progress)
 
     # jupyter_book.cli.main has no __main__ guard, so call its entry point explicitly
-    entry = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
+    entry = f"import sys; {_SPHINX_INLINE_JS_FIX}; from jupyter_book.cli.main import main; sys.exit(main())"
     cmd = [sys.executable, "-c", entry, "build", str(stage), "--path-output", str(root)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -70,6 +71,8 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp create owner-only files; give the result the mode of any file the user makes
+        os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())
         if is_dir and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -81,18 +84,73 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented JSON, atomically; NaN and infinities become ``null`` (valid JSON)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+        tmp.write_text(json.dumps(_plain(obj), indent=2, sort_keys=True, allow_nan=False))
     return Path(path)
 
 
-def _json_default(obj):
-    # numpy scalars and arrays appear in headline figures
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
+def _plain(obj):
+    """``obj`` with numpy values as Python ones and non-finite floats as ``None``."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays appear in headline figures
+        return _plain(obj.tolist())
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
     return str(obj)
+
+
+# --------------------------------------------------------------------------------------------------
+# chapter runs
+#
+# <data dir>/results/<chapter>/<key>/ holds one run (key = hash of its parameters). A run is complete
+# once its notebook called finish_run, which writes run.json (parameters, data source, every file's
+# size) and only then moves <chapter>/latest to it. <chapter>/attempt names the run started last, so a
+# chapter that reads another's results can tell "never ran" from "the last run did not finish".
+
+RUN_RECORD = "run.json"
+ENV_RUN_LOG = "NEUROALIGN_RUN_LOG"
+
+
+class IncompleteRunError(FileNotFoundError):
+    """A chapter's results are missing, incomplete or damaged; the message says which and what to run."""
+
+
+class NoRunError(IncompleteRunError):
+    """A chapter has never completed, nor started, a run in this data folder."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One complete chapter run, as read back from its ``run.json``."""
+
+    chapter: str
+    path: Path
+    parameters: dict
+    synthetic: bool
+    finished: str
+    files: dict
+
+    @property
+    def key(self) -> str:
+        return self.path.name
+
+    def describe(self) -> str:
+        """One reader-facing phrase naming the run (no local paths)."""
+        data = "synthetic data" if self.synthetic else "the reader's data"
+        return f"the '{self.chapter}' run {self.key} ({data}, finished {self.finished})"
 
 
 def chapter_results_dir(
@@ -101,25 +159,124 @@ def chapter_results_dir(
     """Return (and create) the results folder of one chapter run, keyed by its parameters.
 
     The folder is ``<data dir>/results/<chapter>/<hash of parameters>``; it holds the chapter's tidy
-    results and a ``parameters.json``. ``<data dir>/results/<chapter>/latest`` names the last run, so the
-    synthesis chapter can read it with :func:`latest_results_dir`.
+    results and a ``parameters.json``. The run counts as complete only after :func:`finish_run`;
+    until then :func:`latest_run` keeps returning the previous complete run, or refuses when the run
+    started last did not finish.
     """
     root = get_data_dir(data_dir) / "results" / chapter
     run_dir = root / content_key(dict(parameters))
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_RECORD).unlink(missing_ok=True)  # a rerun is incomplete until it finishes
     write_json(run_dir / "parameters.json", dict(parameters))
-    with atomic_path(root / "latest") as tmp:
-        tmp.write_text(run_dir.name)
+    _write_pointer(root / "attempt", run_dir.name)
     return run_dir
 
 
-def latest_results_dir(chapter: str, *, data_dir: str | os.PathLike | None = None) -> Path:
-    """Return the results folder of the last run of ``chapter``; raise if it never ran."""
+def finish_run(results_dir: str | os.PathLike, *, synthetic: bool) -> RunRecord:
+    """Mark a chapter run complete: record its files and sizes, then point ``latest`` at it.
+
+    Call it last in a chapter, after every result is saved.
+
+    Parameters
+    ----------
+    results_dir : path-like
+        From :func:`chapter_results_dir`.
+    synthetic : bool
+        Whether the run used the built-in synthetic data (``False``: the reader's data).
+    """
+    import datetime as dt
+
+    run_dir = Path(results_dir)
+    files = {
+        path.relative_to(run_dir).as_posix(): path.stat().st_size
+        for path in sorted(run_dir.rglob("*"))
+        if path.is_file() and path.name != RUN_RECORD and not path.name.startswith(".")
+    }
+    record = dict(
+        chapter=run_dir.parent.name,
+        parameters=json.loads((run_dir / "parameters.json").read_text()),
+        synthetic=bool(synthetic),
+        finished=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        files=files,
+    )
+    write_json(run_dir / RUN_RECORD, record)
+    _write_pointer(run_dir.parent / "latest", run_dir.name)
+    log = os.environ.get(ENV_RUN_LOG)
+    if log:  # the chapter runner records which runs a chapter completed, for its up-to-date check
+        with open(log, "a") as handle:
+            handle.write(str(run_dir) + "\n")
+    return read_run(run_dir)
+
+
+def read_run(run_dir: str | os.PathLike) -> RunRecord:
+    """Read and check one run folder; raise :class:`IncompleteRunError` naming what is wrong.
+
+    Every file recorded by :func:`finish_run` must still exist with its recorded size.
+    """
+    run_dir = Path(run_dir)
+    chapter = run_dir.parent.name
+    again = f"run it again (`neuroalign run {chapter} --force`)"
+    record_path = run_dir / RUN_RECORD
+    if not record_path.is_file():
+        raise IncompleteRunError(f"The '{chapter}' run in {run_dir} did not finish; {again}.")
+    try:
+        record = json.loads(record_path.read_text())
+    except (ValueError, OSError) as err:
+        raise IncompleteRunError(f"{record_path} is unreadable ({err}); {again}.") from None
+    for name, size in record["files"].items():
+        path = run_dir / name
+        if not path.is_file():
+            raise IncompleteRunError(f"{path} is missing from the '{chapter}' run; {again}.")
+        if path.stat().st_size != size:
+            raise IncompleteRunError(
+                f"{path} has {path.stat().st_size} bytes, not the {size} it was written with (damaged); {again}."
+            )
+    return RunRecord(chapter, run_dir, record["parameters"], record["synthetic"], record["finished"], record["files"])
+
+
+def latest_run(chapter: str, *, data_dir: str | os.PathLike | None = None) -> RunRecord:
+    """The last complete run of ``chapter``.
+
+    Raises
+    ------
+    IncompleteRunError
+        When the chapter never completed a run, when the run started last did not finish (its
+        results would silently be replaced by an older run's, perhaps of other data), or when the
+        latest run's files are missing or damaged. The message names the command to run.
+    """
     root = get_data_dir(data_dir) / "results" / chapter
-    pointer = root / "latest"
-    if not pointer.exists():
-        raise FileNotFoundError(
-            f"Chapter '{chapter}' has no saved results under {root}; run it first "
-            f"(`neuroalign run {chapter}`)."
+    latest, attempt = _read_pointer(root / "latest"), _read_pointer(root / "attempt")
+    if attempt is not None and attempt != latest and not (root / attempt / RUN_RECORD).is_file():
+        older = f"the last complete one had {_read_parameters(root / latest)}" if latest else "no run is complete"
+        raise IncompleteRunError(
+            f"The last run of '{chapter}' ({_read_parameters(root / attempt)}) did not finish, so its results "
+            f"are missing; {older}, and is not used in its place. Run it again (`neuroalign run {chapter}` "
+            f"with those parameters)."
         )
-    return root / pointer.read_text().strip()
+    if latest is None:
+        raise NoRunError(
+            f"Chapter '{chapter}' has no complete results under {root}; run it first (`neuroalign run {chapter}`)."
+        )
+    return read_run(root / latest)
+
+
+def latest_results_dir(chapter: str, *, data_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of :func:`latest_run`."""
+    return latest_run(chapter, data_dir=data_dir).path
+
+
+def _write_pointer(path: Path, name: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(name)
+
+
+def _read_pointer(path: Path) -> str | None:
+    return path.read_text().strip() or None if path.is_file() else None
+
+
+def _read_parameters(run_dir: Path) -> str:
+    try:
+        params = json.loads((run_dir / "parameters.json").read_text())
+    except (OSError, ValueError):
+        return "parameters unknown"
+    return ", ".join(f"{k}={v!r}" for k, v in params.items())

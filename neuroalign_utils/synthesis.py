@@ -48,7 +48,7 @@ def run_hint(chapter: str) -> str:
 def _results_dir(chapter: str, data_dir) -> Path | None:
     try:
         folder = storage.latest_results_dir(chapter, data_dir=data_dir)
-    except FileNotFoundError:
+    except storage.NoRunError:  # never ran; an unfinished or damaged run is an error, not a gap
         return None
     return folder if (folder / "headline.json").exists() else None
 

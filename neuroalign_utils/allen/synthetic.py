@@ -45,6 +45,7 @@ import pandas as pd
 
 from .. import storage
 from .._validation import check_float, check_int
+from ..progress import progress_bar
 from ..images import natural_image_set
 from . import metadata
 
@@ -286,9 +287,7 @@ def _write_cache(root: Path, *, n_experiments, cells_per_experiment, n_repeats, 
     (cache / "ophys_experiment_data").mkdir(parents=True)
     _write_manifest(cache / "manifest.json")
     _write_metadata_json(cache, experiments, cells)
-    from tqdm.auto import tqdm
-
-    for exp in tqdm(list(experiments.itertuples()), desc="synthetic Allen experiments", leave=False):
+    for exp in progress_bar(list(experiments.itertuples()), desc="synthetic Allen experiments", leave=False):
         exp_cells = cells[cells.experiment_id == exp.experiment_id]
         exp_rng = np.random.default_rng([seed, int(exp.experiment_id)])
         peaks = _write_nwb(

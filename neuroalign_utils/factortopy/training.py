@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .. import storage
 from .._validation import check_float, check_int
+from ..progress import progress_bar
 from .model import FactorTopy, entropy_regulariser
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def train_factortopy(
     history, stale = [], 0
     order = rng.permutation(split["train"])
     cursor = 0
-    bar = tqdm(range(1, n_steps + 1), desc="FactorTopy", disable=not progress, leave=False)
+    bar = progress_bar(range(1, n_steps + 1), desc="FactorTopy", enabled=progress, leave=False)
     for step in bar:
         if cursor + batch_size > len(order):
             order, cursor = rng.permutation(split["train"]), 0

@@ -36,10 +36,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .. import storage
 from .._validation import check_float, check_int, check_in_allowed
+from ..progress import progress_bar
 from . import metrics
 from .cores import V1TCore
 from .models import Encoder, build_model
@@ -300,7 +300,7 @@ def train(
     core_scales = {name: core_penalty_scale(m.n_neurons, len(m.tier("train"))) if scale_core_penalty else 1.0
                    for name, m in data.items()}
 
-    bar = tqdm(total=max_epochs, initial=state["epoch"], desc=f"train {model.config['core']}", disable=not progress)
+    bar = progress_bar(total=max_epochs, initial=state["epoch"], desc=f"train {model.config['core']}", enabled=progress)
     while not state["done"] and state["epoch"] < max_epochs:
         epoch = state["epoch"]
         model.train()
