@@ -7,33 +7,13 @@ absent), so a new chapter is covered as soon as it exists.
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
-
 import nbformat
 import pytest
-import yaml
+from conftest import REPO, SMOKE, smoke_parameters  # and the fixtures book_root, built_book
 
 from neuroalign_utils import chapters
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = Path(__file__).parent / "smoke"
 CHAPTERS = chapters.list_chapters(REPO)
-
-
-def smoke_parameters(name: str) -> dict:
-    path = SMOKE / f"{name}.yaml"
-    return yaml.safe_load(path.read_text()) or {} if path.exists() else {}
-
-
-@pytest.fixture(scope="session")
-def book_root(tmp_path_factory):
-    """A copy of the book sources, so tests never write into the working tree."""
-    root = tmp_path_factory.mktemp("book")
-    for name in ("_config.yml", "_toc.yml", "book", "notebooks"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
-    return root
 
 
 def test_smoke_files_name_real_chapters():
@@ -85,9 +65,8 @@ def test_chapter_runs_with_smoke_parameters(chapter, book_root):
 
 
 @pytest.mark.slow
-def test_book_builds_with_overview_figure(book_root):
-    params = {c.name: smoke_parameters(c.name) for c in CHAPTERS}
-    index = chapters.build_book(params, root=book_root, progress=False)
+def test_book_builds_with_overview_figure(book_root, built_book):
+    index = built_book
     assert index == book_root / "_build" / "html" / "index.html"
     assert index.exists()
     page = (book_root / "_build" / "html" / "notebooks" / "00_overview.html").read_text()
