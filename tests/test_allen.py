@@ -213,3 +213,59 @@ def test_same_seed_gives_the_same_cache_and_it_is_reused(tmp_path):
     assert synthetic.make_synthetic_cache(tmp_path / "a", n_experiments=2, cells_per_experiment=3, n_repeats=2,
                                           seed=9) == a
     assert a.stat().st_mtime_ns == stamp  # a complete cache with the same settings is not rewritten
+
+
+# --------------------------------------------------------------------------------------------------
+# sentences chosen from the numbers: each flips between a good and a broken run
+
+
+def test_allensdk_agreement_sentence_flips():
+    good = pd.DataFrame({"preferred_scene": [3, 7], "scene_ns": [3, 7], "peak_dff": [20.0, 5.0],
+                         "peak_dff_ns": [20.001, 5.0], "time_to_peak": [0.3, 0.4],
+                         "time_to_peak_ns": [0.3 + 1e-12, 0.4]})
+    sentence = responses.describe_allensdk_agreement(responses.allensdk_agreement(good, 30.0))
+    assert "agree with allensdk's" in sentence and "floating-point rounding" in sentence
+    assert "1e-12" not in sentence
+    broken = good.assign(scene_ns=[3, 9], time_to_peak_ns=[0.5, 0.4])
+    sentence = responses.describe_allensdk_agreement(responses.allensdk_agreement(broken, 30.0))
+    assert "do not agree everywhere" in sentence
+    assert "only 50 %" in sentence and "6 imaging frames" in sentence
+    assert "not run" in responses.describe_allensdk_agreement(responses.allensdk_agreement(pd.DataFrame(), 30.0))
+
+
+def test_area_latency_sentence_flips():
+    good = pd.DataFrame({"mean": [0.36, 0.37, 0.33, 0.46], "sem": 0.01, "n_strong": [66, 46, 53, 49],
+                         "n_cells": 80}, index=["VISp", "VISl", "VISpm", "VISam"])
+    sentence = responses.describe_area_latencies(good, peak_threshold=10.0, synthetic=True)
+    assert "VISam peaks last" in sentence and "This is the paper's order" in sentence
+    assert "tests the pipeline" in sentence
+    broken = good.assign(mean=[0.5, 0.37, 0.33, 0.3])
+    sentence = responses.describe_area_latencies(broken, peak_threshold=10.0, synthetic=False)
+    assert "VISp peaks last" in sentence and "This is not the paper's order" in sentence
+    assert "1 of its 3 findings" in sentence and "pipeline" not in sentence
+
+
+def test_planted_recovery_sentence_flips():
+    good = {"n_responsive": 300, "exact": 0.7, "near": 1.0, "ttp_error": 3e-13, "frame_rate": 30.0}
+    sentence = responses.describe_planted_recovery(good, n_scenes=118)
+    assert sentence.startswith("The pipeline recovers what was planted")
+    assert "floating-point rounding" in sentence and "10⁻" not in sentence
+    broken = dict(good, near=0.4, ttp_error=0.2)
+    sentence = responses.describe_planted_recovery(broken, n_scenes=118)
+    assert sentence.startswith("The pipeline does not recover") and "6.0 imaging frames" in sentence
+    assert "no planted truth" in responses.describe_planted_recovery(None, n_scenes=118)
+
+
+def test_planted_recovery_numbers(summary, truth, allen_root):
+    cells, _ = truth
+    amplitudes = np.load(allen_root / "planted_truth" / "scene_amplitudes.npy")
+    recovery = responses.planted_recovery(summary, cells, amplitudes)
+    assert recovery["n_responsive"] == int(cells["responsive"].sum())
+    assert recovery["near"] >= 0.9 and recovery["ttp_error"] < 1 / 30
+
+
+def test_tensor_layout_names_every_dimension(dff):
+    layout = loading.tensor_layout(dff)
+    assert list(layout.index) == ["cell", "presentation", "time"]
+    assert layout.loc["presentation", "length"] == dff.sizes["presentation"]
+    assert "scene" in layout.loc["presentation", "coordinates"]

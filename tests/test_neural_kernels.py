@@ -139,3 +139,31 @@ def test_balanced_selection_per_class_keeps_small_classes_whole():
             ~group["selected"], "distance_to_centroid"].min()
     again = neural.select_balanced_kernels(fake, n_clusters=3, per_cluster=4, n_neighbors=5)
     pd.testing.assert_frame_equal(chosen, again)
+
+
+# --------------------------------------------------------------------------------------------------
+# the paper-vs-run tables of the lens (kernels/paper.py)
+
+
+def test_text_verdicts_read_names_and_unreported_quantities():
+    from neuroalign_utils.kernels import paper
+
+    assert paper.text_verdict("VISpm", "VISpm, in all models") == "same"
+    assert paper.text_verdict("VISp", "VISpm, in all models") == "differs"
+    assert paper.text_verdict("Scnn1a_2", "Scnn1a-2") == "differs"
+    assert paper.text_verdict("24 × 32", "not reported (the size is not given)") == "not in the paper"
+    assert paper.text_verdict(0.3, "VISam, approximately 0.34 s", 0.34) is None  # the numeric reading applies
+
+
+def test_paper_table_and_its_sentence_flip():
+    from neuroalign_utils.kernels import paper
+
+    good = paper.paper_table("allen_natural_scenes", {"n_scenes": 118, "fastest_area": "VISpm"}, why="synthetic")
+    assert list(good["reading"]) == ["same; synthetic", "same; synthetic"]
+    assert paper.describe_paper_agreement(good).startswith("All 2 quantities")
+    broken = paper.paper_table("allen_natural_scenes", {"n_scenes": 60, "fastest_area": "VISam"}, why="synthetic")
+    assert list(broken["reading"]) == ["lower; synthetic", "differs; synthetic"]
+    assert paper.describe_paper_agreement(broken).startswith("None of the 2 quantities")
+    judged = paper.paper_table("kernel_alignment", {"attention_minus_convolution": "−0.01 (p = 0.4)"},
+                               why="random weights", verdicts={"attention_minus_convolution": "does not agree"})
+    assert judged["reading"].iloc[0] == "does not agree; random weights"

@@ -20,8 +20,10 @@ experiment lacks is NaN. Blank presentations (scene −1) are left out. The time
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,23 @@ BASELINE_PRESENTATIONS = 4
 AFTER_PRESENTATIONS = 5
 
 
+@contextlib.contextmanager
+def quiet_allensdk_imports():
+    """Import allensdk without the deprecation notices it raises about its own code.
+
+    allensdk 2.16 imports ``pkg_resources`` (setuptools' "pkg_resources is deprecated" UserWarning),
+    declares its marshmallow schemas in the style marshmallow 4 drops, and imports
+    ``scipy.ndimage.filters``. These notices are raised once, when allensdk is first imported; they
+    concern allensdk's own code and nothing this package reads from it, so they are silenced for
+    that import only (every other warning still shows).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(allensdk|marshmallow)(\.|$)")
+        warnings.filterwarnings("ignore", message=".*scipy.ndimage.filters", category=DeprecationWarning)
+        yield
+
+
 class AllenOfflineError(RuntimeError):
     """A query or download that needs the network was attempted on an offline cache."""
 
@@ -49,7 +68,8 @@ class CorruptExperimentError(OSError):
 
 
 def _offline_api_class():
-    from allensdk.api.queries.brain_observatory_api import BrainObservatoryApi
+    with quiet_allensdk_imports():
+        from allensdk.api.queries.brain_observatory_api import BrainObservatoryApi
 
     class OfflineBrainObservatoryApi(BrainObservatoryApi):
         """``BrainObservatoryApi`` that answers the eye-mapping query locally and refuses downloads."""
@@ -98,7 +118,8 @@ def open_cache(manifest, *, offline: bool | None = None):
     -------
     allensdk.core.brain_observatory_cache.BrainObservatoryCache
     """
-    from allensdk.core.brain_observatory_cache import BrainObservatoryCache
+    with quiet_allensdk_imports():
+        from allensdk.core.brain_observatory_cache import BrainObservatoryCache
 
     manifest = Path(manifest)
     if manifest.suffix != ".json":
@@ -172,7 +193,9 @@ def select_experiments(cache, *, areas=None, cre_lines=None, n_experiments: int 
 def _data_set(cache, experiment_id: int):
     """allensdk's NWB accessor for one experiment, refusing downloads and naming corrupt files."""
     import h5py
-    from allensdk.core.brain_observatory_nwb_data_set import BrainObservatoryNwbDataSet
+
+    with quiet_allensdk_imports():
+        from allensdk.core.brain_observatory_nwb_data_set import BrainObservatoryNwbDataSet
 
     path = cache.get_cache_path(None, cache.EXPERIMENT_DATA_KEY, int(experiment_id))
     if not os.path.exists(path):
@@ -213,7 +236,8 @@ def experiment_layout(cache, experiment_id: int) -> dict:
 
 def _cut_experiment(layout: dict, n_scenes: int, n_trials: int, offsets: np.ndarray) -> np.ndarray:
     """(cell, scene × trial, time) float32 dF/F of one experiment on the common grid (NaN padded)."""
-    from allensdk.core.brain_observatory_nwb_data_set import BrainObservatoryNwbDataSet
+    with quiet_allensdk_imports():
+        from allensdk.core.brain_observatory_nwb_data_set import BrainObservatoryNwbDataSet
 
     try:
         _, dff = BrainObservatoryNwbDataSet(layout["path"]).get_dff_traces()
@@ -389,3 +413,63 @@ def cell_table(dff: xr.DataArray) -> pd.DataFrame:
     """The per-cell coordinates of a ``(cell, …)`` DataArray as a DataFrame, one row per cell."""
     names = [c for c in dff.coords if dff.coords[c].dims == ("cell",)]
     return pd.DataFrame({c: dff.coords[c].values for c in names})
+
+
+def tensor_layout(dff: xr.DataArray) -> pd.DataFrame:
+    """What each dimension of the tidy tensor indexes, its length and the coordinates along it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by dimension (``cell``, ``presentation``, ``time``), columns ``length``, ``indexes``,
+        ``coordinates``; for reading, not for computing.
+    """
+    n_scenes = int(dff["scene"].max()) + 1
+    n_trials = int(dff.sizes["presentation"] // n_scenes)
+    time = dff["time"].values
+    rate = float(np.median(dff["frame_rate"].values)) if "frame_rate" in dff.coords else np.nan
+    what = {
+        "cell": f"one neuron, from {int(np.unique(dff['experiment_id'].values).size)} experiments",
+        "presentation": f"{n_scenes} scenes × {n_trials} repeats, sorted by scene, then repeat",
+        "time": f"imaging frames from {time.min():+.2f} to {time.max():+.2f} s around onset ({rate:.0f} Hz)",
+    }
+    rows = []
+    for dim in dff.dims:
+        coords = [name for name, coord in dff.coords.items() if coord.dims == (dim,) and name != dim]
+        coords = ([dim] if dim in dff.coords else []) + coords
+        rows.append({"dimension": dim, "length": int(dff.sizes[dim]), "indexes": what.get(dim, ""),
+                     "coordinates": ", ".join(coords)})
+    return pd.DataFrame(rows).set_index("dimension")
+
+
+def describe_cache(*, synthetic: bool, n_experiments: int, n_cells: int, n_scenes: int, n_trials: int,
+                   seed: int | None = None) -> str:
+    """One sentence naming the data the chapter ran on (no local paths)."""
+    source = (f"the synthetic cache generated here (seed {seed}), whose cells have planted receptive fields"
+              if synthetic else "the reader's Brain Observatory cache")
+    return (f"This run reads {source}: {n_cells:,} cells from {n_experiments} natural-scenes experiments, each "
+            f"cell seen with {n_scenes} scenes × {n_trials} repeats.")
+
+
+def describe_setting(*, synthetic: bool, n_experiments: int, n_cells: int, frames_per_presentation: int,
+                     frame_rate: float) -> dict:
+    """Why this run's numbers may differ from the paper's, per key of the paper-vs-run table."""
+    if synthetic:
+        design = "the synthetic cache copies the release's stimulus design"
+        cells = f"synthetic cache: {n_experiments} experiments, {n_cells:,} cells"
+        timing = "planted latencies plus the indicator's rise, not the mouse"
+    else:
+        design = "read from the cache's stimulus table"
+        cells = f"{n_experiments} experiments, {n_cells:,} cells of the reader's cache"
+        timing = cells
+    return {
+        "n_scenes": design,
+        "n_repeats": design,
+        "scene_duration": (f"{frames_per_presentation} imaging frames at {frame_rate:.0f} Hz, as allensdk's "
+                           "stimulus table counts a presentation"),
+        "slowest_area_time_to_peak": timing,
+        "fastest_area": timing,
+        "most_strong_cells_area": cells,
+        "most_cells_area": cells,
+        "n_genotypes": cells,
+    }

@@ -107,3 +107,193 @@ def compare_with_allensdk(summary: pd.DataFrame, cache, experiment_id: int) -> p
     return ours[["cell_specimen_id", "preferred_scene", "peak_dff", "time_to_peak"]].merge(
         theirs, on="cell_specimen_id", validate="one_to_one"
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# numbers and sentences for the chapter
+
+#: A peak dF/F difference below this fraction of the largest peak counts as agreement with allensdk.
+PEAK_AGREEMENT = 1e-3
+#: Time-to-peak differences below this (s) are floating-point rounding, not a different frame.
+ROUNDING_S = 1e-6
+#: Share of responsive cells whose recovered scene must drive them near-optimally for "recovered".
+NEAR_MATCH_RECOVERED = 0.9
+#: Largest median time-to-peak error (in imaging frames) for "recovered".
+TTP_FRAMES_RECOVERED = 1.0
+
+
+def allensdk_agreement(check: pd.DataFrame, frame_rate: float) -> dict:
+    """How far our per-cell summaries are from allensdk's on the cells of :func:`compare_with_allensdk`.
+
+    Returns
+    -------
+    dict
+        ``n_cells``, ``scene_agreement`` (fraction of cells with the same preferred scene),
+        ``max_peak_difference`` (percentage points), ``largest_peak`` (%), ``max_time_difference``
+        (s) and ``max_time_difference_frames``.
+    """
+    if check.empty:
+        return {"n_cells": 0, "scene_agreement": np.nan, "max_peak_difference": np.nan,
+                "largest_peak": np.nan, "max_time_difference": np.nan, "max_time_difference_frames": np.nan}
+    time_difference = float(np.abs(check["time_to_peak"] - check["time_to_peak_ns"]).max())
+    return {
+        "n_cells": int(len(check)),
+        "scene_agreement": float((check["preferred_scene"] == check["scene_ns"]).mean()),
+        "max_peak_difference": float(np.abs(check["peak_dff"] - check["peak_dff_ns"]).max()),
+        "largest_peak": float(np.abs(check["peak_dff_ns"]).max()),
+        "max_time_difference": time_difference,
+        "max_time_difference_frames": time_difference * float(frame_rate),
+    }
+
+
+def describe_allensdk_agreement(agreement: dict) -> str:
+    """Whether our summaries agree with allensdk's ``NaturalScenes`` (scene, peak dF/F, time to peak).
+
+    Agreement means: the same preferred scene for every cell, peak dF/F within :data:`PEAK_AGREEMENT`
+    of the largest peak, and the time to peak on the same imaging frame (within half a frame).
+    """
+    from .. import report
+
+    n = agreement.get("n_cells", 0)
+    if not n:
+        return "The cross-check with allensdk's `NaturalScenes` was not run (`crosscheck=False`)."
+    scenes = agreement["scene_agreement"]
+    peak, largest = agreement["max_peak_difference"], agreement["largest_peak"]
+    seconds, frames = agreement["max_time_difference"], agreement["max_time_difference_frames"]
+    same_scene = scenes == 1.0
+    same_peak = peak <= PEAK_AGREEMENT * max(largest, 1e-12)
+    same_frame = frames < 0.5
+    parts = [
+        "the same preferred scene for every cell" if same_scene
+        else f"the same preferred scene for only {report.format_percent(scenes)} of cells",
+        (f"peak dF/F within {report.format_number(peak)} percentage points "
+         f"({report.format_number(100 * peak / max(largest, 1e-12))} % of the largest peak, "
+         f"{report.format_number(largest)} %)") if same_peak
+        else f"peak dF/F differing by up to {report.format_number(peak)} percentage points "
+             f"(the largest peak is {report.format_number(largest)} %)",
+    ]
+    if seconds < ROUNDING_S:
+        parts.append("the same time to peak for every cell (the differences are floating-point rounding)")
+    elif same_frame:
+        parts.append("the time to peak on the same imaging frame for every cell")
+    else:
+        parts.append(f"times to peak up to {frames:.0f} imaging frames "
+                     f"({report.format_number(seconds)} s) apart")
+    verdict = "agree with" if (same_scene and same_peak and same_frame) else "do not agree everywhere with"
+    return (f"On the {report.plural(n, 'cell')} of that experiment, our summaries {verdict} allensdk's: "
+            f"{report.join_words(parts)}.")
+
+
+def area_latencies(cells: pd.DataFrame, peak_threshold: float, areas) -> pd.DataFrame:
+    """Per area: mean and s.e.m. time to peak of the strongly responsive cells, and their count.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        :func:`summarize_cells` output.
+    peak_threshold : float
+        Peak dF/F (%) above which a cell counts as strongly responsive.
+    areas : sequence of str
+        Areas to report, in order (areas without strong cells get NaN times and count 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by area: ``mean``, ``sem`` (s), ``n_strong``, ``n_cells``.
+    """
+    strong = cells[cells["peak_dff"] > peak_threshold]
+    table = strong.groupby("area")["time_to_peak"].agg(["mean", "sem"]).reindex(list(areas))
+    table["n_strong"] = strong.groupby("area").size().reindex(list(areas), fill_value=0)
+    table["n_cells"] = cells.groupby("area").size().reindex(list(areas), fill_value=0)
+    return table
+
+
+#: The paper's area findings on the real release (Supplementary Fig. S1).
+PAPER_SLOWEST_AREA, PAPER_FASTEST_AREA, PAPER_MOST_STRONG_AREA = "VISam", "VISpm", "VISp"
+
+
+def describe_area_latencies(latencies: pd.DataFrame, *, peak_threshold: float, synthetic: bool) -> str:
+    """Which area peaks last and first, which has the most strong cells, and whether that is the paper's order."""
+    from .. import report
+
+    timed = latencies.dropna(subset=["mean"])
+    n_strong = int(latencies["n_strong"].sum())
+    if timed.empty:
+        return f"No cell exceeds a peak dF/F of {report.format_number(peak_threshold)} %, so no area can be timed."
+    slowest, fastest = str(timed["mean"].idxmax()), str(timed["mean"].idxmin())
+    most = str(latencies["n_strong"].idxmax())
+    text = (f"{report.plural(n_strong, 'cell')} exceed a peak dF/F of {report.format_number(peak_threshold)} %. "
+            f"Among them {slowest} peaks last (mean {report.format_number(timed.loc[slowest, 'mean'], 3)} s) and "
+            f"{fastest} first ({report.format_number(timed.loc[fastest, 'mean'], 3)} s); {most} has the most "
+            f"strongly responsive cells ({int(latencies.loc[most, 'n_strong'])}).")
+    matches = [slowest == PAPER_SLOWEST_AREA, fastest == PAPER_FASTEST_AREA, most == PAPER_MOST_STRONG_AREA]
+    paper = (f"the paper's order on the real release ({PAPER_SLOWEST_AREA} slowest, {PAPER_FASTEST_AREA} "
+             f"fastest, {PAPER_MOST_STRONG_AREA} with the most strong cells)")
+    if all(matches):
+        text += f" This is {paper}."
+    else:
+        text += f" This is not {paper}: {sum(matches)} of its 3 findings come back."
+    if synthetic:
+        text += (" The synthetic cells' latencies were planted in that order, so here the figure tests the "
+                 "pipeline, not the biology.")
+    return text
+
+
+def planted_recovery(cells: pd.DataFrame, planted: pd.DataFrame, amplitudes: np.ndarray) -> dict:
+    """How well the summaries recover the synthetic cache's planted preferred scene and time to peak.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        :func:`summarize_cells` output.
+    planted : pandas.DataFrame
+        ``planted_truth/cells.parquet`` (``cell_specimen_id, responsive, preferred_scene,
+        planted_time_to_peak_s`` …), rows in the order of ``amplitudes``.
+    amplitudes : numpy.ndarray
+        ``planted_truth/scene_amplitudes.npy``: (planted cell, scene) planted response amplitudes.
+
+    Returns
+    -------
+    dict
+        Over responsive cells: ``n_responsive``, ``exact`` (fraction whose recovered preferred scene is
+        the planted one), ``near`` (fraction whose recovered scene drives them at ≥ 80 % of their best
+        planted amplitude), ``ttp_error`` (median absolute time-to-peak error, s), ``frame_rate``.
+    """
+    row_of = pd.Series(np.arange(len(planted)), index=planted["cell_specimen_id"].to_numpy())
+    recovered = cells.merge(planted, on="cell_specimen_id", suffixes=("", "_planted"))
+    recovered = recovered[recovered["responsive"]]
+    rows = row_of.loc[recovered["cell_specimen_id"]].to_numpy()
+    best = amplitudes[rows].max(axis=1)
+    near = amplitudes[rows, recovered["preferred_scene"].to_numpy()] >= 0.8 * best
+    return {
+        "n_responsive": int(len(recovered)),
+        "exact": float((recovered["preferred_scene"] == recovered["preferred_scene_planted"]).mean()),
+        "near": float(near.mean()),
+        "ttp_error": float(np.median(np.abs(recovered["time_to_peak"] - recovered["planted_time_to_peak_s"]))),
+        "frame_rate": float(recovered["frame_rate"].median()),
+    }
+
+
+def describe_planted_recovery(recovery: dict | None, *, n_scenes: int) -> str:
+    """Whether the preferred scenes and times to peak planted in the synthetic cache come back.
+
+    "Recovered" needs at least :data:`NEAR_MATCH_RECOVERED` of responsive cells with a near-optimal
+    recovered scene and a median time-to-peak error within :data:`TTP_FRAMES_RECOVERED` frames.
+    """
+    from .. import report
+
+    if recovery is None:
+        return "This cache is the reader's, with no planted truth to compare against."
+    near, exact = recovery["near"], recovery["exact"]
+    error_frames = recovery["ttp_error"] * recovery["frame_rate"]
+    recovered = near >= NEAR_MATCH_RECOVERED and error_frames <= TTP_FRAMES_RECOVERED
+    lead = "The pipeline recovers what was planted" if recovered else "The pipeline does not recover what was planted"
+    if recovery["ttp_error"] < ROUNDING_S:
+        timing = "the time to peak is the planted one for the median cell (the error is floating-point rounding)"
+    else:
+        timing = (f"the median error in time to peak is {report.format_number(1000 * recovery['ttp_error'])} ms "
+                  f"({error_frames:.1f} imaging frames)")
+    return (f"{lead}: among the {report.plural(recovery['n_responsive'], 'responsive cell')}, the recovered "
+            f"preferred scene is the planted one for {report.format_percent(exact)} (chance: 1 in {n_scenes}) and "
+            f"drives the cell at ≥ 80 % of its best planted response for {report.format_percent(near)}; "
+            f"{timing}.")
