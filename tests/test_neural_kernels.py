@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neuroalign_utils import report
 from neuroalign_utils.allen import loading, synthetic
 from neuroalign_utils.kernels import neural
 
@@ -167,3 +168,47 @@ def test_paper_table_and_its_sentence_flip():
     judged = paper.paper_table("kernel_alignment", {"attention_minus_convolution": "−0.01 (p = 0.4)"},
                                why="random weights", verdicts={"attention_minus_convolution": "does not agree"})
     assert judged["reading"].iloc[0] == "does not agree; random weights"
+
+
+def test_rf_recovery_numbers_and_sentence(allen, kernels):
+    dff, scenes, cells, amplitudes = allen
+    recovery = neural.rf_recovery(kernels, cells, amplitudes, scenes)
+    assert len(recovery) == kernels.sizes["kernel"]
+    assert recovery.loc[recovery["responsive"], "r_best_kernel"].median() > 0.9
+    sentence = neural.describe_rf_recovery(recovery)
+    assert "resemble their planted" in sentence and "loses nothing" in sentence
+
+
+def test_rf_recovery_sentence_flips():
+    good = pd.DataFrame({"area": ["VISp", "VISp", "VISam", "VISam", "VISl"], "responsive": [True] * 4 + [False],
+                         "rf_sigma": [0.05, 0.05, 0.12, 0.12, 0.07], "r_planted_rf": [0.25, 0.3, 0.5, 0.45, 0.01],
+                         "r_best_kernel": [0.99, 0.98, 0.99, 0.97, 0.2]})
+    sentence = neural.describe_rf_recovery(good)
+    assert "resemble their planted receptive fields" in sentence and "loses nothing" in sentence
+    assert "weakest in VISp" in sentence and "smallest planted fields" in sentence
+    broken = good.assign(r_planted_rf=[0.6, 0.5, -0.2, 0.05, 0.0], r_best_kernel=[0.5, 0.4, 0.6, 0.3, 0.1])
+    sentence = neural.describe_rf_recovery(broken)
+    assert "do not resemble" in sentence and "loses signal" in sentence
+    assert "smallest planted fields" not in sentence  # VISam is weakest here, and its fields are the largest
+    assert "no receptive field was planted" in neural.describe_rf_recovery(None)
+
+
+def test_selection_sentence_says_how_far_from_the_papers_balance():
+    def selection(n_excitatory, n_inhibitory, selected_excitatory, cluster_sizes):
+        clusters = np.repeat(np.arange(len(cluster_sizes)), cluster_sizes)
+        return pd.DataFrame({
+            "cell_class": ["excitatory"] * n_excitatory + ["inhibitory"] * n_inhibitory,
+            "cluster": np.concatenate([clusters, clusters[:n_inhibitory]]),
+            "selected": [True] * selected_excitatory + [False] * (n_excitatory - selected_excitatory) + [True] * n_inhibitory,
+        })
+
+    broken = neural.selection_summary(selection(394, 42, 374, [27, 36, 60, 60, 60, 26, 34, 33, 44, 14]),
+                                      n_clusters=10, per_cluster=50)
+    sentence = neural.describe_selection(broken)
+    assert "374 of 394 excitatory and all 42 inhibitory" in sentence and "416 in all" in sentence
+    assert "not balanced" in sentence and f"{report.format_number(374 / 42)} to 1" in sentence
+    good = neural.selection_summary(selection(1000, 1000, 500, [100] * 10), n_clusters=10, per_cluster=50)
+    good.loc["inhibitory", "selected"] = 500
+    sentence = neural.describe_selection(good)
+    assert "1,000 in all" in sentence and "balanced (500 and 500), as in the paper" in sentence
+    assert "fewer than" not in sentence

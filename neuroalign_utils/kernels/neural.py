@@ -234,3 +234,186 @@ def select_balanced_kernels(
     out["cluster"] = out["cluster"].astype(int)
     out["selected"] = out["selected"].astype(bool)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# planted receptive fields, the balanced selection, and sentences chosen from their numbers
+
+#: Median r between kernel and best possible kernel above which the data path counts as lossless.
+LOSSLESS_R = 0.95
+#: Median r with the planted RF and share of right polarity for "the kernels resemble the planted RFs".
+RESEMBLE_R, RESEMBLE_POLARITY = 0.2, 0.8
+#: Largest ratio between the two classes' counts that still counts as balanced.
+BALANCED_RATIO = 1.25
+
+
+def rf_recovery(kernels: xr.DataArray, planted_cells: pd.DataFrame, amplitudes: np.ndarray,
+                scenes: xr.DataArray) -> pd.DataFrame:
+    """Each kernel against its cell's planted RF and against the best kernel the scenes allow.
+
+    Parameters
+    ----------
+    kernels : xarray.DataArray
+        ``(kernel, y, x)`` from :func:`neural_kernels` (coords ``cell_specimen_id``, ``area``, ``cre``,
+        ``cell_class``).
+    planted_cells : pandas.DataFrame
+        The synthetic cache's ``planted_truth/cells.parquet``, rows in the order of ``amplitudes``.
+    amplitudes : numpy.ndarray
+        ``planted_truth/scene_amplitudes.npy``, (planted cell, scene).
+    scenes : xarray.DataArray
+        The scene templates the kernels were computed from.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per kernel: ``cell_specimen_id, area, cre, cell_class, responsive, rf_sigma,
+        r_planted_rf, r_best_kernel``. The best kernel is N = Tᵀ·FS computed from the planted,
+        noise-free amplitudes.
+    """
+    from ..allen.synthetic import planted_rf_maps
+
+    size = kernels.shape[1:]
+    ids = kernels["cell_specimen_id"].values
+    planted = planted_cells.set_index("cell_specimen_id").loc[ids]
+    r_rf = planted_rf_correlation(kernels, planted_rf_maps(planted, size))
+    rows = pd.Series(np.arange(len(planted_cells)), index=planted_cells["cell_specimen_id"].to_numpy())
+    a = amplitudes[rows.loc[ids].to_numpy()]
+    fs = flattened_scenes(scenes, size).values.reshape(scenes.sizes["scene"], -1)
+    best = ((a - a.mean(axis=1, keepdims=True)) @ fs / scenes.sizes["scene"]).reshape(kernels.shape)
+    return pd.DataFrame({
+        "cell_specimen_id": ids,
+        "area": kernels["area"].values,
+        "cre": kernels["cre"].values,
+        "cell_class": kernels["cell_class"].values,
+        "responsive": planted["responsive"].to_numpy(),
+        "rf_sigma": planted["rf_sigma"].to_numpy(),
+        "r_planted_rf": r_rf,
+        "r_best_kernel": planted_rf_correlation(kernels, best),
+    })
+
+
+def describe_rf_recovery(recovery: pd.DataFrame | None) -> str:
+    """Whether the kernels resemble the planted RFs, and whether the data path loses anything.
+
+    Thresholds: the data path is lossless when the responsive cells' median r with the best
+    possible kernel is at least :data:`LOSSLESS_R`; the kernels resemble the planted fields when the
+    median r with them is at least :data:`RESEMBLE_R` with the right polarity for at least
+    :data:`RESEMBLE_POLARITY` of the responsive cells.
+    """
+    from .. import report
+
+    if recovery is None or recovery.empty:
+        return "These are the reader's cells: no receptive field was planted, so none can be recovered."
+    responsive = recovery[recovery["responsive"]]
+    if responsive.empty:
+        return "No cell of this run was planted as responsive, so no receptive field can be recovered."
+    median_rf = float(responsive["r_planted_rf"].median())
+    median_best = float(responsive["r_best_kernel"].median())
+    polarity = float((responsive["r_planted_rf"] > 0).mean())
+    unresponsive = recovery.loc[~recovery["responsive"], "r_planted_rf"]
+    resemble = median_rf >= RESEMBLE_R and polarity >= RESEMBLE_POLARITY
+    text = (f"The kernels of the {report.plural(len(responsive), 'responsive cell')} "
+            f"{'resemble' if resemble else 'do not resemble'} their planted receptive fields: median r "
+            f"{report.format_number(median_rf)}, with the right polarity for {report.format_percent(polarity)}")
+    if len(unresponsive):
+        text += f" (unresponsive cells: median r {report.format_number(float(unresponsive.median()))})"
+    text += ". "
+    if median_best >= LOSSLESS_R:
+        text += (f"Against the best kernel the scenes allow, the median r is {report.format_number(median_best, 3)}: "
+                 "the data path (files, allensdk, alignment, averaging) loses nothing, and the gap to the planted "
+                 "fields is the stimulus's, not the estimator's.")
+    else:
+        text += (f"Against the best kernel the scenes allow, the median r is only {report.format_number(median_best, 3)}: "
+                 "the data path loses signal before the product.")
+    by_area = responsive.groupby("area")["r_planted_rf"].median()
+    if len(by_area) > 1:
+        worst = str(by_area.idxmin())
+        sigma = responsive.groupby("area")["rf_sigma"].median()
+        text += f" Recovery is weakest in {worst} (median r {report.format_number(float(by_area[worst]))})"
+        text += (", the area with the smallest planted fields, which the scenes' spatial correlations blur most."
+                 if worst == str(sigma.idxmin()) else ".")
+    return text
+
+
+def selection_summary(selection: pd.DataFrame, *, n_clusters: int, per_cluster: int) -> pd.DataFrame:
+    """Per class: kernels available, asked for, selected, and clusters that fell short.
+
+    Parameters
+    ----------
+    selection : pandas.DataFrame
+        :func:`select_balanced_kernels` output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``cell_class``: ``kernels``, ``asked``, ``selected``, ``short_clusters`` (clusters
+        with fewer than ``per_cluster`` members; −1 for a class kept whole without clustering).
+    """
+    rows = {}
+    for cell_class, part in selection.groupby("cell_class", sort=True):
+        clustered = part[part["cluster"] >= 0]
+        sizes = clustered.groupby("cluster").size()
+        rows[cell_class] = {
+            "kernels": int(len(part)),
+            "asked": int(n_clusters * per_cluster),
+            "selected": int(part["selected"].sum()),
+            "short_clusters": int((sizes < per_cluster).sum()) if len(clustered) else -1,
+            "clusters": int(sizes.size),
+            "per_cluster": int(per_cluster),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("cell_class")
+
+
+def describe_selection(summary: pd.DataFrame, *, paper_per_class: int = 500) -> str:
+    """How far the selection is from the paper's balanced ``paper_per_class`` + ``paper_per_class``."""
+    from .. import report
+
+    selected = summary["selected"]
+    total = int(selected.sum())
+    parts = []
+    for cell_class, row in summary.iterrows():
+        kept = "all" if row["selected"] == row["kernels"] else f"{row['selected']:,} of"
+        parts.append(f"{kept} {row['kernels']:,} {cell_class}")
+    text = (f"The selection keeps {report.join_words(parts)} kernels: {total:,} in all, against the paper's "
+            f"{2 * paper_per_class:,} ({paper_per_class} + {paper_per_class}).")
+    for cell_class, row in summary.iterrows():
+        if row["selected"] >= row["asked"]:
+            continue
+        share = report.format_percent(row["selected"] / row["asked"])
+        if row["short_clusters"] < 0:
+            text += (f" The {cell_class} class has only {row['kernels']:,} kernels, too few to cluster: all are kept, "
+                     f"{share} of the {row['asked']:,} asked.")
+        else:
+            clusters = ("All" if row["short_clusters"] == row["clusters"] else f"{row['short_clusters']} of the")
+            text += (f" {clusters} {row['clusters']} {cell_class} clusters had fewer than {row['per_cluster']} "
+                     f"members, so that class gives {share} of the {row['asked']:,} asked.")
+    if len(selected) == 2 and selected.min() > 0:
+        ratio = float(selected.max() / selected.min())
+        more, fewer = str(selected.idxmax()), str(selected.idxmin())
+        if ratio <= BALANCED_RATIO:
+            text += f" The two classes are balanced ({selected[more]:,} and {selected[fewer]:,}), as in the paper."
+        else:
+            text += (f" The selection is not balanced: {more} kernels outnumber {fewer} ones "
+                     f"{report.format_number(ratio)} to 1, where the paper has 1 to 1, so averages over all "
+                     f"selected kernels weigh the {more} class {report.format_number(ratio)} times as much.")
+    elif len(selected) < 2:
+        text += " Only one class is present, so no balance between classes is possible."
+    return text
+
+
+def describe_setting(*, synthetic: bool, n_cells: int, counts: pd.Series) -> dict:
+    """Why this run's numbers may differ from the paper's, per key of the paper-vs-run table."""
+    population = ", ".join(f"{int(v):,} {k}" for k, v in counts.items())
+    source = f"synthetic cache of {n_cells:,} cells ({population})" if synthetic else f"{n_cells:,} cells ({population})"
+    selection = f"{source}, fewer than the paper's population"
+    return {
+        "n_selected": selection,
+        "n_selected_excitatory": selection,
+        "n_selected_inhibitory": selection,
+        "umap_n_neighbors": "this chapter's parameter",
+        "umap_min_dist": "this chapter's parameter",
+        "n_clusters": "this chapter's parameter",
+        "per_cluster": "this chapter's parameter",
+        "kernel_size": "chosen here: the scenes' aspect ratio",
+        "response_window": "chosen here: the 250 ms scene plus the calcium transient's rise",
+    }
