@@ -33,8 +33,6 @@ import pytest
 import yaml
 from conftest import REPO
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
 CHROMIUM_ARGS = [
     "--headless",
@@ -76,6 +74,16 @@ def find_chromium() -> str | None:
     return None
 
 
+CHROMIUM = find_chromium()
+NO_CHROMIUM = (
+    "Chromium not found (/usr/bin/chromium, or chromium on PATH) and it could not be installed: "
+    "`make env` installs Debian's chromium only as root or with passwordless sudo "
+    "(or run `apt-get install chromium`)."
+)
+# Decided before any fixture runs, so a machine without Chromium does not build the book for nothing.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)]
+
+
 # --------------------------------------------------------------------------------------------------
 # fixtures: the server, the browser
 
@@ -89,11 +97,18 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # the browser drops connections when a page closes
+        pass
+
+
 @pytest.fixture(scope="module")
 def book_url(built_book):
     """The built book served on 127.0.0.1 (a free port) for the duration of the module."""
     handler = functools.partial(_QuietHandler, directory=str(built_book.parent))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
@@ -104,20 +119,12 @@ def book_url(built_book):
 @pytest.fixture(scope="module")
 def browser_context(book_url):
     """One headless Chromium and one context for every page; requests leaving the server are aborted."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip(
-            "Chromium not found (/usr/bin/chromium, or chromium on PATH) and it could not be installed: "
-            "`make env` installs Debian's chromium only as root or with passwordless sudo "
-            "(or run `apt-get install chromium`)."
-        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as err:  # the test extra was not installed: a broken set-up, not a skip
         pytest.fail(f"playwright is not importable ({err}); run `make env` (it installs the test extra).")
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         context = browser.new_context(viewport=VIEWPORT, service_workers="block")
         context.add_init_script(FIRST_VISIT_JS)
 
@@ -136,7 +143,8 @@ def browser_context(book_url):
 # --------------------------------------------------------------------------------------------------
 # what is checked inside the page
 
-TEX_PATTERN = r"\$\$|\\\(|\\\)|\\\[|\\\]|\\[A-Za-z]{2,}(?![A-Za-z])"
+# $$, \( \) \[ \], a TeX command (\frac, \sqrt, \mathrm, \langle ...), or $...$ holding ^ or _
+TEX_PATTERN = r"\$\$|\\\(|\\\)|\\\[|\\\]|\\[A-Za-z]{2,}(?![A-Za-z])|\$[^$\s][^$\n]{0,80}?[\^_][^$\n]{0,80}?\$"
 OUTPUT_WORDS = ("Traceback", "Warning", "it/s]", "s/it]")
 
 # Run in the page once MathJax has finished; returns one list of findings per check.
@@ -256,6 +264,8 @@ REDIRECT = re.compile(r'<meta http-equiv="Refresh" content="\d+; url=([^"]+)"', 
 
 def check_page(context, base_url: str, html_dir: Path, page_path: str, paths: list[str]) -> dict[str, list[str]]:
     """Open one page and return its findings, check name -> items (only checks that found something)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     findings: dict[str, list[str]] = defaultdict(list)
     page = context.new_page()
 
@@ -291,7 +301,7 @@ def check_page(context, base_url: str, html_dir: Path, page_path: str, paths: li
             findings["tex"].append(math)
         try:  # fonts and extensions MathJax fetches after typesetting
             page.wait_for_load_state("networkidle", timeout=5000)
-        except Exception:  # noqa: BLE001 - a page that keeps the network busy is still checked
+        except PlaywrightTimeout:  # a page that keeps the network busy is still checked
             pass
         result = page.evaluate(
             PAGE_CHECKS_JS, {"texPattern": TEX_PATTERN, "outputWords": list(OUTPUT_WORDS), "localPaths": paths}
