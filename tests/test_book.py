@@ -6,7 +6,6 @@ absent), so a new chapter is covered as soon as it exists.
 
 from __future__ import annotations
 
-import json
 import nbformat
 import pytest
 from conftest import REPO, SMOKE, smoke_parameters  # and the fixtures book_root, built_book
@@ -75,13 +74,3 @@ def test_book_builds_with_overview_figure(book_root, built_book):
     assert list((book_root / "_build" / "html" / "_images").glob("*.png")), "no figure was rendered"
     # the injected-parameters cell is not rendered
     assert "Parameters" in page and "injected-parameters" not in page
-
-
-def test_chapter_results_are_keyed_by_parameters(neuroalign_data_dir):
-    from neuroalign_utils import storage
-
-    a = storage.chapter_results_dir("demo", {"seed": 0})
-    b = storage.chapter_results_dir("demo", {"seed": 1})
-    assert a != b
-    assert storage.latest_results_dir("demo") == b
-    assert json.loads((a / "parameters.json").read_text()) == {"seed": 0}
