@@ -339,7 +339,7 @@ def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
     fig.savefig(path, dpi=100)
     from PIL import Image
 
-    assert Image.open(path).size == (800, 360)
+    assert Image.open(path).size == (750, 340)  # the book's width (style.BOOK_WIDTH)
     assert sum(a.get_title().endswith("hemisphere") for a in fig.axes) == 2
     with pytest.raises(ValueError, match="expected 300"):
         maps.plot_surface_maps(np.zeros(299), vertices)
@@ -406,3 +406,58 @@ def test_raw_nsd_loader_reads_tiny_release_files(tmp_path):
         counts += np.bincount(trials, minlength=n_stim) * (h == 0)
     np.testing.assert_allclose(subject.responses, expected[seen] / counts[seen, None], atol=1e-5)
     assert list(subject.vertices["hemisphere"].value_counts()) == [n_vertices, n_vertices]
+
+
+# --------------------------------------------------------------------------------------------------
+# the chapter's sentences follow the numbers
+
+
+def _recovery(planted, recovered):
+    rois = [f"roi{i}" for i in range(len(planted))]
+    frame = pd.DataFrame({"planted_layer": planted, "recovered_layer": recovered}, index=rois)
+    frame["layer_within_one"] = (frame["planted_layer"] - frame["recovered_layer"]).abs() <= 1
+    return frame
+
+
+GOOD_SLOPE = {"slope": 0.95, "slope_low": 0.9, "slope_high": 1.0}
+FLAT_SLOPE = {"slope": 0.02, "slope_low": -0.1, "slope_high": 0.12}
+
+
+def test_recovery_sentence_flips_when_the_run_is_broken():
+    planted = [0, 0, 1, 1, 2, 2, 3, 3]
+    good = analysis.describe_recovery(_recovery(planted, planted), 4, slope=GOOD_SLOPE, position_error=0.04,
+                                      scale_correlation=0.9)
+    assert good.startswith("The layer selector recovered the planted hierarchy:") and "Missed" not in good
+    partial = analysis.describe_recovery(_recovery(planted, [0, 0, 0, 0, 2, 2, 2, 1]), 4, slope=GOOD_SLOPE,
+                                         position_error=0.04, scale_correlation=0.9)
+    assert "only in part" in partial and "roi2 (planted 1, chosen 0)" in partial and "roi7 (planted 3, chosen 1)" in partial
+    broken = analysis.describe_recovery(_recovery(planted, [0] * 8), 4, slope=FLAT_SLOPE, position_error=0.6,
+                                        scale_correlation=0.0)
+    assert broken.startswith("The layer selector did not recover the planted hierarchy:")
+    assert "2 of 8 named ROIs" in broken
+
+
+def test_slope_sentence_follows_the_interval():
+    assert "later ROIs choose later layers" in analysis.describe_hierarchy_slope(GOOD_SLOPE, median_confidence=0.5)
+    flat = analysis.describe_hierarchy_slope(FLAT_SLOPE, median_confidence=0.5)
+    assert "no layer hierarchy was found" in flat and "narrow" not in flat
+    reversed_ = analysis.describe_hierarchy_slope({"slope": -0.5, "slope_low": -0.6, "slope_high": -0.4},
+                                                  median_confidence=0.5)
+    assert "reversed" in reversed_
+    hard = analysis.describe_hierarchy_slope({"slope": 1.0410, "slope_low": 1.0409, "slope_high": 1.0411},
+                                             median_confidence=1.0, planted_slope=1.0)
+    assert "1.0409 to 1.0411" in hard and "planted: 1.0" in hard and "hard" in hard
+
+
+def test_backbone_sentence_names_whether_the_planting_backbone_wins():
+    table = pd.DataFrame({"r2_mean": [0.42, 0.31, 0.29]}, index=pd.Index(["vit", "dinov2", "mae"], name="backbone"))
+    assert "as it should" in analysis.describe_backbones(table, planting_backbone="vit")
+    lost = analysis.describe_backbones(table, planting_backbone="mae")
+    assert lost.startswith("vit has the highest") and "cannot single out" in lost
+    assert analysis.describe_backbones(table, planting_backbone=None).endswith("mae 0.29).")
+
+
+def test_layer_distinctness_sentence_follows_the_r2():
+    text = analysis.describe_layer_distinctness(0.97, 0.76, 1.0)
+    assert "0.97: they are nearly interchangeable" in text and "0.76: they are distinct" in text
+    assert "0.95: they are nearly" in analysis.describe_layer_distinctness(0.95, 0.95, 1.0).split("At std")[1]

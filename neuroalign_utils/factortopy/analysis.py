@@ -11,6 +11,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from .. import report
 from .._validation import check_int
 
 logger = logging.getLogger(__name__)
@@ -214,3 +215,125 @@ def top_channel_image(model, local: np.ndarray, roi_mask: np.ndarray, *, n_compo
     image = np.einsum("kd,dhw->hwk", vt[:n_components], summed)
     lo, hi = image.min((0, 1)), image.max((0, 1))
     return (image - lo) / np.maximum(hi - lo, 1e-12)
+
+
+def within_one_chance(planted_layers, n_layers: int) -> float:
+    """Fraction of ROIs a uniformly random layer choice puts within one layer of the planted one."""
+    planted = np.asarray(planted_layers, dtype=int)
+    n_layers = check_int(n_layers, "n_layers", minimum=1)
+    counts = np.minimum(planted + 1, n_layers - 1) - np.maximum(planted - 1, 0) + 1
+    return float(np.mean(counts / n_layers))
+
+
+# --------------------------------------------------------------------------------------------------
+# sentences for the chapter, chosen from the numbers
+
+#: Mean off-diagonal cross-layer R² above which layers count as interchangeable.
+INTERCHANGEABLE_R2 = 0.9
+
+
+def describe_layer_distinctness(default_r2: float, chosen_r2: float, chosen_init: float) -> str:
+    """Whether the layers of the default and of the chosen initialisation can be told apart."""
+    def verdict(r2):
+        return ("nearly interchangeable" if r2 >= INTERCHANGEABLE_R2 else "distinct enough to tell apart")
+
+    return (f"At the usual ViT initialisation (std 0.02) the layers predict each other with mean R² "
+            f"{report.format_number(default_r2)}: they are {verdict(default_r2)}. At std "
+            f"{report.format_number(chosen_init)}, the one used here, the mean R² is "
+            f"{report.format_number(chosen_r2)}: they are {verdict(chosen_r2)}.")
+
+
+def describe_hierarchy_slope(slope: dict, *, median_confidence: float, planted_slope: float | None = None) -> str:
+    """What the hierarchy slope and its interval say (sign, interval, why an interval is degenerate)."""
+    beta, low, high = slope["slope"], slope["slope_low"], slope["slope_high"]
+    text = (f"The hierarchy slope is β = {report.format_number(beta)} (95 % interval over vertices "
+            f"{report.format_interval(low, high)}")
+    text += f"; planted: {report.format_number(planted_slope)})" if planted_slope is not None else ")"
+    if low > 0:
+        text += ": later ROIs choose later layers."
+    elif high < 0:
+        text += ": the order is reversed, later ROIs choose earlier layers."
+    else:
+        text += ": the interval includes zero, so no layer hierarchy was found."
+    if high - low < 0.01 * max(1.0, abs(beta)) and median_confidence > 0.95:
+        text += (f" The interval is this narrow because the layer choice of almost every vertex is hard "
+                 f"(median confidence {report.format_number(median_confidence)}): resampling vertices "
+                 f"hardly changes the fit, so it says nothing about the spread between training runs.")
+    return text
+
+
+def describe_recovery(recovery: pd.DataFrame, n_layers: int, *, slope: dict, position_error: float,
+                      scale_correlation: float, brief: bool = False) -> str:
+    """Whether FactorTopy recovered the planted layers, positions and scales (synthetic subject).
+
+    The layer hierarchy counts as recovered when the planted layer is chosen in at least 80 % of the
+    named ROIs and within one layer in at least 95 %; as recovered in part when the slope's interval
+    lies above zero and the within-one share beats a random layer choice; otherwise as not recovered.
+    ``brief`` returns only that verdict with its counts.
+    """
+    named = recovery.drop(index="Unknown", errors="ignore")
+    n = len(named)
+    exact = int((named["planted_layer"] == named["recovered_layer"]).sum())
+    within = int(named["layer_within_one"].sum())
+    chance = within_one_chance(named["planted_layer"], n_layers)
+    counts = (f"the planted layer is chosen in {report.format_count(exact, n)} named ROIs and is within one "
+              f"layer in {report.format_count(within, n)} (a random choice: {report.format_percent(chance)})")
+    if exact >= 0.8 * n and within >= 0.95 * n:
+        text = f"The layer selector recovered the planted hierarchy: {counts}."
+    elif slope["slope_low"] > 0 and within / n > chance:
+        text = f"The layer selector recovered the planted hierarchy only in part: {counts}."
+    else:
+        text = f"The layer selector did not recover the planted hierarchy: {counts}."
+    if brief:
+        return text
+    misses = named[named["planted_layer"] != named["recovered_layer"]]
+    if len(misses):
+        text += " Missed: " + report.join_words(
+            f"{roi} (planted {int(r.planted_layer)}, chosen {int(r.recovered_layer)})" for roi, r in misses.iterrows()
+        ) + "."
+    text += (f" On mostly local vertices the chosen image position lies {report.format_number(position_error)} "
+             f"from the planted one (image half-width 1; one token cell 0.25), and the scale selector "
+             f"correlates with the planted global share at r = {report.format_number(scale_correlation)}.")
+    return text
+
+
+def describe_backbones(backbones: pd.DataFrame, *, planting_backbone: str | None) -> str:
+    """Which backbone explains the subject best; on a synthetic subject, whether it is the planting one."""
+    order = backbones["r2_mean"].sort_values(ascending=False)
+    best = str(order.index[0])
+    others = report.join_words(f"{name} {report.format_number(r2)}" for name, r2 in order.iloc[1:].items())
+    text = f"{best} has the highest mean test R² ({report.format_number(order.iloc[0])}; {others})"
+    if planting_backbone is None:
+        return text + "."
+    if best == planting_backbone:
+        return text + ": the backbone the subject was planted from explains it best, as it should."
+    return (text + f": not {planting_backbone}, the backbone the subject was planted from, so this "
+            f"comparison cannot single out the planting backbone at this training length.")
+
+
+#: The paper's name (paper_values.yaml keys) for each backbone of this package.
+PAPER_BACKBONE = {"vit": "imagenet", "clip": "clip", "dinov2": "dinov2", "mae": "mae", "sam": "sam"}
+
+
+def paper_comparison_values(backbones: pd.DataFrame, *, n_clusters: int) -> dict:
+    """This run's values under the keys of ``paper_values.yaml`` (mean R², slope, b0/b1 per backbone)."""
+    values = {"n_clusters": int(n_clusters)}
+    for name, row in backbones.iterrows():
+        key = PAPER_BACKBONE.get(str(name))
+        if key is None:
+            continue
+        values[f"r2_all_{key}"] = float(row["r2_mean"])
+        values[f"hierarchy_slope_{key}"] = float(row["slope"])
+        if key == "imagenet":
+            values.update(hierarchy_b0_imagenet=float(row["b0"]), hierarchy_b1_imagenet=float(row["b1"]))
+    return values
+
+
+def describe_setting(*, synthetic: bool, weights: str, size: str) -> str:
+    """Why this run's numbers differ from the paper's (for the paper-vs-run table)."""
+    parts = ["synthetic subject with a planted hierarchy (planted β = 1)" if synthetic else "the reader's subject"]
+    if weights != "pretrained":
+        parts.append(f"{weights}-weight backbone")
+    if size != "base":
+        parts.append(f"{size} backbone, not the paper's base size")
+    return "; ".join(parts)

@@ -1,10 +1,14 @@
-"""Figures of the FactorTopy chapter that are not surface maps (those are in :mod:`.maps`)."""
+"""Figures of the FactorTopy chapter that are not surface maps (those are in :mod:`.maps`).
+
+Each function draws one figure at the book's width (:mod:`neuroalign_utils.style`) and returns it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from .. import style
 from . import analysis
 
 
@@ -13,34 +17,47 @@ def plot_hierarchy_slope(table: pd.DataFrame, fit: dict, ax=None):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.2, 3.4))
+        _, ax = plt.subplots(figsize=(4.5, 3.4))
     family = table["roi"].map(analysis.roi_family)
     keep = family.isin(list(analysis.HIERARCHY_LEVELS))
     level = family[keep].map(analysis.HIERARCHY_LEVELS).to_numpy()
     jitter = np.random.default_rng(0).uniform(-0.03, 0.03, len(level))
-    ax.scatter(level + jitter, table.loc[keep, "iota"], s=6, alpha=0.4, color="C0")
+    ax.scatter(level + jitter, table.loc[keep, "iota"], s=6, alpha=0.4, color="C0", label="vertices")
     x = np.linspace(0, 1, 2)
-    ax.plot(x, fit["b0"] + fit["slope"] * x, color="k",
-            label=f"β = {fit['slope']:.2f} [{fit['slope_low']:.2f}, {fit['slope_high']:.2f}]")
-    ax.plot(x, x, ls=":", color="grey", label="ideal")
+    ax.plot(x, fit["b0"] + fit["slope"] * x, color="k", label="least-squares fit")
+    ax.plot(x, x, ls=":", color="grey", label="ideal (β = 1)")
     ax.set(xticks=[0, 1 / 3, 2 / 3, 1], xticklabels=["V1", "V2&V3", "OPA", "EBA"],
-           ylabel=r"layer position $\hat\iota$", title="Hierarchy slope", ylim=(-0.05, 1.05))
-    ax.legend(frameon=False, fontsize=8, loc="upper left")
+           ylabel=r"layer position $\hat\iota$", ylim=(-0.05, 1.05))
+    ax.legend(frameon=False, loc="upper left")
     return ax.figure
 
 
-def plot_ground_truth(recovery: pd.DataFrame, table: pd.DataFrame, truth: pd.DataFrame, n_layers: int):
-    """Planted vs recovered: layer per ROI, image position per vertex, scale per vertex."""
+def plot_layer_recovery(recovery: pd.DataFrame, n_layers: int, ax=None):
+    """Planted and chosen layer of every ROI, one row per ROI (planted: open circle; chosen: dot)."""
     import matplotlib.pyplot as plt
 
-    fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(11, 3.5))
-    jitter = np.random.default_rng(0).uniform(-0.2, 0.2, (2, len(recovery)))
-    px, py = recovery["planted_layer"] + jitter[0], recovery["recovered_layer"] + jitter[1]
-    a0.scatter(px, py, s=12 + recovery["n_vertices"] / 3, alpha=0.6)
-    for roi, x, y in zip(recovery.index, px, py):
-        a0.annotate(roi, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, alpha=0.8)
-    a0.plot([0, n_layers - 1], [0, n_layers - 1], color="grey", ls=":")
-    a0.set(xlabel="planted layer", ylabel="recovered layer (ROI argmax)", title="Layer per ROI")
+    named = recovery.drop(index="Unknown", errors="ignore")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 0.28 * len(named) + 0.9))
+    rows = np.arange(len(named))
+    hit = (named["planted_layer"] == named["recovered_layer"]).to_numpy()
+    ax.scatter(named["planted_layer"], rows, s=90, facecolors="none", edgecolors="k", label="planted")
+    ax.scatter(named["recovered_layer"][hit], rows[hit], s=30, color="C2", label="chosen = planted")
+    ax.scatter(named["recovered_layer"][~hit], rows[~hit], s=30, color="C3", label="chosen ≠ planted")
+    ax.set(yticks=rows, yticklabels=named.index, xticks=range(n_layers), xlim=(-0.5, n_layers - 0.5),
+           ylim=(len(named) - 0.5, -0.5), xlabel="layer (ROI-mean layer weights, argmax)")
+    ax.grid(axis="x", color="0.9")
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax.figure
+
+
+def plot_position_scale_recovery(table: pd.DataFrame, truth: pd.DataFrame, axes=None):
+    """Planted vs chosen image position (mostly local vertices) and planted vs chosen global share."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=style.book_size(3.2))
+    a1, a2 = axes
     local = truth["scale"].to_numpy() < 0.3
     for axis, (col, true_col) in enumerate((("space_x", "pos_x"), ("space_y", "pos_y"))):
         a1.scatter(truth[true_col][local], table[col][local], s=4, alpha=0.4, color=f"C{axis}",
@@ -51,8 +68,8 @@ def plot_ground_truth(recovery: pd.DataFrame, table: pd.DataFrame, truth: pd.Dat
     a2.scatter(truth["scale"], table["scale"], s=4, alpha=0.4, color="C2")
     a2.plot([0, 1], [0, 1], color="grey", ls=":")
     a2.set(xlabel="planted global share", ylabel="scale selector", title="Scale per vertex")
-    fig.tight_layout()
-    return fig
+    axes[0].figure.tight_layout()
+    return axes[0].figure
 
 
 def plot_top_channels(images, rgb_by_roi: dict):
@@ -60,14 +77,15 @@ def plot_top_channels(images, rgb_by_roi: dict):
     import matplotlib.pyplot as plt
 
     n_img, n_roi = len(images), len(rgb_by_roi)
-    fig, axes = plt.subplots(n_img, n_roi + 1, figsize=(1.6 * (n_roi + 1), 1.6 * n_img), squeeze=False)
+    panel = style.BOOK_WIDTH / (n_roi + 1)
+    fig, axes = plt.subplots(n_img, n_roi + 1, figsize=(style.BOOK_WIDTH, panel * n_img + 0.3), squeeze=False)
     for i, img in enumerate(images):
         axes[i, 0].imshow(np.clip(img, 0, 1))
         for j, (roi, rgbs) in enumerate(rgb_by_roi.items(), start=1):
             axes[i, j].imshow(rgbs[i], interpolation="nearest")
             if i == 0:
-                axes[i, j].set_title(roi, fontsize=9)
-    axes[0, 0].set_title("image", fontsize=9)
+                axes[i, j].set_title(roi)
+    axes[0, 0].set_title("image")
     for a in axes.ravel():
         a.set_axis_off()
     fig.tight_layout()
@@ -78,11 +96,13 @@ def plot_layer_predictability(matrices: dict):
     """Heat maps of :func:`features.cross_layer_predictability`, one per labelled backbone."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(matrices), figsize=(3.4 * len(matrices), 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(matrices), figsize=style.book_size(3.2, 3.3 * len(matrices) + 0.8),
+                             squeeze=False)
     for a, (label, mat) in zip(axes[0], matrices.items()):
         im = a.imshow(mat, vmin=0, vmax=1, cmap="magma")
         for (i, j), v in np.ndenumerate(mat):
-            a.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
-        a.set(title=label, xlabel="predictor layer", ylabel="read-out of layer")
+            a.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k")
+        a.set(title=label, xlabel="predictor layer", ylabel="read-out of layer",
+              xticks=range(len(mat)), yticks=range(len(mat)))
     fig.colorbar(im, ax=list(axes[0]), fraction=0.03, label="held-out R²")
     return fig

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .. import style
 from .._validation import check_in_allowed
 from .nsd import FSAVERAGE5_N_VERTICES, HEMISPHERES, fsaverage5_mesh
 
@@ -121,7 +122,7 @@ def plot_surface_maps(
         colours = matplotlib.colormaps[cmap](norm(values))[:, :3]
     elif kind == "category":
         categories, codes = np.unique(values.astype(str), return_inverse=True)
-        palette = matplotlib.colormaps["tab20"](np.arange(len(categories)) % 20)[:, :3]
+        palette = np.array(style.category_colours(len(categories)))[:, :3]
         colours = palette[codes]
         palette_by_name = dict(zip(categories, palette))
     elif kind == "layer":
@@ -131,7 +132,7 @@ def plot_surface_maps(
         colours = position_colours(values)
 
     if ax is None:
-        fig, ax = plt.subplots(1, 2, figsize=(8, 3.6))
+        fig, ax = plt.subplots(1, 2, figsize=style.book_size(3.4))
     fig = ax[0].figure
     for a, hemi in zip(ax, HEMISPHERES):
         xy, faces, shade = _surface_mesh(hemi, surface)
@@ -191,7 +192,7 @@ def _legend(fig, ax, kind, norm, cmap, label, n_layers, palette_by_name):
         handles = [Patch(color=c, label=name) for name, c in palette_by_name.items()
                    if name != "Unknown"]
         ax[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
-                     fontsize=7, ncol=1 + len(handles) // 12)
+                     ncol=1 + len(handles) // 12)
     elif kind == "layer":
         handles = [Patch(color=layer_colours(np.array([i]), np.array([1.0]), n_layers)[0], label=f"layer {i}")
                    for i in range(n_layers)]
@@ -203,8 +204,7 @@ def _legend(fig, ax, kind, norm, cmap, label, n_layers, palette_by_name):
         gx, gy = np.meshgrid(g, g)
         inset.imshow(position_colours(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(41, 41, 3),
                      extent=(-1, 1, 1, -1))
-        inset.set_title("image\nposition", fontsize=8)
+        inset.set_title("image\nposition")
         inset.set_xticks([-1, 1])
         inset.set_yticks([-1, 1])
-        inset.tick_params(labelsize=7)
     plt.figure(fig.number)
