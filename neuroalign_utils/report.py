@@ -9,12 +9,16 @@ a chapter glues their output into its prose instead of writing the conclusion by
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from .paper_values import paper_values
+
+#: Where :func:`paper_comparison` saves a chapter's table in its results folder.
+PAPER_COMPARISON_FILE = "paper_comparison.parquet"
 
 
 def _finite(x) -> bool:
@@ -25,7 +29,8 @@ def _finite(x) -> bool:
 
 
 def format_number(x, digits: int = 2) -> str:
-    """``x`` with ``digits`` significant digits (integers with thousands separators); "n/a" if not finite."""
+    """``x`` with ``digits`` significant digits (two decimals from 1 to 10; integers with thousands
+    separators; powers of ten below 0.001); "n/a" if not finite."""
     if isinstance(x, (bool, np.bool_)):
         return str(bool(x))
     if isinstance(x, (int, np.integer)):
@@ -39,7 +44,7 @@ def format_number(x, digits: int = 2) -> str:
     if magnitude < -3:  # 0.000012 reads badly: 1.2 × 10⁻⁵
         mantissa = f"{x / 10**magnitude:.{digits - 1}f}".replace("-", "−")
         return f"{mantissa} × 10{str(magnitude).translate(_SUPERSCRIPT)}"
-    decimals = max(digits - 1 - magnitude, 0)
+    decimals = max(digits - 1 - magnitude, 2 if magnitude == 0 else 0)  # 1.04, not 1.0
     return f"{round(x, decimals):,.{decimals}f}".replace("-", "−")
 
 
@@ -101,6 +106,8 @@ def compare_to_paper(ours, paper, *, relative_tolerance: float = 0.1) -> str:
     """
     if _finite(ours) and _finite(paper):
         ours, paper = float(ours), float(paper)
+        if ours == paper:
+            return "same"
         if abs(ours - paper) <= relative_tolerance * max(abs(paper), 1e-12):
             return "close"
         return "higher" if ours > paper else "lower"
@@ -114,6 +121,7 @@ def paper_comparison(
     this_run: Mapping[str, Any],
     *,
     why: str | Mapping[str, str],
+    results_dir=None,
 ) -> pd.DataFrame:
     """The "paper vs. this run" table of one chapter.
 
@@ -127,6 +135,9 @@ def paper_comparison(
     why : str or mapping of key → str
         Why this run may differ from the paper (synthetic data, size, random weights…), for every row or
         per key. It is joined to the computed comparison ("lower; synthetic mice, 8 epochs").
+    results_dir : path-like, optional
+        The chapter's results folder: the table is saved there as ``paper_comparison.parquet``, where
+        the synthesis chapter gathers every chapter's table.
 
     Returns
     -------
@@ -154,4 +165,10 @@ def paper_comparison(
             "this run": shown + unit,
             "reading": f"{verdict}; {reason}" if reason else verdict,
         })
-    return pd.DataFrame(rows, columns=["quantity", "paper", "source", "this run", "reading"])
+    table = pd.DataFrame(rows, columns=["quantity", "paper", "source", "this run", "reading"])
+    if results_dir is not None:
+        from .storage import atomic_path
+
+        with atomic_path(Path(results_dir) / PAPER_COMPARISON_FILE) as tmp:
+            table.to_parquet(tmp)
+    return table

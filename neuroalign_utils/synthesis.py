@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import storage
+from . import paper_values, report, storage, style
 from ._validation import check_int
+from .factortopy import analysis
 from .zoo import alignment
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ LENS_CHAPTERS = {
 CHANCE_CONTROLS = ("phase-randomised null", "no hierarchy", "random layer choice")
 
 TABLE_COLUMNS = ["lens", "chapter", "measure", "result", "value", "control", "control_value", "difference",
-                 "note"]
+                 "p_value", "note"]
 
 
 def run_hint(chapter: str) -> str:
@@ -53,25 +54,34 @@ def _results_dir(chapter: str, data_dir) -> Path | None:
     return folder if (folder / "headline.json").exists() else None
 
 
-def _row(measure, result, value, control, control_value, note=""):
+def _row(measure, result, value, control, control_value, note="", p_value=np.nan):
     value = float(value) if value is not None else np.nan
     control_value = float(control_value) if control_value is not None else np.nan
     return dict(measure=measure, result=result, value=value, control=control, control_value=control_value,
-                difference=value - control_value, note=note)
+                difference=value - control_value, p_value=float(p_value), note=note)
 
 
 def kernel_alignment_rows(folder: Path) -> list[dict]:
     """Each zoo model's mean 1 − RMSE against its phase-randomised null (kernel-alignment chapter)."""
     headline = json.loads((folder / "headline.json").read_text())
     tests = pd.read_parquet(folder / "tests.parquet").set_index("model")
-    weights = headline.get("artificial_weights", "random")
+    ranking = pd.DataFrame({
+        "model": list(headline["mean_one_minus_rmse_by_model"]),
+        "value": list(headline["mean_one_minus_rmse_by_model"].values()),
+        "null_value": [headline["mean_null_by_model"][m] for m in headline["mean_one_minus_rmse_by_model"]],
+    })
+    ranking["p_real_vs_null"] = ranking["model"].map(tests["p_real_vs_null"]) if len(tests) else np.nan
+    return alignment_rows(ranking, headline.get("artificial_weights", "random"))
+
+
+def alignment_rows(ranking: pd.DataFrame, weights: str) -> list[dict]:
+    """Lens-table rows from a per-model table of mean 1 − RMSE, null and permutation p."""
     rows = []
-    for model, value in headline["mean_one_minus_rmse_by_model"].items():
-        p = tests.loc[model, "p_real_vs_null"] if model in tests.index else np.nan
-        # the V1T joins chapter 04 when it re-runs after the V1T chapters; its weights are trained
-        origin = "trained on V1" if model.lower().startswith("v1t") else f"{weights} weights"
-        rows.append(_row("mean 1 − RMSE", f"{model} ({origin})", value, "phase-randomised null",
-                         headline["mean_null_by_model"][model], f"permutation p = {p:.3g}"))
+    for row in ranking.itertuples():
+        # the V1T's kernels come from a core trained on V1; the zoo's from ``weights``
+        origin = "trained on V1" if str(row.model).lower().startswith("v1t") else f"{weights} weights"
+        rows.append(_row("mean 1 − RMSE", f"{row.model} ({origin})", row.value, "phase-randomised null",
+                         row.null_value, f"permutation {report.format_p(row.p_real_vs_null)}", row.p_real_vs_null))
     return rows
 
 
@@ -98,14 +108,6 @@ def v1t_rows(folder: Path) -> list[dict]:
     return rows
 
 
-def within_one_chance(planted_layers, n_layers: int) -> float:
-    """Fraction of ROIs a uniformly random layer choice puts within one layer of the planted one."""
-    planted = np.asarray(planted_layers, dtype=int)
-    n_layers = check_int(n_layers, "n_layers", minimum=1)
-    counts = np.minimum(planted + 1, n_layers - 1) - np.maximum(planted - 1, 0) + 1
-    return float(np.mean(counts / n_layers))
-
-
 def factortopy_rows(folder: Path) -> list[dict]:
     """R² against the planted ceiling, the hierarchy slope against none, layer recovery against chance."""
     headline = json.loads((folder / "headline.json").read_text())
@@ -123,7 +125,7 @@ def factortopy_rows(folder: Path) -> list[dict]:
         n_layers = int(headline["n_layers"])
         rows += [
             _row("planted layer recovered within one", backbone, headline["layer_within_one_fraction"],
-                 "random layer choice", within_one_chance(recovery["planted_layer"], n_layers),
+                 "random layer choice", analysis.within_one_chance(recovery["planted_layer"], n_layers),
                  f"{len(recovery)} named ROIs, {n_layers} layers"),
             _row("planted layer recovered exactly", backbone, headline["layer_exact_fraction"],
                  "random layer choice", 1 / n_layers, f"{len(recovery)} named ROIs"),
@@ -135,13 +137,20 @@ _ROW_BUILDERS = {"kernel_alignment": kernel_alignment_rows, "v1t_training": v1t_
                  "factortopy_encoding": factortopy_rows}
 
 
-def lens_table(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+def lens_table(*, data_dir: str | os.PathLike | None = None, alignment_ranking: pd.DataFrame | None = None,
+               weights: str = "random") -> pd.DataFrame:
     """One row per headline result of each lens, next to its own control, read from saved results.
 
     Parameters
     ----------
     data_dir : str or path-like, optional
         Data folder holding ``results/<chapter>/`` (see :func:`neuroalign_utils.storage.get_data_dir`).
+    alignment_ranking : DataFrame, optional
+        :func:`v1t_alignment`'s ``ranking``: when given, the kernel-alignment rows are this comparison
+        (the one the synthesis page shows) instead of the kernel-alignment chapter's saved one, so a
+        model's margin has one value on the page.
+    weights : str
+        The zoo's weights, for the rows of ``alignment_ranking``.
 
     Returns
     -------
@@ -154,7 +163,9 @@ def lens_table(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     for chapter, lens in LENS_CHAPTERS.items():
         folder = _results_dir(chapter, data_dir)
         found = []
-        if folder is not None:
+        if chapter == "kernel_alignment" and alignment_ranking is not None:
+            found = alignment_rows(alignment_ranking, weights)
+        elif folder is not None:
             try:
                 found = _ROW_BUILDERS[chapter](folder)
             except (FileNotFoundError, KeyError) as err:
@@ -183,9 +194,9 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
     if not groups:
         return None
     if axes is None:
-        ncols = min(4, len(groups))
+        ncols = min(3, len(groups))
         nrows = int(np.ceil(len(groups) / ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows), squeeze=False)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(style.BOOK_WIDTH, 3.0 * nrows), squeeze=False)
     axes = np.ravel(axes)
     for ax, ((lens, measure), rows) in zip(axes, groups):
         labels = list(dict.fromkeys(rows["result"]))
@@ -195,10 +206,9 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
             ax.plot([x_result, x_control], [row.value, row.control_value], color="0.8", lw=0.8, zorder=1)
             ax.scatter(x_control, row.control_value, color="0.5", zorder=2)
             ax.scatter(x_result, row.value, color="C0", zorder=3)
-        ax.set_xticks(range(len(labels)), [label.replace(" (", "\n(") for label in labels], fontsize=7,
-                      rotation=30, ha="right")
+        ax.set_xticks(range(len(labels)), [label.split(" (")[0] for label in labels], rotation=40, ha="right")
         ax.set_xlim(-0.5, len(labels) - 0.5)
-        ax.set_title(f"{lens.split(' (')[0]}: {measure}", fontsize=8)
+        ax.set_title(f"{lens.split(' (')[0]}:\n{measure}")
     for ax in axes[len(groups):]:
         ax.set_visible(False)
     return axes
@@ -292,7 +302,7 @@ def plot_margins(ranking: pd.DataFrame, highlight=(), *, ax=None):
     """
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    ax = ax or plt.subplots(figsize=(4.5, 3))[1]
     rows = ranking.sort_values("real_minus_null")
     margin = rows["value"] - rows["null_value"]
     colours = ["C1" if model in set(highlight) else "C0" for model in rows["model"]]
@@ -327,31 +337,144 @@ def headline_numbers(table: pd.DataFrame, ranking: pd.DataFrame | None = None, v
     ka = table[(table["chapter"] == "kernel_alignment") & table["value"].notna()]
     if len(ka):
         best = ka.loc[ka["difference"].idxmax()]
-        out["ka_best"] = f"{best['result']}, {best['difference']:+.4f} over the null ({best['note']})"
+        out["ka_best"] = f"{best['result']}, {report.format_number(best['difference'])} over the null ({best['note']})"
     else:
         out["ka_best"] = missing("kernel_alignment")
     figures = {
-        "v1t_vs_cnn": ("v1t_training", "single-trial correlation", "CNN core", "difference", "{:+.4f}"),
-        "v1t_vs_linear": ("v1t_training", "single-trial correlation", "linear core", "difference", "{:+.3f}"),
-        "v1t_fraction": ("v1t_training", "fraction of the planted noise ceiling", None, "value", "{:.0%}"),
-        "ft_r2": ("factortopy_encoding", "mean test R²", None, "value", "{:.3f}"),
-        "ft_slope": ("factortopy_encoding", "hierarchy slope β", None, "value", "{:.2f}"),
+        "v1t_vs_cnn": ("v1t_training", "single-trial correlation", "CNN core", "difference", report.format_number),
+        "v1t_vs_linear": ("v1t_training", "single-trial correlation", "linear core", "difference",
+                          report.format_number),
+        "v1t_fraction": ("v1t_training", "fraction of the planted noise ceiling", None, "value", report.format_percent),
+        "ft_r2": ("factortopy_encoding", "mean test R²", None, "value", report.format_number),
+        "ft_slope": ("factortopy_encoding", "hierarchy slope β", None, "value", report.format_number),
         "ft_within_one": ("factortopy_encoding", "planted layer recovered within one", None, "difference",
-                          "{:+.0%}"),
+                          report.format_percent),
     }
     for key, (chapter, measure, control, column, fmt) in figures.items():
         value = _number(table, chapter, measure, control, column)
-        out[key] = fmt.format(value) if value is not None else missing(chapter)
-    chance = table[table["control"].isin(CHANCE_CONTROLS) & table["value"].notna()]
-    out["chance_cleared"] = f"{int((chance['difference'] > 0).sum())} of {len(chance)}"
+        out[key] = fmt(value) if value is not None else missing(chapter)
+    out["chance_cleared"] = "{} of {}".format(*_chance_counts(table))
     v1t_rows_ = ranking[ranking["model"].isin(list(v1t_models))] if ranking is not None else ranking
     if v1t_rows_ is None or not len(v1t_rows_):
         out["v1t_kernel_margin"] = out["v1t_kernel_rank"] = out["v1t_kernels_compared"] = missing("v1t_analysis")
     else:
         row = v1t_rows_.iloc[0]
-        out["v1t_kernel_margin"] = f"{row['real_minus_null']:+.4f} (permutation p = {row['p_real_vs_null']:.3g})"
+        out["v1t_kernel_margin"] = (f"{report.format_number(row['real_minus_null'])} "
+                                    f"(permutation {report.format_p(row['p_real_vs_null'])})")
         out["v1t_kernel_rank"] = f"{int(row['rank_by_margin'])} of {len(ranking)}"
         rows = kernel_counts[kernel_counts["model"].isin(list(v1t_models))] if kernel_counts is not None else []
         out["v1t_kernels_compared"] = ", ".join(
             f"{r.compared} of {r.given} {r.kind.replace('_', ' ')} kernels" for r in rows.itertuples()) or "not counted"
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# sentences for the chapter, chosen from the numbers
+
+#: A result clears its control when its permutation p-value is below this (and the margin is positive).
+ALPHA = 0.05
+
+
+def _rows(table, chapter, measure=None):
+    rows = table[(table["chapter"] == chapter) & table["value"].notna()]
+    return rows if measure is None else rows[rows["measure"] == measure]
+
+
+def describe_kernel_alignment(table: pd.DataFrame) -> str:
+    """The zoo model with the largest margin over its null, whether it clears it, and what it can mean."""
+    rows = _rows(table, "kernel_alignment")
+    rows = rows[~rows["result"].str.contains("trained on V1")]
+    if not len(rows):
+        return f"The kernel-alignment lens has no results (run {run_hint('kernel_alignment')})."
+    best = rows.loc[rows["difference"].idxmax()]
+    clears = best["difference"] > 0 and best["p_value"] < ALPHA
+    text = (f"The zoo model with the largest margin over its phase-randomised null is {best['result']}: "
+            f"{report.format_number(best['difference'])} in 1 − RMSE ({best['note']}), so it "
+            f"{'clears' if clears else 'does not clear'} the null.")
+    if "random weights" in best["result"]:
+        text += (" Its weights are random, so whatever margin there is comes from the architecture (filter "
+                 "sizes, smoothness, how attention spreads over the scenes), not from learning on images.")
+    if abs(best["difference"]) < 0.01:
+        text += (f" Near r = 0 a margin Δ in 1 − RMSE is a correlation of about √2·Δ "
+                 f"= {report.format_number(np.sqrt(2) * best['difference'])}: a very weak correlation, "
+                 f"detectable only because hundreds of kernels are averaged.")
+    return text
+
+
+def describe_v1t_kernels(ranking: pd.DataFrame | None, v1t_models) -> str:
+    """Whether the trained V1T's kernels clear their null in the kernel-alignment comparison."""
+    rows = ranking[ranking["model"].isin(list(v1t_models))] if ranking is not None else None
+    if rows is None or not len(rows):
+        return f"No trained V1T kernels were found (run {run_hint('v1t_analysis')})."
+    row = rows.iloc[0]
+    clears = row["real_minus_null"] > 0 and row["p_real_vs_null"] < ALPHA
+    return (f"The trained V1T's kernels have a margin of {report.format_number(row['real_minus_null'])} over "
+            f"their null (permutation {report.format_p(row['p_real_vs_null'])}), rank "
+            f"{int(row['rank_by_margin'])} of {len(ranking)}: they {'clear' if clears else 'do not clear'} it.")
+
+
+def describe_v1t_lens(table: pd.DataFrame) -> str:
+    """Whether V1T beats the CNN and linear cores, and how close it gets to the planted ceiling."""
+    rows = _rows(table, "v1t_training", "single-trial correlation")
+    if not len(rows):
+        return f"The V1T lens has no results (run {run_hint('v1t_training')})."
+    parts = []
+    for control in ("CNN core", "linear core", "V1T without behaviour"):
+        row = rows[rows["control"] == control]
+        if len(row):
+            diff = float(row["difference"].iloc[0])
+            verb = "beats" if diff > 0 else "does not beat"
+            parts.append(f"{verb} the {control.replace(' core', '')} by {report.format_number(diff)}"
+                         if diff > 0 else f"{verb} the {control.replace(' core', '')} ({report.format_number(diff)})")
+    text = "In single-trial correlation, V1T " + report.join_words(parts) + "."
+    fraction = _rows(table, "v1t_training", "fraction of the planted noise ceiling")
+    if len(fraction):
+        text += f" It reaches {report.format_percent(fraction['value'].iloc[0])} of the planted noise ceiling."
+    return text
+
+
+def describe_factortopy_lens(table: pd.DataFrame) -> str:
+    """FactorTopy's R², slope and layer recovery against a random layer choice."""
+    r2 = _rows(table, "factortopy_encoding", "mean test R²")
+    if not len(r2):
+        return f"The FactorTopy lens has no results (run {run_hint('factortopy_encoding')})."
+    slope = _rows(table, "factortopy_encoding", "hierarchy slope β")
+    text = (f"FactorTopy reaches a mean test R² of {report.format_number(r2['value'].iloc[0])} "
+            f"(planted ceiling {report.format_number(r2['control_value'].iloc[0])})")
+    if len(slope):
+        text += f" and a hierarchy slope of {report.format_number(slope['value'].iloc[0])}"
+    within = _rows(table, "factortopy_encoding", "planted layer recovered within one")
+    if len(within):
+        w, chance = within["value"].iloc[0], within["control_value"].iloc[0]
+        text += (f"; its layer choice is within one layer of the planted one in {report.format_percent(w)} of "
+                 f"the ROIs, {'more' if w > chance else 'no more'} than the {report.format_percent(chance)} "
+                 f"a random layer choice would reach")
+    return text + "."
+
+
+def describe_chance(table: pd.DataFrame) -> str:
+    """How many results clear a control that stands for chance."""
+    n, total = _chance_counts(table)
+    return (f"{n} of {total} results lie above a control that stands for chance (for kernel "
+            f"alignment: a positive margin with permutation p < {ALPHA:g}).")
+
+
+def _chance_counts(table: pd.DataFrame) -> tuple[int, int]:
+    """Results above a chance-level control (with p < ALPHA where a test was run), and all such results."""
+    chance = table[table["control"].isin(CHANCE_CONTROLS) & table["value"].notna()]
+    cleared = (chance["difference"] > 0) & ~(chance["p_value"] >= ALPHA)  # NaN p: no test to pass
+    return int(cleared.sum()), len(chance)
+
+
+def paper_comparisons(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Every chapter's "paper vs. this run" table, read from its last complete run, one block per chapter."""
+    frames = []
+    for chapter in paper_values.CHAPTERS:
+        folder = _results_dir(chapter, data_dir)
+        path = None if folder is None else folder / report.PAPER_COMPARISON_FILE
+        if path is not None and path.exists():
+            frames.append(pd.read_parquet(path).assign(chapter=chapter))
+    if not frames:
+        return pd.DataFrame(columns=["chapter", "quantity", "paper", "source", "this run", "reading"])
+    table = pd.concat(frames, ignore_index=True)
+    return table[["chapter", "quantity", "paper", "source", "this run", "reading"]]

@@ -46,3 +46,11 @@ def test_categories_get_distinct_colours_or_an_error():
     assert len(set(colours)) == 13
     with pytest.raises(ValueError, match="at most 20"):
         style.category_colours(21)
+
+
+def test_paper_comparison_is_saved_for_the_synthesis(tmp_path):
+    import pandas as pd
+
+    table = report.paper_comparison("factortopy_encoding", {"n_clusters": 20}, why="", results_dir=tmp_path)
+    saved = pd.read_parquet(tmp_path / report.PAPER_COMPARISON_FILE)
+    assert saved.equals(table) and saved.iloc[0]["reading"] == "same"
