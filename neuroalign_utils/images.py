@@ -200,8 +200,8 @@ def natural_image_set(
     )
 
 
-def plot_image_grid(images: xr.DataArray, *, n_cols: int = 7, label: str = "name", ax_size: float = 1.6):
-    """Show an ``(image, y, x[, channel])`` DataArray as a grid with one label per image.
+def plot_image_grid(images: xr.DataArray, *, n_cols: int = 7, label: str = "name"):
+    """Show an ``(image, y, x[, channel])`` DataArray as a grid, at the book's width, one label per image.
 
     Returns
     -------
@@ -209,18 +209,51 @@ def plot_image_grid(images: xr.DataArray, *, n_cols: int = 7, label: str = "name
     """
     import matplotlib.pyplot as plt
 
+    from .style import BOOK_WIDTH
+
     n_cols = check_int(n_cols, "n_cols", minimum=1)
     n = images.sizes["image"]
     n_rows = int(np.ceil(n / n_cols))
-    aspect = images.sizes["x"] / images.sizes["y"]
+    panel = BOOK_WIDTH / n_cols
     fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(n_cols * ax_size * aspect, n_rows * ax_size + 0.3), squeeze=False
+        n_rows, n_cols, figsize=(BOOK_WIDTH, n_rows * (panel * images.sizes["y"] / images.sizes["x"] + 0.25)),
+        squeeze=False,
     )
     for ax in axes.flat:
         ax.axis("off")
     for i, ax in zip(range(n), axes.flat):
         img = images.isel(image=i).values
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
-        ax.set_title(str(images[label].values[i]) if label in images.coords else str(i), fontsize=8)
+        name = str(images[label].values[i]) if label in images.coords else str(i)
+        ax.set_title(name if len(name) <= 12 else name[:11] + "…")
     fig.tight_layout()
     return fig
+
+
+def radial_amplitude_spectrum(image: np.ndarray) -> np.ndarray:
+    """Radially averaged Fourier amplitude of a mean-subtracted 2-D image, at 1 … min(h, w)/2 − 1 cycles."""
+    image = np.asarray(image, dtype=np.float64)
+    amplitude = np.abs(np.fft.fftshift(np.fft.fft2(image - image.mean())))
+    h, w = image.shape
+    yy, xx = np.indices(amplitude.shape)
+    radius = np.hypot(yy - h // 2, xx - w // 2).astype(int)
+    total = np.bincount(radius.ravel(), amplitude.ravel())
+    count = np.bincount(radius.ravel())
+    return (total / np.maximum(count, 1))[1 : min(h, w) // 2]
+
+
+def spectral_slopes(images: np.ndarray) -> np.ndarray:
+    """α of a least-squares fit log A(f) = c − α log f per image (natural scenes: α near 1)."""
+    spectra = np.stack([radial_amplitude_spectrum(img) for img in images])
+    freqs = np.arange(1, spectra.shape[1] + 1)
+    return -np.polyfit(np.log(freqs), np.log(spectra.T), 1)[0]
+
+
+def describe_spectral_slope(median_slope: float, *, tolerance: float = 0.2) -> str:
+    """How the photographs' median slope compares with the α = 1 of the 1/f textures."""
+    if abs(median_slope - 1) <= tolerance:
+        verdict = "close to"
+    else:
+        verdict = "steeper than" if median_slope > 1 else "shallower than"
+    return (f"The median slope of the photographs is α = {median_slope:.2f}, {verdict} the α = 1 of the "
+            f"1/f textures (within ±{tolerance:g} counts as close).")
