@@ -247,11 +247,11 @@ def latest_run(chapter: str, *, data_dir: str | os.PathLike | None = None) -> Ru
     root = get_data_dir(data_dir) / "results" / chapter
     latest, attempt = _read_pointer(root / "latest"), _read_pointer(root / "attempt")
     if attempt is not None and attempt != latest and not (root / attempt / RUN_RECORD).is_file():
-        older = f"the last complete one had {_read_parameters(root / latest)}" if latest else "no run is complete"
+        older = (f"the last complete run ({_read_parameters(root / latest)}) is not used in its place"
+                 if latest else "no run is complete")
         raise IncompleteRunError(
             f"The last run of '{chapter}' ({_read_parameters(root / attempt)}) did not finish, so its results "
-            f"are missing; {older}, and is not used in its place. Run it again (`neuroalign run {chapter}` "
-            f"with those parameters)."
+            f"are missing; {older}. Run it again (`neuroalign run {chapter}` with those parameters)."
         )
     if latest is None:
         raise NoRunError(
