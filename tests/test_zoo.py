@@ -230,3 +230,52 @@ def test_full_attention_matrix_and_rollout():
     eye = np.eye(64)
     np.testing.assert_allclose(rolled[0], 0.25 * (a2[0] + eye) @ (a1[0] + eye), atol=1e-12)
     np.testing.assert_allclose(rolled.sum(axis=2), 1.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# sentences chosen from the numbers: each flips between a good and a broken (or other) run
+
+
+def test_attention_coverage_and_its_sentence_flip():
+    import pandas as pd
+    import xarray as xr
+
+    uniform = np.full((2, 4, 4), 1 / 16)
+    peaked = np.zeros((2, 4, 4))
+    peaked[:, 1, 2] = 1.0
+    coords = {"model": ("kernel", ["m", "m"]), "layer_index": ("kernel", [1, 2]), "kind": ("kernel", ["attention_map"] * 2),
+              "attention_head": ("kernel", [0, 0]), "image": ("kernel", [0, 0])}
+    flat = zk.attention_coverage(xr.DataArray(uniform, dims=("kernel", "y", "x"), coords=coords))
+    np.testing.assert_allclose(flat["coverage"], 1.0)
+    sharp = zk.attention_coverage(xr.DataArray(peaked, dims=("kernel", "y", "x"), coords=coords))
+    np.testing.assert_allclose(sharp["coverage"], 1 / 16, rtol=1e-6)
+    sentence = zk.describe_attention_coverage(flat, weights="random")
+    assert "almost uniform" in sentence and "random weights" in sentence
+    sentence = zk.describe_attention_coverage(sharp, weights="pretrained")
+    assert "concentrated on part of the grid" in sentence and "random" not in sentence
+    assert zk.describe_attention_coverage(pd.DataFrame(columns=flat.columns), weights="random").startswith("This run")
+
+
+def test_weight_and_resize_sentences_follow_the_weights():
+    import pandas as pd
+
+    assert "a control" in zk.describe_weights("random", ["SAM-B"])
+    assert "control" not in zk.describe_weights("pretrained", ["SAM-B"])
+    table = pd.DataFrame({"model": ["a", "a"], "layer": ["x.conv", "x.proj"], "filter": ["3×3", "16×16"],
+                          "candidates": [2000, 288], "selected": [500, 288]})
+    sentence = zk.describe_conv_resize(table, weights="random", kernel_size=16)
+    assert "3×3 pixels to 16×16" in sentence and "all resizing" in sentence
+    assert "all resizing" not in zk.describe_conv_resize(table, weights="pretrained", kernel_size=16)
+    assert "only shrinks" in zk.describe_conv_resize(table.iloc[[1]], weights="random", kernel_size=16)
+    sentence = zk.describe_conv_selection(table, n_clusters=10, per_cluster=50)
+    assert "2 convolution layers keep 788" in sentence and "288 kernels of 16×16" in sentence
+    full = table.assign(candidates=[2000, 2000], selected=[500, 500])
+    assert "fewer" not in zk.describe_conv_selection(full, n_clusters=10, per_cluster=50)
+
+
+def test_weight_kernels_record_their_candidates(tiny_sam):
+    kernels = zk.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8, max_kernels_per_layer=30,
+                                n_clusters=2, per_cluster=4)
+    conv = zk.conv_selection(kernels)
+    assert (conv["candidates"] > 0).all() and (conv["selected"] <= conv["candidates"]).all()
+    assert (kernels["candidates"].values[kernels["layer_type"].values == "attention"] == -1).all()

@@ -89,18 +89,26 @@ def paper_table(
 MATCHING = ("same", "close", "agrees")
 
 
+def _mid_sentence(label: str) -> str:
+    """A table label inside a sentence: first letter lower-cased unless the first word is a name (UMAP, Semantic-SAM-T)."""
+    first = label.split(" ")[0]
+    return label[0].lower() + label[1:] if first[1:].islower() else label
+
+
 def describe_paper_agreement(table: pd.DataFrame) -> str:
     """One sentence reading a :func:`paper_table`: how many quantities match the paper and which do not."""
     verdicts = table["reading"].str.split(";").str[0].str.strip()
-    compared = verdicts != "not in the paper"
+    compared = ~verdicts.isin(["not in the paper", "not computed"])
     matching = verdicts.isin(MATCHING)
+    missing = table.loc[verdicts == "not computed", "quantity"].tolist()
     n, k = int(compared.sum()), int(matching.sum())
+    tail = f" This run does not compute {report.join_words(_mid_sentence(q) for q in missing)}." if missing else ""
     if n == 0:
-        return "The paper reports none of these quantities, so nothing here can be checked against it."
-    others = table.loc[compared & ~matching, "quantity"].str.lower().tolist()
+        return "The paper reports none of the quantities this run computes, so nothing here can be checked against it." + tail
+    others = [_mid_sentence(q) for q in table.loc[compared & ~matching, "quantity"]]
     if k == n:
-        return f"All {n} quantities the paper reports match this run (same or within 10 %)."
+        return f"All {n} quantities the paper reports match this run (same or within 10 %)." + tail
     if k == 0:
-        return f"None of the {n} quantities the paper reports matches this run: {report.join_words(others)} differ."
+        return f"None of the {n} quantities the paper reports matches this run: {report.join_words(others)} differ." + tail
     return (f"{k} of the {n} quantities the paper reports match this run (same or within 10 %); "
-            f"{report.join_words(others)} {'differs' if len(others) == 1 else 'differ'}.")
+            f"{report.join_words(others)} {'differs' if len(others) == 1 else 'differ'}." + tail)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,7 +123,7 @@ def weight_kernels(
     kernel_size = check_shape2d(kernel_size, "kernel_size")
     max_kernels_per_layer = check_int(max_kernels_per_layer, "max_kernels_per_layer", minimum=3)
     rng = np.random.default_rng(random_state)
-    blocks = []
+    blocks, candidates = [], {}
     for layer in kernel_layers(model):
         if layer.layer_type == "convolution":
             weight = layer.module.weight.detach().cpu().numpy().astype(np.float64)
@@ -132,11 +133,17 @@ def weight_kernels(
             if keep.size > max_kernels_per_layer:
                 keep = np.sort(rng.choice(keep, max_kernels_per_layer, replace=False))
             keep = keep[raw[keep].reshape(keep.size, -1).std(axis=1) > 0]  # zero-initialised filters have no shape
+            candidates[layer.name] = int(keep.size)
             if select and keep.size >= 3:
-                chosen = select_representative_kernels(
-                    zscore_kernels(raw[keep]), n_clusters=min(n_clusters, keep.size),
-                    per_cluster=per_cluster, n_neighbors=min(15, keep.size - 1), random_state=random_state,
-                )
+                with warnings.catch_warnings():
+                    # a layer with fewer F·C kernels than n_clusters × per_cluster gives what it has; the
+                    # shortfall is recorded in the ``candidates`` coordinate (see kernel_counts), not warned
+                    warnings.filterwarnings("ignore", message=r"(Only \d+ kernels|\d+ cluster\(s\) had fewer)",
+                                            category=UserWarning)
+                    chosen = select_representative_kernels(
+                        zscore_kernels(raw[keep]), n_clusters=min(n_clusters, keep.size),
+                        per_cluster=per_cluster, n_neighbors=min(15, keep.size - 1), random_state=random_state,
+                    )
                 keep = keep[chosen["selected"].to_numpy()]
             for i in keep:
                 blocks.append((layer, raw[i], sources[i], -1, -1))
@@ -145,7 +152,7 @@ def weight_kernels(
                 matrix = param.detach().cpu().numpy().astype(np.float64)
                 if matrix.ndim == 2 and min(matrix.shape) > 2 and matrix.std() > 0:
                     blocks.append((layer, matrix, pname, -1, -1))
-    return _to_kernel_array(blocks, model_name, "weight", kernel_size)
+    return _to_kernel_array(blocks, model_name, "weight", kernel_size, candidates=candidates)
 
 
 # --------------------------------------------------------------------------- attention maps
@@ -336,7 +343,8 @@ def artificial_kernels(
         ``kernels`` with dims ``(kernel, y, x)`` and per-kernel coordinates ``model``, ``layer``,
         ``layer_index``, ``layer_type`` (``"attention"``/``"convolution"``), ``kind``
         (``"weight"``/``"attention_map"``), ``n_parameters`` (of the layer), ``source``, ``attention_head``
-        and ``image`` (−1 for weights), ``original_height``, ``original_width``; attrs record the
+        and ``image`` (−1 for weights), ``original_height``, ``original_width``, ``candidates`` (for
+        convolution kernels, how many of the layer's kernels the selection chose from; else −1); attrs record the
         weights and input size.
     """
     models = check_subset(models, "models", AVAILABLE_MODELS)
@@ -372,6 +380,138 @@ def kernel_counts(kernels: xr.DataArray) -> pd.DataFrame:
     """Number of kernels per model, kind and layer type."""
     frame = pd.DataFrame({c: kernels[c].values for c in ("model", "kind", "layer_type")})
     return frame.value_counts().rename("kernels").unstack(["kind", "layer_type"], fill_value=0)
+
+
+# --------------------------------------------------------------------------- numbers and sentences
+#: Mean effective coverage of the attention maps from which attention counts as almost uniform / broad.
+UNIFORM_COVERAGE, BROAD_COVERAGE = 0.95, 0.8
+
+
+def conv_selection(kernels: xr.DataArray) -> pd.DataFrame:
+    """Per convolution layer: its filter size, the kernels the selection chose from, and those kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model, layer, filter, candidates, selected``, in layer order.
+    """
+    conv = (kernels["kind"].values == "weight") & (kernels["layer_type"].values == "convolution")
+    frame = pd.DataFrame({
+        c: kernels[c].values[conv] for c in ("model", "layer", "layer_index", "original_height", "original_width")
+    })
+    frame["candidates"] = kernels["candidates"].values[conv] if "candidates" in kernels.coords else -1
+    table = (frame.groupby(["model", "layer_index", "layer"], sort=False)
+             .agg(height=("original_height", "first"), width=("original_width", "first"),
+                  candidates=("candidates", "first"), selected=("layer", "size")).reset_index())
+    table["filter"] = table["height"].astype(str) + "×" + table["width"].astype(str)
+    return table[["model", "layer", "filter", "candidates", "selected"]]
+
+
+def describe_conv_selection(table: pd.DataFrame, *, n_clusters: int, per_cluster: int) -> str:
+    """How many kernels each convolution layer kept, and which layers had fewer than the selection asks."""
+    from .. import report
+
+    if table.empty:
+        return "No convolution layer with filters larger than 2×2 was found, so no convolution kernels were kept."
+    asked = n_clusters * per_cluster
+    short = table[(table["candidates"] >= 0) & (table["candidates"] < asked)]
+    text = (f"The {report.plural(len(table), 'convolution layer')} keep {report.format_number(int(table['selected'].sum()))} "
+            f"kernels in all; the selection asks for {asked:,} per layer ({n_clusters} clusters × {per_cluster}).")
+    if len(short):
+        names = report.join_words(f"{r.model} {r.layer.split('.')[-1]} ({r.candidates:,} kernels of {r.filter})"
+                                  for r in short.itertuples())
+        text += (f" {report.plural(len(short), 'layer')} {'has' if len(short) == 1 else 'have'} fewer than that "
+                 f"and {'gives' if len(short) == 1 else 'give'} what {'it has' if len(short) == 1 else 'they have'}: "
+                 f"{names}; nothing is padded.")
+    return text
+
+
+def describe_conv_resize(table: pd.DataFrame, *, weights: str, kernel_size) -> str:
+    """What resizing small convolution filters to the kernel size does to them, for these weights."""
+    if table.empty:
+        return ""
+    size = check_shape2d(kernel_size, "kernel_size")
+    areas = table["filter"].str.split("×", expand=True).astype(int).prod(axis=1)
+    smallest = str(table["filter"].iloc[int(areas.argmin())])
+    target = f"{size[0]}×{size[1]}"
+    if areas.min() >= size[0] * size[1]:
+        return f"Every filter has at least the {target} pixels of the kernels, so resizing only shrinks them."
+    text = (f"Resizing a filter of {smallest} pixels to {target} interpolates between a few values, so the stored "
+            "kernel is smooth whatever the filter's weights: its spatial scale is set by the resizing.")
+    if weights == "random":
+        text += " With random weights the filters themselves are noise, so the smooth shapes above are all resizing."
+    return text
+
+
+def attention_coverage(kernels: xr.DataArray) -> pd.DataFrame:
+    """The effective share of the grid each attention map covers, ``exp(H) / N``.
+
+    ``H`` is the entropy of the map (normalised to sum to 1) and ``N`` its number of pixels: 1 for
+    uniform attention, ``1/N`` for attention on a single token. Measured on the stored (resized) maps.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per attention map: ``model, layer_index, attention_head, image, coverage``.
+    """
+    maps = kernels.where(kernels["kind"] == "attention_map", drop=True)
+    p = np.clip(maps.values.reshape(maps.sizes["kernel"], -1).astype(np.float64), 1e-12, None)
+    p = p / p.sum(axis=1, keepdims=True)
+    coverage = np.exp(-(p * np.log(p)).sum(axis=1)) / p.shape[1]
+    return pd.DataFrame({
+        "model": maps["model"].values, "layer_index": maps["layer_index"].values.astype(int),
+        "attention_head": maps["attention_head"].values.astype(int), "image": maps["image"].values.astype(int),
+        "coverage": coverage,
+    })
+
+
+def describe_attention_coverage(coverage: pd.DataFrame, *, weights: str) -> str:
+    """How spread out the attention maps are, in words chosen from the mean and the lowest layer."""
+    from .. import report
+
+    if coverage.empty:
+        return "This run extracted no attention maps."
+    mean = float(coverage["coverage"].mean())
+    by_layer = coverage.groupby(["model", "layer_index"])["coverage"].mean()
+    (model, layer), lowest = by_layer.idxmin(), float(by_layer.min())
+    if mean >= UNIFORM_COVERAGE:
+        shape = "almost uniform"
+    elif mean >= BROAD_COVERAGE:
+        shape = "broad, with some concentration"
+    else:
+        shape = "concentrated on part of the grid"
+    text = (f"Averaged over every map, attention covers {report.format_percent(mean, 1)} of the grid "
+            f"(the most concentrated layer, {model} layer {layer}, {report.format_percent(lowest, 1)}): the maps "
+            f"are {shape}.")
+    if weights == "random" and mean >= UNIFORM_COVERAGE:
+        text += (" That is what random weights give: attention logits from freshly initialised weights (standard "
+                 "deviation 0.02 in these configurations) are small, so every token receives nearly the same share. Whatever structure such a map keeps "
+                 "after z-scoring is a tiny deviation from flat, which the next chapter's 1 − RMSE does not show.")
+    elif mean >= UNIFORM_COVERAGE:
+        text += " Even these trained maps spread their attention almost evenly over the grid."
+    return text
+
+
+def describe_weights(weights: str, models) -> str:
+    """What the chosen weights make of this chapter's kernels: a control or the trained models."""
+    from .. import report
+
+    names = report.join_words(list(models))
+    if weights == "random":
+        return (f"The weights of {names} are random (seeded), not trained: these kernels are a control. Whatever "
+                "they share with neural kernels comes from the architecture and, for attention maps, the scenes "
+                "passing through it, never from learning on images; the paper did not run this control.")
+    return (f"The weights of {names} are the pretrained checkpoints the paper used: these kernels are the "
+            "trained models'.")
+
+
+def describe_setting(*, weights: str, models, image_size: int, n_images: int) -> str:
+    """Why this run's numbers may differ from the paper's (the ``why`` of the paper-vs-run table)."""
+    parts = [f"{len(models)} models built here"]
+    if weights == "random":
+        parts.append(f"random weights at {image_size} px input")
+    parts.append(f"{n_images} scenes")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -434,8 +574,13 @@ def _pixel_values(images, size: int) -> np.ndarray:
     return np.ascontiguousarray(values.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def _to_kernel_array(blocks, model_name, kind, kernel_size) -> xr.DataArray:
-    """Stack ``(layer, 2-D array, source, head, image)`` blocks, resized to ``kernel_size``, in order."""
+def _to_kernel_array(blocks, model_name, kind, kernel_size, *, candidates=None) -> xr.DataArray:
+    """Stack ``(layer, 2-D array, source, head, image)`` blocks, resized to ``kernel_size``, in order.
+
+    ``candidates`` maps a convolution layer's name to the number of its ``F·C`` kernels the selection
+    chose from (after subsampling); other kernels get −1.
+    """
+    candidates = dict(candidates or {})
     n = len(blocks)
     values = np.empty((n, *kernel_size), dtype=np.float32)
     for shape in dict.fromkeys(b[1].shape for b in blocks):  # resize kernels of one shape together
@@ -461,6 +606,7 @@ def _to_kernel_array(blocks, model_name, kind, kernel_size) -> xr.DataArray:
             "image": column([b[4] for b in blocks], np.int64),
             "original_height": column([b[1].shape[0] for b in blocks], np.int64),
             "original_width": column([b[1].shape[1] for b in blocks], np.int64),
+            "candidates": column([candidates.get(layer.name, -1) for layer in layers], np.int64),
         },
         name="kernels",
     )
