@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -403,3 +404,65 @@ def test_retained_memory_is_reused_without_page_faults():
     pages = 2**28 // 4096
     assert counts["default"] > 0.9 * pages, counts  # glibc hands the block back; every page faults again
     assert counts["retain"] < 0.01 * pages, counts
+
+
+# ----------------------------------------------------------------------------------- findings (05)
+
+from neuroalign_utils.v1t import findings  # noqa: E402
+
+
+def _neurons(mean, n=200, seed=0, spread=0.05):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 0.1, n)  # shared per-neuron level: pairs are compared on the same neurons
+    return lambda shift: {"A": mean + base + shift + rng.normal(0, spread, n)}
+
+
+def test_relative_gain_is_paired_and_its_interval_covers_the_gain():
+    neurons = _neurons(0.3)
+    a, b = neurons(0.03), neurons(0.0)
+    gain = findings.relative_gain(a, b)
+    assert gain["gain"] == pytest.approx(100 * (a["A"].mean() / b["A"].mean() - 1))
+    assert gain["low"] < gain["gain"] < gain["high"] and gain["low"] > 0
+    with pytest.raises(ValueError, match="share no mouse"):
+        findings.relative_gain({"A": a["A"]}, {"B": b["A"]})
+
+
+def test_v1t_vs_cnn_sentence_flips_with_the_run():
+    neurons = _neurons(0.3)
+    good = findings.relative_gain(neurons(0.04), neurons(0.0))  # V1T clearly above the CNN
+    broken = findings.relative_gain(neurons(-0.04), neurons(0.0))  # V1T clearly below
+    tie = findings.relative_gain(neurons(0.0), neurons(0.0))
+    assert findings.describe_v1t_vs_cnn(good).startswith("V1T beats the CNN")
+    assert findings.describe_v1t_vs_cnn(broken).startswith("V1T does not beat the CNN")
+    assert re.search(r"correlation is \d[\d.]* % lower", findings.describe_v1t_vs_cnn(broken))
+    assert findings.describe_v1t_vs_cnn(tie).startswith("V1T and the CNN are indistinguishable")
+    assert "not compared" in findings.describe_v1t_vs_cnn(None)
+
+
+def test_behaviour_ranking_ceiling_and_agreement_sentences_flip_with_the_run():
+    neurons = _neurons(0.3)
+    helps, hurts = findings.relative_gain(neurons(0.05), neurons(0.0)), findings.relative_gain(neurons(-0.05), neurons(0.0))
+    assert findings.describe_behaviour_gain("v1t", helps).startswith("Behaviour helps V1T")
+    assert findings.describe_behaviour_gain("v1t", hurts).startswith("Behaviour makes V1T worse")
+    assert "not measured" in findings.describe_behaviour_gain("v1t", None)
+    good = {("v1t", True): 0.42, ("cnn", True): 0.38, ("linear", True): 0.27}
+    broken = {("v1t", True): 0.30, ("cnn", True): 0.38, ("linear", True): 0.27}
+    assert findings.describe_ranking(good).startswith("V1T with behaviour predicts best (single-trial correlation 0.420)")
+    assert findings.describe_ranking(broken).startswith("The CNN with behaviour predicts best")
+    assert "close to the ceiling" in findings.describe_ceiling({("v1t", True): 0.95, ("linear", True): 0.6}, 0.5)
+    assert "less than half" in findings.describe_ceiling({("v1t", True): 0.3}, 0.5)
+    assert "not known" in findings.describe_ceiling(None, None)
+    assert findings.describe_paper_agreement(helps, helps, helps, synthetic=True).startswith("All 3 of the paper's orderings")
+    mixed = findings.describe_paper_agreement(hurts, helps, None, synthetic=False)
+    assert "behaviour helps V1T holds" in mixed and "not V1T beats the CNN" in mixed and "synthetic" not in mixed
+    assert findings.describe_paper_agreement(hurts, hurts, hurts, synthetic=False).startswith("None of the paper's 3")
+
+
+def test_training_conditions_and_precision_follow_the_settings():
+    small = dict(mice="A,B", n_neurons=100, n_trials=800, stride=8, emb_dim=48, n_blocks=2, max_epochs=8)
+    why = findings.training_conditions(small, synthetic=True)
+    assert "synthetic mice (2 × 100 neurons" in why and "stride 8 (paper 1)" in why and "≤ 8 epochs" in why
+    paper = dict(mice="A,B,C,D,E", n_neurons=0, n_trials=0, stride=1, emb_dim=155, n_blocks=4, max_epochs=400)
+    assert findings.training_conditions(paper, synthetic=False).startswith("the paper's data and settings")
+    assert findings.describe_precision({"v1t": "float32", "cnn": "float32"}) == "This run trained every model in float32."
+    assert findings.describe_precision({"v1t": "bfloat16", "cnn": "float32"}).startswith("This run trained V1T in bfloat16")

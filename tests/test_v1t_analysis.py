@@ -224,3 +224,135 @@ def test_pupil_effect_through_attention_separates_the_two_routes():
     np.testing.assert_allclose(table["through_attention"], 0.0, atol=1e-9)
     with pytest.raises(ValueError, match="'mouse' must be one of"):
         analysis.pupil_effect_through_attention(blind, "n", images, behaviour)
+
+
+# ----------------------------------------------------------------------------------- findings (06)
+
+import pandas as pd  # noqa: E402
+
+from neuroalign_utils.v1t import findings  # noqa: E402
+
+
+def test_pupil_sweep_moves_attention_with_a_pupil_following_v1t_and_the_sentence_says_so():
+    # A "broken" run for the chapter's finding: a V1T whose attention follows the pupil by
+    # construction. The sweep must see the centre of mass move, and the sentence must say it follows.
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(16, 1, 36, 64)).astype(np.float32)
+    behaviour = rng.normal(size=(16, 3)).astype(np.float32)
+    following = _v1t_attending_along_the_pupil(1.0)
+    sweep = analysis.pupil_sweep(following, "m", images, behaviour)
+    assert list(sweep["offset"].unique()) == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    moves = analysis.sweep_moves(sweep).set_index("axis")
+    along = analysis.centre_of_mass_shift_with_pupil(following, images, behaviour).set_index("axis")["along"]
+    np.testing.assert_allclose(moves["attention"], along, atol=1e-4)  # one quantity, one value
+    planted = 6.0
+    sentence = findings.describe_attention_and_pupil(moves["attention"].to_dict(), {"x": 5.0, "y": 5.0}, planted)
+    assert "Attention follows the pupil, by" in sentence and "the shifter moves with the planted shift along both axes" in sentence, sentence
+    # the same pipeline on a V1T whose attention ignores the pupil (no queries, keys: uniform weights)
+    blind = _v1t_attending_along_the_pupil(1.0)
+    with torch.no_grad():
+        blind.core.blocks[0].attention.qkv.weight[:4] = 0
+    still = analysis.sweep_moves(analysis.pupil_sweep(blind, "m", images, behaviour)).set_index("axis")
+    sentence = findings.describe_attention_and_pupil(still["attention"].to_dict(), {"x": 5.0, "y": 5.0}, planted)
+    assert "Attention does not move with the pupil" in sentence, sentence
+    assert "the shifter barely moves along either axis" in findings.describe_attention_and_pupil(
+        still["attention"].to_dict(), {"x": 0.1, "y": 0.0}, planted)
+    # the whole model's aRFs: taken up or not, and a shifter moving against the planted shift
+    taken = findings.describe_attention_and_pupil(still["attention"].to_dict(), {"x": -3.0, "y": 3.0}, planted, {"x": 2.0, "y": 2.5})
+    assert "the model as a whole moves with the planted shift along both axes (x: 33 %, y: 42 % of it)" in taken, taken
+    assert "the shifter moves against it along x (−50 %) and with it along y (50 %)" in taken, taken
+    assert "the model as a whole barely moves along either axis" in findings.describe_attention_and_pupil(
+        still["attention"].to_dict(), {"x": 0.0, "y": 0.0}, planted, {"x": 0.1, "y": 0.2})
+    # recorded mice: the shifter's move is the reference
+    assert "of the shifter's move" in findings.describe_attention_and_pupil({"x": 3.0, "y": 3.0}, {"x": 4.0, "y": 4.0}, None)
+
+
+def test_shifter_shift_is_zero_at_a_centred_pupil_only_when_the_shifter_is_zeroed():
+    model = _v1t_attending_along_the_pupil(1.0)
+    pupil = np.array([[0.0, 0.0], [2.0, 0.0]], np.float32)
+    with torch.no_grad():
+        for layer in model.shifters["m"].net:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_()
+                layer.bias.zero_()
+    np.testing.assert_allclose(analysis.shifter_shift_px(model, "m", pupil), 0.0)
+    with torch.no_grad():
+        model.shifters["m"].net[-2].bias.copy_(torch.tensor([0.5, 0.0]))  # tanh(0.5) grid units along x
+    gh, gw = model.core.grid
+    expected = np.tanh(0.5) * (gw - 1) / 2 * model.core.tokenizer.stride[1]
+    np.testing.assert_allclose(analysis.shifter_shift_px(model, "m", pupil)[:, 0], expected, rtol=1e-6)
+
+
+def test_com_pupil_sentence_follows_the_p_values():
+    null = pd.DataFrame({"mouse": ["A", "A", "B", "B"], "axis": ["x", "y", "x", "y"], "r": [0.05, -0.02, 0.03, 0.01],
+                         "p": [0.48, 0.75, 0.6, 0.7]})
+    strong = null.assign(r=[0.5, 0.4, 0.6, 0.45], p=[1e-6, 1e-5, 1e-7, 1e-4])
+    assert "no mouse and axis reaches p < 0.05 (p from 0.48 to 0.75)" in findings.describe_com_pupil_correlation(null)
+    assert "too small" not in findings.describe_com_pupil_correlation(null)
+    sentence = findings.describe_com_pupil_correlation(strong)
+    assert "4 of 4 mouse-axis pairs reach p < 0.05" in sentence and "weaker evidence" in sentence
+    one = null.iloc[:2].assign(p=[0.01, 0.3])
+    assert "1 of 2 axes reach" in findings.describe_com_pupil_correlation(one)
+
+
+def test_share_arf_bmlp_pupil_and_retinotopy_sentences_flip():
+    assert findings.describe_share_through_attention({"x": 0.001, "y": 0.004}).startswith("Little of")
+    assert findings.describe_share_through_attention({"x": 0.2, "y": 0.05}).startswith("Part of")
+    assert findings.describe_share_through_attention({"x": 0.9, "y": 0.8}).startswith("Most of")
+    assert "find the planted RFs" in findings.describe_arf_positions({"V1T": 2.0}, {"V1T": 20.0})
+    assert "do not find" in findings.describe_arf_positions({"V1T": 15.0}, {"V1T": 20.0})
+    assert "narrower than the CNN's" in findings.describe_arf_sizes({"V1T": (2.0, 2.0), "CNN": (5.0, 3.0)})
+    assert "wider than the CNN's" in findings.describe_arf_sizes({"V1T": (5.0, 4.0), "CNN": (3.0, 3.0)})
+    assert "similar size" in findings.describe_arf_sizes({"V1T": (3.0, 3.0), "CNN": (3.1, 2.9)})
+    assert "not compared" in findings.describe_arf_sizes({"V1T": (2.0, 2.0)})
+    assert "rises with depth" in findings.describe_bmlp_spread({1: 0.1, 2: 0.2})
+    assert "falls with depth" in findings.describe_bmlp_spread({1: 0.2, 2: 0.1})
+    by_pupil = pd.DataFrame({"model": "v1t_with_behaviour", "pupil_group": [1, 2, 3], "single_trial_correlation": [0.2, 0.25, 0.3]})
+    assert "predicts large-pupil trials better" in findings.describe_pupil_dilation(by_pupil)
+    assert "worse" in findings.describe_pupil_dilation(by_pupil.assign(single_trial_correlation=[0.3, 0.25, 0.2]))
+    assert "has learned the retinotopy" in findings.describe_retinotopy(0.9, 0.8)
+    assert "do not follow" in findings.describe_retinotopy(0.05, -0.1)
+    good = findings.describe_analysis_vs_paper({"x": 0.5, "y": 0.4}, 1e-6, {"V1T": (2.0, 2.0), "CNN": (3.0, 3.0)}, "rises")
+    assert good.startswith("This run agrees with the paper on") and "but not" not in good
+    broken = findings.describe_analysis_vs_paper({"x": 0.02, "y": 0.01}, 0.6, {"V1T": (4.0, 4.0), "CNN": (3.0, 3.0)}, "falls")
+    assert broken.startswith("This run reproduces none")
+    assert findings.describe_source("the 'v1t_training' run abc", ["v1t_with_behaviour", "cnn_with_behaviour"], ["A"]) == (
+        "This chapter analyses the 'v1t_training' run abc: V1T with behaviour and the CNN with behaviour, on 1 mouse (A).")
+
+
+def test_axis_sigmas_turn_with_the_fit_and_chance_error_uses_other_units():
+    fits = pd.DataFrame({"sigma_x": [4.0, 4.0], "sigma_y": [1.0, 1.0], "theta": [0.0, np.pi / 2]})
+    sigmas = analysis.axis_sigmas(fits)
+    np.testing.assert_allclose(sigmas.to_numpy(), [[4.0, 1.0], [1.0, 4.0]], atol=1e-12)
+    # fits exactly on their own units: chance is the distance to the others' centres
+    x, y = np.array([0.0, 3.0, 0.0]), np.array([0.0, 0.0, 4.0])
+    assert analysis.chance_position_error(x, y, x, y) == pytest.approx(np.median([3, 4, 3, 5, 4, 5]))
+    with pytest.raises(ValueError, match="at least two units"):
+        analysis.chance_position_error([0.0], [0.0], [0.0], [0.0])
+
+
+def test_arf_sweep_of_a_linear_encoder_moves_with_its_shifter():
+    # A linear core whose only filter is a Gaussian blob, read in the linear range of ELU: each unit's
+    # aRF is the blob at its read position, so when only the pupil moves the whole model's aRF centres
+    # must move exactly as far as the shifter moves the read positions.
+    torch.manual_seed(0)
+    config = dict(core="linear", core_options=dict(channels=1, kernel=9), readout_options={}, use_behaviour=True,
+                  image_size=(36, 64), mice={"m": 3})
+    model = models.build_model(config, {"m": np.zeros((3, 2))})
+    yy, xx = np.mgrid[:9, :9]
+    with torch.no_grad():
+        model.core.conv.weight.zero_()
+        model.core.conv.weight[0, 0] = torch.tensor(np.exp(-((xx - 4) ** 2 + (yy - 4) ** 2) / (2 * 1.5**2)))
+        model.core.conv.bias.zero_()
+        model.readouts["m"].bias.fill_(5.0)
+        model.readouts["m"].features.fill_(1.0)
+        for layer in [m for m in model.shifters["m"].net if isinstance(m, torch.nn.Linear)]:
+            layer.weight.copy_(torch.eye(*layer.weight.shape) * (0.05 if layer.in_features == 2 else 1.0))
+            layer.bias.zero_()
+    sweep = analysis.arf_sweep(model, "m", np.zeros(3), n_images=2000).set_index(["axis", "offset"])
+    assert (sweep["kept"] == 3).all(), sweep
+    shifter = analysis.shifter_shift_px(model, "m", np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0], [0.0, -2.0]]))
+    for i, axis in enumerate(("x", "y")):
+        moved = sweep.loc[(axis, 2.0), f"{axis}0"] - sweep.loc[(axis, -2.0), f"{axis}0"]
+        expected = shifter[2 * i, i] - shifter[2 * i + 1, i]
+        assert expected > 2.0 and moved == pytest.approx(expected, abs=0.5), (axis, moved, expected)

@@ -1,7 +1,7 @@
 """Analyses of trained encoders: attention rollout, its centre of mass vs the pupil centre (correlated
-across trials, and moved by the pupil alone on fixed images), the share of the pupil's effect that
-passes through the attention weights, artificial receptive fields (aRFs) with 2-D Gaussian fits, and
-export of V1T kernels in the shared kernel format.
+across trials, and moved by the pupil alone on fixed images, next to the readout shifter's move), the
+share of the pupil's effect that passes through the attention weights, artificial receptive fields
+(aRFs) with 2-D Gaussian fits, and export of V1T kernels in the shared kernel format.
 
 Attention rollout (Abnar & Zuidema 2020, as used by V1T): per block, the head-fused attention
 ``A`` (``fusion='max'`` as in the reference code, or ``'mean'``) plus the identity (the residual path),
@@ -119,6 +119,79 @@ def centre_of_mass_shift_with_pupil(model: Encoder, images, behaviour, *, offset
             coms.append(centre_of_mass(rollout_maps(model, images, behaviour, pupil, fusion=fusion)))
         move = (coms[0] - coms[1]).mean()
         rows.append({"axis": axis, "along": float(move[axis]), "across": float(move["yx"[i]])})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def shifter_shift_px(model: Encoder, mouse: str, pupil_center) -> np.ndarray:
+    """How far the readout's shifter moves every read position, in pixels of the core's input: ``(n, 2)``.
+
+    The shifter's output (``grid_sample`` units over the core's feature grid) scaled as
+    :func:`grid_to_pixels` maps grid units to pixels; zeros for an encoder without a shifter.
+    """
+    pupil_center = torch.as_tensor(np.asarray(pupil_center, dtype=np.float32))
+    if mouse not in model.shifters:
+        return np.zeros((len(pupil_center), 2))
+    shift = model.shifters[mouse](pupil_center).double().numpy()
+    zero_x, zero_y = grid_to_pixels(model.core, 0.0, 0.0)
+    x, y = grid_to_pixels(model.core, shift[:, 0], shift[:, 1])
+    return np.stack([x - zero_x, y - zero_y], axis=1)
+
+
+def pupil_sweep(model: Encoder, mouse: str, images, behaviour, *, offsets=(-2.0, -1.0, 0.0, 1.0, 2.0),
+                fusion: str = "max") -> pd.DataFrame:
+    """Rollout centre of mass and shifter move as the pupil centre alone sweeps along x, then y.
+
+    The same ``images`` and ``behaviour`` are passed with the pupil centre at each of ``offsets``
+    standard deviations along one axis (the other at 0), so image content is held fixed: what moves
+    is what the pupil moves. The move between two offsets of the ``com_*`` columns is
+    :func:`centre_of_mass_shift_with_pupil`'s.
+
+    Parameters
+    ----------
+    model : Encoder
+        An encoder with a V1T core built with behaviour.
+    mouse : str
+        Whose shifter to read (a key of ``model.readouts``).
+    images : array ``(n, 1, h, w)``
+    behaviour : array ``(n, 3)``
+    offsets : sequence of float
+        Pupil centre positions, in standard deviations.
+    fusion : {'max', 'mean'}
+
+    Returns
+    -------
+    DataFrame
+        One row per (moved ``axis``, ``offset``): ``com_x``, ``com_y`` (mean centre of mass over the
+        images, pixels) and ``shifter_x``, ``shifter_y`` (the shifter's move of the read positions,
+        pixels).
+    """
+    if mouse not in model.readouts:
+        raise ValueError(f"'mouse' must be one of {sorted(model.readouts)}; got {mouse!r}.")
+    images, behaviour = torch.as_tensor(images), torch.as_tensor(behaviour)
+    rows = []
+    for i, axis in enumerate(("x", "y")):
+        for offset in offsets:
+            pupil = torch.zeros(len(images), 2)
+            pupil[:, i] = float(offset)
+            com = centre_of_mass(rollout_maps(model, images, behaviour, pupil, fusion=fusion)).mean()
+            shift = shifter_shift_px(model, mouse, pupil[:1])[0]
+            rows.append({"axis": axis, "offset": float(offset), "com_x": float(com["x"]), "com_y": float(com["y"]),
+                         "shifter_x": float(shift[0]), "shifter_y": float(shift[1])})
+    return pd.DataFrame(rows)
+
+
+def sweep_moves(sweep: pd.DataFrame, *, low: float = -2.0, high: float = 2.0) -> pd.DataFrame:
+    """Moves (pixels) from pupil offset ``low`` to ``high`` along each axis, from :func:`pupil_sweep`
+    (a ``mouse`` column, if present, is kept): ``attention`` and ``shifter`` along the moved axis."""
+    keys = ["mouse", "axis"] if "mouse" in sweep else ["axis"]
+    rows = []
+    for key, part in sweep.groupby(keys if len(keys) > 1 else keys[0], sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        axis = key[-1]
+        at = part.set_index("offset")
+        rows.append(dict(zip(keys, key), attention=float(at.loc[high, f"com_{axis}"] - at.loc[low, f"com_{axis}"]),
+                         shifter=float(at.loc[high, f"shifter_{axis}"] - at.loc[low, f"shifter_{axis}"])))
     return pd.DataFrame(rows)
 
 
@@ -245,6 +318,94 @@ def fit_gaussian_2d(maps: np.ndarray) -> pd.DataFrame:
             sx, sy, theta = sy, sx, theta + np.pi / 2
         rows.append(dict(amplitude=amplitude, x0=x0, y0=y0, sigma_x=sx, sigma_y=sy, theta=theta, offset=offset, r2=r2))
     return pd.DataFrame(rows)
+
+
+def encoder_arfs(model: Encoder, mouse: str, behaviour, pupil_center=(0.0, 0.0), *, image_size=(36, 64),
+                 n_images: int = 2000, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    """aRFs of every neuron of one mouse through the whole encoder, and their Gaussian fits.
+
+    White noise is passed with the same ``behaviour`` (3 values, e.g. the training mean) and
+    ``pupil_center`` (2 values, z-scored) on every image; the fit is :func:`fit_gaussian_2d` of the
+    absolute aRF smoothed with a 1-pixel Gaussian (an oriented filter has lobes of both signs), with
+    the image-axis SDs of :func:`axis_sigmas` added.
+
+    Returns
+    -------
+    arfs : array ``(n_neurons, h, w)``
+    fits : DataFrame, one row per neuron (``neuron`` column)
+    """
+    from scipy import ndimage
+
+    behaviour = torch.as_tensor(np.asarray(behaviour, dtype=np.float32)).reshape(1, -1)
+    pupil = torch.as_tensor(np.asarray(pupil_center, dtype=np.float32)).reshape(1, 2)
+    model.eval()
+
+    def respond(noise):
+        return model(noise, mouse, behaviour.expand(len(noise), -1), pupil.expand(len(noise), 2))
+
+    arfs = artificial_receptive_fields(respond, image_size, n_images=n_images, seed=seed)
+    fits = fit_gaussian_2d(ndimage.gaussian_filter(np.abs(arfs), (0, 1, 1)))
+    fits = pd.concat([fits, axis_sigmas(fits)], axis=1)
+    fits["neuron"] = np.arange(len(fits))
+    return arfs, fits
+
+
+def arf_sweep(model: Encoder, mouse: str, behaviour, *, offsets=(-2.0, 0.0, 2.0), min_r2: float = 0.3,
+              **arf_options) -> pd.DataFrame:
+    """Where the whole encoder's aRFs (core, B-MLPs and shifter together) lie as the pupil centre alone
+    moves along x, then y.
+
+    aRFs (:func:`encoder_arfs`) are measured with the pupil at each of ``offsets`` standard deviations
+    along one axis (the other at 0; the centred pupil is measured once). The neurons whose fits reach
+    ``min_r2`` at every pupil position are kept, and the mean of their fitted centres is reported, so
+    that moves between offsets are differences of these means.
+
+    Returns
+    -------
+    DataFrame
+        One row per (``axis``, ``offset``): ``x0``, ``y0`` (mean fitted centre, pixels) and ``kept``.
+    """
+    min_r2 = check_float(min_r2, "min_r2")
+    positions = {(axis, float(o)): np.eye(2)[i] * float(o) for i, axis in enumerate(("x", "y")) for o in offsets}
+    fits, cache = {}, {}
+    for key, pupil in positions.items():
+        token = tuple(pupil)
+        if token not in cache:
+            cache[token] = encoder_arfs(model, mouse, behaviour, pupil, **arf_options)[1]
+        fits[key] = cache[token]
+    kept = np.logical_and.reduce([(f["r2"] >= min_r2).to_numpy() for f in cache.values()])
+    rows = [{"axis": axis, "offset": offset, "x0": float(f["x0"].to_numpy()[kept].mean()) if kept.any() else float("nan"),
+             "y0": float(f["y0"].to_numpy()[kept].mean()) if kept.any() else float("nan"), "kept": int(kept.sum())}
+            for (axis, offset), f in fits.items()]
+    return pd.DataFrame(rows)
+
+
+def axis_sigmas(fits: pd.DataFrame) -> pd.DataFrame:
+    """Horizontal and vertical SDs (pixels) of oriented Gaussian fits (:func:`fit_gaussian_2d`).
+
+    The fit's ``sigma_x ≥ sigma_y`` are along its own axes, turned by ``theta``; the paper reports the
+    spread along the image's axes, the square roots of the covariance's diagonal:
+    ``σ_h² = σ_x² cos²θ + σ_y² sin²θ`` and ``σ_v² = σ_x² sin²θ + σ_y² cos²θ``.
+    """
+    c, s = np.cos(fits["theta"]), np.sin(fits["theta"])
+    sx2, sy2 = fits["sigma_x"] ** 2, fits["sigma_y"] ** 2
+    return pd.DataFrame({"sigma_horizontal": np.sqrt(sx2 * c**2 + sy2 * s**2),
+                         "sigma_vertical": np.sqrt(sx2 * s**2 + sy2 * c**2)}, index=fits.index)
+
+
+def chance_position_error(fit_x, fit_y, centre_x, centre_y) -> float:
+    """Median distance (pixels) between each fitted centre and the planted centres of the *other* units.
+
+    The chance level for :func:`fit_gaussian_2d` centres against planted RF centres: what the median
+    error would be if fits were matched to the wrong units.
+    """
+    fx, fy = np.asarray(fit_x, float)[:, None], np.asarray(fit_y, float)[:, None]
+    cx, cy = np.asarray(centre_x, float)[None], np.asarray(centre_y, float)[None]
+    if fx.shape[0] != cx.shape[1] or fx.shape[0] < 2:
+        raise ValueError(f"Need at least two units and one planted centre per fit; got {fx.shape[0]} fits and {cx.shape[1]} centres.")
+    distance = np.hypot(fx - cx, fy - cy)
+    others = ~np.eye(len(distance), dtype=bool)
+    return float(np.nanmedian(distance[others]))
 
 
 def _kernel_array(values: np.ndarray, *, model: str, layer: list, layer_index: list, layer_type: str, kind: str, n_parameters: list) -> xr.DataArray:

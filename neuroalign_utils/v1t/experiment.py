@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .._validation import check_subset
-from . import sensorium, training
+from . import metrics, sensorium, training
 from .cores import CORES
 from .models import build_model
 
@@ -71,7 +71,7 @@ def run_experiment(
     results_dir: str | os.PathLike,
     seed: int = 0,
     **train_options,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Train one encoder per ``(core, use_behaviour)`` in ``runs``; evaluate on the test tier.
 
     Models go to ``results_dir/models/<core>_<with|without>_behaviour.pt`` and checkpoints to
@@ -84,10 +84,13 @@ def run_experiment(
         ``behaviour`` and ``n_parameters`` (core).
     histories : DataFrame
         Per-epoch training history with ``core`` and ``behaviour`` columns.
+    neurons : DataFrame
+        One row per (model, mouse, neuron): its test ``single_trial_correlation``, for paired
+        comparisons of two models on the same neurons (:func:`neuroalign_utils.v1t.findings.relative_gain`).
     """
     results_dir = Path(results_dir)
     expected = planted_expected_responses(data)
-    tables, histories = [], []
+    tables, histories, neurons = [], [], []
     for core, use_behaviour in runs:
         tag = f"{core}_{'with' if use_behaviour else 'without'}_behaviour"
         torch.manual_seed(seed)  # weight initialisation; training itself is seeded inside train()
@@ -99,13 +102,20 @@ def run_experiment(
         n_params = sum(p.numel() for p in model.core.parameters())
         tables.append(table.assign(core=core, behaviour=use_behaviour, n_parameters=n_params))
         histories.append(history.assign(core=core, behaviour=use_behaviour))
+        for name, mouse in data.items():
+            trials = mouse.tier("test")
+            corr = metrics.single_trial_correlation(mouse.responses[trials], training.predict(model, mouse, trials))
+            neurons.append(pd.DataFrame({"core": core, "behaviour": use_behaviour, "mouse": name,
+                                         "neuron": np.arange(len(corr)), "single_trial_correlation": corr}))
         logger.info("%s: test single-trial correlation %.3f", tag, table["single_trial_correlation"].mean())
-    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True)
+    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), pd.concat(neurons, ignore_index=True)
 
 
 def results_table(results: pd.DataFrame, metric: str = "single_trial_correlation") -> pd.DataFrame:
-    """Table 1 / A.3 layout: rows (core, behaviour), columns mice + average + Δ% vs the CNN."""
+    """Table 1 / A.3 layout: rows (core, behaviour) in :func:`model_order`, columns mice + average + Δ%
+    vs the CNN with the same behaviour setting."""
     wide = results.pivot_table(index=["core", "behaviour"], columns="mouse", values=metric)
+    wide = wide.loc[model_order(wide.index)]
     wide.columns = [f"mouse {sensorium.mouse_label(c)}" for c in wide.columns]
     wide["average"] = wide.mean(axis=1)
     cnn = {b: wide.loc[("cnn", b), "average"] for b in wide.index.get_level_values(1) if ("cnn", b) in wide.index}
@@ -113,13 +123,65 @@ def results_table(results: pd.DataFrame, metric: str = "single_trial_correlation
     return wide
 
 
-def plot_training_curves(histories: pd.DataFrame):
-    """Validation correlation per epoch, one line per (core, behaviour)."""
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    for (core, behaviour), h in histories.groupby(["core", "behaviour"]):
-        ax.plot(h["epoch"], h["validation_correlation"], ls="-" if behaviour else "--",
-                label=f"{core} ({'with' if behaviour else 'without'} behaviour)")
-    ax.set(xlabel="epoch", ylabel="validation single-trial correlation", title="Training curves")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+#: Plot order of the cores.
+CORE_ORDER = ("v1t", "cnn", "linear")
+
+
+def model_order(keys) -> list[tuple[str, bool]]:
+    """``(core, behaviour)`` pairs in reading order: V1T, CNN, linear; with behaviour first."""
+    rank = {c: i for i, c in enumerate(CORE_ORDER)}
+    return sorted(set(keys), key=lambda k: (rank.get(k[0], len(rank)), not k[1]))
+
+
+def short_label(core: str, behaviour: bool) -> str:
+    """"V1T + behaviour", "CNN − behaviour", "linear + behaviour" (figure labels)."""
+    name = {"v1t": "V1T", "cnn": "CNN"}.get(core, core)
+    return f"{name} {'+' if behaviour else '−'} behaviour"
+
+
+def plot_training_curves(histories: pd.DataFrame, *, ax=None):
+    """Validation single-trial correlation per epoch, one line (distinct colour) per (core, behaviour)."""
+    from .. import style
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=style.book_size(3.2, 6.0))
+    keys = model_order(map(tuple, histories[["core", "behaviour"]].drop_duplicates().to_numpy()))
+    for (core, behaviour), colour in zip(keys, style.category_colours(len(keys))):
+        h = histories[(histories["core"] == core) & (histories["behaviour"] == behaviour)]
+        ax.plot(h["epoch"], h["validation_correlation"], "o-", ms=3, color=colour, label=short_label(core, behaviour))
+    ax.set(xlabel="epoch", ylabel="validation single-trial correlation")
+    ax.legend(frameon=False)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_test_correlations(results: pd.DataFrame, *, axes=None):
+    """Test correlations per model: single-trial (left) and to the repeat average (right).
+
+    Bars: mean over mice; dots: one per mouse; dashed line: the planted noise ceiling of that metric
+    (mean over mice), drawn only for synthetic mice (``*_ceiling`` columns present).
+    """
+    from .. import style
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=style.book_size(3.2), sharey=True)
+    keys = model_order(map(tuple, results[["core", "behaviour"]].drop_duplicates().to_numpy()))
+    colours = style.category_colours(len(keys))
+    names = {"v1t": "V1T", "cnn": "CNN"}
+    for ax, metric, ceiling, title in [
+        (axes[0], "single_trial_correlation", "single_trial_ceiling", "single trial"),
+        (axes[1], "correlation_to_average", "correlation_to_average_ceiling", "to the repeat average"),
+    ]:
+        for i, (key, colour) in enumerate(zip(keys, colours)):
+            values = results[(results["core"] == key[0]) & (results["behaviour"] == key[1])][metric].to_numpy()
+            ax.bar(i, values.mean(), color=colour, width=0.7)
+            ax.plot(np.full(len(values), i), values, "o", color="black", ms=3.5)
+        if ceiling in results:
+            level = results.groupby("mouse")[ceiling].first().mean()
+            ax.axhline(level, color="black", ls="--", lw=1)
+            ax.text(len(keys) - 0.6, level + 0.02, "planted ceiling", ha="right", va="bottom")
+        ax.set_xticks(range(len(keys)), [f"{names.get(c, c)}\n{'with' if b else 'without'}" for c, b in keys])
+        ax.set(title=title, ylim=(0, 1), xlabel="core, behaviour")
+    axes[0].set_ylabel("test correlation")
+    axes[0].figure.tight_layout()
+    return axes[0].figure
