@@ -199,11 +199,17 @@ def resolve_parameters(chapter: Chapter, overrides: Mapping[str, Any] | None) ->
 
 
 def read_parameter_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML mapping of parameters (or of chapter name → parameters)."""
+    """Read a YAML mapping of parameters (or of chapter name → parameters); errors name the file and line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Parameter file '{path}' does not exist.")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"Parameter file '{path}' is not valid YAML{where}: {problem}.") from None
     if not isinstance(data, dict):
         raise ValueError(f"Parameter file '{path}' must hold a mapping of name: value.")
     return data

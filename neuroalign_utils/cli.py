@@ -31,12 +31,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _collect_parameters(args, names: list[str]) -> dict[str, dict]:
-    """Per-chapter overrides from -f and -p (-p wins), validated against each chapter."""
+def _collect_parameters(args, names: list[str], all_names: list[str]) -> dict[str, dict]:
+    """Per-chapter overrides from -f and -p (-p wins), validated against each chapter.
+
+    A file whose values are all mappings maps chapter names to parameters; any other file holds the
+    parameters of the one chapter being run.
+    """
     from_file = ch.read_parameter_file(args.file) if args.file else {}
-    per_chapter = set(from_file) <= set(names) | {"all"} and all(isinstance(v, dict) for v in from_file.values())
+    per_chapter = bool(from_file) and all(isinstance(v, dict) for v in from_file.values())
+    if per_chapter:
+        unknown = sorted(set(from_file) - set(all_names))
+        if unknown:
+            raise ValueError(f"Parameter file '{args.file}' names no chapter {', '.join(map(repr, unknown))}; "
+                             f"chapters are: {', '.join(all_names)}.")
     if from_file and not per_chapter and len(names) > 1:
-        raise ValueError("With 'run all', the parameter file must map chapter names to parameters.")
+        raise ValueError(f"With 'run all', the parameter file '{args.file}' must map chapter names to parameters "
+                         f"(chapters are: {', '.join(all_names)}).")
     result = {}
     for name in names:
         params = dict(from_file.get(name, {}) if per_chapter and from_file else from_file)
@@ -58,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"    {prm.name}: {prm.type_name} = {prm.default!r}{hint}")
             return 0
         if args.command == "run":
-            names = [c.name for c in ch.list_chapters(root)] if args.chapter == "all" else [args.chapter]
+            all_names = [c.name for c in ch.list_chapters(root)]
+            names = all_names if args.chapter == "all" else [args.chapter]
             chapters = [ch.get_chapter(n, root) for n in names]
-            params = _collect_parameters(args, names)
+            params = _collect_parameters(args, names, all_names)
             for chapter in chapters:  # all input is checked before the first chapter runs
                 if args.chapter == "all" and args.parameter:
                     # -p with 'all' applies to the chapters that have that parameter

@@ -83,3 +83,33 @@ def test_failing_chapter_names_the_cell(tmp_path):
     with pytest.raises(chapters.ChapterError, match=r"Chapter 'broken' failed in cell .*planted failure"):
         chapters.run_chapter("broken", root=tmp_path, progress=False)
     assert not (tmp_path / "_build" / "stage" / "notebooks" / "00_broken.ipynb").exists()
+
+
+def test_yaml_errors_name_the_file_line_and_column(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(chapters, "run_chapter", lambda *a, **k: pytest.fail("must not run"))
+    f = tmp_path / "params.yaml"
+    f.write_text("overview:\n  n_images: [1, 2\n")
+    code, _, err = run_cli(capsys, "run", "all", "-f", str(f))
+    assert code == 2 and "Traceback" not in err
+    assert f"'{f}' is not valid YAML at line 3, column 1" in err
+
+
+def test_a_misspelt_chapter_in_the_parameter_file_is_named(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(chapters, "run_chapter", lambda *a, **k: pytest.fail("must not run"))
+    f = tmp_path / "params.yaml"
+    f.write_text("overveiw:\n  n_images: 3\nv1t_training:\n  mice: A\n")
+    code, _, err = run_cli(capsys, "run", "all", "-f", str(f))
+    assert code == 2 and "names no chapter 'overveiw'" in err and "overview, allen_natural_scenes" in err
+
+
+def test_papermill_reads_every_parameter_of_every_chapter():
+    """papermill parses the parameters cell itself; a line it cannot parse (two '=' on one line) makes it
+    warn 'Unable to parse line' and 'Passed unknown parameter' on every run that sets that parameter."""
+    import jupytext
+    from papermill.translators import PythonTranslator
+
+    for chapter in chapters.list_chapters(REPO):
+        nb = jupytext.read(chapter.path, fmt="md:myst")
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        found = {p.name for p in PythonTranslator.inspect(cell)}
+        assert found == set(chapter.parameters), (chapter.name, set(chapter.parameters) ^ found)
