@@ -90,3 +90,111 @@ def test_combine_kernel_sets_resizes_and_fills_coordinates():
     assert list(combined["original_height"].values) == [8, 8, 8, 5, 5]
     np.testing.assert_allclose(combined.values[3:], sim.resize_kernels(b.values, 8), atol=1e-6)
     np.testing.assert_allclose(combined.values[:3], a.values, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# one number, one value; sentences chosen from the numbers flip between a good and a broken run
+
+
+def test_model_table_margin_is_the_tests_margin(planted):
+    from neuroalign_utils.zoo import alignment
+
+    neural, artificial = planted
+    result = alignment.alignment_summary(neural, artificial, {"model": ["model"]}, n_bootstrap=50, n_permutations=200)
+    models = alignment.model_table(result)
+    tests = result["tests"].set_index("model")
+    np.testing.assert_allclose(models["margin"], tests.loc[models.index, "real_minus_null"], atol=1e-12)
+    np.testing.assert_allclose(models["margin"], models["value"] - models["null_value"], atol=1e-12)
+    assert models.loc["planted", "verdict"] == "clears the null"  # planted RFs: r far above the null's
+    assert models.loc["random", "verdict"] != "clears the null"
+    assert (models["margin_ci_low"] <= models["margin"]).all() and (models["margin"] <= models["margin_ci_high"]).all()
+
+
+def _models(**columns):
+    import pandas as pd
+
+    base = {"value": [-0.398, -0.405], "null_value": [-0.407, -0.408], "margin": [0.0095, 0.0032],
+            "r_margin": [0.0062, -0.0004], "p_real_vs_null": [0.0005, 0.0005],
+            "attention_minus_convolution": [-0.024, 0.0025], "p_attention_vs_convolution": [0.0005, 0.5]}
+    base.update(columns)
+    frame = pd.DataFrame(base, index=["Mask2Former-T", "SAM-B"])
+    from neuroalign_utils.zoo import alignment
+
+    frame["verdict"] = [alignment.margin_verdict(p, r) for p, r in zip(frame["p_real_vs_null"], frame["r_margin"])]
+    return frame
+
+
+def test_null_sentence_flips():
+    from neuroalign_utils import report
+    from neuroalign_utils.zoo import alignment
+
+    sentence = alignment.describe_null(_models(), weights="random")
+    assert "This is a null result" in sentence and "negligible in size" in sentence
+    assert report.format_p(0.0004997501249375312) in sentence and "0.0004997" not in sentence
+    assert "a control" in sentence and "narrower spread" in sentence
+    good = _models(value=[-0.30, -0.32], margin=[0.10, 0.09], r_margin=[0.15, 0.12])
+    sentence = alignment.describe_null(good, weights="pretrained")
+    assert "null result" not in sentence and "clear the null by a meaningful margin" in sentence
+    assert "control" not in sentence
+    unclear = _models(p_real_vs_null=[0.3, 0.6])
+    assert "indistinguishable from the null" in alignment.describe_null(unclear, weights="random")
+
+
+def test_attention_sentence_and_verdict_flip():
+    from neuroalign_utils.zoo import alignment
+
+    text, verdict, summary = alignment.describe_attention_vs_convolution(_models())
+    assert verdict == "does not agree" and "0 of 2" in text and "none is large" in text
+    text, verdict, summary = alignment.describe_attention_vs_convolution(
+        _models(attention_minus_convolution=[0.12, 0.09], p_attention_vs_convolution=[0.0005, 0.001]))
+    assert verdict == "agrees" and "higher in every model" in text and "none is large" not in text
+    assert summary.startswith("attention higher in 2 of 2")
+
+
+def test_best_group_and_pairs_sentences_flip():
+    import pandas as pd
+
+    from neuroalign_utils.zoo import alignment
+
+    overlapping = pd.DataFrame({"model": ["a", "a", "b", "b"], "area": ["VISp", "VISpm"] * 2,
+                                "value": [0.1, 0.2, 0.3, 0.25], "ci_low": [0.0, 0.05, 0.2, 0.1],
+                                "ci_high": [0.2, 0.3, 0.4, 0.35]})
+    best = alignment.best_group(overlapping, "area")
+    assert best["name"] is None and not best["separated"]
+    assert "cannot single out" in alignment.describe_best_group(best, "area")
+    separated = overlapping.assign(value=[0.1, 0.5, 0.1, 0.5], ci_low=[0.0, 0.4, 0.0, 0.4], ci_high=[0.2, 0.6, 0.2, 0.6])
+    best = alignment.best_group(separated, "area")
+    assert best["name"] == "VISpm" and best["separated"]
+    assert "VISpm in every model, and its interval lies above" in alignment.describe_best_group(best, "area")
+    assert "not evidence" in alignment.describe_best_pairs(0.36, 0.34, 1000)
+    assert "stands above" in alignment.describe_best_pairs(0.53, 0.34, 1000)
+
+
+def test_identity_and_v1t_sentences():
+    from neuroalign_utils.zoo import alignment
+
+    assert "exactly" in alignment.describe_identity(0.0)
+    assert "rounding" in alignment.describe_identity(2e-16)
+    assert "not z-scored" in alignment.describe_identity(0.01)
+    assert "has not run" in alignment.describe_v1t(include_v1t=True)
+    assert "did not finish" in alignment.describe_v1t(include_v1t=True, problem="incomplete")
+    assert "include_v1t=False" in alignment.describe_v1t(include_v1t=False)
+
+
+def test_figures_fit_the_book(planted):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from neuroalign_utils import style
+    from neuroalign_utils.zoo import alignment
+
+    neural, artificial = planted
+    neural = neural.assign_coords(genotype=("kernel", [f"g{i % 22}" for i in range(40)]))
+    result = alignment.alignment_summary(neural, artificial, {"model": ["model"], "genotype": ["model", "genotype"]},
+                                         n_bootstrap=20, n_permutations=50)
+    models = alignment.model_table(result)
+    for fig in (alignment.plot_model_levels(models),
+                alignment.plot_group_margins(result["tables"]["genotype"], "genotype", ["planted", "random"])):
+        assert fig.get_size_inches()[0] <= style.BOOK_WIDTH
+    styles = alignment.category_styles([f"g{i}" for i in range(22)])
+    assert len(set(styles.values())) == 22  # 22 genotypes: colour and marker pairs never repeat

@@ -20,6 +20,25 @@ from ..kernels.similarity import aggregate_similarity, kernel_similarity, permut
 
 logger = logging.getLogger(__name__)
 
+#: 1 − RMSE of two unrelated kernels (r = 0): 1 − √2.
+CHANCE = 1.0 - float(np.sqrt(2.0))
+#: Increase in mean Pearson r over the null from which a margin counts as meaningful in size (a "small"
+#: correlation in Cohen's terms); smaller margins can be significant with thousands of pairs and still
+#: say nothing about spatial structure.
+MEANINGFUL_R = 0.1
+#: Significance level of the permutation tests.
+ALPHA = 0.05
+
+
+def score_from_r(r):
+    """1 − RMSE of two z-scored kernels with Pearson correlation ``r``: ``1 − √(2(1 − r))``."""
+    return 1.0 - np.sqrt(2.0 * (1.0 - np.asarray(r, dtype=np.float64)))
+
+
+def meaningful_margin(null_r: float = 0.0, delta_r: float = MEANINGFUL_R) -> float:
+    """The 1 − RMSE margin that an increase of ``delta_r`` in correlation over ``null_r`` gives."""
+    return float(score_from_r(null_r + delta_r) - score_from_r(null_r))
+
 
 def alignment_summary(
     neural: xr.DataArray,
@@ -45,8 +64,12 @@ def alignment_summary(
     -------
     dict
         ``similarity`` / ``null_similarity`` (xarray.Dataset), ``tables`` (``{name: DataFrame}`` with
-        ``null_value``, ``null_ci_low``, ``null_ci_high`` columns joined) and ``tests`` (one row per
-        model: real − null margin and attention − convolution difference, with p-values).
+        ``null_value``, ``null_ci_low``, ``null_ci_high`` columns joined, and the margin over the null:
+        ``margin`` with ``margin_ci_low`` / ``margin_ci_high``, a bootstrap over neural kernels of each
+        kernel's real − null difference (paired: a kernel and its own surrogate), and ``r_margin``, the
+        same difference in mean Pearson r) and ``tests`` (one row per model: real − null margin and
+        attention − convolution difference, with p-values; the margin equals the ``margin`` of a
+        ``["model"]`` grouping).
     """
     n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=1)
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
@@ -57,6 +80,7 @@ def alignment_summary(
         coords={name: coord for name, coord in neural.coords.items() if coord.dims == (neural.dims[0],)},
     )
     null = kernel_similarity(surrogates, artificial)
+    difference = _paired_difference(similarity, null)
     tables = {}
     for name, by in groupings.items():
         real = aggregate_similarity(similarity, by, n_bootstrap=n_bootstrap, random_state=random_state)
@@ -64,13 +88,33 @@ def alignment_summary(
         chance = chance[by + ["value", "ci_low", "ci_high"]].rename(
             columns={"value": "null_value", "ci_low": "null_ci_low", "ci_high": "null_ci_high"}
         )
-        tables[name] = real.merge(chance, on=by, how="left")
+        margin = aggregate_similarity(difference, by, n_bootstrap=n_bootstrap, random_state=random_state)
+        margin = margin[by + ["value", "ci_low", "ci_high"]].rename(
+            columns={"value": "margin", "ci_low": "margin_ci_low", "ci_high": "margin_ci_high"}
+        )
+        r_margin = aggregate_similarity(difference, by, variable="pearson_r", n_bootstrap=1)
+        r_margin = r_margin[by + ["value"]].rename(columns={"value": "r_margin"})
+        tables[name] = real.merge(chance, on=by, how="left").merge(margin, on=by, how="left").merge(
+            r_margin, on=by, how="left")
     return {
         "similarity": similarity,
         "null_similarity": null,
         "tables": tables,
         "tests": _model_tests(similarity, null, n_permutations, random_state),
     }
+
+
+def _paired_difference(similarity: xr.Dataset, null: xr.Dataset) -> xr.Dataset:
+    """Real minus null similarity of each neural kernel and its own surrogate, over the kernels both kept."""
+    common = np.intersect1d(similarity["neural_index"].values, null["neural_index"].values)
+    real = similarity.isel(neural=np.flatnonzero(np.isin(similarity["neural_index"].values, common)))
+    chance = null.isel(neural=np.flatnonzero(np.isin(null["neural_index"].values, common)))
+    if not np.array_equal(real["artificial_index"].values, chance["artificial_index"].values):
+        raise ValueError("The real and null similarity tables hold different artificial kernels.")
+    return real.copy(data={
+        "one_minus_rmse": real["one_minus_rmse"].values - chance["one_minus_rmse"].values,
+        "pearson_r": real["pearson_r"].values - chance["pearson_r"].values,
+    })
 
 
 def _model_tests(similarity, null, n_permutations, random_state) -> pd.DataFrame:
@@ -81,7 +125,7 @@ def _model_tests(similarity, null, n_permutations, random_state) -> pd.DataFrame
         chance = null["one_minus_rmse"].values[:, null["model"].values == model].mean(axis=1)
         vs_null = permutation_test(real, chance, n_permutations=n_permutations, random_state=random_state)
         per_kernel = similarity["one_minus_rmse"].values[:, columns].mean(axis=0)
-        types = similarity["layer_type"].values[columns]
+        types = similarity["layer_type"].values[columns] if "layer_type" in similarity.coords else np.array([])
         row = {"model": model, "real_minus_null": vs_null["difference"], "p_real_vs_null": vs_null["p_value"]}
         if {"attention", "convolution"} <= set(types):
             versus = permutation_test(
@@ -139,6 +183,242 @@ def combine_kernel_sets(kernel_sets, size) -> xr.DataArray:
 
 
 # --------------------------------------------------------------------------- figures
+#: Kernel kinds in the layer figures: (kind, layer_type) → label.
+KIND_LABELS = {
+    ("attention_map", "attention"): "attention maps",
+    ("weight", "attention"): "attention weights",
+    ("weight", "convolution"): "convolution weights",
+}
+
+
+def category_styles(values) -> dict:
+    """A (colour, marker) pair per category, never repeated: distinct colours up to 20 categories,
+    then the ten tab10 colours combined with three markers (up to 30)."""
+    from .. import style
+    import matplotlib.pyplot as plt
+
+    values = list(values)
+    if len(values) <= 20:
+        return {v: (c, "o") for v, c in zip(values, style.category_colours(len(values)))}
+    if len(values) > 30:
+        raise ValueError(f"{len(values)} categories cannot get distinct colour and marker pairs; plot at most 30.")
+    colours = [plt.get_cmap("tab10")(i) for i in range(10)]
+    return {v: (colours[i % 10], "os^"[i // 10]) for i, v in enumerate(values)}
+
+
+def _reference_lines(ax, *, margin: bool) -> None:
+    """The null (or r = 0) and the meaningful-size level, labelled for the legend."""
+    if margin:
+        ax.axhline(0.0, color="0.3", lw=1, label="null (margin 0)")
+        ax.axhline(meaningful_margin(), color="0.3", lw=1, ls="--", label=f"r = {MEANINGFUL_R:g} above the null")
+    else:
+        ax.axhline(CHANCE, color="0.3", lw=1, label="unrelated kernels (r = 0)")
+        ax.axhline(float(score_from_r(MEANINGFUL_R)), color="0.3", lw=1, ls="--", label=f"r = {MEANINGFUL_R:g}")
+
+
+def _model_labels(models, model_parameters) -> list:
+    if model_parameters is None:
+        return [str(m) for m in models]
+    return [f"{m}\n{model_parameters[m] / 1e6:.0f} M" if np.isfinite(model_parameters.get(m, np.nan)) else str(m)
+            for m in models]
+
+
+def plot_identity(r, score, *, random_state: int = 0, ax=None):
+    """1 − RMSE against Pearson r for (up to 5,000 randomly chosen) kernel pairs, with ``1 − √(2(1 − r))``."""
+    import matplotlib.pyplot as plt
+
+    from .. import style
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=style.book_size(3.2, width=4.6))
+    r, score = np.ravel(r), np.ravel(score)
+    pick = np.random.default_rng(random_state).choice(r.size, size=min(5000, r.size), replace=False)
+    grid = np.linspace(-1, 1, 200)
+    ax.scatter(r[pick], score[pick], s=4, alpha=0.3, color="C0", label="kernel pairs")
+    ax.plot(grid, score_from_r(grid), "k", lw=1, label=r"$1-\sqrt{2(1-r)}$")
+    ax.set(xlabel="Pearson r", ylabel="1 − RMSE")
+    ax.legend(frameon=False, loc="upper left")
+    fig = ax.figure
+    fig.tight_layout()
+    return fig
+
+
+def plot_model_levels(models: pd.DataFrame, model_parameters: pd.Series | None = None, *, ax=None):
+    """Each model's mean 1 − RMSE (coloured dot and 95 % interval) beside its phase-randomised null
+    (grey), with the levels of unrelated kernels (r = 0) and of r = 0.1."""
+    import matplotlib.pyplot as plt
+
+    from .. import style
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=style.book_size(3.4, width=6.0))
+    order = list(models.sort_values("parameters").index) if "parameters" in models else list(models.index)
+    x = np.arange(len(order))
+    rows = models.loc[order]
+    ax.errorbar(x - 0.1, rows["value"], yerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
+                fmt="o", color="C0", capsize=3, label="real neural kernels")
+    ax.errorbar(x + 0.1, rows["null_value"], yerr=[rows["null_value"] - rows["null_ci_low"],
+                rows["null_ci_high"] - rows["null_value"]], fmt="s", color="0.55", capsize=3,
+                label="phase-randomised null")
+    _reference_lines(ax, margin=False)
+    ax.set_xticks(x, _model_labels(order, model_parameters))
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set(ylabel="mean 1 − RMSE")
+    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig = ax.figure
+    fig.tight_layout()
+    return fig
+
+
+def plot_group_margins(table: pd.DataFrame, group: str, model_order, model_parameters: pd.Series | None = None,
+                       *, ax=None):
+    """Margin over the null per ``group`` value (area, genotype …) and model: dots with 95 % intervals,
+    thin lines joining a value across models (ordered by size; Figs 2 top and 4 of the paper)."""
+    import matplotlib.pyplot as plt
+
+    from .. import style
+
+    groups = sorted(table[group].astype(str).unique())
+    if ax is None:
+        rows = int(np.ceil((len(groups) + 2) / 5)) if len(groups) > 8 else 0
+        _, ax = plt.subplots(figsize=style.book_size(3.4 + 0.28 * rows))
+    order = [m for m in model_order if m in set(table["model"])]
+    styles = category_styles(groups)
+    offsets = np.linspace(-0.3, 0.3, len(groups)) if len(groups) > 1 else np.zeros(1)
+    for offset, value in zip(offsets, groups):
+        rows = table[table[group].astype(str) == value].set_index("model").reindex(order)
+        colour, marker = styles[value]
+        x = np.arange(len(order)) + offset
+        ax.plot(x, rows["margin"], color=colour, lw=0.6, alpha=0.6)
+        ax.errorbar(x, rows["margin"], yerr=[rows["margin"] - rows["margin_ci_low"], rows["margin_ci_high"] - rows["margin"]],
+                    fmt=marker, color=colour, ms=4, lw=0.8, label=value)
+    _reference_lines(ax, margin=True)
+    ax.set_xticks(range(len(order)), _model_labels(order, model_parameters))
+    ax.set(ylabel="1 − RMSE above the null")
+    if len(groups) > 8:  # many values: the legend goes below, in columns, so the panel keeps its width
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=5, title=group)
+    else:
+        ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5), title=group)
+    fig = ax.figure
+    fig.tight_layout()
+    return fig
+
+
+def plot_kind_margins(table: pd.DataFrame, model_order, *, ax=None):
+    """Margin over the null of attention maps, attention weights and convolution weights, per model
+    (dots with 95 % intervals; Fig. 2 bottom of the paper)."""
+    import matplotlib.pyplot as plt
+
+    from .. import style
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=style.book_size(3.2, width=6.4))
+    order = [m for m in model_order if m in set(table["model"])]
+    kinds = [k for k in KIND_LABELS if ((table["kind"] == k[0]) & (table["layer_type"] == k[1])).any()]
+    colours = dict(zip(kinds, style.category_colours(len(kinds))))
+    offsets = np.linspace(-0.2, 0.2, len(kinds)) if len(kinds) > 1 else np.zeros(1)
+    for offset, kind in zip(offsets, kinds):
+        rows = table[(table["kind"] == kind[0]) & (table["layer_type"] == kind[1])].set_index("model").reindex(order)
+        x = np.arange(len(order)) + offset
+        ax.errorbar(x, rows["margin"], yerr=[rows["margin"] - rows["margin_ci_low"], rows["margin_ci_high"] - rows["margin"]],
+                    fmt="o", color=colours[kind], capsize=3, label=KIND_LABELS[kind])
+    _reference_lines(ax, margin=True)
+    ax.set_xticks(range(len(order)), order)
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set(ylabel="1 − RMSE above the null")
+    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig = ax.figure
+    fig.tight_layout()
+    return fig
+
+
+def plot_layer_margins(table: pd.DataFrame, *, axes=None):
+    """Per model (one panel each), the margin over the null of every layer: dots with 95 % intervals,
+    coloured by kernel kind, dot area ∝ the layer's parameters (Figs 5 and S4 of the paper)."""
+    import matplotlib.pyplot as plt
+
+    from .. import style
+
+    models = list(pd.unique(table["model"]))
+    if axes is None:
+        n_rows = int(np.ceil(len(models) / 2))
+        _, axes = plt.subplots(n_rows, min(2, len(models)), figsize=style.book_size(3.0 * n_rows + 0.5),
+                               squeeze=False, sharey=True)
+    axes = np.atleast_1d(axes).ravel()
+    kinds = [k for k in KIND_LABELS if ((table["kind"] == k[0]) & (table["layer_type"] == k[1])).any()]
+    colours = dict(zip(kinds, style.category_colours(len(kinds))))
+    for ax, model in zip(axes, models):
+        rows = table[table["model"] == model]
+        largest = max(float(rows["n_parameters"].max()), 1.0) if "n_parameters" in rows else 1.0
+        for kind in kinds:
+            sel = rows[(rows["kind"] == kind[0]) & (rows["layer_type"] == kind[1])]
+            if sel.empty:
+                continue
+            ax.errorbar(sel["layer_index"], sel["margin"], yerr=[sel["margin"] - sel["margin_ci_low"],
+                        sel["margin_ci_high"] - sel["margin"]], fmt="none", ecolor=colours[kind], lw=0.7)
+            sizes = 12 + 80 * sel["n_parameters"] / largest if "n_parameters" in sel else 20
+            ax.scatter(sel["layer_index"], sel["margin"], s=sizes, color=colours[kind], alpha=0.8,
+                       label=KIND_LABELS[kind], zorder=3)
+        _reference_lines(ax, margin=True)
+        ax.set(title=model, xlabel="layer index")
+    axes[0].set_ylabel("1 − RMSE above the null")
+    for ax in axes[len(models):]:
+        ax.axis("off")
+    fig = axes[0].figure
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:len(models)]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return fig
+
+
+def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernels, labels, *, fig=None):
+    """Fig 3/S5 analogue: the neural kernel and its best artificial matches, z-scored and overlaid on a
+    scene with one colour bar (top row), and their column profiles (bottom).
+
+    Parameters
+    ----------
+    labels : sequence of str
+        One title per artificial kernel (short: they sit above panels of a fifth of the text width).
+    """
+    import matplotlib.pyplot as plt
+
+    from .. import style
+    from ..kernels.similarity import resize_kernels, zscore_kernels
+
+    n = len(artificial_kernels)
+    if fig is None:
+        fig = plt.figure(figsize=style.book_size(4.4))
+    size = neural_kernel.shape
+    resized = resize_kernels(np.stack(artificial_kernels), size)
+    stack = zscore_kernels(np.concatenate([neural_kernel[None], resized])).reshape(n + 1, *size)
+    limit = float(np.abs(stack).max())
+    extent = (0, size[1], size[0], 0)  # kernel pixels: the scene keeps the kernels' aspect ratio
+    width = 0.86 / (n + 1)
+    image = None
+    for i, (kernel, label) in enumerate(zip(stack, ["neural kernel", *labels])):
+        ax = fig.add_axes((0.01 + i * width, 0.56, width * 0.94, 0.34))
+        ax.imshow(scene, cmap="gray", extent=extent)
+        image = ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.6, extent=extent,
+                          interpolation="bilinear")
+        ax.set_title(label)
+        ax.axis("off")
+    bar = fig.colorbar(image, cax=fig.add_axes((0.9, 0.6, 0.015, 0.26)))
+    bar.set_label("z-score")
+    profile = fig.add_axes((0.09, 0.12, 0.5, 0.36))
+    colours = style.category_colours(n + 1)
+    profile.plot(stack[0].mean(axis=0), color="k", lw=2, label="neural kernel")
+    for kernel, label, colour in zip(stack[1:], labels, colours[1:]):
+        profile.plot(kernel.mean(axis=0), lw=1.2, color=colour, label=label.replace("\n", " "))
+    profile.set(xlabel="x (kernel pixels)", ylabel="column mean (z)")
+    profile.legend(frameon=False, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return fig
+
+
 def plot_model_bubbles(table: pd.DataFrame, group: str, model_parameters: pd.Series, *, ax=None):
     """Fig 2 (top) analogue: per model, one bubble per ``group`` value; bubble area ∝ model parameters.
 
@@ -146,115 +426,236 @@ def plot_model_bubbles(table: pd.DataFrame, group: str, model_parameters: pd.Ser
     """
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    from .. import style
+
+    ax = ax or plt.subplots(figsize=style.book_size(3.5))[1]
     models = [m for m in model_parameters.sort_values().index if m in set(table["model"])]
-    groups = sorted(table[group].unique())
+    groups = sorted(table[group].astype(str).unique())
+    styles = category_styles(groups)
     sizes = 30 + 400 * model_parameters[models] / model_parameters[models].max()
     offsets = np.linspace(-0.3, 0.3, len(groups)) if len(groups) > 1 else [0.0]
     for i, model in enumerate(models):
-        rows = table[table["model"] == model].set_index(group)
+        rows = table[table["model"] == model].set_index(table.loc[table["model"] == model, group].astype(str))
         ax.fill_between([i - 0.4, i + 0.4], rows["null_ci_low"].min(), rows["null_ci_high"].max(), color="0.85", lw=0)
         for offset, value in zip(offsets, groups):
             if value in rows.index:
                 row = rows.loc[value]
-                colour = plt.cm.tab10(groups.index(value) % 10)
+                colour, marker = styles[value]
                 ax.errorbar(i + offset, row["value"], yerr=[[row["value"] - row["ci_low"]], [row["ci_high"] - row["value"]]],
                             color=colour, lw=0.8)
-                ax.scatter(i + offset, row["value"], s=sizes[model], color=colour, alpha=0.6,
+                ax.scatter(i + offset, row["value"], s=sizes[model], color=colour, marker=marker, alpha=0.6,
                            label=value if i == 0 else None, edgecolor="k", lw=0.3)
     ax.set_xticks(range(len(models)), models, rotation=20)
     ax.set(ylabel="mean 1 − RMSE", title=f"by {group} (grey: phase-randomised null)")
-    ax.legend(frameon=False, fontsize=7, ncol=2, loc="best", markerscale=0.4)
+    ax.legend(frameon=False, ncol=2, loc="best", markerscale=0.4)
     return ax
 
 
-def plot_layer_type_bars(table: pd.DataFrame, *, ax=None):
-    """Fig 2 (bottom) analogue: attention (A) vs convolution (C) kernels per model, with nulls."""
-    import matplotlib.pyplot as plt
+# --------------------------------------------------------------------------- numbers and sentences
+def model_table(result: dict, model_parameters: pd.Series | None = None) -> pd.DataFrame:
+    """One row per model: mean 1 − RMSE, its null, the margin, its size in r, the permutation p and
+    the verdict, every number computed once (from the ``["model"]`` grouping and the tests).
 
-    ax = ax or plt.subplots(figsize=(6, 3))[1]
-    labels = []
-    for i, row in enumerate(table.sort_values(["model", "layer_type"]).itertuples()):
-        colour = "C0" if row.layer_type == "attention" else "C3"
-        ax.bar(i, row.value - row.null_value, color=colour, alpha=0.7)
-        ax.errorbar(i, row.value - row.null_value, yerr=[[row.value - row.ci_low], [row.ci_high - row.value]], color="k", lw=0.8)
-        labels.append(f"{row.model}\n{row.layer_type[0].upper()}")
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(range(len(labels)), labels, fontsize=7)
-    ax.set(ylabel="1 − RMSE above null", title="attention (A, blue) vs convolution (C, red)")
-    return ax
+    Parameters
+    ----------
+    result : dict
+        :func:`alignment_summary` output whose groupings include ``"model": ["model"]``.
+    model_parameters : pandas.Series, optional
+        Parameter count per model.
 
-
-def plot_trends(table: pd.DataFrame, group: str, model_order, *, ax=None):
-    """Fig 4 analogue: one line per ``group`` value across models (ordered), with intervals."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(5, 3))[1]
-    order = [m for m in model_order if m in set(table["model"])]
-    for value, rows in table.groupby(group):
-        rows = rows.set_index("model").reindex(order)
-        x = np.arange(len(order))
-        ax.plot(x, rows["value"], "o-", label=value, lw=1)
-        ax.fill_between(x, rows["ci_low"], rows["ci_high"], alpha=0.15)
-    ax.set_xticks(range(len(order)), order, rotation=20)
-    ax.set(ylabel="mean 1 − RMSE", title=f"trend by {group}")
-    ax.legend(frameon=False, fontsize=7, ncol=2)
-    return ax
-
-
-def plot_layer_scatter(table: pd.DataFrame, *, axes=None):
-    """Fig 5/S4 analogue: per model, mean 1 − RMSE per layer; size ∝ layer parameters.
-
-    Attention layers in colour (hollow: attention maps, filled: attention weights), convolution
-    layers in black; the grey line is the layer's null.
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by model, ordered by mean 1 − RMSE (highest first): ``parameters``, ``value``,
+        ``ci_low``, ``ci_high``, ``null_value``, ``margin``, ``margin_ci_low``, ``margin_ci_high``,
+        ``r_margin``, ``p_real_vs_null``, ``verdict`` and, where a model has both, ``attention_minus_convolution``
+        and ``p_attention_vs_convolution``.
     """
-    import matplotlib.pyplot as plt
-
-    models = list(pd.unique(table["model"]))
-    if axes is None:
-        _, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3), squeeze=False)
-        axes = axes[0]
-    for ax, model, colour in zip(axes, models, [f"C{i}" for i in range(10)]):
-        rows = table[table["model"] == model]
-        sizes = 10 + 200 * rows["n_parameters"] / max(rows["n_parameters"].max(), 1)
-        for kind, marker_fill in (("weight", True), ("attention_map", False)):
-            for layer_type in ("attention", "convolution"):
-                sel = (rows["kind"] == kind) & (rows["layer_type"] == layer_type)
-                if not sel.any():
-                    continue
-                base = colour if layer_type == "attention" else "k"
-                ax.scatter(rows.loc[sel, "layer_index"], rows.loc[sel, "value"], s=sizes[sel],
-                           facecolors=base if marker_fill else "none", edgecolors=base, alpha=0.7,
-                           label="attention map" if kind == "attention_map" else f"{layer_type} weights")
-        null = rows.groupby("layer_index")["null_value"].mean()
-        ax.plot(null.index, null.values, color="0.6", lw=1, label="null")
-        ax.set(title=model, xlabel="layer index", ylabel="mean 1 − RMSE")
-        ax.legend(frameon=False, fontsize=6)
-    return axes
+    if "model" not in result["tables"]:
+        raise ValueError("'result' has no 'model' table; call alignment_summary with groupings={'model': ['model'], ...}.")
+    table = result["tables"]["model"].set_index("model")
+    tests = result["tests"].set_index("model")
+    columns = ["value", "ci_low", "ci_high", "null_value", "null_ci_low", "null_ci_high", "margin", "margin_ci_low",
+               "margin_ci_high", "r_margin", "n_artificial"]
+    out = table[columns].join(tests.drop(columns=["real_minus_null"]), how="left")
+    if model_parameters is not None:
+        out.insert(0, "parameters", model_parameters.reindex(out.index).astype(float))
+    out["verdict"] = [margin_verdict(row.p_real_vs_null, row.r_margin) for row in out.itertuples()]
+    return out.sort_values("value", ascending=False)
 
 
-def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernels, labels, *, axes=None):
-    """Fig 3/S5 analogue: kernels overlaid on a scene, and their 1-D column profiles (z-scored)."""
-    import matplotlib.pyplot as plt
+def margin_verdict(p_value: float, r_margin: float) -> str:
+    """Whether a margin over the null is a finding: "clears the null", "negligible" or "null".
 
-    from ..kernels.similarity import resize_kernels, zscore_kernels
+    A margin clears the null when its permutation p is below :data:`ALPHA` and it is worth at least
+    :data:`MEANINGFUL_R` of correlation; with p below :data:`ALPHA` but a smaller size it is
+    statistically above the null but negligible; otherwise it is indistinguishable from the null.
+    """
+    if not (np.isfinite(p_value) and p_value < ALPHA):
+        return "null"
+    return "clears the null" if r_margin >= MEANINGFUL_R else "negligible"
 
-    n = len(artificial_kernels)
-    if axes is None:
-        _, axes = plt.subplots(1, n + 2, figsize=(2.6 * (n + 2), 2.6))
-    size = neural_kernel.shape
-    resized = resize_kernels(np.stack(artificial_kernels), size)
-    stack = zscore_kernels(np.concatenate([neural_kernel[None], resized]))
-    extent = (0, 1, 1, 0)
-    for ax, kernel, label in zip(axes, stack, ["neural", *labels]):
-        ax.imshow(scene, cmap="gray", extent=extent)
-        ax.imshow(kernel, cmap="RdBu_r", alpha=0.55, extent=extent, interpolation="bilinear")
-        ax.set_title(label, fontsize=7)
-        ax.axis("off")
-    profile_ax = axes[n + 1]
-    profile_ax.plot(stack[0].mean(axis=0), color="k", lw=2, label="neural")
-    for kernel, label in zip(stack[1:], labels):
-        profile_ax.plot(kernel.mean(axis=0), lw=1, label=label)
-    profile_ax.set(xlabel="x (kernel pixels)", ylabel="column mean (z)", title="1-D profiles")
-    profile_ax.legend(frameon=False, fontsize=6)
-    return axes
+
+#: The verdicts of :func:`margin_verdict` in a table cell.
+VERDICT_SHORT = {"clears the null": "clears the null", "negligible": "significant, negligible",
+                 "null": "no different from the null"}
+
+VERDICT_WORDS = {
+    "clears the null": "clears the null",
+    "negligible": "is above the null statistically but negligible in size",
+    "null": "is indistinguishable from the null",
+}
+
+
+def describe_null(models: pd.DataFrame, *, weights: str) -> str:
+    """The chapter's main result: where the models sit against chance and the null, and whether any
+    margin is a finding (significance and size, see :func:`margin_verdict`); with random weights, that
+    any alignment is a control."""
+    from .. import report
+
+    if models.empty:
+        return "No model was compared."
+    low, high = float(models["value"].min()), float(models["value"].max())
+    null_low, null_high = float(models["null_value"].min()), float(models["null_value"].max())
+    level = (f"every model sits at {report.format_number(low, 3)}" if report.format_number(low, 3) == report.format_number(high, 3)
+             else f"the models sit between {report.format_number(low, 3)} and {report.format_number(high, 3)}")
+    null = (report.format_number(null_low, 3) if report.format_number(null_low, 3) == report.format_number(null_high, 3)
+            else f"{report.format_number(null_low, 3)} to {report.format_number(null_high, 3)}")
+    text = (f"In mean 1 − RMSE {level}, against {null} for the phase-randomised null and "
+            f"{report.format_number(CHANCE, 3)} for unrelated kernels (r = 0).")
+    rows = []
+    for model, row in models.iterrows():
+        rows.append(f"{model} {VERDICT_WORDS[row['verdict']]} (margin {report.format_number(row['margin'])}, "
+                    f"worth r = {report.format_number(row['r_margin'])}; permutation {report.format_p(row['p_real_vs_null'])})")
+    text += " " + "; ".join(rows) + "."
+    spread_only = models[(models["margin"] > 0) & (models["r_margin"] <= 0)]
+    if len(spread_only):
+        names = report.join_words(spread_only.index)
+        text += (f" For {names} the mean correlation is no higher than the null's: 1 − RMSE is concave in r, so "
+                 f"its margin comes from a narrower spread of correlations, not from kernels that correlate more.")
+    verdicts = set(models["verdict"])
+    threshold = (f"a margin counts as meaningful from r = {MEANINGFUL_R:g} above the null, "
+                 f"about {report.format_number(meaningful_margin())} in 1 − RMSE")
+    if verdicts <= {"null", "negligible"}:
+        text += (f" This is a null result: no model's kernels align with the neural kernels beyond what their "
+                 f"power spectra alone give ({threshold}).")
+    else:
+        cleared = report.join_words(models.index[models["verdict"] == "clears the null"])
+        text += f" {cleared} {'clears' if ' and ' not in cleared else 'clear'} the null by a meaningful margin ({threshold})."
+    if weights == "random":
+        text += (" The weights are random, so whatever alignment there is, is a control for the architecture and "
+                 "the scenes, not a finding about trained models.")
+    return text
+
+
+def describe_attention_vs_convolution(models: pd.DataFrame) -> tuple[str, str, str]:
+    """Attention against convolution kernels per model.
+
+    Returns
+    -------
+    (str, str, str)
+        The sentence; the paper-table verdict ("agrees" when attention kernels score higher in every
+        model, each with p below :data:`ALPHA`, else "does not agree"); a short summary for the table.
+    """
+    from .. import report
+
+    if "attention_minus_convolution" not in models or models["attention_minus_convolution"].isna().all():
+        return ("No model has both attention and convolution kernels, so they cannot be compared.", "not computed",
+                "not computed")
+    rows = models.dropna(subset=["attention_minus_convolution"])
+    higher = rows[(rows["attention_minus_convolution"] > 0) & (rows["p_attention_vs_convolution"] < ALPHA)]
+    lower = rows[(rows["attention_minus_convolution"] < 0) & (rows["p_attention_vs_convolution"] < ALPHA)]
+    parts = [f"{model} {report.format_number(row['attention_minus_convolution'])} "
+             f"({report.format_p(row['p_attention_vs_convolution'])})" for model, row in rows.iterrows()]
+    text = f"Attention minus convolution kernels, in mean 1 − RMSE: {report.join_words(parts)}."
+    n = len(rows)
+    if len(higher) == n:
+        text += " Attention kernels score higher in every model, as the paper reports."
+        verdict = "agrees"
+    else:
+        text += (f" Attention kernels score significantly higher in {report.format_count(len(higher), n)} models and "
+                 f"lower in {report.format_count(len(lower), n)}; the paper found them higher in every model.")
+        verdict = "does not agree"
+    biggest = float(rows["attention_minus_convolution"].abs().max())
+    if biggest < meaningful_margin():
+        text += (f" Every difference is below {report.format_number(meaningful_margin())}, the margin that "
+                 f"r = {MEANINGFUL_R:g} would give, so none is large.")
+    summary = (f"attention higher in {report.format_count(len(higher), n)} models, lower in "
+               f"{report.format_count(len(lower), n)} (p < {ALPHA:g})")
+    return text, verdict, summary
+
+
+def best_group(table: pd.DataFrame, group: str) -> dict:
+    """The ``group`` value (area, genotype …) with the highest mean 1 − RMSE in each model.
+
+    Returns
+    -------
+    dict
+        ``name`` (the best value when it is the same in every model, else ``None``), ``by_model``
+        ({model: best}), ``separated`` (whether in every model its interval lies above every other
+        value's interval).
+    """
+    by_model, separated = {}, True
+    for model, rows in table.groupby("model", sort=False):
+        rows = rows.sort_values("value", ascending=False)
+        by_model[str(model)] = str(rows[group].iloc[0])
+        if len(rows) > 1 and rows["ci_low"].iloc[0] <= rows["ci_high"].iloc[1:].max():
+            separated = False
+    names = set(by_model.values())
+    return {"name": names.pop() if len(names) == 1 else None, "by_model": by_model, "separated": separated}
+
+
+def describe_best_group(best: dict, group: str) -> str:
+    """Which ``group`` value aligns best, and whether the intervals can tell it from the others."""
+    from .. import report
+
+    if best["name"] is not None:
+        text = f"The best-aligned {group} is {best['name']} in every model"
+    else:
+        text = f"The best-aligned {group} differs between models ({report.join_words(f'{v} in {m}' for m, v in best['by_model'].items())})"
+    if best["separated"]:
+        return text + ", and its interval lies above every other's."
+    return text + f", but the intervals overlap, so the data cannot single out one {group}."
+
+
+def describe_identity(deviation: float) -> str:
+    """Whether every pair's 1 − RMSE equals ``1 − √(2(1 − r))`` (largest absolute deviation given)."""
+    from .. import report
+
+    if deviation == 0:
+        return "Every pair lies exactly on the curve."
+    if deviation < 1e-9:
+        return f"Every pair lies on the curve: the largest deviation, {report.format_number(deviation)}, is floating-point rounding."
+    return (f"Pairs deviate from the curve by up to {report.format_number(deviation)}: the kernels were not z-scored "
+            "as the definition assumes.")
+
+
+def describe_best_pairs(best_real: float, best_null: float, n_pairs: int) -> str:
+    """The best single pair against the best pair the phase-randomised null finds among as many."""
+    from .. import report
+
+    text = (f"The best of the {report.format_number(int(n_pairs))} pairs scores {report.format_number(best_real)}; "
+            f"the best pair of the phase-randomised null scores {report.format_number(best_null)}.")
+    if best_real - best_null < meaningful_margin():
+        return text + " Picking the best of so many finds a good-looking match by chance alone: it is not evidence of alignment."
+    return text + " The best real pair stands above what chance finds among as many candidates."
+
+
+def describe_v1t(*, include_v1t: bool, record=None, problem: str | None = None) -> str:
+    """Whether the trained V1T joins the comparison, and from which run."""
+    if not include_v1t:
+        return "The trained V1T is left out of this comparison (`include_v1t=False`)."
+    if record is not None:
+        return f"The trained V1T joins as one more model, from {record.describe()}."
+    if problem == "incomplete":
+        return ("The last V1T analysis run in this data folder did not finish, so the trained V1T is left out; "
+                "run that chapter again, then this one, to add it.")
+    return ("The V1T analysis chapter has not run in this data folder, so the trained V1T is not part of this "
+            "comparison; run that chapter (it comes later in the book), then this one again, to add it.")
+
+
+def describe_setting(*, weights: str, synthetic: bool, n_models: int, n_neural: int) -> str:
+    """Why this run's numbers may differ from the paper's (the ``why`` of the paper-vs-run table)."""
+    parts = [f"{n_models} models with {weights} weights" if weights == "random" else f"{n_models} pretrained models",
+             f"{n_neural:,} {'synthetic ' if synthetic else ''}neural kernels"]
+    return ", ".join(parts)
