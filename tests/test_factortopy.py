@@ -461,3 +461,17 @@ def test_layer_distinctness_sentence_follows_the_r2():
     text = analysis.describe_layer_distinctness(0.97, 0.76, 1.0)
     assert "0.97: they are nearly interchangeable" in text and "0.76: they are distinct" in text
     assert "0.95: they are nearly" in analysis.describe_layer_distinctness(0.95, 0.95, 1.0).split("At std")[1]
+
+
+def test_a_flat_or_constant_run_reads_as_no_hierarchy():
+    flat = analysis.describe_hierarchy_slope({"slope": -3.7e-9, "slope_low": -5.8e-9, "slope_high": -2.2e-9},
+                                             median_confidence=1.0)
+    assert "flat" in flat and "reversed" not in flat
+    planted = [0, 1, 2, 3]
+    truth = pd.DataFrame({"scale": [0.1, 0.2, 0.5, 0.6], "pos_x": 0.0, "pos_y": 0.0})
+    table = pd.DataFrame({"scale": 0.5, "space_x": 0.1, "space_y": 0.0}, index=range(4))
+    scores = analysis.recovery_scores(table, truth, _recovery(planted, [2, 2, 2, 2]))
+    assert np.isnan(scores["scale_correlation"]) and scores["position_error"] == pytest.approx(0.1)
+    text = analysis.describe_recovery(_recovery(planted, [2, 2, 2, 2]), 4, slope={"slope": 0.0, "slope_low": 0.0,
+                                      "slope_high": 0.0}, position_error=0.1, scale_correlation=np.nan)
+    assert "did not recover" in text and "is the same for every vertex" in text

@@ -230,6 +230,8 @@ def within_one_chance(planted_layers, n_layers: int) -> float:
 
 #: Mean off-diagonal cross-layer R² above which layers count as interchangeable.
 INTERCHANGEABLE_R2 = 0.9
+#: |β| below which the hierarchy line counts as flat (a twentieth of the ideal β = 1).
+FLAT_SLOPE = 0.05
 
 
 def describe_layer_distinctness(default_r2: float, chosen_r2: float, chosen_init: float) -> str:
@@ -249,7 +251,9 @@ def describe_hierarchy_slope(slope: dict, *, median_confidence: float, planted_s
     text = (f"The hierarchy slope is β = {report.format_number(beta)} (95 % interval over vertices "
             f"{report.format_interval(low, high)}")
     text += f"; planted: {report.format_number(planted_slope)})" if planted_slope is not None else ")"
-    if low > 0:
+    if abs(beta) < FLAT_SLOPE:
+        text += f": the line is flat (|β| < {FLAT_SLOPE:g}), so no layer hierarchy was found."
+    elif low > 0:
         text += ": later ROIs choose later layers."
     elif high < 0:
         text += ": the order is reversed, later ROIs choose earlier layers."
@@ -280,7 +284,7 @@ def describe_recovery(recovery: pd.DataFrame, n_layers: int, *, slope: dict, pos
               f"layer in {report.format_count(within, n)} (a random choice: {report.format_percent(chance)})")
     if exact >= 0.8 * n and within >= 0.95 * n:
         text = f"The layer selector recovered the planted hierarchy: {counts}."
-    elif slope["slope_low"] > 0 and within / n > chance:
+    elif slope["slope_low"] > 0 and slope["slope"] >= FLAT_SLOPE and within / n > chance:
         text = f"The layer selector recovered the planted hierarchy only in part: {counts}."
     else:
         text = f"The layer selector did not recover the planted hierarchy: {counts}."
@@ -291,10 +295,29 @@ def describe_recovery(recovery: pd.DataFrame, n_layers: int, *, slope: dict, pos
         text += " Missed: " + report.join_words(
             f"{roi} (planted {int(r.planted_layer)}, chosen {int(r.recovered_layer)})" for roi, r in misses.iterrows()
         ) + "."
+    scale = (f"correlates with the planted global share at r = {report.format_number(scale_correlation)}"
+             if np.isfinite(scale_correlation) else "is the same for every vertex, so it does not follow the "
+             "planted global share")
     text += (f" On mostly local vertices the chosen image position lies {report.format_number(position_error)} "
-             f"from the planted one (image half-width 1; one token cell 0.25), and the scale selector "
-             f"correlates with the planted global share at r = {report.format_number(scale_correlation)}.")
+             f"from the planted one (image half-width 1; one token cell 0.25), and the scale selector {scale}.")
     return text
+
+
+def recovery_scores(table: pd.DataFrame, truth: pd.DataFrame, recovery: pd.DataFrame) -> dict:
+    """Numbers of the planted-truth comparison: layer within one / exact (named ROIs), median position
+    error on mostly local vertices (planted scale < 0.3), scale correlation (NaN when either is constant)."""
+    named = recovery.drop(index="Unknown", errors="ignore")
+    local = truth["scale"].to_numpy() < 0.3
+    error = np.hypot(table["space_x"].to_numpy() - truth["pos_x"].to_numpy(),
+                     table["space_y"].to_numpy() - truth["pos_y"].to_numpy())
+    chosen, planted = table["scale"].to_numpy(float), truth["scale"].to_numpy(float)
+    constant = np.ptp(chosen) == 0 or np.ptp(planted) == 0
+    return {
+        "within_one": float(named["layer_within_one"].mean()),
+        "exact": float((named["planted_layer"] == named["recovered_layer"]).mean()),
+        "position_error": float(np.median(error[local])) if local.any() else np.nan,
+        "scale_correlation": np.nan if constant else float(np.corrcoef(chosen, planted)[0, 1]),
+    }
 
 
 def describe_backbones(backbones: pd.DataFrame, *, planting_backbone: str | None) -> str:
