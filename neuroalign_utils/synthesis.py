@@ -116,9 +116,10 @@ def factortopy_rows(folder: Path) -> list[dict]:
     rows = [
         _row("mean test R²", backbone, headline["r2_mean"], "planted ceiling R²", headline.get("planted_ceiling_r2"),
              "ceiling: explainable variance of the synthetic subject"),
-        _row("hierarchy slope β", backbone, slope["slope"], "no hierarchy", 0.0,
-             f"95 % interval {slope['slope_low']:.2f} to {slope['slope_high']:.2f} (vertices)"),
     ]
+    if slope:  # None for a subject without ROI labels
+        rows.append(_row("hierarchy slope β", backbone, slope["slope"], "no hierarchy", 0.0,
+                         f"95 % interval {report.format_interval(slope['slope_low'], slope['slope_high'])} (vertices)"))
     recovery_path = folder / "recovery.parquet"
     if recovery_path.exists() and np.isfinite(headline.get("layer_within_one_fraction", np.nan)):
         recovery = pd.read_parquet(recovery_path).drop(index="Unknown", errors="ignore")

@@ -475,3 +475,25 @@ def test_a_flat_or_constant_run_reads_as_no_hierarchy():
     text = analysis.describe_recovery(_recovery(planted, [2, 2, 2, 2]), 4, slope={"slope": 0.0, "slope_low": 0.0,
                                       "slope_high": 0.0}, position_error=0.1, scale_correlation=np.nan)
     assert "did not recover" in text and "is the same for every vertex" in text
+
+
+def test_subject_files_are_checked_from_their_headers_before_images_are_read(tmp_path):
+    folder = nsd.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
+    fmri = folder / "training_split" / "training_fmri" / "lh_training_fmri.npy"
+    good = np.load(fmri)
+    np.save(fmri, good[:, :-1])
+    with pytest.raises(ValueError, match=r"lh_training_fmri.npy has shape \(12, 49\)"):
+        nsd.load_algonauts_subject(folder)
+    fmri.write_bytes(fmri.read_bytes()[:100])  # truncated
+    with pytest.raises(ValueError, match="lh_training_fmri.npy cannot be read"):
+        nsd.load_algonauts_subject(folder)
+    np.save(fmri, good.astype(str))
+    with pytest.raises(ValueError, match="lh_training_fmri.npy holds <U.* values; numbers are needed"):
+        nsd.load_algonauts_subject(folder)
+    np.save(fmri, good)
+    for mapping in (folder / "roi_masks").glob("mapping_*.npy"):
+        mapping.unlink()
+    subject = nsd.load_algonauts_subject(folder)
+    assert set(subject.vertices["roi"]) == {"Unknown"}
+    assert not analysis.can_fit_hierarchy(subject.vertices["roi"])
+    assert "not computed" in analysis.describe_hierarchy_slope(None, median_confidence=1.0)

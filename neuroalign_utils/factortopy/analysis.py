@@ -62,6 +62,13 @@ def roi_family(roi: str) -> str:
     return roi
 
 
+def can_fit_hierarchy(roi, levels=None) -> bool:
+    """Whether ``roi`` labels vertices of at least two levels of :data:`HIERARCHY_LEVELS` (a real subject
+    without its ``roi_masks`` label files has none)."""
+    levels = HIERARCHY_LEVELS if levels is None else levels
+    return len({levels[f] for f in (roi_family(str(r)) for r in np.unique(np.asarray(roi))) if f in levels}) >= 2
+
+
 def hierarchy_slope(iota, roi, *, n_bootstrap: int = 1000, seed: int = 0, levels=None) -> dict:
     """Least-squares fit ι̂ = β·ι + b0 over vertices of V1, V2&V3, OPA, EBA (Table 2 analogue).
 
@@ -245,8 +252,13 @@ def describe_layer_distinctness(default_r2: float, chosen_r2: float, chosen_init
             f"{report.format_number(chosen_r2)}: they are {verdict(chosen_r2)}.")
 
 
-def describe_hierarchy_slope(slope: dict, *, median_confidence: float, planted_slope: float | None = None) -> str:
-    """What the hierarchy slope and its interval say (sign, interval, why an interval is degenerate)."""
+def describe_hierarchy_slope(slope: dict | None, *, median_confidence: float,
+                             planted_slope: float | None = None) -> str:
+    """What the hierarchy slope and its interval say (sign, interval, why an interval is degenerate);
+    ``slope=None``: why there is none."""
+    if slope is None:
+        return ("The subject's vertices carry no labels of V1, V2/V3, OPA or EBA (the roi_masks mapping "
+                "files), so the hierarchy slope is not computed.")
     beta, low, high = slope["slope"], slope["slope_low"], slope["slope_high"]
     text = (f"The hierarchy slope is β = {report.format_number(beta)} (95 % interval over vertices "
             f"{report.format_interval(low, high)}")

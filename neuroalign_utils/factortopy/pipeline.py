@@ -74,7 +74,10 @@ def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers
 
 def summary_row(fit: Fit) -> dict:
     """Backbone, mean test R², hierarchy slope with its interval, b0, b1."""
-    slope = analysis.hierarchy_slope(fit.table["iota"], fit.table["roi"], n_bootstrap=300)
+    if analysis.can_fit_hierarchy(fit.table["roi"]):
+        slope = analysis.hierarchy_slope(fit.table["iota"], fit.table["roi"], n_bootstrap=300)
+    else:  # no ROI labels: the slope columns stay empty
+        slope = dict.fromkeys(("slope", "b0", "b1", "slope_low", "slope_high"), np.nan) | {"n_vertices": 0}
     return {"backbone": fit.spec.name, "weights": fit.spec.weights, "n_layers": len(fit.features["layers"]),
             "r2_mean": float(np.mean(fit.result.test_r2)), **slope, "best_step": fit.result.best_step}
 
