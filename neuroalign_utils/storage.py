@@ -59,7 +59,8 @@ def content_key(obj: Any, length: int = 12) -> str:
 def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``.
 
-    On error the temporary file or folder is removed and ``path`` is left untouched.
+    On error the temporary file or folder is removed and ``path`` is left untouched. A folder gets a
+    record of its files' sizes (``.sizes.json``), which :func:`folder_is_intact` checks later.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +72,8 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         tmp = Path(name)
     try:
         yield tmp
+        if is_dir:
+            _write_sizes(tmp)
         # mkstemp/mkdtemp create owner-only files; give the result the mode of any file the user makes
         os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())
         if is_dir and path.exists():
@@ -82,6 +85,35 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+SIZES_FILE = ".sizes.json"
+
+
+def _file_sizes(folder: Path) -> dict[str, int]:
+    return {
+        path.relative_to(folder).as_posix(): path.stat().st_size
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != SIZES_FILE
+    }
+
+
+def _write_sizes(folder: Path) -> None:
+    (folder / SIZES_FILE).write_text(json.dumps(_file_sizes(folder), sort_keys=True))
+
+
+def folder_is_intact(folder: str | os.PathLike) -> bool:
+    """Whether a folder written by :func:`atomic_path` still holds every file at the size it was written.
+
+    Generated caches call this before reusing a folder, and rebuild it when it says ``False`` (a file
+    deleted, truncated or added by hand, or a folder from before sizes were recorded).
+    """
+    folder = Path(folder)
+    try:
+        recorded = json.loads((folder / SIZES_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return recorded == _file_sizes(folder)
 
 
 def _umask() -> int:

@@ -497,3 +497,12 @@ def test_subject_files_are_checked_from_their_headers_before_images_are_read(tmp
     assert set(subject.vertices["roi"]) == {"Unknown"}
     assert not analysis.can_fit_hierarchy(subject.vertices["roi"])
     assert "not computed" in analysis.describe_hierarchy_slope(None, median_confidence=1.0)
+
+
+def test_a_damaged_synthetic_subject_is_rebuilt(tmp_path):
+    folder = nsd.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
+    fmri = folder / "training_split" / "training_fmri" / "rh_training_fmri.npy"
+    good = fmri.read_bytes()
+    fmri.write_bytes(good[:64])
+    again = nsd.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
+    assert again == folder and fmri.read_bytes() == good

@@ -84,3 +84,15 @@ def test_json_is_valid_and_files_follow_the_umask(tmp_path):
 def test_small_parameters_are_valid_for_their_chapters():
     for chapter in chapters.list_chapters():
         chapters.resolve_parameters(chapter, chapters.small_parameters(chapter.name))
+
+
+def test_generated_folders_know_when_they_are_damaged(tmp_path):
+    target = tmp_path / "cache"
+    with storage.atomic_path(target, is_dir=True) as tmp:
+        (tmp / "a.npy").write_bytes(b"x" * 10)
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "b.txt").write_text("hello")
+    assert storage.folder_is_intact(target)
+    (target / "sub" / "b.txt").write_text("hel")  # truncated
+    assert not storage.folder_is_intact(target)
+    assert not storage.folder_is_intact(tmp_path / "never-written")

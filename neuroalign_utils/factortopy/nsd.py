@@ -227,8 +227,10 @@ def write_synthetic_subject(
     root = Path(root)
     subj_dir = root / f"subj{subject:02d}"
     truth_path = root / f"subj{subject:02d}_ground_truth.parquet"
-    if subj_dir.exists() and truth_path.exists() and not overwrite:
+    if storage.folder_is_intact(subj_dir) and truth_path.exists() and not overwrite:
         return subj_dir
+    if subj_dir.exists():
+        logger.info("rebuilding %s: its files are incomplete or changed", subj_dir)
 
     from .. import images as image_lib
 
