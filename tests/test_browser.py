@@ -149,7 +149,7 @@ OUTPUT_WORDS = ("Traceback", "Warning", "it/s]", "s/it]")
 
 # Run in the page once MathJax has finished; returns one list of findings per check.
 PAGE_CHECKS_JS = r"""
-async ({texPattern, outputWords, localPaths}) => {
+async ({texPattern, outputWords, localPaths, minScale}) => {
   const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
   const snippet = (text, i, n = 40) => JSON.stringify(text.slice(Math.max(0, i - n), i + n).replace(/\s+/g, ' ').trim());
   const describe = (el) => {
@@ -163,7 +163,7 @@ async ({texPattern, outputWords, localPaths}) => {
     }
     return true;
   };
-  const found = {tex: [], output: [], figure: [], image: [], table: []};
+  const found = {tex: [], output: [], figure: [], image: [], table: [], readable: []};
 
   // raw TeX in visible text outside code, scripts and rendered math
   const skip = 'pre, code, script, style, textarea, .cell_input, .highlight, mjx-container, .MathJax, mjx-assistive-mml';
@@ -216,6 +216,12 @@ async ({texPattern, outputWords, localPaths}) => {
     const caption = fig && fig.querySelector('figcaption');
     if (!fig) found.figure.push(`${name} is not in a figure`);
     else if (!caption || !caption.textContent.trim()) found.figure.push(`${name} has no caption`);
+    // figures are drawn at 100 dpi with text of at least 9 pt: shown at under minScale of their size,
+    // that text falls below about 8 pt on the page
+    const scale = img.getBoundingClientRect().width / img.naturalWidth;
+    if (img.naturalWidth > 0 && scale < minScale) {
+      found.readable.push(`${name} is shown at ${Math.round(100 * scale)} % of its ${img.naturalWidth} px width`);
+    }
   });
 
   // tables wider than the text column must sit in something that scrolls sideways
@@ -304,7 +310,8 @@ def check_page(context, base_url: str, html_dir: Path, page_path: str, paths: li
         except PlaywrightTimeout:  # a page that keeps the network busy is still checked
             pass
         result = page.evaluate(
-            PAGE_CHECKS_JS, {"texPattern": TEX_PATTERN, "outputWords": list(OUTPUT_WORDS), "localPaths": paths}
+            PAGE_CHECKS_JS,
+            {"texPattern": TEX_PATTERN, "outputWords": list(OUTPUT_WORDS), "localPaths": paths, "minScale": MIN_SCALE},
         )
     finally:
         page.close()
@@ -323,7 +330,10 @@ CHECK_NAMES = {
     "figure": "figure without caption",
     "image": "image not loading",
     "table": "table clipped",
+    "readable": "figure shrunk below readable",
 }
+#: Smallest display scale of a figure: 9-pt text (style.MIN_FONT_SIZE) at 0.88 stays about 8 pt.
+MIN_SCALE = 0.88
 
 
 def format_findings(page_path: str, findings: dict[str, list[str]], limit: int = 12) -> str:
