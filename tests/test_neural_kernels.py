@@ -212,3 +212,13 @@ def test_selection_sentence_says_how_far_from_the_papers_balance():
     sentence = neural.describe_selection(good)
     assert "1,000 in all" in sentence and "balanced (500 and 500), as in the paper" in sentence
     assert "fewer than" not in sentence
+
+
+def test_paper_sentence_keeps_names_and_grammar():
+    from neuroalign_utils.kernels import paper
+
+    table = paper.paper_table("neural_kernels", {"n_clusters": 3, "umap_n_neighbors": 15, "n_selected": 400},
+                              why="small run")
+    sentence = paper.describe_paper_agreement(table)
+    assert sentence.startswith("1 of the 3 quantities the paper reports matches")
+    assert "K-means clusters per class" in sentence and "neural kernels selected" in sentence

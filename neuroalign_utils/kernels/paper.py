@@ -92,7 +92,8 @@ MATCHING = ("same", "close", "agrees")
 def _mid_sentence(label: str) -> str:
     """A table label inside a sentence: first letter lower-cased unless the first word is a name (UMAP, Semantic-SAM-T)."""
     first = label.split(" ")[0]
-    return label[0].lower() + label[1:] if first[1:].islower() else label
+    rest = first[1:]
+    return label[0].lower() + label[1:] if rest.isalpha() and rest.islower() else label
 
 
 def describe_paper_agreement(table: pd.DataFrame) -> str:
@@ -110,5 +111,5 @@ def describe_paper_agreement(table: pd.DataFrame) -> str:
         return f"All {n} quantities the paper reports match this run (same or within 10 %)." + tail
     if k == 0:
         return f"None of the {n} quantities the paper reports matches this run: {report.join_words(others)} differ." + tail
-    return (f"{k} of the {n} quantities the paper reports match this run (same or within 10 %); "
+    return (f"{k} of the {n} quantities the paper reports {'matches' if k == 1 else 'match'} this run (same or within 10 %); "
             f"{report.join_words(others)} {'differs' if len(others) == 1 else 'differ'}." + tail)

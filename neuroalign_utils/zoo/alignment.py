@@ -517,8 +517,12 @@ def describe_null(models: pd.DataFrame, *, weights: str) -> str:
         return "No model was compared."
     low, high = float(models["value"].min()), float(models["value"].max())
     null_low, null_high = float(models["null_value"].min()), float(models["null_value"].max())
-    level = (f"every model sits at {report.format_number(low, 3)}" if report.format_number(low, 3) == report.format_number(high, 3)
-             else f"the models sit between {report.format_number(low, 3)} and {report.format_number(high, 3)}")
+    if len(models) == 1:
+        level = f"{models.index[0]} sits at {report.format_number(low, 3)}"
+    elif report.format_number(low, 3) == report.format_number(high, 3):
+        level = f"every model sits at {report.format_number(low, 3)}"
+    else:
+        level = f"the models sit between {report.format_number(low, 3)} and {report.format_number(high, 3)}"
     null = (report.format_number(null_low, 3) if report.format_number(null_low, 3) == report.format_number(null_high, 3)
             else f"{report.format_number(null_low, 3)} to {report.format_number(null_high, 3)}")
     text = (f"In mean 1 − RMSE {level}, against {null} for the phase-randomised null and "
@@ -570,11 +574,13 @@ def describe_attention_vs_convolution(models: pd.DataFrame) -> tuple[str, str, s
     text = f"Attention minus convolution kernels, in mean 1 − RMSE: {report.join_words(parts)}."
     n = len(rows)
     if len(higher) == n:
-        text += " Attention kernels score higher in every model, as the paper reports."
+        text += (" Attention kernels score higher in every model, as the paper reports." if n > 1 else
+                 " Attention kernels score higher, as the paper reports for every model.")
         verdict = "agrees"
     else:
-        text += (f" Attention kernels score significantly higher in {report.format_count(len(higher), n)} models and "
-                 f"lower in {report.format_count(len(lower), n)}; the paper found them higher in every model.")
+        text += (f" Attention kernels score significantly higher in {report.format_count(len(higher), n)} "
+                 f"{'models' if n > 1 else 'model'} and lower in {report.format_count(len(lower), n)}; the paper "
+                 "found them higher in every model.")
         verdict = "does not agree"
     biggest = float(rows["attention_minus_convolution"].abs().max())
     if biggest < meaningful_margin():
@@ -610,7 +616,7 @@ def describe_best_group(best: dict, group: str) -> str:
     from .. import report
 
     if best["name"] is not None:
-        text = f"The best-aligned {group} is {best['name']} in every model"
+        text = f"The best-aligned {group} is {best['name']}" + (" in every model" if len(best["by_model"]) > 1 else "")
     else:
         text = f"The best-aligned {group} differs between models ({report.join_words(f'{v} in {m}' for m, v in best['by_model'].items())})"
     if best["separated"]:
