@@ -449,19 +449,23 @@ def test_behaviour_ranking_ceiling_and_agreement_sentences_flip_with_the_run():
     broken = {("v1t", True): 0.30, ("cnn", True): 0.38, ("linear", True): 0.27}
     assert findings.describe_ranking(good).startswith("V1T with behaviour predicts best (single-trial correlation 0.420)")
     assert findings.describe_ranking(broken).startswith("The CNN with behaviour predicts best")
-    assert "close to the ceiling" in findings.describe_ceiling({("v1t", True): 0.95, ("linear", True): 0.6}, 0.5)
+    assert "close to it" in findings.describe_ceiling({("v1t", True): 0.95, ("linear", True): 0.6}, 0.5)
     assert "less than half" in findings.describe_ceiling({("v1t", True): 0.3}, 0.5)
     assert "not known" in findings.describe_ceiling(None, None)
     assert findings.describe_paper_agreement(helps, helps, helps, synthetic=True).startswith("All 3 of the paper's orderings")
     mixed = findings.describe_paper_agreement(hurts, helps, None, synthetic=False)
     assert "behaviour helps V1T holds" in mixed and "not V1T beats the CNN" in mixed and "synthetic" not in mixed
     assert findings.describe_paper_agreement(hurts, hurts, hurts, synthetic=False).startswith("None of the paper's 3")
+    assert findings.describe_paper_agreement(hurts, None, None, synthetic=False) == (
+        "The one ordering of the paper that this run can test, V1T beats the CNN, does not hold clearly.")
+    assert findings.describe_paper_agreement(helps, None, None, synthetic=False).startswith("The one ordering of the paper that this run can test holds")
 
 
 def test_training_conditions_and_precision_follow_the_settings():
     small = dict(mice="A,B", n_neurons=100, n_trials=800, stride=8, emb_dim=48, n_blocks=2, max_epochs=8)
     why = findings.training_conditions(small, synthetic=True)
-    assert "synthetic mice (2 × 100 neurons" in why and "stride 8 (paper 1)" in why and "≤ 8 epochs" in why
+    assert "synthetic mice (2 × 100 neurons" in why and "stride 8 (paper 1)" in why and "≤ 8 epochs (paper ≤ 400)" in why
+    assert findings.training_conditions(small, synthetic=True, short=True) == "synthetic mice; stride 8, 2 blocks × 48, ≤ 8 epochs"
     paper = dict(mice="A,B,C,D,E", n_neurons=0, n_trials=0, stride=1, emb_dim=155, n_blocks=4, max_epochs=400)
     assert findings.training_conditions(paper, synthetic=False).startswith("the paper's data and settings")
     assert findings.describe_precision({"v1t": "float32", "cnn": "float32"}) == "This run trained every model in float32."

@@ -255,6 +255,10 @@ def test_pupil_sweep_moves_attention_with_a_pupil_following_v1t_and_the_sentence
     still = analysis.sweep_moves(analysis.pupil_sweep(blind, "m", images, behaviour)).set_index("axis")
     sentence = findings.describe_attention_and_pupil(still["attention"].to_dict(), {"x": 5.0, "y": 5.0}, planted)
     assert "Attention does not move with the pupil" in sentence, sentence
+    verdict = findings.describe_attention_and_pupil(still["attention"].to_dict(), {"x": 5.0, "y": 5.0}, planted, part="verdict")
+    assert verdict.startswith("Attention does not move") and sentence.endswith(verdict)
+    with pytest.raises(ValueError, match="'part' must be one of"):
+        findings.describe_attention_and_pupil({"x": 0.0}, {"x": 0.0}, None, part="first")
     assert "the shifter barely moves along either axis" in findings.describe_attention_and_pupil(
         still["attention"].to_dict(), {"x": 0.1, "y": 0.0}, planted)
     # the whole model's aRFs: taken up or not, and a shifter moving against the planted shift
@@ -286,6 +290,7 @@ def test_shifter_shift_is_zero_at_a_centred_pupil_only_when_the_shifter_is_zeroe
 def test_com_pupil_sentence_follows_the_p_values():
     null = pd.DataFrame({"mouse": ["A", "A", "B", "B"], "axis": ["x", "y", "x", "y"], "r": [0.05, -0.02, 0.03, 0.01],
                          "p": [0.48, 0.75, 0.6, 0.7]})
+    assert "at r = 0.04 (x) and −0.01 (y)" in findings.describe_com_pupil_correlation(null)
     strong = null.assign(r=[0.5, 0.4, 0.6, 0.45], p=[1e-6, 1e-5, 1e-7, 1e-4])
     assert "no mouse and axis reaches p < 0.05 (p from 0.48 to 0.75)" in findings.describe_com_pupil_correlation(null)
     assert "too small" not in findings.describe_com_pupil_correlation(null)
@@ -356,3 +361,13 @@ def test_arf_sweep_of_a_linear_encoder_moves_with_its_shifter():
         moved = sweep.loc[(axis, 2.0), f"{axis}0"] - sweep.loc[(axis, -2.0), f"{axis}0"]
         expected = shifter[2 * i, i] - shifter[2 * i + 1, i]
         assert expected > 2.0 and moved == pytest.approx(expected, abs=0.5), (axis, moved, expected)
+
+
+def test_analysis_conditions_name_paper_keys_and_the_run():
+    from neuroalign_utils.paper_values import paper_values
+
+    params = dict(mice="A", n_neurons=60, n_trials=500, stride=8, emb_dim=48, n_blocks=2, max_epochs=4)
+    why = findings.analysis_conditions(params, synthetic=True, n_noise_images=1000)
+    assert set(why) <= set(paper_values("v1t_analysis")["key"])
+    assert "synthetic mice" in why["com_pupil_r_x"] and "1,000 noise images" in why["arf_sigma_x_cnn"]
+    assert "synthetic" not in findings.analysis_conditions(params, synthetic=False, n_noise_images=1000)["com_pupil_r_x"]

@@ -61,12 +61,17 @@ def _capital(text: str) -> str:
 
 
 def _percent_change(value: float, *, signed: bool = True) -> str:
-    """"+12.7 %" / "−3.1 %" (three significant digits) from a percentage (already × 100); without the
-    sign when ``signed`` is False (for "12.7 % higher")."""
+    """"+12.7 %" / "−3.1 %" (one decimal) from a percentage (already × 100); without the sign when
+    ``signed`` is False (for "12.7 % higher")."""
     if not report._finite(value):
         return "n/a"
     sign = ("+" if value >= 0 else "−") if signed else ""
-    return f"{sign}{report.format_number(abs(value), 3)} %"
+    return f"{sign}{abs(value):,.1f} %"
+
+
+def _share_percent(share: float) -> str:
+    """A small share as a percentage with one decimal, "< 0.1 %" below a thousandth."""
+    return "< 0.1 %" if 0 <= share < 0.0005 else report.format_percent(share, 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,11 +186,11 @@ def describe_ceiling(fractions: Mapping[tuple[str, bool], float] | None, ceiling
     ranked = sorted(fractions.items(), key=lambda item: -item[1])
     (best, top), (worst, bottom) = ranked[0], ranked[-1]
     if top >= CLOSE_TO_CEILING:
-        reach = "close to the ceiling: little is left for a better model to explain"
+        reach = "close to it: little is left for a better model to explain"
     elif top >= 0.5:
-        reach = "well below the ceiling: a better model has room to explain more"
+        reach = "well below it: a better model has room to explain more"
     else:
-        reach = "less than half of it: most of the explainable correlation is missed"
+        reach = "less than half: most of the explainable correlation is missed"
     sentence = (f"The planted single-trial ceiling is {report.format_number(ceiling, 3)}; the best model, "
                 f"{model_label(*best)}, reaches {report.format_percent(top)} of it, {reach}")
     if len(ranked) > 1:
@@ -205,23 +210,32 @@ def describe_precision(precisions: Mapping[str, str]) -> str:
     return sentence + (f" and {report.join_words(rest)} in float32." if rest else ".")
 
 
-def training_conditions(params: Mapping, *, synthetic: bool) -> str:
-    """Why this training run's numbers may differ from the paper's, from its settings (the ``why`` of
-    the paper-vs-run table)."""
+def training_conditions(params: Mapping, *, synthetic: bool, short: bool = False) -> str:
+    """Why this training run's numbers may differ from the paper's, from its settings.
+
+    ``short=True`` gives the compact form for every row of the paper-vs-run table ("synthetic mice;
+    stride 8, 2 blocks × 48, ≤ 8 epochs"); the long form names the sizes and the paper's settings.
+    """
     paper = PAPER_SETTINGS
-    reasons = []
     n_mice = len([m for m in str(params["mice"]).split(",") if m.strip()])
+    data, model = [], []
     if synthetic:
-        reasons.append(f"synthetic mice ({n_mice} × {params['n_neurons']} neurons, {params['n_trials']} trials)")
+        data.append("synthetic mice" if short else
+                    f"synthetic mice ({n_mice} × {params['n_neurons']} neurons, {params['n_trials']} trials)")
     elif n_mice < paper["n_mice"]:
-        reasons.append(f"{n_mice} of the paper's {paper['n_mice']} mice")
+        data.append(f"{n_mice} of the paper's {paper['n_mice']} mice")
     if int(params["stride"]) != paper["stride"]:
-        reasons.append(f"stride {params['stride']} (paper {paper['stride']})")
+        model.append(f"stride {params['stride']}" + ("" if short else f" (paper {paper['stride']})"))
     if int(params["n_blocks"]) < paper["n_blocks"] or int(params["emb_dim"]) < paper["emb_dim"]:
-        reasons.append(f"{params['n_blocks']} blocks × {params['emb_dim']} (paper {paper['n_blocks']} × {paper['emb_dim']})")
+        model.append(f"{params['n_blocks']} blocks × {params['emb_dim']}"
+                     + ("" if short else f" (paper {paper['n_blocks']} × {paper['emb_dim']})"))
     if int(params["max_epochs"]) < paper["max_epochs"]:
-        reasons.append(f"≤ {params['max_epochs']} epochs (paper ≤ {paper['max_epochs']})")
-    return ", ".join(reasons) if reasons else "the paper's data and settings (seeds and hardware differ)"
+        model.append(f"≤ {params['max_epochs']} epochs" + ("" if short else f" (paper ≤ {paper['max_epochs']})"))
+    if not data and not model:
+        return "the paper's data and settings (seeds and hardware differ)"
+    if short:
+        return "; ".join(part for part in (", ".join(data), ", ".join(model)) if part)
+    return ", ".join(data + model)
 
 
 def describe_paper_agreement(v1t_vs_cnn: Mapping | None, behaviour: Mapping | None, cnn_vs_linear: Mapping | None,
@@ -237,8 +251,12 @@ def describe_paper_agreement(v1t_vs_cnn: Mapping | None, behaviour: Mapping | No
     tested = len(held) + len(failed)
     if tested == 0:
         sentence = "This run trained too few models to test the paper's orderings."
+    elif not failed and tested == 1:
+        sentence = f"The one ordering of the paper that this run can test holds: {held[0]}."
     elif not failed:
         sentence = f"All {tested} of the paper's orderings that this run can test hold: {report.join_words(held)}."
+    elif not held and tested == 1:
+        sentence = f"The one ordering of the paper that this run can test, {failed[0]}, does not hold clearly."
     elif not held:
         sentence = f"None of the paper's {tested} orderings that this run can test holds clearly: not {report.join_words(failed)}."
     else:
@@ -267,6 +285,11 @@ def split_model_key(key: str) -> tuple[str, bool]:
     return core, rest.startswith("with_")
 
 
+def format_r(r: float) -> str:
+    """A correlation coefficient with two decimals ("−0.03", "0.99")."""
+    return f"{float(r):.2f}".replace("-", "−") if report._finite(r) else "n/a"
+
+
 def describe_com_pupil_correlation(table: pd.DataFrame) -> str:
     """The Table 2 analogue: the rollout centre of mass against the pupil centre across test trials.
 
@@ -280,7 +303,7 @@ def describe_com_pupil_correlation(table: pd.DataFrame) -> str:
                f"{report.format_p(table['p'].max()).removeprefix('p = ').removeprefix('p ')}")
     mice = table["mouse"].nunique()
     sentence = (f"Across test trials the centre of mass correlates with the pupil centre at r = "
-                f"{report.format_number(r.get('x'), 2)} (x) and {report.format_number(r.get('y'), 2)} (y)"
+                f"{format_r(r.get('x'))} (x) and {format_r(r.get('y'))} (y)"
                 f"{'' if mice == 1 else f', averaged over {mice} mice'}; ")
     if significant == 0:
         return sentence + (f"no {'axis' if mice == 1 else 'mouse and axis'} reaches p < {ALPHA:g} ({p_range}), "
@@ -321,7 +344,8 @@ def _direction(subject: str, shares: Mapping[str, float], what: str) -> str:
 
 
 def describe_attention_and_pupil(attention_px: Mapping[str, float], shifter_px: Mapping[str, float],
-                                 planted_px: float | None, model_px: Mapping[str, float] | None = None) -> str:
+                                 planted_px: float | None, model_px: Mapping[str, float] | None = None,
+                                 *, part: str = "all") -> str:
     """Where the pupil's shift goes, from fixed-image moves (pupil −2 → +2 SD) along x and y, in pixels.
 
     Parameters
@@ -335,10 +359,15 @@ def describe_attention_and_pupil(attention_px: Mapping[str, float], shifter_px: 
     model_px : mapping axis → px, optional
         Move of the whole encoder's aRF centres along that axis (median over neurons, mean over mice).
 
+    part : {'all', 'moves', 'verdict'}
+        Both sentences, or only the first (the moves) or the second (what they mean).
+
     The reference a move is measured against is the planted move where known, else the whole model's
     aRF move, else the shifter's. Attention "follows" the pupil from :data:`FOLLOW_SHARE` of the
     reference (with its sign) and "does not move" below :data:`STILL_SHARE` of it.
     """
+    if part not in ("all", "moves", "verdict"):
+        raise ValueError(f"'part' must be one of ['all', 'moves', 'verdict']; got {part!r}.")
     axes = [a for a in ("x", "y") if a in attention_px]
     if planted_px is not None:
         reference, what = {a: planted_px for a in axes}, "the planted shift"
@@ -373,13 +402,14 @@ def describe_attention_and_pupil(attention_px: Mapping[str, float], shifter_px: 
         parts.append(_direction("the model as a whole", {a: _share_of(model_px[a], planted_px) for a in axes}, what))
     if planted_px is not None or model_px is not None:
         parts.append(_direction("the shifter", {a: _share_of(shifter_px[a], reference[a]) for a in axes}, what))
-    return first + " " + _capital("; ".join(parts)) + "."
+    second = _capital("; ".join(parts)) + "."
+    return {"all": f"{first} {second}", "moves": first, "verdict": second}[part]
 
 
 def describe_share_through_attention(share: Mapping[str, float]) -> str:
     """How much of the pupil's effect on the predictions passes through the attention weights."""
     top = max(share.values())
-    shares = ", ".join(f"{a}: {report.format_percent(v, 1)}" for a, v in share.items())
+    shares = ", ".join(f"{a}: {_share_percent(v)}" for a, v in share.items())
     if top < LITTLE_SHARE:
         return (f"Little of the pupil's effect on the predicted responses passes through the attention weights "
                 f"({shares}): the V1T uses the pupil through what its tokens carry (values, MLPs, B-MLPs) and the "
@@ -397,7 +427,7 @@ def describe_arf_positions(errors_px: Mapping[str, float], chance_px: Mapping[st
     for label, error in errors_px.items():
         chance = chance_px.get(label, float("nan"))
         parts.append(f"{label} {report.format_number(error, 2)} px (chance {report.format_number(chance, 2)} px)")
-        (found if error < 0.5 * chance else missed).append(label)
+        (found if error < 0.5 * chance else missed).append({"CNN": "the CNN"}.get(label, label))
     sentence = "Median distance of a kept fit from its unit's planted RF centre: " + report.join_words(parts) + "; "
     if not missed:
         return sentence + f"the aRFs of {report.join_words(found)} find the planted RFs (less than half the chance distance)."
@@ -465,7 +495,7 @@ def describe_pupil_dilation(by_pupil: pd.DataFrame, model: str = "v1t_with_behav
 
 def describe_retinotopy(r_x: float, r_y: float) -> str:
     """Whether the readout positions follow the neurons' cortical coordinates."""
-    numbers = f"r = {report.format_number(r_x, 2)} (x) and {report.format_number(r_y, 2)} (y)"
+    numbers = f"r = {format_r(r_x)} (x) and {format_r(r_y)} (y)"
     weakest = min(abs(r_x), abs(r_y))
     if weakest >= STRONG_R:
         return f"The readout positions follow the cortical coordinates ({numbers}): the readout has learned the retinotopy."
@@ -476,10 +506,13 @@ def describe_retinotopy(r_x: float, r_y: float) -> str:
 
 def analysis_conditions(params: Mapping, *, synthetic: bool, n_noise_images: int) -> Mapping[str, str]:
     """Why the analysis chapter's numbers may differ from the paper's, per paper-table key."""
-    model = training_conditions(params, synthetic=synthetic)
-    arf = (f"{model}; V1T and CNN with behaviour (paper: trained without), {n_noise_images:,} white-noise images "
-           "(paper: 500,000)")
-    com = model + ("; a planted pupil-driven RF shift, which the shifter can carry without attention" if synthetic else "")
+    paper = PAPER_SETTINGS
+    small = (int(params["stride"]) != paper["stride"] or int(params["n_blocks"]) < paper["n_blocks"]
+             or int(params["emb_dim"]) < paper["emb_dim"] or int(params["max_epochs"]) < paper["max_epochs"])
+    model = ", ".join(([("synthetic mice")] if synthetic else []) + (["a small, briefly trained V1T"] if small else [])) \
+        or "the paper's data and settings"
+    arf = f"{model}; models with behaviour, {n_noise_images:,} noise images (paper: without, 500,000)"
+    com = model + ("; the planted pupil shift needs no attention (the shifter can carry it)" if synthetic else "")
     return {
         "com_pupil_r_x": com, "com_pupil_r_y": com,
         "arf_sigma_x_transformer": arf, "arf_sigma_y_transformer": arf, "arf_sigma_x_cnn": arf, "arf_sigma_y_cnn": arf,
