@@ -222,3 +222,6 @@ def test_paper_sentence_keeps_names_and_grammar():
     sentence = paper.describe_paper_agreement(table)
     assert sentence.startswith("1 of the 3 quantities the paper reports matches")
     assert "K-means clusters per class" in sentence and "neural kernels selected" in sentence
+    assert paper._mid_sentence("Best-aligned brain area") == "best-aligned brain area"
+    assert paper._mid_sentence("Semantic-SAM-T parameters") == "Semantic-SAM-T parameters"
+    assert paper._mid_sentence("UMAP neighbours") == "UMAP neighbours"

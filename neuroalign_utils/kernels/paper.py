@@ -91,9 +91,9 @@ MATCHING = ("same", "close", "agrees")
 
 def _mid_sentence(label: str) -> str:
     """A table label inside a sentence: first letter lower-cased unless the first word is a name (UMAP, Semantic-SAM-T)."""
-    first = label.split(" ")[0]
-    rest = first[1:]
-    return label[0].lower() + label[1:] if rest.isalpha() and rest.islower() else label
+    head, *tail = label.split(" ")[0].split("-")
+    ordinary = head[1:].isalpha() and head[1:].islower() and all(t.isalpha() and t.islower() for t in tail)
+    return label[0].lower() + label[1:] if ordinary else label
 
 
 def describe_paper_agreement(table: pd.DataFrame) -> str:
