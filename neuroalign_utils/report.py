@@ -9,6 +9,7 @@ a chapter glues their output into its prose instead of writing the conclusion by
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -100,9 +101,12 @@ def plural(n: int, singular: str, plural_form: str | None = None) -> str:
 
 
 def compare_to_paper(ours, paper, *, relative_tolerance: float = 0.1) -> str:
-    """How this run's value stands against the paper's: "close", "higher", "lower", "same" or "differs".
+    """How this run's value stands against the paper's.
 
-    Numbers within ``relative_tolerance`` of the paper's are "close"; strings are compared as given.
+    Numbers: "same", "close" (within ``relative_tolerance``), "higher" or "lower". Text: "not in the
+    paper" when the paper's text starts with "not reported"; "same" when the paper's text starts with
+    this run's name ("VISpm" against "VISpm, in all models"), else "differs". "not computed" when this
+    run has no value.
     """
     if _finite(ours) and _finite(paper):
         ours, paper = float(ours), float(paper)
@@ -111,9 +115,14 @@ def compare_to_paper(ours, paper, *, relative_tolerance: float = 0.1) -> str:
         if abs(ours - paper) <= relative_tolerance * max(abs(paper), 1e-12):
             return "close"
         return "higher" if ours > paper else "lower"
-    if ours is None or paper is None or (isinstance(ours, float) and not _finite(ours)):
+    if isinstance(paper, str) and paper.strip().lower().startswith("not reported"):
+        return "not in the paper"
+    if ours is None or (isinstance(ours, float) and not _finite(ours)):
         return "not computed"
-    return "same" if str(ours).strip().lower() == str(paper).strip().lower() else "differs"
+    if _finite(ours) or isinstance(ours, (int, float)):
+        return "differs"  # a number against a paper that gives only text
+    name = re.escape(str(ours).strip())
+    return "same" if re.match(name + r"(?![\w-])", str(paper).strip(), flags=re.IGNORECASE) else "differs"
 
 
 def paper_comparison(
@@ -121,6 +130,7 @@ def paper_comparison(
     this_run: Mapping[str, Any],
     *,
     why: str | Mapping[str, str],
+    verdicts: Mapping[str, str] | None = None,
     results_dir=None,
 ) -> pd.DataFrame:
     """The "paper vs. this run" table of one chapter.
@@ -135,6 +145,9 @@ def paper_comparison(
     why : str or mapping of key → str
         Why this run may differ from the paper (synthetic data, size, random weights…), for every row or
         per key. It is joined to the computed comparison ("lower; synthetic mice, 8 epochs").
+    verdicts : mapping of key → str, optional
+        The reading of rows that :func:`compare_to_paper` cannot judge (qualitative findings), chosen by
+        the chapter from its numbers ("agrees", "does not agree").
     results_dir : path-like, optional
         The chapter's results folder: the table is saved there as ``paper_comparison.parquet``, where
         the synthesis chapter gathers every chapter's table.
@@ -155,7 +168,7 @@ def paper_comparison(
         ours = this_run[entry.key]
         paper = entry.value if _finite(entry.value) else entry.paper
         reason = why.get(entry.key, "") if isinstance(why, Mapping) else why
-        verdict = compare_to_paper(ours, paper)
+        verdict = (verdicts or {}).get(entry.key) or compare_to_paper(ours, paper)
         shown = format_number(ours, 3) if _finite(ours) else ("n/a" if ours is None else str(ours))
         unit = f" {entry.unit}" if isinstance(entry.unit, str) and entry.unit and _finite(ours) else ""
         rows.append({
@@ -172,3 +185,33 @@ def paper_comparison(
         with atomic_path(Path(results_dir) / PAPER_COMPARISON_FILE) as tmp:
             table.to_parquet(tmp)
     return table
+
+
+#: Readings that count as matching the paper.
+MATCHING = ("same", "close", "agrees")
+
+
+def _mid_sentence(label: str) -> str:
+    """A table label inside a sentence: first letter lower-cased unless the first word is a name (UMAP, Semantic-SAM-T)."""
+    head, *tail = label.split(" ")[0].split("-")
+    ordinary = head[1:].isalpha() and head[1:].islower() and all(t.isalpha() and t.islower() for t in tail)
+    return label[0].lower() + label[1:] if ordinary else label
+
+
+def describe_paper_agreement(table: pd.DataFrame) -> str:
+    """One sentence reading a :func:`paper_comparison` table: how many quantities match and which do not."""
+    verdicts = table["reading"].str.split(";").str[0].str.strip()
+    compared = ~verdicts.isin(["not in the paper", "not computed"])
+    matching = verdicts.isin(MATCHING)
+    missing = table.loc[verdicts == "not computed", "quantity"].tolist()
+    n, k = int(compared.sum()), int(matching.sum())
+    tail = f" This run does not compute {join_words(_mid_sentence(q) for q in missing)}." if missing else ""
+    if n == 0:
+        return "The paper reports none of the quantities this run computes, so nothing here can be checked against it." + tail
+    others = [_mid_sentence(q) for q in table.loc[compared & ~matching, "quantity"]]
+    if k == n:
+        return f"All {n} quantities the paper reports match this run (same or within 10 %)." + tail
+    if k == 0:
+        return f"None of the {n} quantities the paper reports matches this run: {join_words(others)} differ." + tail
+    return (f"{k} of the {n} quantities the paper reports {'matches' if k == 1 else 'match'} this run (same or "
+            f"within 10 %); {join_words(others)} {'differs' if len(others) == 1 else 'differ'}." + tail)

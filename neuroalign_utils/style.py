@@ -33,8 +33,12 @@ _RC = {
 
 
 def use_book_style() -> None:
-    """Set matplotlib's defaults for the book's figures (sizes, fonts, dpi)."""
+    """Set matplotlib's defaults for the book's figures (sizes, fonts, dpi), and let pandas show whole
+    table cells (its default cuts text after 50 characters)."""
+    import pandas as pd
+
     mpl.rcParams.update(_RC)
+    pd.set_option("display.max_colwidth", None)
 
 
 def book_size(height: float, width: float = BOOK_WIDTH) -> tuple[float, float]:

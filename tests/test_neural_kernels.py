@@ -143,33 +143,6 @@ def test_balanced_selection_per_class_keeps_small_classes_whole():
 
 
 # --------------------------------------------------------------------------------------------------
-# the paper-vs-run tables of the lens (kernels/paper.py)
-
-
-def test_text_verdicts_read_names_and_unreported_quantities():
-    from neuroalign_utils.kernels import paper
-
-    assert paper.text_verdict("VISpm", "VISpm, in all models") == "same"
-    assert paper.text_verdict("VISp", "VISpm, in all models") == "differs"
-    assert paper.text_verdict("Scnn1a_2", "Scnn1a-2") == "differs"
-    assert paper.text_verdict("24 × 32", "not reported (the size is not given)") == "not in the paper"
-    assert paper.text_verdict(0.3, "VISam, approximately 0.34 s", 0.34) is None  # the numeric reading applies
-
-
-def test_paper_table_and_its_sentence_flip():
-    from neuroalign_utils.kernels import paper
-
-    good = paper.paper_table("allen_natural_scenes", {"n_scenes": 118, "fastest_area": "VISpm"}, why="synthetic")
-    assert list(good["reading"]) == ["same; synthetic", "same; synthetic"]
-    assert paper.describe_paper_agreement(good).startswith("All 2 quantities")
-    broken = paper.paper_table("allen_natural_scenes", {"n_scenes": 60, "fastest_area": "VISam"}, why="synthetic")
-    assert list(broken["reading"]) == ["lower; synthetic", "differs; synthetic"]
-    assert paper.describe_paper_agreement(broken).startswith("None of the 2 quantities")
-    judged = paper.paper_table("kernel_alignment", {"attention_minus_convolution": "−0.01 (p = 0.4)"},
-                               why="random weights", verdicts={"attention_minus_convolution": "does not agree"})
-    assert judged["reading"].iloc[0] == "does not agree; random weights"
-
-
 def test_rf_recovery_numbers_and_sentence(allen, kernels):
     dff, scenes, cells, amplitudes = allen
     recovery = neural.rf_recovery(kernels, cells, amplitudes, scenes)
@@ -212,16 +185,3 @@ def test_selection_sentence_says_how_far_from_the_papers_balance():
     sentence = neural.describe_selection(good)
     assert "1,000 in all" in sentence and "balanced (500 and 500), as in the paper" in sentence
     assert "fewer than" not in sentence
-
-
-def test_paper_sentence_keeps_names_and_grammar():
-    from neuroalign_utils.kernels import paper
-
-    table = paper.paper_table("neural_kernels", {"n_clusters": 3, "umap_n_neighbors": 15, "n_selected": 400},
-                              why="small run")
-    sentence = paper.describe_paper_agreement(table)
-    assert sentence.startswith("1 of the 3 quantities the paper reports matches")
-    assert "K-means clusters per class" in sentence and "neural kernels selected" in sentence
-    assert paper._mid_sentence("Best-aligned brain area") == "best-aligned brain area"
-    assert paper._mid_sentence("Semantic-SAM-T parameters") == "Semantic-SAM-T parameters"
-    assert paper._mid_sentence("UMAP neighbours") == "UMAP neighbours"

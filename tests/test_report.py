@@ -54,3 +54,35 @@ def test_paper_comparison_is_saved_for_the_synthesis(tmp_path):
     table = report.paper_comparison("factortopy_encoding", {"n_clusters": 20}, why="", results_dir=tmp_path)
     saved = pd.read_parquet(tmp_path / report.PAPER_COMPARISON_FILE)
     assert saved.equals(table) and saved.iloc[0]["reading"] == "same"
+
+
+def test_text_verdicts_read_names_and_unreported_quantities():
+    assert report.compare_to_paper("VISpm", "VISpm, in all models") == "same"
+    assert report.compare_to_paper("VISp", "VISpm, in all models") == "differs"
+    assert report.compare_to_paper("Scnn1a_2", "Scnn1a-2") == "differs"
+    assert report.compare_to_paper("24 × 32", "not reported (the size is not given)") == "not in the paper"
+    assert report.compare_to_paper(0.3, 0.34) == "lower"
+    assert report.compare_to_paper(None, 0.34) == "not computed"
+
+
+def test_paper_table_and_its_sentence_flip():
+    good = report.paper_comparison("allen_natural_scenes", {"n_scenes": 118, "fastest_area": "VISpm"}, why="synthetic")
+    assert list(good["reading"]) == ["same; synthetic", "same; synthetic"]
+    assert report.describe_paper_agreement(good).startswith("All 2 quantities")
+    broken = report.paper_comparison("allen_natural_scenes", {"n_scenes": 60, "fastest_area": "VISam"}, why="synthetic")
+    assert list(broken["reading"]) == ["lower; synthetic", "differs; synthetic"]
+    assert report.describe_paper_agreement(broken).startswith("None of the 2 quantities")
+    judged = report.paper_comparison("kernel_alignment", {"attention_minus_convolution": "−0.01 (p = 0.4)"},
+                               why="random weights", verdicts={"attention_minus_convolution": "does not agree"})
+    assert judged["reading"].iloc[0] == "does not agree; random weights"
+
+
+def test_paper_sentence_keeps_names_and_grammar():
+    table = report.paper_comparison("neural_kernels", {"n_clusters": 3, "umap_n_neighbors": 15, "n_selected": 400},
+                              why="small run")
+    sentence = report.describe_paper_agreement(table)
+    assert sentence.startswith("1 of the 3 quantities the paper reports matches")
+    assert "K-means clusters per class" in sentence and "neural kernels selected" in sentence
+    assert report._mid_sentence("Best-aligned brain area") == "best-aligned brain area"
+    assert report._mid_sentence("Semantic-SAM-T parameters") == "Semantic-SAM-T parameters"
+    assert report._mid_sentence("UMAP neighbours") == "UMAP neighbours"

@@ -12,7 +12,6 @@ selection. K-means uses a fixed ``n_init`` so its result does not depend on the 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
 
@@ -22,20 +21,6 @@ import pandas as pd
 from .._validation import check_float, check_int
 
 logger = logging.getLogger(__name__)
-
-@contextlib.contextmanager
-def quiet_tqdm_auto_import():
-    """Import a library that imports ``tqdm.auto`` without tqdm's "IProgress not found" notice.
-
-    umap-learn (``umap.layouts``) and huggingface_hub (under transformers) import ``tqdm.auto`` at
-    import time; in a Jupyter kernel without ipywidgets, tqdm then warns that it cannot draw widget
-    bars. Those bars are the libraries' own (UMAP's ``verbose`` epochs, hub downloads), never drawn in
-    this package's runs, so the notice is silenced for that import only.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        yield
-
 
 KMEANS_N_INIT = 10
 """Number of K-means restarts (fixed so the result never depends on the scikit-learn default)."""
@@ -127,8 +112,7 @@ def _as_flat_kernels(kernels) -> np.ndarray:
 
 
 def _umap_embedding(flat, n_neighbors, min_dist, spread, random_state) -> np.ndarray:
-    with quiet_tqdm_auto_import():
-        import umap  # imported lazily: slow import (numba)
+    import umap  # imported lazily: slow import (numba)
 
     n_kernels = flat.shape[0]
     if n_neighbors >= n_kernels:

@@ -14,7 +14,6 @@ import functools
 import logging
 
 from .._validation import check_in_allowed, check_int
-from ..kernels.selection import quiet_tqdm_auto_import
 from .registry import AVAILABLE_MODELS, MODEL_NAMES, get_spec
 
 logger = logging.getLogger(__name__)
@@ -23,14 +22,13 @@ WEIGHTS = ("random", "pretrained")
 
 
 def _classes(builder: str):
-    with quiet_tqdm_auto_import():  # transformers' lazy modules import huggingface_hub, hence tqdm.auto
-        import transformers
+    import transformers
 
-        return {
-            "sam": (transformers.SamConfig, transformers.SamModel),
-            "sam_hq": (transformers.SamHQConfig, transformers.SamHQModel),
-            "mask2former": (transformers.Mask2FormerConfig, transformers.Mask2FormerForUniversalSegmentation),
-        }[builder]
+    return {
+        "sam": (transformers.SamConfig, transformers.SamModel),
+        "sam_hq": (transformers.SamHQConfig, transformers.SamHQModel),
+        "mask2former": (transformers.Mask2FormerConfig, transformers.Mask2FormerForUniversalSegmentation),
+    }[builder]
 
 
 def model_config(name: str, *, image_size: int | None = None):
