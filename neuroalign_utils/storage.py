@@ -116,6 +116,23 @@ def folder_is_intact(folder: str | os.PathLike) -> bool:
     return recorded == _file_sizes(folder)
 
 
+def read_npy(path: str | os.PathLike, *, mmap: bool = False, allow_pickle: bool = False, numeric: bool = True):
+    """``np.load`` whose errors name the file: missing, unreadable (truncated) or, with ``numeric``, not
+    numbers."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing.")
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=allow_pickle)
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{path} cannot be read as a .npy array ({err}); is it truncated?") from None
+    if numeric and not allow_pickle and not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{path} holds {array.dtype} values; numbers are needed.")
+    return array
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -470,3 +470,43 @@ def test_training_conditions_and_precision_follow_the_settings():
     assert findings.training_conditions(paper, synthetic=False).startswith("the paper's data and settings")
     assert findings.describe_precision({"v1t": "float32", "cnn": "float32"}) == "This run trained every model in float32."
     assert findings.describe_precision({"v1t": "bfloat16", "cnn": "float32"}).startswith("This run trained V1T in bfloat16")
+
+
+# ----------------------------------------------------------------------------------- damaged files
+def test_a_damaged_checkpoint_is_named_and_training_starts_afresh(tiny_data, tmp_path, caplog):
+    settings = dict(max_epochs=2, patience=1, n_reductions=1, batch_size=8, seed=3, progress=False)
+    torch.manual_seed(0)
+    model = _tiny_model("v1t", True, tiny_data)
+    first = training.train(model, tiny_data, checkpoint_dir=tmp_path, **settings)
+    checkpoint = tmp_path / training.CHECKPOINT
+    checkpoint.write_bytes(checkpoint.read_bytes()[:200])  # truncated
+    torch.manual_seed(0)
+    again = _tiny_model("v1t", True, tiny_data)
+    with caplog.at_level("WARNING"):
+        history = training.train(again, tiny_data, checkpoint_dir=tmp_path, **settings)
+    assert f"ignoring {checkpoint}: it cannot be read" in caplog.text
+    # the same run as the first, from scratch, and a whole checkpoint again
+    np.testing.assert_allclose(history["validation_correlation"], first["validation_correlation"], rtol=1e-6)
+    assert checkpoint.stat().st_size > 200
+    path = training.save_model(again, tmp_path / "model.pt")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"model.pt cannot be read as a saved model.*neuroalign run v1t_training"):
+        training.load_model(path)
+
+
+def test_damaged_or_non_numeric_trial_files_are_named(tiny_root, tmp_path):
+    import shutil
+
+    copy = tmp_path / "sensorium"
+    shutil.copytree(tiny_root, copy)
+    mouse = copy / sensorium.mouse_folder_name("A")
+    trial = mouse / "data" / "responses" / "7.npy"
+    trial.write_bytes(trial.read_bytes()[:40])
+    with pytest.raises(ValueError, match=r"responses/7.npy cannot be read as a .npy array"):
+        sensorium.load_mouse(mouse)
+    np.save(trial, np.array(["a"] * 8))
+    with pytest.raises(ValueError, match=r"responses/7.npy holds <U1 values; numbers are needed"):
+        sensorium.load_mouse(mouse)
+    trial.unlink()
+    with pytest.raises(FileNotFoundError, match=r"missing .*responses/7.npy"):
+        sensorium.load_mouse(mouse)

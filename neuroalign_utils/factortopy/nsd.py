@@ -1,6 +1,6 @@
 """The Natural Scenes Dataset in the Algonauts 2023 layout: a synthetic subject writer and the loaders.
 
-Layout (``shared/docs/data-formats.md`` §C), per subject ``subjXX/``::
+Layout (that of the Algonauts 2023 release), per subject ``subjXX/``::
 
     training_split/training_images/train-NNNN_nsd-MMMMM.png
     training_split/training_fmri/{lh,rh}_training_fmri.npy          float32 (n_images, n_vertices_hemi)
@@ -329,8 +329,8 @@ def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSD
     nsd_ids = [int(_IMAGE_NAME.match(n).group(2)) for n in names if _IMAGE_NAME.match(n)]
     # shapes and types from the files' headers first: a mismatch is reported before any image is read
     for hemi in HEMISPHERES:
-        fmri = _read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy", mmap=True)
-        used = _read_npy(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy", mmap=True)
+        fmri = storage.read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy", mmap=True)
+        used = storage.read_npy(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy", mmap=True)
         n_used = int(np.count_nonzero(used))
         if fmri.shape != (len(names), n_used):
             raise ValueError(f"{hemi}_training_fmri.npy has shape {fmri.shape}; expected "
@@ -344,15 +344,15 @@ def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSD
     images = xr.DataArray(np.stack(pictures), dims=("image", "y", "x", "channel"),
                           coords={"image": np.arange(len(names)), "nsd_id": ("image", nsd_ids)})
     responses, tables = [], []
-    mappings = {f: _read_npy(subject_dir / "roi_masks" / f"mapping_{f}.npy", allow_pickle=True).item()
+    mappings = {f: storage.read_npy(subject_dir / "roi_masks" / f"mapping_{f}.npy", allow_pickle=True).item()
                 for f in ROI_MAPPINGS if (subject_dir / "roi_masks" / f"mapping_{f}.npy").exists()}
     for hemi in HEMISPHERES:
-        fmri = _read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy")
-        index = np.flatnonzero(_read_npy(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy"))
+        fmri = storage.read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy")
+        index = np.flatnonzero(storage.read_npy(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy"))
         roi = np.full(len(index), "Unknown", dtype=object)
         stream = np.full(len(index), "Unknown", dtype=object)
         for file, mapping in mappings.items():
-            labels = _read_npy(subject_dir / "roi_masks" / f"{hemi}.{file}_fsaverage_space.npy")[index]
+            labels = storage.read_npy(subject_dir / "roi_masks" / f"{hemi}.{file}_fsaverage_space.npy")[index]
             names_here = np.array([mapping.get(int(v), "Unknown") for v in labels], dtype=object)
             target = stream if file == "streams" else roi
             fill = (target == "Unknown") & (names_here != "Unknown")
@@ -364,19 +364,6 @@ def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSD
         tables.append(table)
     return NSDSubject(images=images, responses=np.concatenate(responses, axis=1),
                       vertices=pd.concat(tables, ignore_index=True))
-
-
-def _read_npy(path: Path, *, mmap: bool = False, allow_pickle: bool = False):
-    """``np.load`` whose errors name the file: missing, unreadable (truncated) or not numeric."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing (the Algonauts 2023 layout needs it).")
-    try:
-        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=allow_pickle)
-    except (ValueError, OSError, EOFError) as err:
-        raise ValueError(f"{path} cannot be read as a .npy array ({err}); is it truncated?") from None
-    if not allow_pickle and not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ValueError(f"{path} holds {array.dtype} values; numbers are needed.")
-    return array
 
 
 def load_ground_truth(subject_dir) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Sensorium 2022 (the V1T paper's DATASET S): a synthetic writer and the loader of the release layout.
 
-The writer produces the release's folder and file layout exactly (see ``docs/data-formats.md`` §B):
+The writer produces the release's folder and file layout exactly:
 a root folder ``sensorium`` holding one folder per mouse named as in the release, one ``.npy`` per trial
 under ``data/``, unicode tiers, and float32 statistics computed on the training tier. The loader reads
 that layout and nothing else, so pointing it at the real release is a change of one path.
@@ -160,8 +160,12 @@ def write_synthetic_sensorium(
     if root is None:
         root = storage.get_data_dir() / "sensorium_synthetic" / storage.content_key(settings)
     target = Path(root) / "sensorium"
-    if all((target / mouse_folder_name(m) / "ground_truth" / "neurons.npz").exists() for m in mice):
+    if storage.folder_is_intact(target) and all(
+        (target / mouse_folder_name(m) / "ground_truth" / "neurons.npz").exists() for m in mice
+    ):
         return target
+    if target.exists():
+        logger.info("rebuilding %s: its files are incomplete or changed", target)
     with storage.atomic_path(target, is_dir=True) as tmp:
         for mouse in mice:  # each mouse's draws depend on its letter only, not on the other mice
             index = list(MOUSE_IDS).index(mouse)
@@ -392,10 +396,15 @@ class MouseData:
 def _require(path: Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(
-            f"Malformed Sensorium folder: missing {path} (the release layout is described in "
-            f"docs/data-formats.md §B)."
+            f"Malformed Sensorium folder: missing {path} (the folder layout of the Sensorium 2022 release is "
+            f"described in the docstring of neuroalign_utils.v1t.sensorium)."
         )
     return path
+
+
+def _read(path: Path, *, numeric: bool = True):
+    """A file of the layout, its errors naming it (missing, truncated, not numbers)."""
+    return storage.read_npy(_require(path), numeric=numeric)
 
 
 def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseData:
@@ -428,14 +437,14 @@ def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseD
     for name in TRIAL_FILES:
         stats[name] = {}
         for stat in STAT_NAMES:
-            value = np.load(_require(folder / "meta" / "statistics" / name / "all" / f"{stat}.npy"))
+            value = _read(folder / "meta" / "statistics" / name / "all" / f"{stat}.npy")
             if value.dtype != np.float32:
                 raise ValueError(
                     f"{folder}/meta/statistics/{name}/all/{stat}.npy must be float32 as in the release; "
                     f"found {value.dtype}."
                 )
             stats[name][stat] = value
-    tiers = np.load(folder / "meta/trials/tiers.npy")
+    tiers = _read(folder / "meta/trials/tiers.npy", numeric=False)
     if tiers.dtype.kind != "U":
         raise ValueError(
             f"{folder}/meta/trials/tiers.npy must hold unicode strings {TIERS}; found dtype {tiers.dtype} "
@@ -448,7 +457,7 @@ def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseD
     raw = {}
     for name in TRIAL_FILES:
         files = [folder / "data" / name / f"{t}.npy" for t in range(n_trials)]
-        raw[name] = [np.load(_require(f)) for f in files]
+        raw[name] = [_read(f) for f in files]
     logger.info("read %d trials from %s", n_trials, folder)
     images = np.stack(raw["images"]).astype(np.float32)
     if images.shape[1:] != (1, *IMAGE_SHAPE):
@@ -459,7 +468,7 @@ def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseD
     response_std = stats["responses"]["std"]
     response_scale = np.maximum(response_std, 0.01 * response_std.mean()).astype(np.float32)
     pupil = stats["pupil_center"]
-    animal_ids = np.load(folder / "meta/neurons/animal_ids.npy")
+    animal_ids = _read(folder / "meta/neurons/animal_ids.npy")
     return MouseData(
         name=folder.name,
         folder=folder,
@@ -468,10 +477,10 @@ def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseD
         behaviour=(np.stack(raw["behavior"]) / stats["behavior"]["std"]).astype(np.float32),
         pupil_center=((np.stack(raw["pupil_center"]) - pupil["mean"]) / pupil["std"]).astype(np.float32),
         tiers=tiers,
-        image_ids=np.load(folder / "meta/trials/frame_image_id.npy"),
-        trial_idx=np.load(folder / "meta/trials/trial_idx.npy"),
-        unit_ids=np.load(folder / "meta/neurons/unit_ids.npy"),
-        coordinates=np.load(folder / "meta/neurons/cell_motor_coordinates.npy").astype(np.float32),
+        image_ids=_read(folder / "meta/trials/frame_image_id.npy"),
+        trial_idx=_read(folder / "meta/trials/trial_idx.npy"),
+        unit_ids=_read(folder / "meta/neurons/unit_ids.npy"),
+        coordinates=_read(folder / "meta/neurons/cell_motor_coordinates.npy").astype(np.float32),
         animal_id=int(np.unique(animal_ids)[0]),
         response_scale=response_scale,
         statistics=stats,

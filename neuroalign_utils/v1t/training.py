@@ -287,8 +287,8 @@ def train(
     optimizer = make_optimizer(model, learning_rate)
     state = dict(epoch=0, best_score=-math.inf, best_state=copy.deepcopy(model.state_dict()), wait=0, reductions=0, history=[], done=False)
     checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-    if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)
+    saved = _read_checkpoint(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+    if saved is not None:
         if saved["settings"] == settings:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
@@ -358,9 +358,23 @@ def save_model(model: Encoder, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def _read_checkpoint(path: Path) -> dict | None:
+    """A training checkpoint, or ``None`` (with a warning naming it) when it is damaged: training then
+    starts afresh and the next epoch overwrites it."""
+    try:
+        return torch.load(path, weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError) as err:  # e.g. "PytorchStreamReader failed"
+        logger.warning("ignoring %s: it cannot be read (%s); training starts from the first epoch", path, err)
+        return None
+
+
 def load_model(path: str | os.PathLike) -> Encoder:
-    """Rebuild a model saved by :func:`save_model` (in evaluation mode)."""
-    saved = torch.load(Path(path), weights_only=False)
+    """Rebuild a model saved by :func:`save_model` (in evaluation mode); a damaged file is named."""
+    try:
+        saved = torch.load(Path(path), weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise ValueError(f"{path} cannot be read as a saved model ({err}); run the V1T training chapter "
+                         f"again (`neuroalign run v1t_training --force`).") from None
     model = build_model(saved["config"])
     model.load_state_dict(saved["state"])
     return model.eval()
