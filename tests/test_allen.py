@@ -269,3 +269,14 @@ def test_tensor_layout_names_every_dimension(dff):
     assert list(layout.index) == ["cell", "presentation", "time"]
     assert layout.loc["presentation", "length"] == dff.sizes["presentation"]
     assert "scene" in layout.loc["presentation", "coordinates"]
+
+
+def test_an_empty_cache_folder_offline_is_refused_without_writing_into_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(loading, "allen_api_reachable", lambda timeout=3.0: False)
+    folder = tmp_path / "my_cache"
+    folder.mkdir()
+    with pytest.raises(ConnectionError, match=r"my_cache holds no Brain Observatory metadata.*cannot be reached"):
+        loading.open_cache(folder)
+    assert list(folder.iterdir()) == []
+    with pytest.raises(FileNotFoundError, match="the folder does not exist"):
+        loading.open_cache(tmp_path / "typo")

@@ -102,6 +102,21 @@ def offline_api(cache_dir):
     return _offline_api_class()(cache_dir)
 
 
+#: Where allensdk's stock API downloads the Brain Observatory's metadata and NWB files from.
+ALLEN_API_HOST = "api.brain-map.org"
+
+
+def allen_api_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to :data:`ALLEN_API_HOST` (port 80) opens within ``timeout`` seconds."""
+    import socket
+
+    try:
+        with socket.create_connection((ALLEN_API_HOST, 80), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def open_cache(manifest, *, offline: bool | None = None):
     """Open a Brain Observatory cache with allensdk.
 
@@ -112,7 +127,9 @@ def open_cache(manifest, *, offline: bool | None = None):
     offline : bool, optional
         Use :func:`offline_api` (no network). Default: offline when the folder already holds
         ``ophys_experiments.json``, else the stock online API (which downloads metadata on demand).
-        A folder that does not exist raises ``FileNotFoundError`` unless ``offline=False``.
+        A folder that does not exist raises ``FileNotFoundError`` unless ``offline=False``; a folder
+        without metadata raises ``ConnectionError`` when the Allen server cannot be reached, before
+        anything is written into it.
 
     Returns
     -------
@@ -137,6 +154,12 @@ def open_cache(manifest, *, offline: bool | None = None):
         raise FileNotFoundError(
             f"No Brain Observatory cache at {folder} (no ophys_experiments.json there); pass the folder "
             "of an existing cache, or offline=False to download the metadata."
+        )
+    if not offline and not allen_api_reachable():  # before allensdk writes its manifest into the folder
+        raise ConnectionError(
+            f"{folder} holds no Brain Observatory metadata (ophys_experiments.json) to read offline, and the "
+            f"Allen Brain Observatory ({ALLEN_API_HOST}) cannot be reached from this machine; nothing was "
+            "written there. Go online to download the metadata, or pass the folder of an existing cache."
         )
     api = offline_api(folder) if offline else None
     return BrainObservatoryCache(manifest_file=str(manifest), api=api)

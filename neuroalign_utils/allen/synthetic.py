@@ -147,8 +147,11 @@ def make_synthetic_cache(
     root = Path(root) if root is not None else default_cache_dir(seed, **size)
     manifest = root / "brain_observatory" / "manifest.json"
     done = root / "COMPLETE.json"
-    if done.exists() and not overwrite and json.loads(done.read_text()) == {"seed": seed, **size}:
+    if (storage.folder_is_intact(root) and not overwrite
+            and json.loads(done.read_text()) == {"seed": seed, **size}):
         return manifest
+    if root.exists():
+        logger.info("rebuilding %s: its files are incomplete or changed", root)
 
     with storage.atomic_path(root, is_dir=True) as tmp:
         _write_cache(tmp, seed=seed, **size)
