@@ -270,6 +270,12 @@ def plot_model_levels(models: pd.DataFrame, model_parameters: pd.Series | None =
     return fig
 
 
+def _margin_errorbar(ax, x, rows: pd.DataFrame, **style_kwargs):
+    """Margins with their 95 % intervals (``margin``, ``margin_ci_low``, ``margin_ci_high`` of ``rows``)."""
+    ax.errorbar(x, rows["margin"], yerr=[rows["margin"] - rows["margin_ci_low"], rows["margin_ci_high"] - rows["margin"]],
+                **style_kwargs)
+
+
 def plot_group_margins(table: pd.DataFrame, group: str, model_order, model_parameters: pd.Series | None = None,
                        *, ax=None):
     """Margin over the null per ``group`` value (area, genotype …) and model: dots with 95 % intervals,
@@ -290,8 +296,7 @@ def plot_group_margins(table: pd.DataFrame, group: str, model_order, model_param
         colour, marker = styles[value]
         x = np.arange(len(order)) + offset
         ax.plot(x, rows["margin"], color=colour, lw=0.6, alpha=0.6)
-        ax.errorbar(x, rows["margin"], yerr=[rows["margin"] - rows["margin_ci_low"], rows["margin_ci_high"] - rows["margin"]],
-                    fmt=marker, color=colour, ms=4, lw=0.8, label=value)
+        _margin_errorbar(ax, x, rows, fmt=marker, color=colour, ms=4, lw=0.8, label=value)
     _reference_lines(ax, margin=True)
     ax.set_xticks(range(len(order)), _model_labels(order, model_parameters))
     ax.set(ylabel="1 − RMSE above the null")
@@ -320,8 +325,7 @@ def plot_kind_margins(table: pd.DataFrame, model_order, *, ax=None):
     for offset, kind in zip(offsets, kinds):
         rows = table[(table["kind"] == kind[0]) & (table["layer_type"] == kind[1])].set_index("model").reindex(order)
         x = np.arange(len(order)) + offset
-        ax.errorbar(x, rows["margin"], yerr=[rows["margin"] - rows["margin_ci_low"], rows["margin_ci_high"] - rows["margin"]],
-                    fmt="o", color=colours[kind], capsize=3, label=KIND_LABELS[kind])
+        _margin_errorbar(ax, x, rows, fmt="o", color=colours[kind], capsize=3, label=KIND_LABELS[kind])
     _reference_lines(ax, margin=True)
     ax.set_xticks(range(len(order)), order)
     ax.set_xlim(-0.6, len(order) - 0.4)
