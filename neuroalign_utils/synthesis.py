@@ -470,7 +470,8 @@ def _chance_counts(table: pd.DataFrame) -> tuple[int, int]:
 def paper_comparisons(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Every chapter's "paper vs. this run" table, read from its last complete run, one block per chapter."""
     frames = []
-    for chapter in paper_values.CHAPTERS:
+    with_values = set(paper_values.paper_values()["chapter"])
+    for chapter in (c for c in paper_values.CHAPTERS if c in with_values):
         folder = _results_dir(chapter, data_dir)
         path = None if folder is None else folder / report.PAPER_COMPARISON_FILE
         if path is not None and path.exists():

@@ -232,3 +232,14 @@ def test_synthesis_sentences_flip_with_the_numbers(tmp_path):
 
     assert synthesis.describe_chance(table).startswith("4 of 6 results")  # SAM-B: margin > 0 but p = 0.3
     assert synthesis.describe_chance(weak).startswith("3 of 6 results")
+
+
+def test_paper_comparisons_gather_the_chapters_tables_while_the_synthesis_runs(tmp_path):
+    from neuroalign_utils import report
+
+    folder = storage.chapter_results_dir("factortopy_encoding", {"seed": 0}, data_dir=tmp_path)
+    report.paper_comparison("factortopy_encoding", {"n_clusters": 20}, why="", results_dir=folder)
+    storage.finish_run(folder, synthetic=True)
+    storage.chapter_results_dir("synthesis", {"seed": 0}, data_dir=tmp_path)  # this chapter, running
+    table = synthesis.paper_comparisons(data_dir=tmp_path)
+    assert list(table["chapter"]) == ["factortopy_encoding"] and table["reading"].iloc[0] == "same"
