@@ -239,6 +239,7 @@ def test_paper_comparisons_gather_the_chapters_tables_while_the_synthesis_runs(t
 
     folder = storage.chapter_results_dir("factortopy_encoding", {"seed": 0}, data_dir=tmp_path)
     report.paper_comparison("factortopy_encoding", {"n_clusters": 20}, why="", results_dir=folder)
+    storage.write_json(folder / "headline.json", {})
     storage.finish_run(folder, synthetic=True)
     storage.chapter_results_dir("synthesis", {"seed": 0}, data_dir=tmp_path)  # this chapter, running
     table = synthesis.paper_comparisons(data_dir=tmp_path)
