@@ -197,7 +197,8 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
     if axes is None:
         ncols = min(3, len(groups))
         nrows = int(np.ceil(len(groups) / ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=(style.BOOK_WIDTH, 3.0 * nrows), squeeze=False)
+        # rotated tick labels reach past the axes: the figure is drawn a little narrower than the column
+        fig, axes = plt.subplots(nrows, ncols, figsize=(style.BOOK_WIDTH - 0.5, 3.0 * nrows), squeeze=False)
     axes = np.ravel(axes)
     for ax, ((lens, measure), rows) in zip(axes, groups):
         labels = list(dict.fromkeys(rows["result"]))

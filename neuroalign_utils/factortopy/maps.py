@@ -131,8 +131,9 @@ def plot_surface_maps(
     else:
         colours = position_colours(values)
 
-    if ax is None:
-        fig, ax = plt.subplots(1, 2, figsize=style.book_size(3.4))
+    if ax is None:  # a legend beside the maps widens the saved figure: leave it room in the column
+        legend_outside = kind in ("category", "layer")
+        fig, ax = plt.subplots(1, 2, figsize=style.book_size(3.4, width=6.4 if legend_outside else style.BOOK_WIDTH))
     fig = ax[0].figure
     for a, hemi in zip(ax, HEMISPHERES):
         xy, faces, shade = _surface_mesh(hemi, surface)
