@@ -510,3 +510,12 @@ def test_damaged_or_non_numeric_trial_files_are_named(tiny_root, tmp_path):
     trial.unlink()
     with pytest.raises(FileNotFoundError, match=r"missing .*responses/7.npy"):
         sensorium.load_mouse(mouse)
+
+
+def test_a_damaged_synthetic_dataset_is_rewritten(tmp_path):
+    root = sensorium.write_synthetic_sensorium(tmp_path, **TINY)
+    trial = root / sensorium.mouse_folder_name("A") / "data" / "images" / "3.npy"
+    good = trial.read_bytes()
+    trial.write_bytes(good[:64])
+    again = sensorium.write_synthetic_sensorium(tmp_path, **TINY)
+    assert again == root and trial.read_bytes() == good
