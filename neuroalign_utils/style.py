@@ -1,8 +1,8 @@
 """One look for every figure of the book: sizes that fit the text column, fonts readable there.
 
-The book's text column is about 780 px wide; figures are drawn at 100 dpi and at most
-:data:`BOOK_WIDTH` inches wide, so they are shown at (nearly) their own size and a 9-point label stays
-at least 8 points on the page. Categorical colours never repeat within a figure
+The book's text column is about 670–780 px wide (in 1,280–1,400 px windows); figures are drawn at
+100 dpi and at most :data:`BOOK_WIDTH` inches wide (with room for a tight bounding box to grow), so
+they are shown at (nearly) their own size and a 9-point label stays at least 8 points on the page. Categorical colours never repeat within a figure
 (:func:`category_colours`).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import matplotlib as mpl
 
 #: Widest figure, in inches at 100 dpi, that the book shows without shrinking it.
-BOOK_WIDTH = 7.5
+BOOK_WIDTH = 7.0
 #: Smallest font size (points) any text in a figure may use.
 MIN_FONT_SIZE = 9
 

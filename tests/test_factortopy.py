@@ -339,7 +339,9 @@ def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
     fig.savefig(path, dpi=100)
     from PIL import Image
 
-    assert Image.open(path).size == (750, 340)  # the book's width (style.BOOK_WIDTH)
+    from neuroalign_utils import style
+
+    assert Image.open(path).size == (round(100 * style.BOOK_WIDTH), 340)  # the book's width
     assert sum(a.get_title().endswith("hemisphere") for a in fig.axes) == 2
     with pytest.raises(ValueError, match="expected 300"):
         maps.plot_surface_maps(np.zeros(299), vertices)
