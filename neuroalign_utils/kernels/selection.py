@@ -22,6 +22,11 @@ from .._validation import check_float, check_int
 
 logger = logging.getLogger(__name__)
 
+class SelectionShortfallWarning(UserWarning):
+    """Fewer kernels were selected than ``n_clusters × per_cluster`` asked for (too few kernels, or short
+    clusters). A caller that reports the shortfall itself (from the selection's result) may ignore it."""
+
+
 KMEANS_N_INIT = 10
 """Number of K-means restarts (fixed so the result never depends on the scikit-learn default)."""
 
@@ -80,6 +85,7 @@ def select_representative_kernels(
         warnings.warn(
             f"Only {n_kernels} kernels for n_clusters * per_cluster = {n_clusters * per_cluster} requested; "
             "at most all of them can be selected (nothing is padded or duplicated).",
+            SelectionShortfallWarning,
             stacklevel=2,
         )
     if n_clusters > n_kernels:
@@ -157,6 +163,7 @@ def _nearest_per_cluster(labels, distances, per_cluster) -> np.ndarray:
             f"{len(short)} cluster(s) had fewer than per_cluster={per_cluster} members and gave all they "
             f"had (cluster: count = {short}); {int(selected.sum())} kernels selected instead of "
             f"{per_cluster * len(np.unique(labels))}. Nothing was padded or duplicated.",
+            SelectionShortfallWarning,
             stacklevel=3,
         )
     return selected
