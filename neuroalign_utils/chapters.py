@@ -6,7 +6,9 @@ that cell, so the CLI, the tests and the book always agree with the notebook.
 
 Executed notebooks go to a staging copy of the book sources (``_build/stage``); the book is built from
 there, so the working tree stays clean and launch buttons keep pointing at the repository's own paths.
-An executed chapter is reused when its source, the package source and its parameters are unchanged.
+An executed chapter is reused when its source, the package source, its parameters and the data folder
+are unchanged and the results it completed are still whole. A chapter that reads an earlier chapter's
+results gets them through :func:`require_results`.
 """
 
 from __future__ import annotations
