@@ -119,7 +119,7 @@ def compare_to_paper(ours, paper, *, relative_tolerance: float = 0.1) -> str:
         return "not in the paper"
     if ours is None or (isinstance(ours, float) and not _finite(ours)):
         return "not computed"
-    if _finite(ours) or isinstance(ours, (int, float)):
+    if _finite(ours):
         return "differs"  # a number against a paper that gives only text
     name = re.escape(str(ours).strip())
     return "same" if re.match(name + r"(?![\w-])", str(paper).strip(), flags=re.IGNORECASE) else "differs"

@@ -90,11 +90,12 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
 SIZES_FILE = ".sizes.json"
 
 
-def _file_sizes(folder: Path) -> dict[str, int]:
+def _file_sizes(folder: Path, skip=lambda path: path.name == SIZES_FILE) -> dict[str, int]:
+    """Size of every file below ``folder`` (relative POSIX path → bytes), except those ``skip`` names."""
     return {
         path.relative_to(folder).as_posix(): path.stat().st_size
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != SIZES_FILE
+        if path.is_file() and not skip(path)
     }
 
 
@@ -236,11 +237,7 @@ def finish_run(results_dir: str | os.PathLike, *, synthetic: bool) -> RunRecord:
     import datetime as dt
 
     run_dir = Path(results_dir)
-    files = {
-        path.relative_to(run_dir).as_posix(): path.stat().st_size
-        for path in sorted(run_dir.rglob("*"))
-        if path.is_file() and path.name != RUN_RECORD and not path.name.startswith(".")
-    }
+    files = _file_sizes(run_dir, skip=lambda path: path.name == RUN_RECORD or path.name.startswith("."))
     record = dict(
         chapter=run_dir.parent.name,
         parameters=json.loads((run_dir / "parameters.json").read_text()),
