@@ -270,6 +270,23 @@ def test_writer_plants_the_gaze_contingent_gain_exactly(tiny_root, tmp_path):
         sensorium.write_synthetic_sensorium(tmp_path / "bad", gaze_gain=3.0, **TINY)
 
 
+def test_noise_images_survive_any_resize_to_the_planted_size(tmp_path):
+    # 'noise' images are 36×64 noise enlarged 4×: area averaging (ours) and bilinear resizing without
+    # antialiasing (the reference's) both return exactly the image the planted units saw.
+    import torch.nn.functional as F
+
+    root = sensorium.write_synthetic_sensorium(tmp_path, images="noise", **TINY)
+    folder = root / sensorium.mouse_folder_name("A")
+    images = np.stack([np.load(folder / f"data/images/{t}.npy") for t in range(TINY["n_trials"])]).astype(np.float32)
+    small = sensorium.block_average(images)
+    bilinear = F.interpolate(torch.from_numpy(images), size=sensorium.PLANTED_SHAPE, mode="bilinear", align_corners=False)
+    np.testing.assert_array_equal(small, bilinear.numpy())
+    assert len(np.unique(small.round(), axis=None)) > 200  # every grey level: noise, not photographs
+    assert np.abs(np.corrcoef(small[:, 0, :, :-1].ravel(), small[:, 0, :, 1:].ravel())[0, 1]) < 0.05  # white
+    with pytest.raises(ValueError, match="'images' must be one of \\['natural', 'noise'\\]"):
+        sensorium.write_synthetic_sensorium(tmp_path / "bad", images="pink", **TINY)
+
+
 def test_a_mouse_does_not_depend_on_which_other_mice_are_written(tiny_root, tmp_path):
     settings = dict(TINY, mice=("B", "A"))
     both = sensorium.write_synthetic_sensorium(tmp_path, **settings)

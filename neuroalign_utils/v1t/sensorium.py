@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from .. import storage
-from .._validation import check_float, check_float_pair, check_int, check_shape2d, check_subset
+from .._validation import check_float, check_float_pair, check_in_allowed, check_int, check_shape2d, check_subset
 from ..images import natural_image_set
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ IMAGE_SHAPE = (144, 256)
 PLANTED_SHAPE = (36, 64)
 TIERS = ("train", "validation", "test")
 STAT_NAMES = ("min", "max", "median", "mean", "std")
+#: Image sets the synthetic writer can show (``images`` of :func:`write_synthetic_sensorium`).
+IMAGE_KINDS = ("natural", "noise")
 TRIAL_FILES = {"images": (1, *IMAGE_SHAPE), "responses": None, "behavior": (3,), "pupil_center": (2,)}
 META_FILES = (
     "meta/trials/tiers.npy",
@@ -90,6 +92,7 @@ def write_synthetic_sensorium(
     mean_rate: float = 0.4,
     gaze_gain: float = 0.0,
     gaze_shift_px: float = 6.0,
+    images: str = "natural",
     seed: int = 0,
 ) -> Path:
     """Write synthetic mice in the Sensorium 2022 layout (cached: an existing complete copy is reused).
@@ -131,6 +134,11 @@ def write_synthetic_sensorium(
     gaze_shift_px : float, default=6.0
         Gaze point's move (pixels of the 36×64 image) per standard deviation of the pupil centre, from
         the image centre, along x and y (kept 4 px inside the image).
+    images : {'natural', 'noise'}, default='natural'
+        ``'natural'``: the book's natural-image set (:func:`~neuroalign_utils.images.natural_image_set`).
+        ``'noise'``: white noise drawn at 36×64 and enlarged 4× by repeating pixels, so that any
+        resizing to 36×64 (area or bilinear) returns exactly the image the planted units saw; every
+        image is new, as in a system-identification experiment.
     seed : int, default=0
 
     Returns
@@ -150,12 +158,13 @@ def write_synthetic_sensorium(
     mean_rate = check_float(mean_rate, "mean_rate", minimum=0.01)
     gaze_gain = check_float(gaze_gain, "gaze_gain", minimum=0.0, maximum=2.0)
     gaze_shift_px = check_float(gaze_shift_px, "gaze_shift_px", minimum=0.0, maximum=16.0)
+    images = check_in_allowed(images, "images", IMAGE_KINDS)
     seed = check_int(seed, "seed", minimum=0)
     settings = dict(
         mice=mice, n_neurons=n_neurons, n_trials=n_trials, n_test_images=n_test_images,
         n_repeats=n_repeats, validation_fraction=validation_fraction, behaviour_gain=behaviour_gain,
         pupil_shift_px=pupil_shift_px, rf_field=rf_field, mean_rate=mean_rate, gaze_gain=gaze_gain,
-        gaze_shift_px=gaze_shift_px, seed=seed,
+        gaze_shift_px=gaze_shift_px, images=images, seed=seed,
     )
     if root is None:
         root = storage.get_data_dir() / "sensorium_synthetic" / storage.content_key(settings)
@@ -182,8 +191,7 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
     n_rest = n_trials - n_test_trials
     n_val = max(1, int(round(s["validation_fraction"] * n_rest)))
     n_images = s["n_test_images"] + n_rest
-    pool = natural_image_set(n_images, IMAGE_SHAPE, random_state=int(rng.integers(2**31)))
-    pool = np.round(pool.values * 255).astype(np.uint8)
+    pool = _image_pool(s["images"], n_images, int(rng.integers(2**31)))
 
     # trials: test images repeated, every other image once; shuffled presentation order
     image_of_trial = np.concatenate(
@@ -235,6 +243,15 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
     np.save(truth / "expected_responses.npy", expected.astype(np.float32))
     np.savez(truth / "neurons.npz", pupil_shift_px=s["pupil_shift_px"], gaze_gain=s["gaze_gain"],
              gaze_shift_px=s["gaze_shift_px"], **neurons)
+
+
+def _image_pool(kind: str, n_images: int, seed: int) -> np.ndarray:
+    """``(n_images, 144, 256)`` uint8 images of ``kind`` (see ``images`` of :func:`write_synthetic_sensorium`)."""
+    if kind == "natural":
+        return np.round(natural_image_set(n_images, IMAGE_SHAPE, random_state=seed).values * 255).astype(np.uint8)
+    noise = np.random.default_rng(seed).integers(0, 256, (n_images, *PLANTED_SHAPE), dtype=np.uint8)
+    factor = IMAGE_SHAPE[0] // PLANTED_SHAPE[0]
+    return noise.repeat(factor, axis=1).repeat(factor, axis=2)
 
 
 def _behaviour_traces(rng: np.random.Generator, n_trials: int):
