@@ -6,6 +6,8 @@ and the precision rules; everything that runs does so with device='cpu' (or 'aut
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -230,3 +232,38 @@ def test_zoo_refuses_a_bad_device_before_building():
 def test_every_torch_chapter_takes_device_auto(chapter):
     assert chapters.get_chapter(chapter).defaults()["device"] == "auto"
     devices.resolve_device(chapters.get_chapter(chapter).defaults()["device"])
+
+
+# ------------------------------------------------------------------------------ benchmarks/gpu.py
+def _gpu_benchmark():
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("gpu_benchmark", REPO / "benchmarks" / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_benchmark_says_when_there_is_no_accelerator(capsys):
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this machine has an accelerator")
+    benchmark = _gpu_benchmark()
+    assert benchmark.main([]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "no accelerator on this machine" in err
+    assert benchmark.main(["--device", "cuda"]) == 2
+    assert "'--device'='cuda'" in capsys.readouterr().err
+
+
+def test_gpu_benchmark_cpu_path_prints_one_figure_per_line(capsys):
+    benchmark = _gpu_benchmark()
+    assert benchmark.main(["--device", "cpu", "--quick", "--steps", "1", "--cpu-steps", "1",
+                           "--cases", "v1t_stride8,factortopy"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 12
+    for line in lines:
+        name, value, unit = re.fullmatch(r"(\w+): ([\d.]+) (\S+)", line).groups()
+        assert float(value) >= 0 and unit in ("samples/s", "GiB", "bool", "x")
+    assert {line.split(":")[0] for line in lines} >= {"v1t_stride8_speedup_vs_cpu", "factortopy_device_peak_memory"}
