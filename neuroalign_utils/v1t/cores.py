@@ -226,7 +226,7 @@ class DropoutAttention(torch.autograd.Function):
 def attention(q, k, v, *, dropout: float = 0.0, return_weights: bool = False):
     """``dropout(softmax(Q·Kᵀ/√head_dim)) · V`` for ``(B, heads, tokens, head_dim)`` tensors.
 
-    Three routes to the same maths, chosen by what is asked:
+    Four routes to the same maths, chosen by what is asked and where it runs:
 
     - ``return_weights=True``, or dropout with all weights within :data:`ATTENTION_BLOCK_ELEMENTS`:
       explicit softmax with :class:`Dropout`'s masks; the weights ``(B, heads, tokens, tokens)``
