@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -132,7 +133,7 @@ def test_precision_on_the_cpu_is_unchanged():
 
 def test_precision_sentence_names_the_device():
     cpu = findings.describe_precision({"v1t": "float32", "cnn": "float32"}, device="the CPU")
-    gpu = findings.describe_precision({"v1t": "float16", "cnn": "float32"}, device="a CUDA GPU (T4)")
+    gpu = findings.describe_precision(pd.Series({"v1t": "float16", "cnn": "float32"}), device="a CUDA GPU (T4)")
     assert cpu == "This run trained every model in float32 on the CPU."
     assert gpu.startswith("This run trained V1T in float16 mixed precision") and "loss scaling" in gpu
     assert gpu.endswith("and the CNN in float32, on a CUDA GPU (T4).")

@@ -202,7 +202,7 @@ def describe_precision(precisions: Mapping[str, str], device: str | None = None)
     """Which arithmetic each core was trained in (``core → 'float32' | 'bfloat16' | 'float16'``), and
     where (``device``: words such as :func:`neuroalign_utils.devices.describe_device` returns)."""
     names = {"v1t": "V1T", "cnn": "the CNN", "linear": "the linear model"}
-    mixed = {p for p in precisions.values() if p != "float32"}
+    mixed = {p for _, p in precisions.items() if p != "float32"}  # a dict or a Series
     if not mixed:
         return f"This run trained every model in float32{f' on {device}' if device else ''}."
     sentences = []
