@@ -211,12 +211,14 @@ def top_channel_image(model, local: np.ndarray, roi_mask: np.ndarray, *, n_compo
         raise ValueError(f"'roi_mask' must have {model.n_vertices} entries; {roi_mask.shape} was provided.")
     if roi_mask.sum() < n_components:
         raise ValueError(f"'roi_mask' selects {roi_mask.sum()} vertices; at least {n_components} needed.")
+    device = model.readout_weight.device  # runs where the model is
+    mask = torch.from_numpy(roi_mask).to(device)
     with torch.no_grad():
-        layer_w = model.selectors()["layer"][torch.from_numpy(roi_mask)].mean(0)  # (L,)
-        tokens = torch.einsum("lchw,lcd->ldhw", torch.as_tensor(local, dtype=torch.float32),
+        layer_w = model.selectors()["layer"][mask].mean(0)  # (L,)
+        tokens = torch.einsum("lchw,lcd->ldhw", torch.as_tensor(local, dtype=torch.float32, device=device),
                               model.local_bottleneck)
-        summed = torch.einsum("l,ldhw->dhw", layer_w, tokens).numpy()  # (D, g, g)
-        w = model.readout_weight[torch.from_numpy(roi_mask)].numpy()  # (N', D)
+        summed = torch.einsum("l,ldhw->dhw", layer_w, tokens).cpu().numpy()  # (D, g, g)
+        w = model.readout_weight[mask].cpu().numpy()  # (N', D)
     w = w - w.mean(0)
     _, _, vt = np.linalg.svd(w, full_matrices=False)
     image = np.einsum("kd,dhw->hwk", vt[:n_components], summed)

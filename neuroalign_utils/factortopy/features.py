@@ -11,6 +11,10 @@ Features are computed once and cached on disk (:func:`cached_features`): float16
 memory-mapped, in a folder keyed by everything that changes them (backbone, weights, configuration,
 layers, a hash of the image pixels, resolution, grid), written atomically and checked against the
 SHA-1 digests recorded beside them, so a truncated or corrupted file is detected and rebuilt.
+
+Features are computed on the backbone's device (``cached_features(device='auto')``: a CUDA GPU, else
+MPS, else the CPU) in float32 (TF32 off, see :mod:`neuroalign_utils.devices`): the cache does not record
+the device, since features from any of them agree to float32 rounding, well below the float16 of the cache.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import storage
+from .. import devices, storage
 from .._validation import check_in_allowed, check_int
 
 logger = logging.getLogger(__name__)
@@ -99,14 +103,19 @@ class BackboneSpec:
         return asdict(self)
 
 
-def build_backbone(spec: BackboneSpec) -> torch.nn.Module:
-    """Build the backbone in eval mode (random weights from ``spec.seed``, or the hub checkpoint)."""
+def build_backbone(spec: BackboneSpec, *, device="cpu") -> torch.nn.Module:
+    """Build the backbone in eval mode (random weights from ``spec.seed``, or the hub checkpoint) on ``device``.
+
+    The weights are made on the CPU from the seed, so they are the same on every device; ``device``
+    accepts what :func:`neuroalign_utils.devices.resolve_device` accepts.
+    """
     import transformers
 
+    device = devices.resolve_device(device)
     config_name, model_name, hub_id, _ = BACKBONES[spec.name]
     model_cls = getattr(transformers, model_name)
     if spec.weights == "pretrained":
-        return model_cls.from_pretrained(spec.checkpoint or hub_id).eval()
+        return model_cls.from_pretrained(spec.checkpoint or hub_id).to(device).eval()
     kwargs = dict(SIZES[spec.size])
     kwargs["intermediate_size" if spec.name != "sam" else "mlp_dim"] = 4 * kwargs["hidden_size"]
     if spec.name == "sam":
@@ -126,7 +135,7 @@ def build_backbone(spec: BackboneSpec) -> torch.nn.Module:
         model = model_cls(config) if spec.name not in ("vit",) else model_cls(config, add_pooling_layer=False)
     finally:
         torch.random.set_rng_state(generator_state)
-    return model.eval()
+    return model.to(device).eval()
 
 
 def input_size(model: torch.nn.Module) -> int:
@@ -141,7 +150,7 @@ def _block_outputs(model, name: str, pixels: torch.Tensor):
     if name == "mae":
         # identity token order: MAE shuffles tokens by argsort(noise) even at mask ratio 0
         n_tokens = (input_size(model) // model.config.patch_size) ** 2
-        kwargs["noise"] = torch.arange(n_tokens, dtype=torch.float32).expand(len(pixels), -1)
+        kwargs["noise"] = torch.arange(n_tokens, dtype=torch.float32, device=pixels.device).expand(len(pixels), -1)
     if name == "dinov2":
         kwargs["bool_masked_pos"] = None
     out = model(pixel_values=pixels, output_hidden_states=True, **kwargs)
@@ -168,7 +177,7 @@ def extract_features(
     Parameters
     ----------
     model : torch.nn.Module
-        From :func:`build_backbone`.
+        From :func:`build_backbone`; the features are computed on its device.
     name : str
         Architecture name (a key of :data:`BACKBONES`).
     images : ndarray, (n_images, size, size, 3) or (n_images, size, size), values in [0, 1]; normalised
@@ -190,17 +199,18 @@ def extract_features(
     if images.ndim != 4 or images.shape[1:3] != (size, size):
         raise ValueError(f"'images' must be (n_images, {size}, {size}[, 3]); {images.shape} was provided.")
     locals_, globals_ = [], []
-    mean, std = (torch.tensor(v, dtype=torch.float32)[None, :, None, None] for v in NORMALISATION[name])
+    device = devices.module_device(model)
+    mean, std = (torch.tensor(v, dtype=torch.float32, device=device)[None, :, None, None] for v in NORMALISATION[name])
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            pixels = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2)
+            pixels = torch.from_numpy(images[start : start + batch_size]).to(device).permute(0, 3, 1, 2)
             pairs = _block_outputs(model, name, (pixels - mean) / std)
             chosen = range(len(pairs)) if layers is None else layers
             local = torch.stack(
                 [F.interpolate(pairs[i][0], size=(GRID, GRID), mode="bilinear", align_corners=False,
                                antialias=pairs[i][0].shape[-1] > GRID) for i in chosen], 1)
-            locals_.append(local.float().numpy())
-            globals_.append(torch.stack([pairs[i][1] for i in chosen], 1).float().numpy())
+            locals_.append(local.float().cpu().numpy())
+            globals_.append(torch.stack([pairs[i][1] for i in chosen], 1).float().cpu().numpy())
     return np.concatenate(locals_), np.concatenate(globals_)
 
 
@@ -225,6 +235,7 @@ def cached_features(
     layers=None,
     data_dir=None,
     dtype: str = "float16",
+    device="auto",
 ) -> dict:
     """Features of ``images`` for ``spec``, from the on-disk cache when valid, else computed and cached.
 
@@ -239,6 +250,8 @@ def cached_features(
     data_dir : path-like, optional
         Root of the cache (``storage.get_data_dir``).
     dtype : {"float16", "float32"}
+    device : {'auto', 'cpu', 'cuda', 'cuda:N', 'mps'} or torch.device
+        Where the backbone runs on a cache miss (see :func:`neuroalign_utils.devices.resolve_device`).
 
     Returns
     -------
@@ -248,6 +261,7 @@ def cached_features(
         ``bytes_per_image`` (int).
     """
     check_in_allowed(dtype, "dtype", ("float16", "float32"))
+    device = devices.resolve_device(device)
     layers = None if layers is None else [int(i) for i in layers]
     key = dict(version=CACHE_VERSION, backbone=spec.to_dict(), layers=layers, images=image_digest(images),
                shape=list(np.shape(images)), grid=GRID, dtype=dtype)
@@ -255,7 +269,7 @@ def cached_features(
     hit = _valid_cache(folder, key)
     if not hit:
         logger.info("Computing %s features for %d images into %s", spec.name, len(images), folder)
-        model = build_backbone(spec)
+        model = build_backbone(spec, device=device)
         local, global_ = extract_features(model, spec.name, images, layers=layers)
         scale = np.sqrt((local.astype(np.float64) ** 2).mean(axis=(0, 2, 3, 4))) + 1e-12
         local = local / scale[None, :, None, None, None]

@@ -238,7 +238,7 @@ def write_synthetic_subject(
     size = feats.input_size(model)
     image_set = image_lib.natural_image_set(n_images, (size, size), grayscale=False, random_state=seed)
     pixels = image_set.values.astype(np.float32)
-    feat = feats.cached_features(backbone, pixels)
+    feat = feats.cached_features(backbone, pixels, device="cpu")  # the planted subject is the same on every machine
     local, global_ = np.asarray(feat["local"], np.float32), np.asarray(feat["global"], np.float32)
     n_layers, n_channels = local.shape[1], local.shape[2]
 

@@ -49,10 +49,11 @@ def load_subject(data_dir: str = "", *, n_images: int = 600, n_vertices_per_hemi
 
 def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers=None, n_steps: int = 1500,
                  decay_steps: int | None = None, lr: float = 1e-3, seed: int = 0, checkpoint_dir=None,
-                 **options) -> Fit:
+                 device="auto", **options) -> Fit:
     """Features of ``spec`` for the subject's images (cached), then a trained FactorTopy model.
 
-    The checkpoint is written to ``checkpoint_dir/<backbone>.pt`` when given.
+    The checkpoint is written to ``checkpoint_dir/<backbone>.pt`` when given. ``device`` (``'auto'``: a
+    GPU when there is one) is where the features are computed and the model is trained.
     """
     backbone = features.build_backbone(spec)
     size = features.input_size(backbone)
@@ -61,13 +62,13 @@ def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers
         from skimage.transform import resize
 
         images = np.stack([resize(img, (size, size), anti_aliasing=True) for img in images]).astype(np.float32)
-    feats = features.cached_features(spec, images, layers=layers)
+    feats = features.cached_features(spec, images, layers=layers, device=device)
     coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
                                                     subject.vertices["hemisphere"])
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{spec.name}.pt"
     result = training.train_factortopy(feats, subject.responses, coords, image_ids=subject.images["nsd_id"].values,
                                        n_steps=n_steps, decay_steps=decay_steps, lr=lr, seed=seed,
-                                       checkpoint=checkpoint, **options)
+                                       checkpoint=checkpoint, device=device, **options)
     table = analysis.selector_table(result.model, subject.vertices).assign(test_r2=result.test_r2)
     return Fit(spec=spec, features=feats, result=result, table=table)
 

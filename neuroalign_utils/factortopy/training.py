@@ -8,6 +8,12 @@ selector has found its positions; AdamW lr 1e-3, weight decay 1e-2, batch 8. The
 :func:`default_decay_steps` keeps that fraction for shorter runs. Validation R² is evaluated every
 ``eval_every`` steps; training stops after ``patience`` evaluations without improvement and the best
 state is restored (and written atomically to ``checkpoint`` when given).
+
+Devices (``device='auto'``: a CUDA GPU, else MPS, else the CPU): on the CPU every batch is read from the
+memory-mapped feature cache, so nothing more than a batch is held in memory; on a GPU the features
+(float16, as cached) and responses are copied to the device once when they take at most half of its
+free memory, and read batch by batch otherwise. Training is float32 on every device: the step is
+dominated by the gathers of the read-out (``embedding_bag``), which mixed precision does not speed up.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .. import storage
+from .. import devices, storage
 from .._validation import check_float, check_int
 from ..progress import progress_bar
 from .model import FactorTopy, entropy_regulariser
@@ -54,15 +60,46 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return 1 - ss_res / np.maximum(ss_tot, 1e-12)
 
 
+#: Share of a GPU's free memory that the features and responses may take to be copied there once.
+RESIDENT_FRACTION = 0.5
+
+
+def resident(arrays, device: torch.device) -> tuple:
+    """``arrays`` as tensors on a CUDA ``device``, copied once, when together they take at most
+    :data:`RESIDENT_FRACTION` of its free memory; otherwise (and on the CPU or MPS) the arrays as they
+    are, to be read batch by batch with :func:`take_rows`."""
+    size = sum(np.asarray(a).nbytes for a in arrays)
+    if device.type != "cuda" or size > RESIDENT_FRACTION * torch.cuda.mem_get_info(device)[0]:
+        return tuple(arrays)
+    out = []
+    for array in arrays:  # a chunk at a time: a memory-mapped cache is never read into memory whole
+        dtype = torch.from_numpy(np.zeros(0, array.dtype)).dtype  # numpy's dtype as torch's
+        tensor = torch.empty(array.shape, dtype=dtype, device=device)
+        for start in range(0, len(array), 1024):
+            tensor[start : start + 1024] = torch.from_numpy(np.array(array[start : start + 1024]))
+        out.append(tensor)
+    return tuple(out)
+
+
+def take_rows(source, rows, device: torch.device) -> torch.Tensor:
+    """Rows of an array (read now and moved to ``device``) or of a tensor already on a device, as float32."""
+    if isinstance(source, torch.Tensor):
+        return source[torch.as_tensor(np.asarray(rows), device=source.device)].float()
+    return torch.as_tensor(np.asarray(source[rows]), dtype=torch.float32).to(device)
+
+
 def predict(model: FactorTopy, local, global_, rows, *, batch_size: int = 32) -> np.ndarray:
-    """Model predictions (len(rows), N) for the given feature rows, in eval mode, without gradients."""
+    """Model predictions (len(rows), N) for the given feature rows, in eval mode, without gradients.
+
+    Runs on the model's device; ``local`` and ``global_`` are arrays or tensors from :func:`resident`.
+    """
     out = []
     model.eval()
+    device = devices.module_device(model)
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
             idx = np.asarray(rows[start : start + batch_size])
-            out.append(model(torch.as_tensor(np.asarray(local[idx]), dtype=torch.float32),
-                             torch.as_tensor(np.asarray(global_[idx]), dtype=torch.float32)).numpy())
+            out.append(model(take_rows(local, idx, device), take_rows(global_, idx, device)).cpu().numpy())
     return np.concatenate(out)
 
 
@@ -96,6 +133,7 @@ def train_factortopy(
     seed: int = 0,
     checkpoint=None,
     progress: bool = True,
+    device="auto",
     **model_options,
 ) -> TrainingResult:
     """Train FactorTopy on cached features and responses.
@@ -117,6 +155,8 @@ def train_factortopy(
     checkpoint : path-like, optional
         Where the best state is saved (atomically).
     progress : bool
+    device : {'auto', 'cpu', 'cuda', 'cuda:N', 'mps'} or torch.device
+        Where to train (see :func:`neuroalign_utils.devices.resolve_device`); the model stays there.
     **model_options
         Ablation options of :class:`FactorTopy` (``layer_selection``, ``space_selection``,
         ``scale_selection``, ``topology``, ``tokens``).
@@ -131,16 +171,18 @@ def train_factortopy(
     check_float(lr, "lr", minimum=0)
     check_int(eval_every, "eval_every", minimum=1)
     check_int(patience, "patience", minimum=1)
+    device = devices.resolve_device(device)
     local, global_ = features["local"], features["global"]
     responses = np.asarray(responses, np.float32)
     if len(responses) != len(local):
         raise ValueError(f"'responses' has {len(responses)} rows; the features have {len(local)} images.")
     split = split_images(np.arange(len(local)) if image_ids is None else image_ids, seed=seed)
     model = FactorTopy(coords, local.shape[1], local.shape[2], grid=local.shape[-1], bottleneck=bottleneck,
-                       seed=seed, **model_options)
+                       seed=seed, **model_options).to(device)
+    local, global_, targets = resident((local, global_, responses), device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
-    best = (-np.inf, 0, {k: v.clone() for k, v in model.state_dict().items()})
+    best = (-np.inf, 0, _state_on_cpu(model))
     history, stale = [], 0
     order = rng.permutation(split["train"])
     cursor = 0
@@ -151,9 +193,8 @@ def train_factortopy(
         rows = np.sort(order[cursor : cursor + batch_size])
         cursor += batch_size
         model.train()
-        pred = model(torch.as_tensor(np.asarray(local[rows]), dtype=torch.float32),
-                     torch.as_tensor(np.asarray(global_[rows]), dtype=torch.float32))
-        loss_fit = F.smooth_l1_loss(pred, torch.from_numpy(responses[rows]), beta=0.1)
+        pred = model(take_rows(local, rows, device), take_rows(global_, rows, device))
+        loss_fit = F.smooth_l1_loss(pred, take_rows(targets, rows, device), beta=0.1)
         decay = max(0.0, 1.0 - step / decay_steps)
         loss = loss_fit
         if decay > 0:
@@ -168,7 +209,7 @@ def train_factortopy(
             history.append({"step": step, "loss": loss_fit.item(), "val_r2": val_r2})
             bar.set_postfix(val_r2=f"{val_r2:.3f}")
             if val_r2 > best[0]:
-                best, stale = (val_r2, step, {k: v.clone() for k, v in model.state_dict().items()}), 0
+                best, stale = (val_r2, step, _state_on_cpu(model)), 0
             else:
                 stale += 1
                 if stale >= patience and step > decay_steps:
@@ -181,3 +222,8 @@ def train_factortopy(
     test_r2 = r2_score(responses[split["test"]], predict(model, local, global_, split["test"]))
     return TrainingResult(model=model, history=pd.DataFrame(history), test_r2=test_r2, split=split,
                           best_step=best[1], options=dict(model.options))
+
+
+def _state_on_cpu(model: torch.nn.Module) -> dict:
+    """A copy of the model's state in CPU memory (a checkpoint that loads on any machine)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

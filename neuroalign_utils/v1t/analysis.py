@@ -8,6 +8,10 @@ Attention rollout (Abnar & Zuidema 2020, as used by V1T): per block, the head-fu
 row-normalised; the blocks' matrices are multiplied, ``R = Â_L ⋯ Â_1``; the map is the class-token row
 of ``R`` over the patch tokens (the mean over all rows when there is no class token), normalised to
 sum to one, on the true patch grid, then resized to the image.
+
+Every analysis runs on the device of the model it is given (see
+:func:`neuroalign_utils.v1t.experiment.load_run`'s ``device``) and returns CPU arrays; white noise for
+the aRFs is drawn on the CPU from its seed, so the same images are shown on every device.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import xarray as xr
 from scipy import optimize, stats
 
 from .._validation import check_float, check_in_allowed, check_int, check_shape2d
+from ..devices import module_device
 from .cores import V1TCore
 from .models import Encoder
 
@@ -49,17 +54,20 @@ def rollout_maps(model: Encoder, images, behaviour=None, pupil_center=None, *, f
     if not isinstance(model.core, V1TCore):
         raise ValueError(f"rollout_maps needs a V1T core; this model's core is {type(model.core).__name__}.")
     model.eval()
-    images = torch.as_tensor(images)
+    device = module_device(model)
+    images = torch.as_tensor(images, device=device)
+    if behaviour is not None:
+        behaviour, pupil_center = torch.as_tensor(behaviour, device=device), torch.as_tensor(pupil_center, device=device)
     h, w = images.shape[-2:]
     out = []
     for s in range(0, len(images), batch_size):
         sl = slice(s, s + batch_size)
-        b = None if behaviour is None else model.core_inputs(torch.as_tensor(behaviour[sl]), torch.as_tensor(pupil_center[sl]))
+        b = None if behaviour is None else model.core_inputs(behaviour[sl], pupil_center[sl])
         _, attention = model.core(images[sl], b, return_attention=True)
         grid_maps = attention_rollout(attention, fusion=fusion).reshape(-1, 1, *model.core.grid)
         maps = F.interpolate(grid_maps, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
         out.append(maps / maps.sum((-2, -1), keepdim=True))
-    return xr.DataArray(torch.cat(out).numpy(), dims=("trial", "y", "x"), name="attention_rollout",
+    return xr.DataArray(torch.cat(out).cpu().numpy(), dims=("trial", "y", "x"), name="attention_rollout",
                         attrs={"fusion": fusion})
 
 
@@ -129,10 +137,10 @@ def shifter_shift_px(model: Encoder, mouse: str, pupil_center) -> np.ndarray:
     The shifter's output (``grid_sample`` units over the core's feature grid) scaled as
     :func:`grid_to_pixels` maps grid units to pixels; zeros for an encoder without a shifter.
     """
-    pupil_center = torch.as_tensor(np.asarray(pupil_center, dtype=np.float32))
+    pupil_center = torch.as_tensor(np.asarray(pupil_center, dtype=np.float32), device=module_device(model))
     if mouse not in model.shifters:
         return np.zeros((len(pupil_center), 2))
-    shift = model.shifters[mouse](pupil_center).double().numpy()
+    shift = model.shifters[mouse](pupil_center).double().cpu().numpy()
     zero_x, zero_y = grid_to_pixels(model.core, 0.0, 0.0)
     x, y = grid_to_pixels(model.core, shift[:, 0], shift[:, 1])
     return np.stack([x - zero_x, y - zero_y], axis=1)
@@ -235,11 +243,12 @@ def pupil_effect_through_attention(model: Encoder, mouse: str, images, behaviour
     offset = check_float(offset, "offset", minimum=0.0)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     model.eval()
-    images, behaviour = torch.as_tensor(images), torch.as_tensor(behaviour)
+    device = module_device(model)
+    images, behaviour = torch.as_tensor(images, device=device), torch.as_tensor(behaviour, device=device)
     changes = {(axis, route): [] for axis in (0, 1) for route in ("free", "fixed")}
     for s in range(0, len(images), batch_size):
         x, b = images[s : s + batch_size], behaviour[s : s + batch_size]
-        centred = torch.zeros(len(x), 2)
+        centred = torch.zeros(len(x), 2, device=device)
         _, weights = model.core(x, model.core_inputs(b, centred), return_attention=True)  # once for both axes
         for axis in (0, 1):
             plus, minus = centred.clone(), centred.clone()
@@ -261,8 +270,8 @@ def artificial_receptive_fields(respond, image_size=(36, 64), *, n_images: int =
     """Response-weighted average of white-noise images: ``(n_units, h, w)``.
 
     ``respond`` maps a batch of images ``(B, 1, h, w)`` (standard normal pixels) to responses
-    ``(B, n_units)``. The aRF is ``Σᵢ (rᵢ − r̄)·xᵢ / n``; for a linear unit it is its filter (white noise
-    has identity covariance).
+    ``(B, n_units)`` (on any device). The aRF is ``Σᵢ (rᵢ − r̄)·xᵢ / n``; for a linear unit it is its
+    filter (white noise has identity covariance). The noise is drawn on the CPU from ``seed``.
     """
     h, w = check_shape2d(image_size, "image_size")
     n_images = check_int(n_images, "n_images", minimum=2)
@@ -270,7 +279,7 @@ def artificial_receptive_fields(respond, image_size=(36, 64), *, n_images: int =
     weighted, total, n_seen, responses_sum = None, None, 0, None
     for s in range(0, n_images, batch_size):
         noise = torch.randn(min(batch_size, n_images - s), 1, h, w, generator=generator)
-        r = torch.as_tensor(respond(noise), dtype=torch.float64)
+        r = torch.as_tensor(respond(noise), dtype=torch.float64, device="cpu")
         x = noise[:, 0].reshape(len(noise), -1).double()
         part = r.T @ x
         weighted = part if weighted is None else weighted + part
@@ -336,12 +345,13 @@ def encoder_arfs(model: Encoder, mouse: str, behaviour, pupil_center=(0.0, 0.0),
     """
     from scipy import ndimage
 
-    behaviour = torch.as_tensor(np.asarray(behaviour, dtype=np.float32)).reshape(1, -1)
-    pupil = torch.as_tensor(np.asarray(pupil_center, dtype=np.float32)).reshape(1, 2)
+    device = module_device(model)
+    behaviour = torch.as_tensor(np.asarray(behaviour, dtype=np.float32), device=device).reshape(1, -1)
+    pupil = torch.as_tensor(np.asarray(pupil_center, dtype=np.float32), device=device).reshape(1, 2)
     model.eval()
 
     def respond(noise):
-        return model(noise, mouse, behaviour.expand(len(noise), -1), pupil.expand(len(noise), 2))
+        return model(noise.to(device), mouse, behaviour.expand(len(noise), -1), pupil.expand(len(noise), 2))
 
     arfs = artificial_receptive_fields(respond, image_size, n_images=n_images, seed=seed)
     fits = fit_gaussian_2d(ndimage.gaussian_filter(np.abs(arfs), (0, 1, 1)))
@@ -424,7 +434,7 @@ def _kernel_array(values: np.ndarray, *, model: str, layer: list, layer_index: l
 
 def patch_embedding_kernels(core: V1TCore, *, model_name: str = "v1t") -> xr.DataArray:
     """The tokenizer's weights ``(emb_dim, p, p)`` in the shared kernel format (kind ``weight``)."""
-    weight = core.tokenizer.weight.detach()[:, 0].numpy()
+    weight = core.tokenizer.weight.detach()[:, 0].cpu().numpy()
     n_params = sum(p.numel() for p in core.tokenizer.parameters())
     n = len(weight)
     return _kernel_array(weight, model=model_name, layer=["patch_embedding"] * n, layer_index=[0] * n,
@@ -439,11 +449,13 @@ def attention_map_kernels(model: Encoder, images, behaviour=None, pupil_center=N
     """
     model.eval()
     core = model.core
-    b = None if behaviour is None else model.core_inputs(torch.as_tensor(behaviour), torch.as_tensor(pupil_center))
-    _, attention = core(torch.as_tensor(images), b, return_attention=True)
+    device = module_device(model)
+    b = None if behaviour is None else model.core_inputs(torch.as_tensor(behaviour, device=device),
+                                                         torch.as_tensor(pupil_center, device=device))
+    _, attention = core(torch.as_tensor(images, device=device), b, return_attention=True)
     values, layers, indices, n_params = [], [], [], []
     for i, (weights, block) in enumerate(zip(attention, core.blocks)):
-        maps = weights[:, :, 0, 1:].mean(0).reshape(-1, *core.grid).numpy()
+        maps = weights[:, :, 0, 1:].mean(0).reshape(-1, *core.grid).cpu().numpy()
         values.append(maps)
         layers += [f"block{i}.attention"] * len(maps)
         indices += [i + 1] * len(maps)
@@ -458,8 +470,9 @@ def bmlp_activations(model: Encoder, behaviour, pupil_center) -> xr.DataArray:
     core = model.core
     if not isinstance(core, V1TCore) or not core.behaviour_dim:
         raise ValueError("bmlp_activations needs a V1T core built with behaviour.")
-    inputs = model.core_inputs(torch.as_tensor(behaviour), torch.as_tensor(pupil_center))
-    values = np.stack([block.behaviour_mlp(inputs).numpy() for block in core.blocks])
+    device = module_device(model)
+    inputs = model.core_inputs(torch.as_tensor(behaviour, device=device), torch.as_tensor(pupil_center, device=device))
+    values = np.stack([block.behaviour_mlp(inputs).cpu().numpy() for block in core.blocks])
     return xr.DataArray(values, dims=("block", "trial", "unit"), coords={"block": np.arange(1, len(values) + 1)},
                         name="bmlp_activation")
 
@@ -506,7 +519,7 @@ def grid_to_pixels(core, grid_x, grid_y) -> tuple[np.ndarray, np.ndarray]:
 @torch.no_grad()
 def readout_positions(model: Encoder, mouse) -> pd.DataFrame:
     """Readout mean positions in pixels of the core's input next to cortical coordinates (Fig A.6)."""
-    mu = model.readouts[mouse.name].positions().numpy()
+    mu = model.readouts[mouse.name].positions().cpu().numpy()
     readout_x, readout_y = grid_to_pixels(model.core, mu[:, 0], mu[:, 1])
     return pd.DataFrame({
         "cortical_x": mouse.coordinates[:, 0], "cortical_y": mouse.coordinates[:, 1],

@@ -104,6 +104,15 @@ def dropout_mask(shape, p: float, bits: np.random.SFC64 | None = None) -> tuple[
     return keep.view(shape), factor
 
 
+def _apply_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """``x`` with dropout ``p``: masks from :func:`dropout_mask` on the CPU (where they are faster),
+    ``F.dropout`` on a GPU (whose own generator draws on the device)."""
+    if x.device.type != "cpu":
+        return F.dropout(x, p, training=True)
+    keep, factor = dropout_mask(x.shape, p)
+    return x * keep.to(x.dtype) * factor
+
+
 def _dropout_threshold(p: float) -> tuple[int, float]:
     """The 15-bit draw below which a value is dropped, and the factor ``1 / (1 − p')`` (0 if all drop)."""
     threshold = round(p * _DRAW_LEVELS)
@@ -120,8 +129,7 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep, factor = dropout_mask(x.shape, self.p)
-        return x * keep.to(x.dtype) * factor
+        return _apply_dropout(x, self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -218,16 +226,19 @@ class DropoutAttention(torch.autograd.Function):
 def attention(q, k, v, *, dropout: float = 0.0, return_weights: bool = False):
     """``dropout(softmax(Q·Kᵀ/√head_dim)) · V`` for ``(B, heads, tokens, head_dim)`` tensors.
 
-    Three routes to the same maths, chosen by what is asked:
+    Four routes to the same maths, chosen by what is asked and where it runs:
 
     - ``return_weights=True``, or dropout with all weights within :data:`ATTENTION_BLOCK_ELEMENTS`:
       explicit softmax with :class:`Dropout`'s masks; the weights ``(B, heads, tokens, tokens)``
       (before dropout) are returned for analysis;
     - dropout with more weights than that (many tokens, e.g. V1T at stride 1):
       :class:`DropoutAttention`, blockwise, weights recomputed in the backward pass;
-    - no dropout (evaluation): ``F.scaled_dot_product_attention``.
+    - no dropout (evaluation): ``F.scaled_dot_product_attention``;
+    - on a GPU, unless the weights are asked for: ``F.scaled_dot_product_attention`` with its own
+      dropout (:func:`_fused_attention`), the GPU's fused kernels, with or without dropout.
 
-    Dropout masks are seeded from the global torch RNG (:func:`dropout_bits`), so seeding that seeds them.
+    On the CPU, dropout masks are seeded from the global torch RNG (:func:`dropout_bits`), so seeding
+    that seeds them; on a GPU, from the device's generator (seeded by ``torch.manual_seed`` too).
 
     Returns
     -------
@@ -235,17 +246,31 @@ def attention(q, k, v, *, dropout: float = 0.0, return_weights: bool = False):
     weights : tensor or None
     """
     b, h, n, d = q.shape
+    if q.device.type != "cpu" and not return_weights:
+        return _fused_attention(q, k, v, dropout), None
     if dropout and not return_weights and b * h * n * k.shape[2] > ATTENTION_BLOCK_ELEMENTS:
         seed = int(torch.randint(2**62, (1,)))
         return DropoutAttention.apply(q, k, v, d**-0.5, dropout, seed), None
     if dropout or return_weights:
         weights = torch.softmax(q @ k.transpose(-2, -1) * d**-0.5, dim=-1)
-        dropped = weights
-        if dropout:
-            keep, factor = dropout_mask(weights.shape, dropout)
-            dropped = weights * keep.to(weights.dtype) * factor
+        dropped = _apply_dropout(weights, dropout) if dropout else weights
         return dropped.to(v.dtype) @ v, (weights if return_weights else None)
     return F.scaled_dot_product_attention(q, k, v), None
+
+
+#: Head widths are padded with zeros to a multiple of this for the GPU's fused attention kernels.
+FUSED_HEAD_DIM_ALIGNMENT = 8
+
+
+def _fused_attention(q, k, v, dropout: float):
+    """``F.scaled_dot_product_attention`` (flash / memory-efficient kernels on a GPU, dropout drawn on
+    the device) with heads zero-padded to a multiple of :data:`FUSED_HEAD_DIM_ALIGNMENT` channels, which
+    those kernels need (V1T's head width is 155); the scale stays ``1/√head_dim`` of the true width."""
+    d = q.shape[-1]
+    pad = -d % FUSED_HEAD_DIM_ALIGNMENT
+    if pad:
+        q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=d**-0.5)[..., :d]
 
 
 class MultiHeadAttention(nn.Module):

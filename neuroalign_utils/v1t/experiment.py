@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import devices
 from .._validation import check_subset
 from . import metrics, sensorium, training
 from .cores import CORES
@@ -40,11 +41,14 @@ def load_data(data_folder: str, mice: str, *, n_neurons: int, n_trials: int, see
     return sensorium.load_sensorium(root, letters)
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[dict, dict, dict]:
+def load_run(run_dir: str | os.PathLike, *, device="cpu") -> tuple[dict, dict, dict]:
     """Parameters, data and trained models of a "V1T training" run folder.
 
-    Returns ``(parameters, data, models)`` with models keyed like ``'v1t_with_behaviour'``.
+    Returns ``(parameters, data, models)`` with models keyed like ``'v1t_with_behaviour'``, on ``device``
+    (``'auto'``, ``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'mps'``; see
+    :func:`neuroalign_utils.devices.resolve_device`), where the analyses of :mod:`.analysis` then run.
     """
+    device = devices.resolve_device(device)
     run_dir = Path(run_dir)
     params = json.loads((run_dir / "parameters.json").read_text())
     model_files = sorted((run_dir / "models").glob("*.pt"))
@@ -52,7 +56,7 @@ def load_run(run_dir: str | os.PathLike) -> tuple[dict, dict, dict]:
         raise FileNotFoundError(f"No trained models under {run_dir / 'models'}; run the 'v1t_training' chapter first.")
     data = load_data(params["data_folder"], params["mice"], n_neurons=params["n_neurons"],
                      n_trials=params["n_trials"], seed=params["seed"])
-    return params, data, {p.stem: training.load_model(p) for p in model_files}
+    return params, data, {p.stem: training.load_model(p, device=device) for p in model_files}
 
 
 def planted_expected_responses(data: dict) -> dict | None:
@@ -76,6 +80,8 @@ def run_experiment(
 
     Models go to ``results_dir/models/<core>_<with|without>_behaviour.pt`` and checkpoints to
     ``results_dir/checkpoints/…`` (a rerun with the same parameters resumes or reuses them).
+    ``train_options`` go to :func:`training.train`, ``device`` among them (default ``'auto'``: a GPU
+    when there is one); evaluation runs where the model was trained.
 
     Returns
     -------

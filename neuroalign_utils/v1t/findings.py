@@ -198,16 +198,22 @@ def describe_ceiling(fractions: Mapping[tuple[str, bool], float] | None, ceiling
     return sentence + "."
 
 
-def describe_precision(precisions: Mapping[str, str]) -> str:
-    """Which arithmetic each core was trained in (``core → 'float32' | 'bfloat16'``)."""
+def describe_precision(precisions: Mapping[str, str], device: str | None = None) -> str:
+    """Which arithmetic each core was trained in (``core → 'float32' | 'bfloat16' | 'float16'``), and
+    where (``device``: words such as :func:`neuroalign_utils.devices.describe_device` returns)."""
     names = {"v1t": "V1T", "cnn": "the CNN", "linear": "the linear model"}
-    low = [names.get(c, c) for c, p in precisions.items() if p == "bfloat16"]
-    if not low:
-        return "This run trained every model in float32."
-    rest = [names.get(c, c) for c, p in precisions.items() if p != "bfloat16"]
-    sentence = (f"This run trained {report.join_words(low)} in bfloat16 mixed precision (matrix products in "
-                "bfloat16; weights, loss, readout and evaluation in float32)")
-    return sentence + (f" and {report.join_words(rest)} in float32." if rest else ".")
+    mixed = {p for _, p in precisions.items() if p != "float32"}  # a dict or a Series
+    if not mixed:
+        return f"This run trained every model in float32{f' on {device}' if device else ''}."
+    sentences = []
+    for low in sorted(mixed):
+        cores = [names.get(c, c) for c, p in precisions.items() if p == low]
+        scaling = ", with loss scaling" if low == "float16" else ""
+        sentences.append(f"{report.join_words(cores)} in {low} mixed precision (matrix products in {low}{scaling}; "
+                         "weights, loss, readout and evaluation in float32)")
+    rest = [names.get(c, c) for c, p in precisions.items() if p == "float32"]
+    sentence = "This run trained " + " and ".join(sentences) + (f" and {report.join_words(rest)} in float32" if rest else "")
+    return sentence + (f", on {device}." if device else ".")
 
 
 def training_conditions(params: Mapping, *, synthetic: bool, short: bool = False) -> str:

@@ -19,7 +19,11 @@
 - Memory: :func:`retain_freed_memory` keeps freed memory in the process for the next step (glibc).
 - Mixed precision (``precision='bfloat16'``; ``'auto'`` picks it where it pays, see :func:`resolve_precision`):
   the core's matrix products and convolutions run in bfloat16 under ``torch.autocast``; weights,
-  optimiser state, softmax, normalisation, the readout, the loss and evaluation stay float32.
+  optimiser state, softmax, normalisation, the readout, the loss and evaluation stay float32. On a
+  GPU without bfloat16, ``'float16'`` does the same with a gradient scaler (loss scaling).
+- Devices: ``device='auto'`` trains on a CUDA GPU, else Apple's MPS, else the CPU
+  (:func:`neuroalign_utils.devices.resolve_device`). The model and every mouse's data are moved to the
+  device once, before the first step; batches are cut out there.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import storage
+from .. import devices, storage
 from .._validation import check_float, check_int, check_in_allowed
 from ..progress import progress_bar
 from . import metrics
@@ -50,7 +54,7 @@ CHECKPOINT = "checkpoint.pt"
 # Paper Table A.1, mice A–E (dataset S): mean neurons; mean training trials = (total − test) × 0.9.
 REFERENCE_NEURONS = 7851.0
 REFERENCE_TRAIN_TRIALS = 4485.0
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 #: Tokens × embedding width of a V1T from which bfloat16 training is faster (see resolve_precision).
 BFLOAT16_MIN_TOKEN_WIDTH = 3000
 
@@ -75,10 +79,10 @@ def has_native_bfloat16() -> bool:
                 or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
-def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = None) -> str:
-    """``'float32'`` or ``'bfloat16'`` for training an encoder with this ``core``.
+def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = None, device="cpu") -> str:
+    """``'float32'``, ``'bfloat16'`` or ``'float16'`` for training an encoder with this ``core`` on ``device``.
 
-    ``'auto'`` is bfloat16 for a V1T core whose tokens × embedding width reach
+    On the CPU, ``'auto'`` is bfloat16 for a V1T core whose tokens × embedding width reach
     :data:`BFLOAT16_MIN_TOKEN_WIDTH`, on a CPU with native bfloat16 arithmetic (AVX-512 BF16 or AMX:
     e.g. Intel Sapphire Rapids, AMD Zen 4), and float32 otherwise:
 
@@ -90,11 +94,29 @@ def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = No
     - the CNN stays float32: in bfloat16 the CNN of ``tests/test_v1t_learning.py`` trained worse
       on one of two seeds (aRF position error 8.0 instead of 5.5 px);
     - without native support bfloat16 would be emulated.
+
+    On a CUDA GPU, ``'auto'`` is mixed precision for every V1T core (its products are what a GPU's
+    tensor cores speed up): bfloat16 where the GPU supports it, else float16 with loss scaling. The
+    CNN and the linear core stay float32, for the CNN's reason above. On Apple's MPS ``'auto'`` is
+    float32. ``'float16'`` needs a CUDA GPU (for its gradient scaler).
     """
     check_in_allowed(precision, "precision", PRECISIONS)
+    device = devices.resolve_device(device)
+    if device.type == "cuda":
+        if precision == "bfloat16" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"'precision'='bfloat16' is not supported by this GPU ({torch.cuda.get_device_name(device)}); "
+                             f"use 'auto' (float16 with loss scaling here), 'float16' or 'float32'.")
+        if precision != "auto":
+            return precision
+        if not isinstance(core, V1TCore):
+            return "float32"
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if precision == "float16":
+        raise ValueError(f"'precision'='float16' needs a CUDA GPU (for its gradient scaler); training runs on "
+                         f"{device.type} here: use 'auto', 'float32' or 'bfloat16'.")
     if precision != "auto":
         return precision
-    if not has_native_bfloat16() or not isinstance(core, V1TCore):
+    if device.type != "cpu" or not has_native_bfloat16() or not isinstance(core, V1TCore):
         return "float32"
     channels, h, w = core.output_shape
     return "bfloat16" if (h * w + 1) * channels >= BFLOAT16_MIN_TOKEN_WIDTH else "float32"
@@ -142,24 +164,31 @@ def poisson_loss(responses: torch.Tensor, predictions: torch.Tensor, eps: float 
     return (predictions + eps - (responses + eps) * torch.log(predictions + eps)).sum()
 
 
-def _tensors(mouse: MouseData, trials: np.ndarray):
-    return (
-        torch.from_numpy(mouse.images[trials]),
-        torch.from_numpy(mouse.behaviour[trials]),
-        torch.from_numpy(mouse.pupil_center[trials]),
-    )
+#: The arrays of a mouse that the encoder takes, in the order of its forward.
+INPUTS = ("images", "behaviour", "pupil_center")
+
+
+def _tensors(mouse: MouseData, trials: np.ndarray | None, device: torch.device, fields=INPUTS) -> tuple[torch.Tensor, ...]:
+    """``fields`` of ``mouse`` for ``trials`` (all: None) as tensors on ``device``, each moved in one
+    copy; all trials on the CPU share the arrays' memory."""
+    arrays = (getattr(mouse, field) for field in fields)
+    return tuple(torch.as_tensor(a if trials is None else a[trials]).to(device) for a in arrays)
 
 
 @torch.no_grad()
 def predict(model: Encoder, mouse: MouseData, trials: np.ndarray | None = None, *, batch_size: int = 128) -> np.ndarray:
-    """Predicted responses ``(len(trials), n_neurons)`` in evaluation mode (all trials by default)."""
+    """Predicted responses ``(len(trials), n_neurons)`` in evaluation mode (all trials by default).
+
+    Runs on the model's device; the trials' inputs are moved there once.
+    """
     trials = np.arange(len(mouse.tiers)) if trials is None else np.asarray(trials)
     was_training = model.training
     model.eval()
+    images, behaviour, pupil = _tensors(mouse, trials, devices.module_device(model))
     out = []
     for start in range(0, len(trials), batch_size):
-        images, behaviour, pupil = _tensors(mouse, trials[start : start + batch_size])
-        out.append(model(images, mouse.name, behaviour, pupil).numpy())
+        batch = slice(start, start + batch_size)
+        out.append(model(images[batch], mouse.name, behaviour[batch], pupil[batch]).cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, mouse.n_neurons), np.float32)
 
@@ -233,6 +262,7 @@ def train(
     seed: int = 0,
     scale_core_penalty: bool = True,
     precision: str = "auto",
+    device="auto",
     checkpoint_dir: str | os.PathLike | None = None,
     callback: Callable[[int, dict], None] | None = None,
     progress: bool = True,
@@ -251,10 +281,13 @@ def train(
     scale_core_penalty : bool
         Multiply the core L1 by :func:`core_penalty_scale` of each mouse (default); ``False`` uses the
         paper's weight unscaled, which is right only for mice of the paper's size.
-    precision : {'auto', 'float32', 'bfloat16'}
-        Arithmetic of the training steps (``'auto'``: see :func:`resolve_precision`); evaluation is
-        float32.
+    precision : {'auto', 'float32', 'bfloat16', 'float16'}
+        Arithmetic of the training steps (``'auto'``: see :func:`resolve_precision`; ``'float16'``
+        needs a CUDA GPU); evaluation is float32.
         ``benchmarks/v1t_train.py`` measures both; the chapter reports which was used.
+    device : {'auto', 'cpu', 'cuda', 'cuda:N', 'mps'} or torch.device
+        Where to train (``'auto'``: a CUDA GPU, else MPS, else the CPU; see
+        :func:`neuroalign_utils.devices.resolve_device`). The model is moved there and stays there.
     checkpoint_dir : path-like, optional
         Where ``checkpoint.pt`` is written after every epoch; an existing checkpoint of the same model
         config and training settings is resumed.
@@ -267,7 +300,7 @@ def train(
     -------
     pandas.DataFrame
         One row per epoch: ``epoch``, ``train_loss``, ``validation_correlation``, ``learning_rate``,
-        ``best``, ``precision``. The model holds the best weights on return.
+        ``best``, ``precision``, ``device`` (its type). The model holds the best weights on return.
     """
     if set(model.readouts) != set(data):
         raise ValueError(f"'data' mice {sorted(data)} do not match the model's readouts {sorted(model.readouts)}.")
@@ -278,20 +311,25 @@ def train(
     factor = check_float(factor, "factor", minimum=0.0, maximum=1.0)
     n_reductions = check_int(n_reductions, "n_reductions", minimum=0)
     seed = check_int(seed, "seed", minimum=0)
-    precision = resolve_precision(precision, model.core)
+    device = devices.resolve_device(device)
+    precision = resolve_precision(precision, model.core, device)
     retain_freed_memory()
     settings = dict(model=model.config, batch_size=batch_size, learning_rate=learning_rate, max_epochs=max_epochs,
                     patience=patience, factor=factor, n_reductions=n_reductions, seed=seed, mice=sorted(data),
                     scale_core_penalty=bool(scale_core_penalty), precision=precision)
 
+    model.to(device)
     optimizer = make_optimizer(model, learning_rate)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")  # float16 needs loss scaling
     state = dict(epoch=0, best_score=-math.inf, best_state=copy.deepcopy(model.state_dict()), wait=0, reductions=0, history=[], done=False)
     checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-    saved = _read_checkpoint(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+    saved = _read_checkpoint(checkpoint, device) if checkpoint is not None and checkpoint.exists() else None
     if saved is not None:
         if saved["settings"] == settings:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
+            if saved.get("scaler"):
+                scaler.load_state_dict(saved["scaler"])
             state = saved["state"]
             logger.info("resuming from %s at epoch %d", checkpoint, state["epoch"])
         else:
@@ -299,25 +337,28 @@ def train(
     scales = {name: math.sqrt(len(m.tier("train")) / batch_size) for name, m in data.items()}
     core_scales = {name: core_penalty_scale(m.n_neurons, len(m.tier("train"))) if scale_core_penalty else 1.0
                    for name, m in data.items()}
+    tensors = {name: _tensors(m, None, device, INPUTS + ("responses",)) for name, m in data.items()}  # moved once
 
     bar = progress_bar(total=max_epochs, initial=state["epoch"], desc=f"train {model.config['core']}", enabled=progress)
     while not state["done"] and state["epoch"] < max_epochs:
         epoch = state["epoch"]
         model.train()
-        total = 0.0
-        with torch.random.fork_rng(devices=[]):
+        losses = []
+        with devices.fork_rng(device):
             torch.manual_seed(seed * 100_003 + epoch)
             for round_ in _epoch_batches(data, batch_size, seed, epoch):
                 optimizer.zero_grad(set_to_none=True)
                 for name, trials in round_:
-                    images, behaviour, pupil = _tensors(data[name], trials)
-                    responses = torch.from_numpy(data[name].responses[trials])
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+                    index = torch.from_numpy(trials).to(device, non_blocking=True)
+                    images, behaviour, pupil, responses = (t[index] for t in tensors[name])
+                    with torch.autocast(device.type, dtype=getattr(torch, precision), enabled=precision != "float32"):
                         output = model(images, name, behaviour, pupil)
                     loss = scales[name] * poisson_loss(responses, output) + model.regularizer(name, core_scales[name])
-                    loss.backward()
-                    total += loss.item()
-                optimizer.step()
+                    scaler.scale(loss).backward()
+                    losses.append(loss.detach())  # read once per epoch: no device sync per step
+                scaler.step(optimizer)
+                scaler.update()
+        total = sum((loss.item() for loss in losses), 0.0)
         score = validation_score(model, data)
         improved = score > state["best_score"]
         if improved:
@@ -326,7 +367,7 @@ def train(
             state["wait"] += 1
         lr = optimizer.param_groups[0]["lr"]
         record = dict(epoch=epoch + 1, train_loss=total, validation_correlation=score, learning_rate=lr, best=improved,
-                      precision=precision)
+                      precision=precision, device=device.type)
         state["history"].append(record)
         if state["wait"] >= patience:
             if state["reductions"] >= n_reductions:
@@ -340,7 +381,8 @@ def train(
         state["epoch"] = epoch + 1
         if checkpoint is not None:
             with storage.atomic_path(checkpoint) as tmp:
-                torch.save(dict(settings=settings, model=model.state_dict(), optimizer=optimizer.state_dict(), state=state), tmp)
+                torch.save(dict(settings=settings, model=model.state_dict(), optimizer=optimizer.state_dict(), state=state,
+                                scaler=scaler.state_dict()), tmp)
         bar.update(1)
         bar.set_postfix(val_corr=f"{score:.3f}", lr=f"{lr:.1e}")
         if callback is not None:
@@ -358,23 +400,28 @@ def save_model(model: Encoder, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def _read_checkpoint(path: Path) -> dict | None:
-    """A training checkpoint, or ``None`` (with a warning naming it) when it is damaged: training then
-    starts afresh and the next epoch overwrites it."""
+def _read_checkpoint(path: Path, device: torch.device) -> dict | None:
+    """A training checkpoint with its tensors on ``device``, or ``None`` (with a warning naming it) when
+    it is damaged: training then starts afresh and the next epoch overwrites it."""
     try:
-        return torch.load(path, weights_only=False)
+        return torch.load(path, map_location=device, weights_only=False)
     except (RuntimeError, EOFError, OSError, ValueError) as err:  # e.g. "PytorchStreamReader failed"
         logger.warning("ignoring %s: it cannot be read (%s); training starts from the first epoch", path, err)
         return None
 
 
-def load_model(path: str | os.PathLike) -> Encoder:
-    """Rebuild a model saved by :func:`save_model` (in evaluation mode); a damaged file is named."""
+def load_model(path: str | os.PathLike, *, device="cpu") -> Encoder:
+    """Rebuild a model saved by :func:`save_model` (in evaluation mode) on ``device``; a damaged file is named.
+
+    ``device`` accepts what :func:`neuroalign_utils.devices.resolve_device` accepts; a model trained on a
+    GPU loads on a machine without one.
+    """
+    device = devices.resolve_device(device)
     try:
-        saved = torch.load(Path(path), weights_only=False)
+        saved = torch.load(Path(path), map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise ValueError(f"{path} cannot be read as a saved model ({err}); run the V1T training chapter "
                          f"again (`neuroalign run v1t_training --force`).") from None
     model = build_model(saved["config"])
     model.load_state_dict(saved["state"])
-    return model.eval()
+    return model.to(device).eval()

@@ -205,7 +205,7 @@ def attention_maps(
     ----------
     model : torch.nn.Module
         A SAM / HQ-SAM model (ViT encoder, windowed and global attention) or a Mask2Former model
-        (Swin backbone, regular and shifted windows).
+        (Swin backbone, regular and shifted windows). The images run through it on its device.
     images : xarray.DataArray
         ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, channel)`` in [0, 1], at the
         model's input size; normalised with the ImageNet mean and std (SAM's and Swin's convention).
@@ -225,8 +225,11 @@ def attention_maps(
     """
     import torch
 
+    from ..devices import module_device
+
     kernel_size = check_shape2d(kernel_size, "kernel_size")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    device = module_device(model)
     pixels = _pixel_values(images, input_image_size(model))
     encoder, sites = _attention_sites(model)
     index_of = {layer.module: layer for layer in kernel_layers(model)}
@@ -239,7 +242,7 @@ def attention_maps(
     )
     blocks = []
     for start in range(0, pixels.shape[0], batch_size):
-        batch = torch.from_numpy(pixels[start : start + batch_size])
+        batch = torch.from_numpy(pixels[start : start + batch_size]).to(device)
         captured = _run_with_capture(encoder, batch, sites)
         rolled = None
         for (layer_module, attention_module, layout), (grid, weights) in zip(sites, captured):
@@ -317,6 +320,7 @@ def artificial_kernels(
     per_cluster: int = 50,
     random_state: int = 0,
     checkpoints: dict | None = None,
+    device="auto",
 ) -> xr.DataArray:
     """Kernels of several zoo models, built one at a time and freed after use.
 
@@ -336,6 +340,10 @@ def artificial_kernels(
         See :func:`weight_kernels`.
     checkpoints : dict, optional
         ``{model: local folder or hub id}`` for ``weights="pretrained"``.
+    device : {'auto', 'cpu', 'cuda', 'cuda:N', 'mps'} or torch.device
+        Where the attention maps are computed (``'auto'``: a GPU when there is one; see
+        :func:`neuroalign_utils.devices.resolve_device`). Models are built on the CPU from their seed,
+        so random weights are the same on every device.
 
     Returns
     -------
@@ -347,17 +355,20 @@ def artificial_kernels(
         convolution kernels, how many of the layer's kernels the selection chose from; else −1); attrs record the
         weights and input size.
     """
+    from ..devices import resolve_device
+
     models = check_subset(models, "models", AVAILABLE_MODELS)
     kinds = check_subset(kinds, "kinds", KINDS)
     kernel_size = check_shape2d(kernel_size, "kernel_size")
     checkpoints = dict(checkpoints or {})
+    device = resolve_device(device)
     parts = []
     for name in models:
         logger.info("Building %s (%s weights)", name, weights)
         model = build_model(
             name, weights=weights, random_state=random_state,
             image_size=image_size if weights == "random" else None, checkpoint=checkpoints.get(name),
-        )
+        ).to(device)
         if "weight" in kinds:
             parts.append(
                 weight_kernels(
