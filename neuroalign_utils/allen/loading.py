@@ -1,9 +1,12 @@
-"""Open a Brain Observatory cache with allensdk and load natural-scenes dF/F into a tidy xarray.
+"""Open a Brain Observatory cache and load natural-scenes dF/F into a tidy xarray.
 
 The reader's path is the same for the real release and the synthetic cache:
 
-1. :func:`open_cache` returns allensdk's ``BrainObservatoryCache``. Offline (the default when the cache
-   folder already holds the metadata files), it is given an :class:`OfflineBrainObservatoryApi`: the
+1. :func:`open_cache` returns allensdk's ``BrainObservatoryCache`` where allensdk installs (Python ≤ 3.11
+   with numpy < 1.24), else the package's own reader of the same folder,
+   :class:`~neuroalign_utils.allen.observatory.ObservatoryCache` (h5py; it downloads from the Allen
+   Brain Observatory over HTTP when online). ``reader=`` picks one explicitly. With allensdk, offline
+   (the default when the cache folder already holds the metadata files), it is given an :class:`OfflineBrainObservatoryApi`: the
    one RMA query ``get_ophys_experiments()`` always makes (``all_eye_mapping_files``) is answered with
    "no eye-mapping files", and every download is refused with a message naming the missing experiment
    and the cache folder. Online, the stock ``BrainObservatoryApi`` is used.
@@ -21,6 +24,7 @@ experiment lacks is NaN. Blank presentations (scene −1) are left out. The time
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import warnings
@@ -31,7 +35,8 @@ import pandas as pd
 import xarray as xr
 
 from .._validation import check_in_allowed, check_int, check_subset
-from . import metadata
+from . import metadata, observatory
+from .observatory import AllenOfflineError  # noqa: F401  (raised by both readers; part of this API)
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +62,6 @@ def quiet_allensdk_imports():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(allensdk|marshmallow)(\.|$)")
         warnings.filterwarnings("ignore", message=".*scipy.ndimage.filters", category=DeprecationWarning)
         yield
-
-
-class AllenOfflineError(RuntimeError):
-    """A query or download that needs the network was attempted on an offline cache."""
 
 
 class CorruptExperimentError(OSError):
@@ -102,8 +103,8 @@ def offline_api(cache_dir):
     return _offline_api_class()(cache_dir)
 
 
-#: Where allensdk's stock API downloads the Brain Observatory's metadata and NWB files from.
-ALLEN_API_HOST = "api.brain-map.org"
+#: Where both readers download the Brain Observatory's metadata and NWB files from.
+ALLEN_API_HOST = observatory.API_HOST
 
 
 def allen_api_reachable(timeout: float = 3.0) -> bool:
@@ -117,27 +118,60 @@ def allen_api_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def open_cache(manifest, *, offline: bool | None = None):
-    """Open a Brain Observatory cache with allensdk.
+#: Readers of a Brain Observatory cache accepted by :func:`open_cache`.
+READERS = ("auto", "allensdk", "own")
+
+
+@functools.lru_cache(maxsize=1)
+def allensdk_available() -> bool:
+    """Whether allensdk imports here (it does not install beside numpy 2 or on Python 3.12+)."""
+    try:
+        with quiet_allensdk_imports():
+            import allensdk.core.brain_observatory_cache  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def reader_name(cache) -> str:
+    """``"own"`` for :class:`~.observatory.ObservatoryCache`, else ``"allensdk"``."""
+    return "own" if isinstance(cache, observatory.ObservatoryCache) else "allensdk"
+
+
+def describe_reader(cache) -> str:
+    """One sentence saying which reader opened the cache (for the chapter's prose)."""
+    if reader_name(cache) == "allensdk":
+        return "The cache was opened with allensdk's `BrainObservatoryCache`."
+    return ("The cache was opened with this package's own reader of the release's files (h5py), because "
+            "allensdk does not install on this Python stack; a test checks that it returns what allensdk "
+            "returns.")
+
+
+def open_cache(manifest, *, offline: bool | None = None, reader: str = "auto"):
+    """Open a Brain Observatory cache with allensdk, or with the package's own reader where it is missing.
 
     Parameters
     ----------
     manifest : path
         The cache's ``manifest.json`` or the folder holding it.
     offline : bool, optional
-        Use :func:`offline_api` (no network). Default: offline when the folder already holds
-        ``ophys_experiments.json``, else the stock online API (which downloads metadata on demand).
-        A folder that does not exist raises ``FileNotFoundError`` unless ``offline=False``; a folder
-        without metadata raises ``ConnectionError`` when the Allen server cannot be reached, before
-        anything is written into it.
+        No network: allensdk gets :func:`offline_api`, the own reader refuses downloads. Default:
+        offline when the folder already holds ``ophys_experiments.json``, else online (metadata and
+        NWB files are downloaded on demand). A folder that does not exist raises
+        ``FileNotFoundError`` unless ``offline=False``; a folder without metadata raises
+        ``ConnectionError`` when the Allen server cannot be reached, before anything is written into it.
+    reader : {"auto", "allensdk", "own"}, default="auto"
+        ``"auto"``: allensdk when it imports, else :class:`~.observatory.ObservatoryCache`.
 
     Returns
     -------
-    allensdk.core.brain_observatory_cache.BrainObservatoryCache
+    allensdk.core.brain_observatory_cache.BrainObservatoryCache or observatory.ObservatoryCache
     """
-    with quiet_allensdk_imports():
-        from allensdk.core.brain_observatory_cache import BrainObservatoryCache
-
+    check_in_allowed(reader, "reader", READERS)
+    if reader == "allensdk" and not allensdk_available():
+        raise ImportError("reader='allensdk' but allensdk does not import here (it needs Python <= 3.11 and "
+                          "numpy < 1.24); use reader='own' or 'auto'.")
+    use_allensdk = reader == "allensdk" or (reader == "auto" and allensdk_available())
     manifest = Path(manifest)
     if manifest.suffix != ".json":
         manifest = manifest / "manifest.json"
@@ -161,6 +195,11 @@ def open_cache(manifest, *, offline: bool | None = None):
             f"Allen Brain Observatory ({ALLEN_API_HOST}) cannot be reached from this machine; nothing was "
             "written there. Go online to download the metadata, or pass the folder of an existing cache."
         )
+    if not use_allensdk:
+        return observatory.ObservatoryCache(manifest, offline=offline)
+    with quiet_allensdk_imports():
+        from allensdk.core.brain_observatory_cache import BrainObservatoryCache
+
     api = offline_api(folder) if offline else None
     return BrainObservatoryCache(manifest_file=str(manifest), api=api)
 
@@ -213,12 +252,18 @@ def select_experiments(cache, *, areas=None, cre_lines=None, n_experiments: int 
 # one experiment
 
 
-def _data_set(cache, experiment_id: int):
-    """allensdk's NWB accessor for one experiment, refusing downloads and naming corrupt files."""
-    import h5py
-
+def _open_nwb(path, reader: str):
+    """The NWB accessor of ``reader`` (``"allensdk"`` or ``"own"``) for one file."""
+    if reader == "own":
+        return observatory.ExperimentData(path)
     with quiet_allensdk_imports():
         from allensdk.core.brain_observatory_nwb_data_set import BrainObservatoryNwbDataSet
+    return BrainObservatoryNwbDataSet(path)
+
+
+def _data_set(cache, experiment_id: int):
+    """The NWB accessor for one experiment (downloaded first when online), naming corrupt files."""
+    import h5py
 
     path = cache.get_cache_path(None, cache.EXPERIMENT_DATA_KEY, int(experiment_id))
     if not os.path.exists(path):
@@ -226,7 +271,7 @@ def _data_set(cache, experiment_id: int):
     try:
         with h5py.File(path, "r"):
             pass
-        return BrainObservatoryNwbDataSet(path)
+        return _open_nwb(path, reader_name(cache))
     except (OSError, KeyError) as err:
         raise CorruptExperimentError(f"Cannot read the NWB file of experiment {experiment_id}: {path} ({err})") from err
 
@@ -247,6 +292,7 @@ def experiment_layout(cache, experiment_id: int) -> dict:
     return {
         "experiment_id": int(experiment_id),
         "path": ds.nwb_file,
+        "reader": reader_name(cache),
         "cell_specimen_ids": np.asarray(cell_ids, dtype=np.int64),
         "table": shown,
         "n_scenes": int(table.loc[table["frame"] >= 0, "frame"].max()) + 1,
@@ -259,11 +305,8 @@ def experiment_layout(cache, experiment_id: int) -> dict:
 
 def _cut_experiment(layout: dict, n_scenes: int, n_trials: int, offsets: np.ndarray) -> np.ndarray:
     """(cell, scene × trial, time) float32 dF/F of one experiment on the common grid (NaN padded)."""
-    with quiet_allensdk_imports():
-        from allensdk.core.brain_observatory_nwb_data_set import BrainObservatoryNwbDataSet
-
     try:
-        _, dff = BrainObservatoryNwbDataSet(layout["path"]).get_dff_traces()
+        _, dff = _open_nwb(layout["path"], layout["reader"]).get_dff_traces()
     except (OSError, KeyError) as err:
         raise CorruptExperimentError(
             f"Cannot read the NWB file of experiment {layout['experiment_id']}: {layout['path']} ({err})"

@@ -90,11 +90,13 @@ def allensdk_peak(cache, experiment_id: int) -> pd.DataFrame:
 
     from allensdk.brain_observatory.natural_scenes import NaturalScenes
 
-    from .loading import _data_set
+    from .loading import _data_set, _open_nwb
 
+    # allensdk's own accessor of the file, whichever reader opened the cache
+    data_set = _open_nwb(_data_set(cache, experiment_id).nwb_file, "allensdk")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        peak = NaturalScenes(_data_set(cache, experiment_id)).peak
+        peak = NaturalScenes(data_set).peak
     out = peak[["cell_specimen_id", "scene_ns", "peak_dff_ns", "time_to_peak_ns"]].copy()
     return out.astype({"cell_specimen_id": np.int64, "scene_ns": np.int64, "peak_dff_ns": float,
                        "time_to_peak_ns": float})
@@ -146,15 +148,19 @@ def allensdk_agreement(check: pd.DataFrame, frame_rate: float) -> dict:
     }
 
 
-def describe_allensdk_agreement(agreement: dict) -> str:
+def describe_allensdk_agreement(agreement: dict, *, allensdk_installed: bool = True) -> str:
     """Whether our summaries agree with allensdk's ``NaturalScenes`` (scene, peak dF/F, time to peak).
 
     Agreement means: the same preferred scene for every cell, peak dF/F within :data:`PEAK_AGREEMENT`
-    of the largest peak, and the time to peak on the same imaging frame (within half a frame).
+    of the largest peak, and the time to peak on the same imaging frame (within half a frame). An empty
+    ``agreement`` says why the check was not run: allensdk is missing, or ``crosscheck=False``.
     """
     from .. import report
 
     n = agreement.get("n_cells", 0)
+    if not n and not allensdk_installed:
+        return ("The cross-check with allensdk's `NaturalScenes` was not run: allensdk does not install on "
+                "this Python stack (it needs Python 3.11 or older and numpy below 1.24).")
     if not n:
         return "The cross-check with allensdk's `NaturalScenes` was not run (`crosscheck=False`)."
     scenes = agreement["scene_agreement"]
