@@ -4,13 +4,34 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test env browser clean
+.PHONY: book test test-pinned test-current env browser clean
 
+# The pinned stack (Python 3.11, allensdk 2.16.2, requirements/constraints.txt): make book and make test.
 # The environment is rebuilt only when the pins or the package metadata change.
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[allensdk,book,test]"
 	touch $(STAMP)
+
+# The current stack (what Colab has: numpy 2, pandas 2, no allensdk). requirements/current.txt stands for what
+# the host already holds; installing the package beside it must leave numpy, pandas and torch as they are and
+# must not bring allensdk.
+CURRENT_VENV := .venv-current
+CURRENT_BIN := $(CURRENT_VENV)/bin
+CURRENT_STAMP := $(CURRENT_VENV)/.installed
+KEPT := import numpy, pandas, torch; print(numpy.__version__, pandas.__version__, torch.__version__)
+$(CURRENT_STAMP): pyproject.toml requirements/current.txt
+	rm -rf $(CURRENT_VENV)
+	$(PYTHON) -m venv $(CURRENT_VENV)
+	$(CURRENT_BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/current.txt
+	$(CURRENT_BIN)/python -c "$(KEPT)" > $(CURRENT_VENV)/host-versions.txt
+	$(CURRENT_BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@$(CURRENT_BIN)/python -c "$(KEPT)" | diff $(CURRENT_VENV)/host-versions.txt - \
+	  || { echo "make: installing the package changed the host's numpy/pandas/torch (above: before, after)"; exit 1; }
+	@if $(CURRENT_BIN)/python -m pip show --quiet allensdk 2>/dev/null; then \
+	  echo "make: installing the package into the current stack brought allensdk"; exit 1; fi
+	@echo "make: current stack: numpy pandas torch = $$(cat $(CURRENT_VENV)/host-versions.txt), kept; no allensdk"
+	touch $(CURRENT_STAMP)
 
 env: $(STAMP) browser
 
@@ -31,9 +52,16 @@ browser:
 book: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/neuroalign build
 
-# pytest exits 5 when it collects no test; that is not a failure of the suite.
-test: $(STAMP) browser
+# Both stacks. pytest exits 5 when it collects no test; that is not a failure of the suite.
+test: test-pinned test-current
+
+test-pinned: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+# The current stack runs every chapter's smoke test and the tests of the own Allen reader.
+CURRENT_TESTS := tests/test_book.py::test_chapter_runs_with_smoke_parameters tests/test_allen_reader.py
+test-current: $(CURRENT_STAMP)
+	HF_HUB_OFFLINE=1 $(CURRENT_BIN)/python -m pytest -p no:cacheprovider $(CURRENT_TESTS)
 
 clean:
 	rm -rf _build
