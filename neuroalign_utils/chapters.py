@@ -499,6 +499,13 @@ def build_book(
         print(f"[{i}/{len(selected)}] {ch.name}", flush=True)
         run_chapter(ch, parameters.get(ch.name), root=root, force=force, progress=progress)
 
+    # launch buttons and the Colab cells of the built pages open and install the commit built here
+    from . import launch
+
+    commit = launch.current_commit(root)
+    if commit:
+        launch.pin_to_commit(stage, commit)
+
     # jupyter_book.cli.main has no __main__ guard, so call its entry point explicitly
     entry = f"import sys; {_SPHINX_INLINE_JS_FIX}; from jupyter_book.cli.main import main; sys.exit(main())"
     cmd = [sys.executable, "-c", entry, "build", str(stage), "--path-output", str(root)]

@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="run every chapter with defaults, then build the book")
     build.add_argument("--force", action="store_true", help="re-run chapters even when nothing changed")
+    sub.add_parser("sync", help="rewrite the chapters' Colab cell and the README badges from _config.yml")
     return p
 
 
@@ -87,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             index = ch.build_book(root=root, force=args.force)
             print(f"Book built: {index}")
+            return 0
+        if args.command == "sync":
+            from . import launch
+
+            changed = launch.sync(root)
+            print("\n".join(f"rewrote {path.relative_to(root)}" for path in changed) or "nothing to change")
             return 0
     except (ValueError, TypeError, FileNotFoundError, ch.ChapterError) as err:
         print(f"neuroalign: error: {err}", file=sys.stderr)
