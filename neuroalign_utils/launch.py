@@ -40,13 +40,21 @@ if importlib.util.find_spec("neuroalign_utils") is None:
         return re.sub(r"[-_.]+", "-", name).lower()
 
     before = {{norm(d.metadata["Name"]): d.version for d in importlib.metadata.distributions() if d.metadata["Name"]}}
+    pinnable = {{n: v for n, v in before.items() if re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", v)}}
+    # first every version Colab has; if the package needs a newer one of something, hold only numpy, pandas
+    # and torch (changing those under a running kernel breaks it) and report what else moved
+    attempts = [pinnable, {{n: v for n, v in pinnable.items() if n in ("numpy", "pandas", "torch")}}]
     with tempfile.TemporaryDirectory() as tmp:
-        with open(f"{{tmp}}/kept.txt", "w") as kept:  # the versions Colab already has
-            kept.writelines(f"{{name}}=={{v}}\\n" for name, v in before.items()
-                            if re.fullmatch(r"[0-9][0-9A-Za-z.+!_-]*", v))
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--constraint", f"{{tmp}}/kept.txt",
-                        "--report", f"{{tmp}}/report.json", f"neuroalign_utils @ git+{{REPOSITORY}}@{{COMMIT}}"],
-                       check=True)
+        for kept in attempts:
+            with open(f"{{tmp}}/kept.txt", "w") as constraints:
+                constraints.writelines(f"{{n}}=={{v}}\\n" for n, v in kept.items())
+            pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--constraint", f"{{tmp}}/kept.txt",
+                                  "--report", f"{{tmp}}/report.json", f"neuroalign_utils @ git+{{REPOSITORY}}@{{COMMIT}}"],
+                                 capture_output=True, text=True)
+            if pip.returncode == 0:
+                break
+        else:
+            raise RuntimeError(f"pip could not install neuroalign_utils beside this runtime:\\n{{pip.stderr}}")
         with open(f"{{tmp}}/report.json") as report:
             installed = {{norm(i["metadata"]["name"]): i["metadata"]["version"] for i in json.load(report)["install"]}}
     importlib.invalidate_caches()
@@ -54,7 +62,9 @@ if importlib.util.find_spec("neuroalign_utils") is None:
     imported = {{norm(name) for module in list(sys.modules) if "." not in module for name in owners.get(module, [])}}
     changed = sorted(n for n, v in installed.items() if n in before and before[n] != v and n in imported)
     added = sorted(n for n in installed if n not in before)
-    print(f"Installed {{len(added)}} missing distributions ({{', '.join(added)}}) from {{REPOSITORY}} at {{COMMIT}}.")
+    updated = sorted(f"{{n}} {{before[n]}} -> {{v}}" for n, v in installed.items() if n in before and before[n] != v)
+    print(f"Installed {{len(added)}} missing distributions ({{', '.join(added)}}) from {{REPOSITORY}} at {{COMMIT}}"
+          + (f"; updated {{', '.join(updated)}}." if updated else "; kept every version already installed."))
     print(f"Restart the runtime (Runtime > Restart session), then run again: {{', '.join(changed)}} changed after "
           "being imported." if changed else "No restart is needed: nothing already imported was changed.")'''
 
