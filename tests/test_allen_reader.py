@@ -176,6 +176,7 @@ def test_online_reader_downloads_metadata_page_by_page_and_nwb_files(manifest, t
     assert online.get_cell_specimens() == local.get_cell_specimens()
     n_cells = len(local.get_cell_specimens())
     assert sum("ApiCamCellMetric" in u for u in server.urls) == n_cells // 5 + 1  # paged
+    assert all("[order$eq'cell_specimen_id']" in urllib.parse.unquote(u) for u in server.urls if "ApiCamCellMetric" in u)
     experiment_id = _ids(local)[0]
     data = online.get_ophys_experiment_data(experiment_id)
     np.testing.assert_array_equal(data.get_dff_traces()[1],

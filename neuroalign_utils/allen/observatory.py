@@ -63,14 +63,14 @@ MANIFEST_FILES = {
     "STIMULUS_MAPPINGS": "stimulus_mappings.json",
     "EXPERIMENT_DATA": "ophys_experiment_data/%d.nwb",
 }
-#: The RMA query behind each metadata file (model and included associations).
+#: The RMA query behind each metadata file: model, included associations, the column ordering the pages.
 _METADATA_QUERIES = {
     "EXPERIMENTS": ("OphysExperiment", "experiment_container,well_known_files(well_known_file_type),"
-                    "targeted_structure,specimen(donor(age,transgenic_lines))"),
+                    "targeted_structure,specimen(donor(age,transgenic_lines))", "id"),
     "EXPERIMENT_CONTAINERS": ("ExperimentContainer", "ophys_experiments,isi_experiment,"
-                              "specimen(donor(conditions,age,transgenic_lines)),targeted_structure"),
-    "CELL_SPECIMENS": ("ApiCamCellMetric", None),
-    "STIMULUS_MAPPINGS": ("ApiCamStimulusMapping", None),
+                              "specimen(donor(conditions,age,transgenic_lines)),targeted_structure", "id"),
+    "CELL_SPECIMENS": ("ApiCamCellMetric", None, "cell_specimen_id"),
+    "STIMULUS_MAPPINGS": ("ApiCamStimulusMapping", None, "id"),
 }
 
 
@@ -86,7 +86,7 @@ class NoEyeTrackingError(KeyError):
 # HTTP
 
 
-def rma_query(model: str, include: str | None = None, criteria: str | None = None) -> list[dict]:
+def rma_query(model: str, include: str | None = None, criteria: str | None = None, order: str = "id") -> list[dict]:
     """All rows of an RMA query to the Allen API, page by page.
 
     Parameters
@@ -97,6 +97,8 @@ def rma_query(model: str, include: str | None = None, criteria: str | None = Non
         Associations to include, RMA syntax.
     criteria : str, optional
         Filter, RMA syntax, e.g. ``"[attachable_id$eq501940850]"``.
+    order : str, default="id"
+        Column that orders the rows, so that pages neither overlap nor skip rows.
 
     Returns
     -------
@@ -110,7 +112,7 @@ def rma_query(model: str, include: str | None = None, criteria: str | None = Non
             parts[0] += f",rma::criteria,{criteria}"
         if include:
             parts[0] += f",rma::include,{include}"
-        parts[0] += f",rma::options[num_rows$eq{PAGE_ROWS}][start_row$eq{len(rows)}][order$eq'id']"
+        parts[0] += f",rma::options[num_rows$eq{PAGE_ROWS}][start_row$eq{len(rows)}][order$eq'{order}']"
         url = f"{API_URL}/api/v2/data/query.json?q=" + urllib.parse.quote(parts[0], safe=":,[]$'()=")
         with urllib.request.urlopen(url, timeout=120) as response:
             answer = json.loads(response.read().decode())
@@ -225,9 +227,9 @@ class ObservatoryCache:
             if self.offline:
                 raise AllenOfflineError(f"{path.name} is not in the cache at {self.folder}; run online or "
                                               "download it first (open_cache(..., offline=False)).")
-            model, include = _METADATA_QUERIES[key]
+            model, include, order = _METADATA_QUERIES[key]
             logger.info("downloading %s from %s", path.name, API_URL)
-            rows = rma_query(model, include)
+            rows = rma_query(model, include, order=order)
             storage.write_json(path, rows)
         return json.loads(path.read_text())
 
