@@ -149,7 +149,7 @@ def weight_kernels(
                 blocks.append((layer, raw[i], sources[i], -1, -1))
         else:
             for pname, param in layer.module.named_parameters():
-                matrix = param.detach().cpu().numpy().astype(np.float64)
+                matrix = param.detach().cpu().numpy()  # a view, not a copy: resizing converts to float64
                 if matrix.ndim == 2 and min(matrix.shape) > 2 and matrix.std() > 0:
                     blocks.append((layer, matrix, pname, -1, -1))
     return _to_kernel_array(blocks, model_name, "weight", kernel_size, candidates=candidates)
@@ -197,7 +197,7 @@ def attention_key_maps(weights, *, batch_size: int, grid, window_size: int = 0, 
 
 
 def attention_maps(
-    model, images, *, model_name: str, kernel_size=16, batch_size: int = 2, rollout: bool = True
+    model, images, *, model_name: str, kernel_size=16, batch_size: int = 1, rollout: bool = True
 ) -> xr.DataArray:
     """Attention maps (kind ``"attention_map"``) of every image-encoder attention layer, head and image.
 
@@ -211,7 +211,9 @@ def attention_maps(
         model's input size; normalised with the ImageNet mean and std (SAM's and Swin's convention).
     model_name : str
     kernel_size : int or (int, int), default=16
-    batch_size : int, default=2
+    batch_size : int, default=1
+        Images per forward pass. Every layer's attention weights of a batch are held at once (SAM-B at
+        448 px: about 0.4 GB per image), so 1 keeps the chapter within Binder's 2 GB.
     rollout : bool, default=True
         Also add one attention-rollout map per image (:func:`attention_rollout`, averaged over
         output tokens) where the model allows it: one token grid through all layers and no shifted
