@@ -141,7 +141,7 @@ def reader_name(cache) -> str:
 def describe_reader(cache) -> str:
     """One sentence saying which reader opened the cache (for the chapter's prose)."""
     if reader_name(cache) == "allensdk":
-        return "The cache was opened with allensdk's `BrainObservatoryCache`."
+        return "The cache was opened with allensdk's BrainObservatoryCache."
     return ("The cache was opened with this package's own reader of the release's files (h5py), because "
             "allensdk does not install on this Python stack; a test checks that it returns what allensdk "
             "returns.")
