@@ -264,11 +264,12 @@ def load_alignment_inputs(*, selected_only: bool = True, data_dir: str | os.Path
 
 
 def v1t_alignment(neural: xr.DataArray, artificial: xr.DataArray, *, n_bootstrap: int = 200,
-                  n_permutations: int = 1000, random_state: int = 0) -> dict:
+                  n_permutations: int = 1000, random_state: int = 0, device="auto") -> dict:
     """Kernel alignment of every model (the trained V1T included) by kernel kind, with the null.
 
     A thin call of :func:`neuroalign_utils.zoo.alignment.alignment_summary` with the groupings the
-    synthesis shows: per model and per (model, kind).
+    synthesis shows: per model and per (model, kind). ``device`` is where the all-pairs products run
+    (see :func:`~neuroalign_utils.zoo.alignment.alignment_summary`).
 
     Returns
     -------
@@ -282,7 +283,7 @@ def v1t_alignment(neural: xr.DataArray, artificial: xr.DataArray, *, n_bootstrap
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
     result = alignment.alignment_summary(
         neural, artificial, {"model": ["model"], "kind": ["model", "kind"]},
-        n_bootstrap=n_bootstrap, n_permutations=n_permutations, random_state=random_state,
+        n_bootstrap=n_bootstrap, n_permutations=n_permutations, random_state=random_state, device=device,
     )
     ranking = result["tables"]["model"][["model", "value", "ci_low", "ci_high", "null_value"]].merge(
         result["tests"][["model", "real_minus_null", "p_real_vs_null"]], on="model")

@@ -14,6 +14,12 @@ artificial kernels: the working memory is bounded by ``chunk_size``, never by th
 1 − RMSE is a monotone function of r, every ranking by 1 − RMSE is a ranking by r; 1 − RMSE ranges
 from 1 − 2 = −1 (r = −1) through 1 − √2 ≈ −0.414 (r = 0, unrelated kernels) to 1 (r = 1).
 
+The products run where ``device`` says (:func:`neuroalign_utils.devices.resolve_device`; ``"auto"``:
+a CUDA GPU, else Apple's MPS, else the CPU). The neural kernels go to the device once, each chunk of
+artificial kernels as its turn comes, and every block of r comes back as a NumPy array on the CPU.
+Apple's MPS has no float64, so ``"auto"`` keeps float64 products on the CPU there. Resizing and
+z-scoring stay on the CPU in float64, so the kept kernels and their z-scores do not depend on the device.
+
 Resizing uses bilinear interpolation (``torch.nn.functional.interpolate``, ``align_corners=False``)
 with anti-aliasing, so downsampling averages over the source pixels instead of skipping them and
 upsampling a small convolution kernel (3×3 → 32×32) gives a smooth map. Bilinear interpolation is
@@ -120,12 +126,14 @@ def iter_similarity_blocks(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     dtype: str = "float64",
+    device="auto",
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Yield ``(artificial_slice, r_block)`` for prepared (z-scored, flattened) kernels.
 
     ``r_block`` has shape (n_neural, len(slice)) and holds Pearson r = ⟨a, b⟩ / n for the artificial
     kernels in ``artificial_slice``; 1 − RMSE follows from :func:`one_minus_rmse_from_r`. Working
     memory is one block, so any reduction (max, sum, histogram) can run over arbitrarily many pairs.
+    The arguments are checked when this is called, before the first block is computed.
 
     Parameters
     ----------
@@ -136,9 +144,12 @@ def iter_similarity_blocks(
     dtype : {"float64", "float32"}
         Precision of the product. float32 is about twice as fast but 1 − RMSE = 1 − √(2(1 − r)) loses
         precision for near-identical kernels (an error δ in r becomes δ/√(2(1 − r))).
+    device : str or torch.device, default="auto"
+        Where the products run: ``"auto"`` (a CUDA GPU, else Apple's MPS, else the CPU; float64 stays
+        on the CPU instead of MPS, which has no float64), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+        ``"mps"`` (float32 only). The blocks are always NumPy arrays on the CPU; on a CUDA GPU float32
+        products are full float32 (TF32 off, see :mod:`neuroalign_utils.devices`).
     """
-    import torch
-
     chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     dtype = check_in_allowed(dtype, "dtype", ["float64", "float32"])
     if neural_flat.ndim != 2 or artificial_flat.ndim != 2 or neural_flat.shape[1] != artificial_flat.shape[1]:
@@ -146,12 +157,31 @@ def iter_similarity_blocks(
             "'neural_flat' and 'artificial_flat' must be 2-D with the same number of pixels; shapes "
             f"{neural_flat.shape} and {artificial_flat.shape} were provided."
         )
+    return _similarity_blocks(neural_flat, artificial_flat, chunk_size, dtype, _product_device(device, dtype))
+
+
+def _similarity_blocks(neural_flat, artificial_flat, chunk_size, dtype, device) -> Iterator[tuple[slice, np.ndarray]]:
+    import torch
+
     n_pixels = neural_flat.shape[1]
-    neural_t = torch.from_numpy(np.ascontiguousarray(neural_flat, dtype=dtype)) / n_pixels
+    neural_t = torch.from_numpy(np.ascontiguousarray(neural_flat, dtype=dtype)).to(device) / n_pixels
     for start in range(0, artificial_flat.shape[0], chunk_size):
         stop = min(start + chunk_size, artificial_flat.shape[0])
-        block = torch.from_numpy(np.ascontiguousarray(artificial_flat[start:stop], dtype=dtype))
-        yield slice(start, stop), (neural_t @ block.T).clamp_(-1.0, 1.0).numpy()
+        block = torch.from_numpy(np.ascontiguousarray(artificial_flat[start:stop], dtype=dtype)).to(device)
+        yield slice(start, stop), (neural_t @ block.T).clamp_(-1.0, 1.0).cpu().numpy()
+
+
+def _product_device(device, dtype: str):
+    """The torch device of the products: ``device`` resolved, with float64 kept off MPS (no float64 there)."""
+    from ..devices import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type == "mps" and dtype == "float64":
+        if isinstance(device, str) and device.strip().lower() == "auto":
+            return resolve_device("cpu")
+        raise ValueError(f"'device'={device!r} cannot run dtype='float64' products: Apple's MPS has no float64; "
+                         "use dtype='float32', or device='cpu' or 'auto' (which keeps float64 on the CPU).")
+    return resolved
 
 
 def one_minus_rmse_from_r(r):
@@ -170,6 +200,7 @@ def kernel_similarity(
     size=None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     dtype: str = "float64",
+    device="auto",
 ) -> xr.Dataset:
     """All-pairs 1 − RMSE and Pearson r between neural and artificial kernels.
 
@@ -187,6 +218,9 @@ def kernel_similarity(
         instead when the pairs do not fit in memory).
     dtype : {"float64", "float32"}
         Precision of the product (see :func:`iter_similarity_blocks`).
+    device : str or torch.device, default="auto"
+        Where the products run (see :func:`iter_similarity_blocks`); checked before any work. The
+        result holds NumPy arrays whatever the device.
 
     Returns
     -------
@@ -199,12 +233,13 @@ def kernel_similarity(
     size = neural_values.shape[1:] if size is None else check_shape2d(size, "size")
     chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     dtype = check_in_allowed(dtype, "dtype", ["float64", "float32"])
+    device = _product_device(device, dtype)
     _as_kernel_array(artificial, "artificial")
     neural_flat, neural_kept = prepare_kernels(neural, size, name="neural kernels")
     artificial_flat, artificial_kept = prepare_kernels(artificial, size, name="artificial kernels")
 
     r = np.empty((neural_flat.shape[0], artificial_flat.shape[0]), dtype=dtype)
-    blocks = iter_similarity_blocks(neural_flat, artificial_flat, chunk_size=chunk_size, dtype=dtype)
+    blocks = iter_similarity_blocks(neural_flat, artificial_flat, chunk_size=chunk_size, dtype=dtype, device=device)
     for columns, block in blocks:
         r[:, columns] = block
     result = xr.Dataset(

@@ -48,6 +48,7 @@ def alignment_summary(
     n_bootstrap: int = 1000,
     n_permutations: int = 2000,
     random_state: int = 0,
+    device="auto",
 ) -> dict:
     """Similarity tables, their null counterparts and per-model tests.
 
@@ -59,6 +60,10 @@ def alignment_summary(
     groupings : dict
         ``{name: [coordinate, ...]}``, e.g. ``{"area": ["model", "area"]}``.
     n_bootstrap, n_permutations, random_state : int
+    device : str or torch.device, default="auto"
+        Where the all-pairs products run (see
+        :func:`neuroalign_utils.kernels.similarity.kernel_similarity`); checked before any work.
+        Aggregation, bootstrap and permutation tests run on the CPU with NumPy.
 
     Returns
     -------
@@ -73,13 +78,13 @@ def alignment_summary(
     """
     n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=1)
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
-    similarity = kernel_similarity(neural, artificial)
+    similarity = kernel_similarity(neural, artificial, device=device)
     surrogates = xr.DataArray(
         phase_randomize(neural, n_surrogates=1, random_state=random_state),
         dims=neural.dims,
         coords={name: coord for name, coord in neural.coords.items() if coord.dims == (neural.dims[0],)},
     )
-    null = kernel_similarity(surrogates, artificial)
+    null = kernel_similarity(surrogates, artificial, device=device)
     difference = _paired_difference(similarity, null)
     tables = {}
     for name, by in groupings.items():
