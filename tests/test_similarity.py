@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
+from torch.overrides import TorchFunctionMode
 
 from neuroalign_utils.kernels import similarity as sim
+from neuroalign_utils.zoo import alignment
 
 
 def _naive_one_minus_rmse(neural, artificial, size):
@@ -166,3 +169,77 @@ def test_invalid_inputs():
         sim.kernel_similarity(np.ones((2, 4, 4)), np.ones((2, 4, 4)), chunk_size=0)
     with pytest.raises(ValueError, match="dtype"):
         sim.kernel_similarity(np.ones((2, 4, 4)), np.ones((2, 4, 4)), dtype="float16")
+
+
+# ------------------------------------------------------------------------------ device
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("device", ["cpu", torch.device("cpu")])
+def test_cpu_device_is_bit_identical_to_the_call_without_device(kernels, dtype, device):
+    neural, artificial = kernels
+    reference = sim.kernel_similarity(neural, artificial, chunk_size=7, dtype=dtype)
+    result = sim.kernel_similarity(neural, artificial, chunk_size=7, dtype=dtype, device=device)
+    for name in ("one_minus_rmse", "pearson_r"):
+        assert result[name].dtype == reference[name].dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(result[name].values, reference[name].values)
+    flat_n, _ = sim.prepare_kernels(neural, 16)
+    flat_a, _ = sim.prepare_kernels(artificial, 16)
+    for (columns, block), (expected_columns, expected) in zip(
+        sim.iter_similarity_blocks(flat_n, flat_a, chunk_size=7, dtype=dtype, device=device),
+        sim.iter_similarity_blocks(flat_n, flat_a, chunk_size=7, dtype=dtype),
+    ):
+        assert columns == expected_columns and isinstance(block, np.ndarray)
+        np.testing.assert_array_equal(block, expected)
+
+
+class _RecordDevices(TorchFunctionMode):
+    """Records the devices of the tensors given to every matrix product."""
+
+    def __init__(self):
+        super().__init__()
+        self.products = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in ("matmul", "__matmul__"):
+            self.products.append({a.device for a in args if torch.is_tensor(a)})
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_products_run_on_the_chosen_device(kernels, device):
+    neural, artificial = kernels
+    with _RecordDevices() as recorder:
+        result = sim.kernel_similarity(neural, artificial, chunk_size=7, device=device)
+    expected = {torch.device("cpu")} if device == "cpu" else {sim._product_device("auto", "float64")}
+    assert len(recorder.products) == 5  # ceil(30 / 7) blocks: the neural kernels and one block each
+    assert all(found == expected for found in recorder.products)
+    assert isinstance(result["pearson_r"].values, np.ndarray)
+
+
+def test_bad_device_is_refused_before_any_work(kernels, monkeypatch):
+    neural, artificial = kernels
+    calls = []
+    monkeypatch.setattr(sim, "prepare_kernels", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(alignment, "phase_randomize", lambda *a, **k: calls.append(a))
+    with pytest.raises(ValueError, match=r"'device' must be 'auto' .*'cpu', 'cuda', 'cuda:<index>' or 'mps'; 'gpu'"):
+        sim.kernel_similarity(neural, artificial, device="gpu")
+    with pytest.raises(ValueError, match=r"'device' must be"):
+        alignment.alignment_summary(neural, artificial, {"model": ["model"]}, device="tpu")
+    with pytest.raises(ValueError, match=r"'device' must be"):
+        sim.iter_similarity_blocks(np.zeros((2, 4)), np.zeros((3, 4)), device=3)  # at the call, not at the first block
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"'device'='cuda'.*torch.cuda.is_available\(\) is False"):
+            sim.kernel_similarity(neural, artificial, device="cuda")
+    assert calls == []
+
+
+def test_float64_stays_off_apple_mps(kernels, monkeypatch):
+    neural, artificial = kernels
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert sim._product_device("auto", "float32") == torch.device("mps")
+    assert sim._product_device("auto", "float64") == torch.device("cpu")  # MPS has no float64
+    with pytest.raises(ValueError, match=r"'device'='mps' cannot run dtype='float64'.*dtype='float32'"):
+        sim.kernel_similarity(neural, artificial, device="mps")
+    # 'auto' on a Mac runs the default float64 product on the CPU, unchanged
+    np.testing.assert_array_equal(sim.kernel_similarity(neural, artificial, device="auto")["pearson_r"].values,
+                                  sim.kernel_similarity(neural, artificial, device="cpu")["pearson_r"].values)
