@@ -3,11 +3,12 @@
 Default: 1,000 neural × 100,000 artificial kernels of 32×32. Prints, one figure per line:
 achieved GFLOP/s of the engine (block products + conversion to 1 − RMSE + a per-neural-kernel
 max/mean reduction, never holding the 10⁸-pair table), the ratio to a bare ``torch.matmul`` of the
-same shapes in the same run, the speed-up over a per-pair NumPy loop timed on a subset, and the peak
-resident memory of the process after each stage.
+same shapes on the same device in the same run, the speed-up over a per-pair NumPy loop timed on a
+subset, and the peak resident memory of the process after each stage.
 
-    .venv/bin/python benchmarks/similarity.py            # full size
-    .venv/bin/python benchmarks/similarity.py --quick    # 200 × 5,000, seconds
+    .venv/bin/python benchmarks/similarity.py                  # full size, on the CPU
+    .venv/bin/python benchmarks/similarity.py --quick          # 200 × 5,000, seconds
+    .venv/bin/python benchmarks/similarity.py --device auto    # on a CUDA GPU where there is one
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import numpy as np
 import torch
 
+from neuroalign_utils import devices
 from neuroalign_utils.kernels.similarity import (
     iter_similarity_blocks,
     one_minus_rmse_from_r,
@@ -30,11 +32,11 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def engine_reduce(neural, artificial, chunk_size, dtype):
+def engine_reduce(neural, artificial, chunk_size, dtype, device):
     """Best and mean 1 − RMSE per neural kernel over all artificial kernels, block by block."""
     best = np.full(neural.shape[0], -np.inf)
     total = np.zeros(neural.shape[0])
-    for _, r in iter_similarity_blocks(neural, artificial, chunk_size=chunk_size, dtype=dtype):
+    for _, r in iter_similarity_blocks(neural, artificial, chunk_size=chunk_size, dtype=dtype, device=device):
         score = one_minus_rmse_from_r(r)
         np.maximum(best, score.max(axis=1), out=best)
         total += score.sum(axis=1)
@@ -60,7 +62,12 @@ def main():
     parser.add_argument("--loop-artificial", type=int, default=500, help="artificial kernels in the loop subset")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (best kept)")
     parser.add_argument("--quick", action="store_true", help="200 × 5,000 kernels, one repeat")
+    parser.add_argument("--device", default="cpu", help="where the products run: cpu (default), auto, cuda, cuda:N, mps")
     args = parser.parse_args()
+    try:
+        device = devices.resolve_device(args.device, name="--device")
+    except ValueError as error:
+        parser.error(str(error))
     if args.quick:
         args.n_neural, args.n_artificial, args.repeats = 200, 5000, 1
 
@@ -71,20 +78,22 @@ def main():
     artificial = _prepared_random_kernels(rng, args.n_artificial, shape, args.dtype)
     prepare_s = time.perf_counter() - start
     print(f"threads: {torch.get_num_threads()} torch threads")
+    print(f"device: {devices.describe_device(device)}")
     print(f"prepare (z-score, flatten) {args.n_neural + args.n_artificial} kernels: {prepare_s:.2f} s")
     print(f"peak memory after inputs: {peak_rss_mib():.0f} MiB")
 
     flops = 2.0 * args.n_neural * args.n_artificial * args.size**2
     engine_s = min(
-        _timed(lambda: engine_reduce(neural, artificial, args.chunk_size, args.dtype)) for _ in range(args.repeats)
+        _timed(lambda: engine_reduce(neural, artificial, args.chunk_size, args.dtype, device)) for _ in range(args.repeats)
     )
     print(f"engine all-pairs 1-RMSE ({args.n_neural} x {args.n_artificial}, {args.size}x{args.size}, {args.dtype}): {engine_s:.2f} s")
     print(f"engine throughput: {flops / engine_s / 1e9:.1f} GFLOP/s")
     print(f"peak memory after engine: {peak_rss_mib():.0f} MiB")
 
-    neural_t = torch.from_numpy(neural)
-    artificial_t = torch.from_numpy(artificial)
-    matmul_s = min(_timed(lambda: torch.matmul(neural_t, artificial_t.T)) for _ in range(args.repeats))
+    neural_t = torch.from_numpy(neural).to(device)
+    artificial_t = torch.from_numpy(artificial).to(device)
+    matmul_s = min(_timed(lambda: _synchronised(torch.matmul(neural_t, artificial_t.T), device))
+                   for _ in range(args.repeats))
     print(f"bare torch.matmul same shapes: {matmul_s:.2f} s")
     print(f"bare torch.matmul throughput: {flops / matmul_s / 1e9:.1f} GFLOP/s")
     print(f"engine / bare matmul throughput ratio: {matmul_s / engine_s:.2f} x")
@@ -104,6 +113,15 @@ def _prepared_random_kernels(rng, n, shape, dtype, batch=10_000):
         stop = min(start + batch, n)
         out[start:stop] = prepare_kernels(rng.standard_normal((stop - start, *shape)), shape)[0]
     return out
+
+
+def _synchronised(tensor, device):
+    """``tensor`` once the device has finished computing it (GPU kernels run asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+    return tensor
 
 
 def _timed(function) -> float:
