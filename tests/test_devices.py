@@ -230,7 +230,7 @@ def test_zoo_refuses_a_bad_device_before_building():
 
 # ------------------------------------------------------------------------------ chapters
 @pytest.mark.parametrize("chapter", ["artificial_kernels", "kernel_alignment", "v1t_training", "v1t_analysis",
-                                     "factortopy_encoding"])
+                                     "factortopy_encoding", "synthesis"])
 def test_every_torch_chapter_takes_device_auto(chapter):
     assert chapters.get_chapter(chapter).defaults()["device"] == "auto"
     devices.resolve_device(chapters.get_chapter(chapter).defaults()["device"])
