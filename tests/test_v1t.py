@@ -270,6 +270,18 @@ def test_writer_plants_the_gaze_contingent_gain_exactly(tiny_root, tmp_path):
         sensorium.write_synthetic_sensorium(tmp_path / "bad", gaze_gain=3.0, **TINY)
 
 
+@pytest.mark.parametrize("std", [1.0, 0.02])
+def test_v1t_position_embedding_starts_at_the_asked_scale(std):
+    torch.manual_seed(0)
+    core = V1TCore(emb_dim=155, stride=8, position_init_std=std)  # 33 tokens × 155 channels
+    assert abs(core.position_embedding.std().item() / std - 1) < 0.05
+    bound = 1 / 8  # patch embedding ~ U(±1/√64), weights and bias
+    for values in (core.tokenizer.weight, core.tokenizer.bias):
+        assert values.abs().max().item() <= bound and values.abs().max().item() > 0.8 * bound
+    with pytest.raises(ValueError, match="'position_init_std' must be >= 0.0"):
+        V1TCore(position_init_std=-1.0)
+
+
 def test_noise_images_survive_any_resize_to_the_planted_size(tmp_path):
     # 'noise' images are 36×64 noise enlarged 4×: area averaging (ours) and bilinear resizing without
     # antialiasing (the reference's) both return exactly the image the planted units saw.

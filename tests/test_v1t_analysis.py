@@ -137,6 +137,7 @@ def _v1t_attending_along_the_pupil(sign: float):
     qkv[2:4, 0:2] = np.eye(2)  # keys: the position channels
     with torch.no_grad():
         core.tokenizer.weight.zero_()
+        core.tokenizer.bias.zero_()
         core.position_embedding.copy_(torch.from_numpy(position))
         core.class_token.zero_()
         bmlp[0].weight.copy_(torch.from_numpy(first))
