@@ -119,7 +119,7 @@ def main() -> None:
                 print(f"{name}{suffix}_time_per_epoch: {seconds:.1f} s")
             if len(seeds) > 1:
                 print(f"{name}_mean_val_corr: {statistics.mean(b for b, _ in runs):.4f} corr")
-            if name in REFERENCE and not args.quick:
+            if name in REFERENCE and epochs == 30:  # the authors' numbers are best-in-30-epochs
                 print(f"{name}_minus_reference: {statistics.mean(b for b, _ in runs) - REFERENCE[name]:+.4f} corr")
 
 
