@@ -35,13 +35,14 @@ import xarray as xr
 from .._validation import check_int, check_shape2d, check_subset
 from ..kernels.selection import select_representative_kernels
 from ..kernels.similarity import resize_kernels, zscore_kernels
-from .build import build_model, input_image_size
+from . import registry
+from .build import build_model, input_image_size, input_normalisation
 from .registry import AVAILABLE_MODELS
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+IMAGENET_MEAN = np.array(registry.IMAGENET_MEAN)
+IMAGENET_STD = np.array(registry.IMAGENET_STD)
 KINDS = ("weight", "attention_map")
 
 
@@ -232,7 +233,8 @@ def attention_maps(
     kernel_size = check_shape2d(kernel_size, "kernel_size")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     device = module_device(model)
-    pixels = _pixel_values(images, input_image_size(model))
+    mean, std = input_normalisation(model)
+    pixels = pixel_values(images, input_image_size(model), mean=mean, std=std)
     encoder, sites = _attention_sites(model)
     index_of = {layer.module: layer for layer in kernel_layers(model)}
     attention_layers = [index_of[attention_module] for _, attention_module, _ in sites]
@@ -572,7 +574,21 @@ def _run_with_capture(encoder, pixels, sites):
     return [(grids[i], probs[i]) for i in range(len(sites))]
 
 
-def _pixel_values(images, size: int) -> np.ndarray:
+def pixel_values(images, size: int, *, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """Images in [0, 1] as a model input: RGB, resized to ``size`` × ``size``, normalised by ``mean``/``std``.
+
+    Parameters
+    ----------
+    images : array-like or xarray.DataArray
+        ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, 3)``.
+    size : int
+    mean, std : sequence of 3 floats
+        Per-channel normalisation (default: ImageNet's).
+
+    Returns
+    -------
+    numpy.ndarray, shape (image, 3, size, size), float32
+    """
     values = np.asarray(getattr(images, "values", images), dtype=np.float64)
     if values.ndim == 3:
         values = np.repeat(values[..., None], 3, axis=-1)
@@ -583,7 +599,7 @@ def _pixel_values(images, size: int) -> np.ndarray:
     if values.shape[1:3] != (size, size):
         channels_first = values.transpose(0, 3, 1, 2).reshape(-1, *values.shape[1:3])
         values = resize_kernels(channels_first, size).reshape(values.shape[0], 3, size, size).transpose(0, 2, 3, 1)
-    values = (values - IMAGENET_MEAN) / IMAGENET_STD
+    values = (values - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
     return np.ascontiguousarray(values.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
