@@ -7,6 +7,7 @@ from .kernels import (
     artificial_kernels,
     attention_key_maps,
     attention_maps,
+    convolution_filters,
     kernel_counts,
     kernel_layers,
     weight_kernels,
@@ -27,7 +28,7 @@ from .registry import (
 __all__ = [
     "AVAILABLE_MODELS", "BUILDABLE_MODELS", "MODEL_NAMES", "MODELS", "ModelSpec", "PACKAGED_MODEL_NAMES",
     "PACKAGED_MODELS", "PackagedModelSpec", "artificial_kernels", "attention_key_maps", "attention_maps",
-    "build_model", "count_parameters", "feature_maps", "get_spec", "imagenet_predictions",
+    "build_model", "convolution_filters", "count_parameters", "feature_maps", "get_spec", "imagenet_predictions",
     "kernel_counts", "kernel_layers", "model_config", "packaged_table", "weights_file", "weight_kernels",
     "zoo_table",
 ]
