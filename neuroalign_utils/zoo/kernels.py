@@ -556,8 +556,17 @@ def describe_weights(weights: str, models) -> str:
         return (f"The weights of {names} are random (seeded), not trained: these kernels are a control. Whatever "
                 "they share with neural kernels comes from the architecture and, for attention maps, the scenes "
                 "passing through it, never from learning on images; the paper did not run this control.")
-    return (f"The weights of {names} are the pretrained checkpoints the paper used: these kernels are the "
-            "trained models'.")
+    papers = [m for m in models if m not in registry.PACKAGED_MODEL_NAMES]
+    packaged = [registry.get_packaged_spec(m) for m in models if m in registry.PACKAGED_MODEL_NAMES]
+    sentences = []
+    if papers:
+        sentences.append(f"The weights of {report.join_words(papers)} are the pretrained checkpoints the paper used.")
+    if packaged:
+        # what each packaged model is, in its registry's words (the saliency backbone is never called plain DINOv2)
+        described = report.join_words(f"{spec.name} is {spec.description}" for spec in packaged)
+        sentences.append(f"Not in the paper's zoo but trained: {described}, with weights shipped in "
+                         f"{report.join_words(sorted({spec.weights_package for spec in packaged}))}.")
+    return " ".join(sentences) + " These kernels are the trained models'."
 
 
 def describe_setting(*, weights: str, models, image_size: int, n_images: int) -> str:
