@@ -58,8 +58,10 @@ test: test-pinned test-current
 test-pinned: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
-# The current stack runs every chapter's smoke test and the tests of the own Allen reader.
-CURRENT_TESTS := tests/test_book.py::test_chapter_runs_with_smoke_parameters tests/test_allen_reader.py
+# The current stack runs every chapter's smoke test, the tests of the own Allen reader, and the packaged
+# trained models' (their conversion meets the newest transformers there).
+CURRENT_TESTS := tests/test_book.py::test_chapter_runs_with_smoke_parameters tests/test_allen_reader.py \
+  tests/test_zoo_pretrained.py
 test-current: $(CURRENT_STAMP)
 	HF_HUB_OFFLINE=1 $(CURRENT_BIN)/python -m pytest -p no:cacheprovider $(CURRENT_TESTS)
 

@@ -178,7 +178,7 @@ def test_attention_maps_from_a_real_model(tiny_sam):
     assert sorted(set(maps.image.values)) == [0, 1, 2] and sorted(set(maps.attention_head.values)) == [-1, 0, 1]
     # the global layer's maps match transformers' own attention output
     with torch.no_grad():
-        pixels = torch.from_numpy(zk._pixel_values(scenes, 96))
+        pixels = torch.from_numpy(zk.pixel_values(scenes, 96))
         reference = tiny_sam.vision_encoder(pixels, output_attentions=True).attentions[1]
     expected = reference.reshape(3, 2, 36, 36).mean(dim=2).reshape(3, 2, 6, 6).numpy()
     global_maps = maps.where(maps.layer == "vision_encoder.layers.1.attn", drop=True)

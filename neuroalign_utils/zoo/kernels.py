@@ -35,13 +35,13 @@ import xarray as xr
 from .._validation import check_int, check_shape2d, check_subset
 from ..kernels.selection import select_representative_kernels
 from ..kernels.similarity import resize_kernels, zscore_kernels
-from .build import build_model, input_image_size
-from .registry import AVAILABLE_MODELS
+from . import registry
+from .build import BUILDABLE_MODELS, build_model, input_image_size, input_normalisation
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+IMAGENET_MEAN = np.array(registry.IMAGENET_MEAN)
+IMAGENET_STD = np.array(registry.IMAGENET_STD)
 KINDS = ("weight", "attention_map")
 
 
@@ -65,22 +65,48 @@ def kernel_layers(model) -> list[KernelLayer]:
     """
     import torch.nn as nn
 
-    def is_attention(module):
-        return isinstance(module, nn.MultiheadAttention) or type(module).__name__.endswith("Attention")
-
     layers = []
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             if max(module.kernel_size) <= 2:
                 continue
             layer_type = "convolution"
-        elif is_attention(module) and not any(is_attention(m) for m in list(module.modules())[1:]):
+        elif _is_innermost_attention(module):
             layer_type = "attention"
         else:
             continue
         n_parameters = int(sum(p.numel() for p in module.parameters()))
         layers.append(KernelLayer(name, module, layer_type, len(layers), n_parameters))
     return layers
+
+
+def convolution_filters(model) -> dict[str, np.ndarray]:
+    """The raw filters of every convolution layer that yields kernels (filters larger than 2×2).
+
+    For a ViT that is its patch embedding (``dinov2_s14_saliency``: 384 × 3 × 14 × 14); for a CNN every
+    spatial convolution, depthwise ones included (``efficientnet_lite0``: the 3×3 stem and the 3×3 and
+    5×5 depthwise filters); 1×1 and 2×2 convolutions are left out, as in :func:`weight_kernels`, which
+    turns these same filters into the shared kernel format.
+
+    Returns
+    -------
+    dict
+        ``{layer name: float32 array (out_channels, in_channels per group, height, width)}`` in module order.
+    """
+    return {
+        layer.name: layer.module.weight.detach().cpu().numpy().astype(np.float32)
+        for layer in kernel_layers(model) if layer.layer_type == "convolution"
+    }
+
+
+def _is_attention(module) -> bool:
+    import torch.nn as nn
+
+    return isinstance(module, nn.MultiheadAttention) or type(module).__name__.endswith("Attention")
+
+
+def _is_innermost_attention(module) -> bool:
+    return _is_attention(module) and not any(_is_attention(m) for m in list(module.modules())[1:])
 
 
 # --------------------------------------------------------------------------- weight kernels
@@ -204,11 +230,14 @@ def attention_maps(
     Parameters
     ----------
     model : torch.nn.Module
-        A SAM / HQ-SAM model (ViT encoder, windowed and global attention) or a Mask2Former model
-        (Swin backbone, regular and shifted windows). The images run through it on its device.
+        A SAM / HQ-SAM model (ViT encoder, windowed and global attention), a Mask2Former model
+        (Swin backbone, regular and shifted windows) or a ``Dinov2Model`` (``dinov2_s14_saliency``:
+        global attention with a class token, which is left out of the maps). The images run through it
+        on its device.
     images : xarray.DataArray
-        ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, channel)`` in [0, 1], at the
-        model's input size; normalised with the ImageNet mean and std (SAM's and Swin's convention).
+        ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, channel)`` in [0, 1], resized to
+        the model's input size and normalised as it was trained (:func:`~.build.input_normalisation`:
+        ImageNet's mean and std for every model here).
     model_name : str
     kernel_size : int or (int, int), default=16
     batch_size : int, default=1
@@ -217,8 +246,10 @@ def attention_maps(
     rollout : bool, default=True
         Also add one attention-rollout map per image (:func:`attention_rollout`, averaged over
         output tokens) where the model allows it: one token grid through all layers and no shifted
-        windows (SAM, HQ-SAM; not Swin, whose grid shrinks between stages). Its ``attention_head``
-        is −1, its layer index the last attention layer's, its parameter count the sum over layers.
+        windows (SAM, HQ-SAM, DINOv2; not Swin, whose grid shrinks between stages). With a class token
+        the rollout runs over all tokens and the map is what the image tokens draw from the image tokens
+        (renormalised). Its ``attention_head`` is −1, its layer index the last attention layer's, its
+        parameter count the sum over layers.
 
     Returns
     -------
@@ -232,12 +263,13 @@ def attention_maps(
     kernel_size = check_shape2d(kernel_size, "kernel_size")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     device = module_device(model)
-    pixels = _pixel_values(images, input_image_size(model))
+    mean, std = input_normalisation(model)
+    pixels = pixel_values(images, input_image_size(model), mean=mean, std=std)
     encoder, sites = _attention_sites(model)
     index_of = {layer.module: layer for layer in kernel_layers(model)}
     attention_layers = [index_of[attention_module] for _, attention_module, _ in sites]
-    # rollout needs one token grid through all layers and unshifted windows: SAM's ViT, not Swin
-    can_rollout = rollout and all(layout == "merged_heads" for _, _, layout in sites)
+    # rollout needs one token grid through all layers and unshifted windows: SAM's and DINOv2's ViT, not Swin
+    can_rollout = rollout and all(layout in ("merged_heads", "prefix_tokens") for _, _, layout in sites)
     rollout_layer = KernelLayer(
         f"attention rollout ({len(attention_layers)} layers)", None, "attention",
         attention_layers[-1].layer_index, sum(layer.n_parameters for layer in attention_layers),
@@ -246,22 +278,30 @@ def attention_maps(
     for start in range(0, pixels.shape[0], batch_size):
         batch = torch.from_numpy(pixels[start : start + batch_size]).to(device)
         captured = _run_with_capture(encoder, batch, sites)
-        rolled = None
+        rolled, n_prefix = None, 0
         for (layer_module, attention_module, layout), (grid, weights) in zip(sites, captured):
             if layout == "merged_heads":  # SAM: (batch·windows·heads, T, T)
                 heads = attention_module.num_attention_heads
                 weights = weights.reshape(-1, heads, *weights.shape[-2:])
             window = int(getattr(layer_module, "window_size", 0))
             shift = int(getattr(layer_module, "shift_size", 0))
+            if layout == "prefix_tokens":  # DINOv2: class (and register) tokens before the H·W image tokens
+                n_prefix = weights.shape[-1] - grid[0] * grid[1]
+                if can_rollout:
+                    matrix = weights.detach().cpu().numpy().astype(np.float64).mean(axis=1)  # all tokens
+                weights = weights[..., n_prefix:, n_prefix:]
+            elif can_rollout:
+                matrix = full_attention_matrix(weights, batch_size=batch.shape[0], grid=grid, window_size=window)
             maps = attention_key_maps(weights, batch_size=batch.shape[0], grid=grid, window_size=window, shift_size=shift)
             layer = index_of[attention_module]
             for b, h in np.ndindex(maps.shape[:2]):
                 blocks.append((layer, maps[b, h], f"head {h}, image {start + b}", h, start + b))
             if can_rollout:
-                matrix = full_attention_matrix(weights, batch_size=batch.shape[0], grid=grid, window_size=window)
                 rolled = attention_rollout([matrix], initial=rolled)
         if can_rollout:
-            for b, rollout_map in enumerate(rolled.mean(axis=1).reshape(-1, *grid)):
+            drawn = rolled[:, n_prefix:, n_prefix:].mean(axis=1)  # what the image tokens draw from each image token
+            drawn /= drawn.sum(axis=1, keepdims=True)
+            for b, rollout_map in enumerate(drawn.reshape(-1, *grid)):
                 blocks.append((rollout_layer, rollout_map, f"rollout, image {start + b}", -1, start + b))
     return _to_kernel_array(blocks, model_name, "attention_map", kernel_size)
 
@@ -329,8 +369,10 @@ def artificial_kernels(
     Parameters
     ----------
     models : sequence of str
-        Available zoo models (default: the two small ones; pass
-        :data:`~neuroalign_utils.zoo.registry.AVAILABLE_MODELS` for the full zoo).
+        Buildable zoo models (default: the two small ones; pass
+        :data:`~neuroalign_utils.zoo.registry.AVAILABLE_MODELS` for the paper's full zoo). The packaged
+        trained models (:data:`~neuroalign_utils.zoo.registry.PACKAGED_MODEL_NAMES`) are accepted too;
+        a model without attention (``efficientnet_lite0``) gives weight kernels only.
     images : xarray.DataArray
         Scenes for the attention maps (resized here to each model's input size).
     weights : {"random", "pretrained"}
@@ -359,7 +401,7 @@ def artificial_kernels(
     """
     from ..devices import resolve_device
 
-    models = check_subset(models, "models", AVAILABLE_MODELS)
+    models = check_subset(models, "models", BUILDABLE_MODELS)
     kinds = check_subset(kinds, "kinds", KINDS)
     kernel_size = check_shape2d(kernel_size, "kernel_size")
     checkpoints = dict(checkpoints or {})
@@ -379,7 +421,7 @@ def artificial_kernels(
                     per_cluster=per_cluster, random_state=random_state,
                 )
             )
-        if "attention_map" in kinds:
+        if "attention_map" in kinds and has_attention(model):
             parts.append(attention_maps(model, images, model_name=name, kernel_size=kernel_size))
         del model
         gc.collect()
@@ -514,8 +556,17 @@ def describe_weights(weights: str, models) -> str:
         return (f"The weights of {names} are random (seeded), not trained: these kernels are a control. Whatever "
                 "they share with neural kernels comes from the architecture and, for attention maps, the scenes "
                 "passing through it, never from learning on images; the paper did not run this control.")
-    return (f"The weights of {names} are the pretrained checkpoints the paper used: these kernels are the "
-            "trained models'.")
+    papers = [m for m in models if m not in registry.PACKAGED_MODEL_NAMES]
+    packaged = [registry.get_packaged_spec(m) for m in models if m in registry.PACKAGED_MODEL_NAMES]
+    sentences = []
+    if papers:
+        sentences.append(f"The weights of {report.join_words(papers)} are the pretrained checkpoints the paper used.")
+    if packaged:
+        # what each packaged model is, in its registry's words (the saliency backbone is never called plain DINOv2)
+        described = report.join_words(f"{spec.name} is {spec.description}" for spec in packaged)
+        sentences.append(f"Not in the paper's zoo but trained: {described}, with weights shipped in "
+                         f"{report.join_words(sorted({spec.weights_package for spec in packaged}))}.")
+    return " ".join(sentences) + " These kernels are the trained models'."
 
 
 def describe_setting(*, weights: str, models, image_size: int, n_images: int) -> str:
@@ -528,11 +579,25 @@ def describe_setting(*, weights: str, models, image_size: int, n_images: int) ->
 
 
 # --------------------------------------------------------------------------- helpers
+def has_attention(model) -> bool:
+    """Whether the model has attention layers whose maps :func:`attention_maps` can read."""
+    return any(layer.layer_type == "attention" for layer in kernel_layers(model))
+
+
 def _attention_sites(model):
     """(encoder, [(layer module, attention module, weight layout), ...]) for the image encoder."""
     if hasattr(model, "vision_encoder"):  # SAM and HQ-SAM
         encoder = model.vision_encoder
         return encoder, [(layer, layer.attn, "merged_heads") for layer in encoder.layers]
+    if type(model).__name__ == "Dinov2Model":
+        # the innermost attention module is Dinov2Attention or, in older transformers, its SelfAttention child
+        return model, [(layer, next(m for m in layer.modules() if _is_innermost_attention(m)), "prefix_tokens")
+                       for layer in model.encoder.layer]
+    if not hasattr(model, "model") or not hasattr(model.model, "pixel_level_module"):
+        raise ValueError(
+            f"'model' ({type(model).__name__}) has no attention maps to read: attention maps are read from SAM, "
+            "HQ-SAM, Mask2Former and DINOv2 models."
+        )
     from transformers.models.swin.modeling_swin import SwinLayer
 
     encoder = model.model.pixel_level_module.encoder
@@ -542,6 +607,16 @@ def _attention_sites(model):
 def _run_with_capture(encoder, pixels, sites):
     """Run the encoder once; return per site (token grid, attention probabilities)."""
     import torch
+
+    if sites and sites[0][2] == "prefix_tokens":  # DINOv2 returns its attention probabilities itself
+        patch = encoder.config.patch_size
+        grid = (pixels.shape[2] // patch, pixels.shape[3] // patch)
+        with torch.no_grad():
+            attentions = encoder(pixel_values=pixels, output_attentions=True).attentions
+        if attentions is None or len(attentions) != len(sites) or any(a is None for a in attentions):
+            raise RuntimeError("The DINOv2 model returned no attention probabilities; build it with "
+                               "attn_implementation='eager' (zoo.build_model does).")
+        return [(grid, a) for a in attentions]
 
     grids, probs, handles = {}, {}, []
     for i, (layer_module, attention_module, _) in enumerate(sites):
@@ -572,7 +647,21 @@ def _run_with_capture(encoder, pixels, sites):
     return [(grids[i], probs[i]) for i in range(len(sites))]
 
 
-def _pixel_values(images, size: int) -> np.ndarray:
+def pixel_values(images, size: int, *, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """Images in [0, 1] as a model input: RGB, resized to ``size`` × ``size``, normalised by ``mean``/``std``.
+
+    Parameters
+    ----------
+    images : array-like or xarray.DataArray
+        ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, 3)``.
+    size : int
+    mean, std : sequence of 3 floats
+        Per-channel normalisation (default: ImageNet's).
+
+    Returns
+    -------
+    numpy.ndarray, shape (image, 3, size, size), float32
+    """
     values = np.asarray(getattr(images, "values", images), dtype=np.float64)
     if values.ndim == 3:
         values = np.repeat(values[..., None], 3, axis=-1)
@@ -583,7 +672,7 @@ def _pixel_values(images, size: int) -> np.ndarray:
     if values.shape[1:3] != (size, size):
         channels_first = values.transpose(0, 3, 1, 2).reshape(-1, *values.shape[1:3])
         values = resize_kernels(channels_first, size).reshape(values.shape[0], 3, size, size).transpose(0, 2, 3, 1)
-    values = (values - IMAGENET_MEAN) / IMAGENET_STD
+    values = (values - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
     return np.ascontiguousarray(values.transpose(0, 3, 1, 2), dtype=np.float32)
 
 

