@@ -455,6 +455,8 @@ class CNNCore(nn.Module):
     The first ``behaviour_dim`` behaviour values (pupil dilation, its derivative, running speed) are
     broadcast to constant image channels. The regulariser is the baseline's smoothness penalty on the
     input kernels, ``input_smoothness ·`` :func:`laplace_smoothness` (its ``gamma_input``, 6.3831).
+    The input and 1×1 convolutions start Glorot-normal, as the baseline's; the depthwise ones from
+    PyTorch's default (``benchmarks/v1t_accuracy.py`` gives the measurements behind both).
 
     ``pad_input=False`` is the baseline's unpadded input convolution (grid ``h − k + 1`` by
     ``w − k + 1``: 28×56 for 36×64 images, as the V1T paper describes it). It is not the default
@@ -496,6 +498,14 @@ class CNNCore(nn.Module):
             layers.append(nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), spatial,
                                         nn.Conv2d(channels, channels, 1, bias=False)) if depth_separable else spatial)
         self.layers = nn.Sequential(*layers, nn.BatchNorm2d(channels), nn.ELU())
+        # Dense convolutions Glorot-normal, as the baseline: with PyTorch's default (uniform ±1/√fan-in)
+        # the paper-sized CNN barely learned at the baseline's learning rate 0.009. Depthwise ones keep
+        # PyTorch's default: Glorot counts every group in their fan-out (std 0.025 for 64 channels of
+        # 7×7), and at the chapter's size that cost a sixth of the planted ceiling on some seeds.
+        # Measurements: benchmarks/v1t_accuracy.py.
+        for module in self.layers.modules():
+            if isinstance(module, nn.Conv2d) and module.groups == 1:
+                nn.init.xavier_normal_(module.weight)
 
     @property
     def output_shape(self):
