@@ -280,3 +280,52 @@ def test_an_empty_cache_folder_offline_is_refused_without_writing_into_it(tmp_pa
     assert list(folder.iterdir()) == []
     with pytest.raises(FileNotFoundError, match="the folder does not exist"):
         loading.open_cache(tmp_path / "typo")
+
+
+def test_planted_population_is_balanced_and_its_fields_vary_by_area_and_line():
+    rng = np.random.default_rng(0)
+    experiments = synthetic._experiment_table(60, 60, rng)
+    cells = synthetic._cell_table(experiments, 0.75, rng).merge(
+        experiments[["experiment_id", "area", "cre", "genotype_abbreviation"]], on="experiment_id")
+    cells["cell_class"] = [metadata.cell_class(c) for c in cells["cre"]]
+    counts = cells["cell_class"].value_counts()
+    assert counts.min() >= 1000 and counts.max() / counts.min() < 1.1, counts  # enough for 500 + 500
+    assert set(cells["genotype_abbreviation"]) == set(metadata.GENOTYPES) and set(cells["area"]) == set(metadata.AREAS)
+    assert cells["area"].value_counts().idxmax() == "VISp"
+    # both shapes everywhere; inhibitory cells mostly blobs, larger; HVAs larger and (AL, RL, AM) lower SF
+    assert (cells.groupby(["area", "cell_class"])["rf_shape"].nunique() == 2).all()
+    gabor_share = (cells["rf_shape"] == "gabor").groupby(cells["cell_class"]).mean()
+    assert gabor_share["inhibitory"] < 0.5 < gabor_share["excitatory"]
+    excitatory = cells[cells["cell_class"] == "excitatory"]
+    sigma = excitatory.groupby("area")["rf_sigma"].median()
+    assert sigma.idxmin() == "VISp" and sigma.idxmax() == "VISam"
+    assert cells.groupby("cell_class")["rf_sigma"].median().idxmax() == "inhibitory"
+    sf = excitatory.groupby("area")["rf_sf"].median()
+    assert sf[["VISal", "VISrl", "VISam"]].max() < sf["VISp"]
+    gabors = cells[cells["rf_shape"] == "gabor"]
+    assert gabors["rf_orientation"].between(0, np.pi).all() and gabors[["rf_sf", "rf_phase"]].notna().all().all()
+    assert cells.loc[cells["rf_shape"] == "blob", ["rf_sf", "rf_orientation"]].isna().all().all()
+    assert set(cells["polarity"]) == {-1, 1} and cells["rf_x"].std() > 0.1 and cells["rf_y"].std() > 0.1
+
+
+def test_planted_fields_follow_their_formulas():
+    base = {"rf_x": 0.5, "rf_y": 0.5, "rf_sigma": 0.1, "polarity": 1, "rf_surround_scale": np.nan,
+            "rf_surround_strength": np.nan, "rf_orientation": 0.0, "rf_sf": 5.0, "rf_phase": 0.0, "rf_aspect": 2.0}
+    rows = pd.DataFrame([
+        dict(base, rf_shape="gabor"),
+        dict(base, rf_shape="gabor", polarity=-1),
+        dict(base, rf_shape="gabor", rf_orientation=np.pi / 2),
+        dict(base, rf_shape="blob", rf_orientation=np.nan, rf_sf=np.nan, rf_phase=np.nan, rf_aspect=np.nan,
+             rf_surround_scale=2.5, rf_surround_strength=0.5),
+    ])
+    maps = synthetic.planted_rf_maps(rows, (101, 101))  # square grid: x and y both span the image width
+    np.testing.assert_allclose(np.sqrt((maps**2).sum(axis=(1, 2))), 1.0)
+    np.testing.assert_allclose(maps[1], -maps[0])
+    centre, half_period = 50, 10  # 5 cycles per width: a period of 20 pixels
+    # orientation 0 modulates along x: bright centre, dark half a period to the side, bright along the bar
+    assert maps[0, centre, centre] > 0 > maps[0, centre, centre + half_period]
+    assert maps[0, centre + half_period, centre] > 0
+    np.testing.assert_allclose(maps[2], maps[0].T, atol=1e-12)  # a quarter turn swaps x and y
+    blob = maps[3]
+    assert blob[centre, centre] > 0 > blob[centre, centre + 30]  # ON centre, OFF surround
+    np.testing.assert_allclose(blob, blob.T, atol=1e-12)
