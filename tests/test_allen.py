@@ -138,6 +138,21 @@ def test_preferred_scene_is_near_optimal_for_planted_amplitudes(allen_root, summ
     assert np.mean(np.array(ratio) >= 0.8) >= 0.9
 
 
+def test_one_pass_gives_the_traces_and_trial_responses_of_their_definitions(cache, dff, summary):
+    lazy = loading.load_responses(cache, loading.select_experiments(cache)["experiment_id"], compute=False)
+    traces, trial = responses.scene_traces_and_trial_responses(lazy)
+    # trial responses: the window's mean of the trial dF/F, as defined (not the shortcut through the mean dF/F)
+    window = (dff["frame_offset"] >= 0) & (dff["frame_offset"] < 2 * dff.attrs["frames_per_presentation"])
+    expected = responses.trial_dff(dff).where(window).mean("time")
+    np.testing.assert_allclose(trial.values, expected.values, rtol=1e-12, atol=1e-12)
+    # scene traces: the trial dF/F averaged over each scene's repeats
+    manual = responses.trial_dff(dff).values.reshape(dff.sizes["cell"], 118, -1, dff.sizes["time"]).mean(axis=2)
+    np.testing.assert_allclose(traces.values, manual, rtol=1e-12, atol=1e-12)
+    assert traces.dims == ("cell", "scene", "time") and traces.attrs["frames_per_presentation"] == 7
+    # summaries from the saved traces are those from the tidy array
+    pd.testing.assert_frame_equal(responses.summarize_cells(traces), summary)
+
+
 def test_parallel_load_equals_serial_load(cache):
     ids = loading.select_experiments(cache)["experiment_id"]
     serial = loading.load_responses(cache, ids, scheduler="synchronous")

@@ -72,6 +72,17 @@ def test_kernels_equal_a_naive_per_cell_loop(allen, kernels):
         assert coord in kernels.coords
 
 
+def test_kernels_from_scene_traces_equal_kernels_from_the_tidy_array(allen, kernels):
+    from neuroalign_utils.allen import responses
+
+    dff, scenes, _, _ = allen
+    traces = responses.scene_traces(dff)
+    np.testing.assert_allclose(neural.neural_kernels(traces, scenes, size=SIZE).values, kernels.values, rtol=1e-10)
+    resolved = neural.neural_kernels(traces, scenes, size=SIZE, time_resolved=True, bins_end=0.5)
+    np.testing.assert_allclose(resolved.values, neural.neural_kernels(dff, scenes, size=SIZE, time_resolved=True,
+                                                                      bins_end=0.5).values, rtol=1e-10)
+
+
 def test_time_resolved_bins_equal_single_windows(allen, kernels):
     dff, scenes, _, _ = allen
     resolved = neural.neural_kernels(dff, scenes, size=SIZE, time_resolved=True, bin_width=0.25, bins_end=0.5)

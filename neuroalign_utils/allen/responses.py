@@ -29,31 +29,60 @@ RESPONSE_PRESENTATIONS = 2
 def trial_dff(dff: xr.DataArray) -> xr.DataArray:
     """dF/F of each presentation relative to its pre-stimulus baseline, in percent, float64 (lazy if dask)."""
     dff = dff.astype(np.float64)
-    baseline = dff.where(dff["frame_offset"] < 0).mean("time")
-    return 100.0 * ((1.0 + dff) / (1.0 + baseline) - 1.0)
+    return 100.0 * ((1.0 + dff) / (1.0 + _baseline(dff)) - 1.0)
+
+
+def _baseline(dff: xr.DataArray) -> xr.DataArray:
+    """Mean dF/F over the frames before onset, per cell and presentation."""
+    return dff.isel(time=np.flatnonzero(dff["frame_offset"].values < 0)).mean("time")
 
 
 def trial_responses(dff: xr.DataArray) -> xr.DataArray:
-    """Mean trial dF/F (percent) in the response window: ``(cell, presentation)``."""
+    """Mean trial dF/F (percent) in the response window: ``(cell, presentation)`` (lazy if dask).
+
+    The mean of the trial dF/F over the window equals the trial dF/F of the window's mean dF/F (the
+    transform is affine within a presentation), so only the window and the baseline are read.
+    """
     sweep = int(dff.attrs["frames_per_presentation"])
-    window = (dff["frame_offset"] >= 0) & (dff["frame_offset"] < RESPONSE_PRESENTATIONS * sweep)
-    return trial_dff(dff).where(window).mean("time").rename("response")
+    offsets = dff["frame_offset"].values
+    window = np.flatnonzero((offsets >= 0) & (offsets < RESPONSE_PRESENTATIONS * sweep))
+    dff = dff.astype(np.float64)
+    in_window = dff.isel(time=window).mean("time")
+    return (100.0 * ((1.0 + in_window) / (1.0 + _baseline(dff)) - 1.0)).rename("response")
 
 
 def scene_traces(dff: xr.DataArray) -> xr.DataArray:
     """Trial-averaged trial dF/F per scene: ``(cell, scene, time)``, computed (NumPy-backed)."""
-    per_trial = trial_dff(dff)
-    out = per_trial.groupby("scene").mean("presentation")
-    return out.compute().rename("scene_trace")
+    return _scene_traces(dff).compute()
 
 
-def summarize_cells(dff: xr.DataArray) -> pd.DataFrame:
+def _scene_traces(dff: xr.DataArray) -> xr.DataArray:
+    traces = trial_dff(dff).groupby("scene").mean("presentation").rename("scene_trace")
+    return traces.assign_attrs({**dff.attrs, "units": "trial dF/F (%)"})
+
+
+def scene_traces_and_trial_responses(dff: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """:func:`scene_traces` and :func:`trial_responses` together, computed from one pass over the data.
+
+    With a dask-backed ``dff`` (one chunk per experiment) each experiment's file is read once for both.
+    """
+    import dask
+
+    traces, responses = _scene_traces(dff), trial_responses(dff)
+    # the arrays, not the DataArrays: dask would tokenise their pandas indexes, which needs pandas >= 2
+    traces_values, responses_values = dask.compute(traces.data, responses.data)
+    return traces.copy(data=traces_values), responses.copy(data=responses_values)
+
+
+def summarize_cells(data: xr.DataArray) -> pd.DataFrame:
     """Preferred scene, peak dF/F and time to peak of every cell (definitions in the module docstring).
 
     Parameters
     ----------
-    dff : xarray.DataArray
-        From :func:`neuroalign_utils.allen.loading.load_responses` (NumPy- or dask-backed).
+    data : xarray.DataArray
+        Either the tidy ``(cell, presentation, time)`` dF/F from
+        :func:`neuroalign_utils.allen.loading.load_responses` (NumPy- or dask-backed), or its
+        :func:`scene_traces` ``(cell, scene, time)`` when already computed.
 
     Returns
     -------
@@ -61,8 +90,8 @@ def summarize_cells(dff: xr.DataArray) -> pd.DataFrame:
         One row per cell: the cell coordinates plus ``preferred_scene``, ``peak_dff`` (percent),
         ``time_to_peak`` (s), ``image_selectivity`` (peak minus mean over scenes, over their std).
     """
-    traces = scene_traces(dff)
-    sweep = int(dff.attrs["frames_per_presentation"])
+    traces = scene_traces(data) if "presentation" in data.dims else data
+    sweep = int(data.attrs["frames_per_presentation"])
     offsets = traces["frame_offset"].values
     window = (offsets >= 0) & (offsets < RESPONSE_PRESENTATIONS * sweep)
     response = traces.values[:, :, window].mean(axis=2)  # (cell, scene)

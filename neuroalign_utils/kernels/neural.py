@@ -63,7 +63,9 @@ def scene_responses(
     Parameters
     ----------
     dff : xarray.DataArray
-        ``(cell, presentation, time)`` from :func:`neuroalign_utils.allen.loading.load_responses`.
+        ``(cell, presentation, time)`` from :func:`neuroalign_utils.allen.loading.load_responses`, or
+        its scene traces ``(cell, scene, time)`` from :func:`neuroalign_utils.allen.responses.scene_traces`
+        (the Allen chapter saves them as ``scene_traces.nc``), which spares a pass over the files.
     window : (float, float), default=(0.0, 0.5)
         Response window ``[start, end)`` in seconds from onset (non-time-resolved variant).
     time_resolved : bool, default=False
@@ -94,7 +96,8 @@ def scene_responses(
         raise ValueError(f"'window' / bins starting at {empty} s hold no sample of the time axis "
                          f"({time.min():.3f}–{time.max():.3f} s).")
     # averaging over trials then over time equals averaging each trial's window then over trials
-    traces = scene_traces(dff)  # (cell, scene, time), trial-averaged; one pass over the data
+    # (cell, scene, time), trial-averaged: one pass over the data, unless they are what was passed
+    traces = scene_traces(dff) if "presentation" in dff.dims else dff
     binned = np.stack([traces.values[:, :, m].mean(axis=2) for m in masks], axis=-1)
     out = traces.isel(time=0, drop=True).expand_dims(time_bin=starts, axis=-1).copy(data=binned)
     out = out.drop_vars([c for c in ("frame_offset",) if c in out.coords])
@@ -117,7 +120,8 @@ def neural_kernels(
     Parameters
     ----------
     dff : xarray.DataArray
-        ``(cell, presentation, time)`` tidy dF/F (NumPy- or dask-backed, one chunk per experiment).
+        ``(cell, presentation, time)`` tidy dF/F (NumPy- or dask-backed, one chunk per experiment), or
+        its scene traces ``(cell, scene, time)`` (see :func:`scene_responses`).
     scenes : xarray.DataArray
         ``(scene, y, x)`` scene templates in [0, 1] (:func:`neuroalign_utils.allen.loading.load_scene_templates`).
     size : int or (int, int), default=(24, 32)
