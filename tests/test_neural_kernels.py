@@ -196,3 +196,18 @@ def test_selection_sentence_says_how_far_from_the_papers_balance():
     sentence = neural.describe_selection(good)
     assert "1,000 in all" in sentence and "balanced (500 and 500), as in the paper" in sentence
     assert "fewer than" not in sentence
+
+
+def test_diversity_sentence_flips():
+    random = np.random.default_rng(0).normal(0.30, 0.005, size=200)
+    good = {"selected": 0.22, "all": 0.30, "random": random, "n_selected": 1000, "n_all": 2400}
+    sentence = neural.describe_diversity(good)
+    assert sentence.startswith("The selected kernels are more diverse than the population")
+    assert "0.22 among the 1,000 selected kernels against 0.30 among all 2,400" in sentence and "p = 0.005" in sentence
+    broken = dict(good, selected=0.40)
+    sentence = neural.describe_diversity(broken)
+    assert sentence.startswith("The selected kernels are less diverse") and "near-copies" in sentence
+    blind = dict(good, selected=0.301)
+    sentence = neural.describe_diversity(blind)
+    assert sentence.startswith("The selected kernels are no more diverse than a blind pick")
+    assert "more diverse than the population" not in sentence

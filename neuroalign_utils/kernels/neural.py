@@ -405,6 +405,40 @@ def describe_selection(summary: pd.DataFrame, *, paper_per_class: int = 500) -> 
     return text
 
 
+#: Two-sided level at which the selection's mean |r| counts as below (or above) random selections'.
+DIVERSITY_ALPHA = 0.05
+
+
+def describe_diversity(diversity: dict, *, strata_name: str = "class") -> str:
+    """Whether the selected kernels are more diverse than the population, from :func:`~.selection.selection_diversity`.
+
+    The selection is **more diverse** when its mean pairwise |r| is lower than all but
+    ``DIVERSITY_ALPHA / 2`` of the random selections of the same size per ``strata_name`` (a one-sided
+    permutation p below ``DIVERSITY_ALPHA / 2``), **less diverse** when it is higher than all but that
+    share, and otherwise **as diverse as** a blind pick.
+    """
+    from .. import report
+
+    random = np.asarray(diversity["random"], dtype=np.float64)
+    chosen, everyone = float(diversity["selected"]), float(diversity["all"])
+    p_lower = (1 + int((random <= chosen).sum())) / (1 + random.size)
+    p_higher = (1 + int((random >= chosen).sum())) / (1 + random.size)
+    low, high = np.quantile(random, [DIVERSITY_ALPHA / 2, 1 - DIVERSITY_ALPHA / 2])
+    numbers = (f"mean pairwise |r| {report.format_number(chosen)} among the {diversity['n_selected']:,} selected "
+               f"kernels against {report.format_number(everyone)} among all {diversity['n_all']:,}")
+    blind = (f"{random.size:,} random selections of the same size per {strata_name} "
+             f"(95 % of them between {report.format_interval(low, high)})")
+    if p_lower < DIVERSITY_ALPHA / 2:
+        return (f"The selected kernels are more diverse than the population they were picked from: {numbers}, "
+                f"lower than {blind}; {report.format_p(p_lower)}.")
+    if p_higher < DIVERSITY_ALPHA / 2:
+        return (f"The selected kernels are less diverse than the population they were picked from: {numbers}, "
+                f"higher than {blind}; {report.format_p(p_higher)}. Keeping the kernels nearest each centroid "
+                "picks near-copies of each cluster's typical kernel.")
+    return (f"The selected kernels are no more diverse than a blind pick: {numbers}, within the range of "
+            f"{blind}.")
+
+
 def describe_setting(*, synthetic: bool, n_cells: int, counts: pd.Series) -> dict:
     """Why this run's numbers may differ from the paper's, per key of the paper-vs-run table."""
     population = ", ".join(f"{int(v):,} {k}" for k, v in counts.items())
