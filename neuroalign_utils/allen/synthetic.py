@@ -21,11 +21,12 @@ Model of a cell (all numbers are documented parameters of :data:`AREA_RF`, :data
   single-subfield fields). Every cell draws its own centre, envelope width, elongation, orientation,
   spatial frequency, phase and polarity (ON +1 / OFF −1), from distributions that depend on the area
   and the Cre line: fields grow up the hierarchy (VISp smallest, VISam largest) and HVAs' fields of
-  view cover more of the visual field; VISal, VISrl and VISam prefer lower spatial frequencies than
-  VISp, VISl and VISpm (Andermann et al. 2011; Marshel et al. 2011); inhibitory cells (Sst, Vip,
-  Pvalb) have larger, rounder, less selective fields (mostly blobs, lower spatial frequency; Kerlin
-  et al. 2010); layer-5/6 lines have larger fields. Each experiment's field of view sits at its own
-  retinotopic position around the area's centre, and its cells scatter around that.
+  view cover more of the visual field; VISl, VISal, VISrl and VISam prefer lower spatial frequencies
+  than VISp and VISpm (Marshel et al. 2011; Andermann et al. 2011); inhibitory cells (Sst, Vip,
+  Pvalb) have larger, rounder, less orientation-selective fields (mostly blobs, lower spatial
+  frequency; Niell & Stryker 2008; Liu et al. 2009); layer-5/6 lines have larger fields. Each
+  experiment's field of view sits at its own retinotopic position around the area's centre, and its
+  cells scatter around that.
 * Drive to scene *s*: the signed field's dot product with the scene's contrast (scene minus the mean
   scene), z-scored over the 118 scenes; response amplitude ``gain · max(z − 1, 0)`` (rectification), times
   trial-to-trial log-normal gain noise and a running modulation.
@@ -77,8 +78,8 @@ SESSION_TYPE = "three_session_B"
 
 #: Planted receptive fields and responses per area. ``sigma``: median envelope width (SD across the
 #: grating or of a blob's centre, fraction of the image width), growing up the hierarchy; ``sf``: median
-#: spatial frequency of Gabor-like fields (cycles per image width; VISal, VISrl and VISam prefer lower
-#: ones, VISpm and VISl about VISp's); ``gabor``: share of Gabor-like fields among excitatory cells (the
+#: spatial frequency of Gabor-like fields (cycles per image width; VISl, VISal, VISrl and VISam prefer
+#: lower ones than VISp and VISpm); ``gabor``: share of Gabor-like fields among excitatory cells (the
 #: rest are blobs); ``scatter``: SD of RF centres around their field of view's centre (fraction of the
 #: width; an HVA's field of view covers more of the visual field); ``latency``: response latency (s);
 #: ``x, y``: the area's retinotopic centre (fractions of width, height).
@@ -87,13 +88,14 @@ AREA_RF: dict[str, dict[str, float]] = {
     "VISl": {"sigma": 0.07, "sf": 3.5, "gabor": 0.65, "scatter": 0.10, "latency": 0.07, "x": 0.35, "y": 0.50},
     "VISal": {"sigma": 0.08, "sf": 2.5, "gabor": 0.55, "scatter": 0.10, "latency": 0.06, "x": 0.60, "y": 0.40},
     "VISrl": {"sigma": 0.09, "sf": 2.5, "gabor": 0.55, "scatter": 0.11, "latency": 0.08, "x": 0.55, "y": 0.65},
-    "VISpm": {"sigma": 0.10, "sf": 3.0, "gabor": 0.6, "scatter": 0.12, "latency": 0.03, "x": 0.45, "y": 0.35},
+    "VISpm": {"sigma": 0.10, "sf": 4.5, "gabor": 0.6, "scatter": 0.12, "latency": 0.03, "x": 0.45, "y": 0.35},
     "VISam": {"sigma": 0.12, "sf": 2.0, "gabor": 0.5, "scatter": 0.12, "latency": 0.15, "x": 0.50, "y": 0.55},
 }
 #: How a Cre line changes its area's fields: ``size`` and ``sf`` multiply the area's ``sigma`` and
 #: ``sf``, ``gabor`` its Gabor share; ``aspect``: median elongation of a Gabor envelope (length along the
 #: bars over ``sigma``); ``surround``: largest surround strength of a blob (relative to the centre).
-#: Inhibitory cells are broader and less selective (Kerlin et al. 2010); layer-5/6 lines have larger fields.
+#: Inhibitory cells are broader and less selective (Niell & Stryker 2008; Liu et al. 2009); layer-5/6
+#: lines have larger fields.
 CLASS_RF: dict[str, dict[str, float]] = {
     "excitatory": {"size": 1.0, "sf": 1.0, "gabor": 1.0, "aspect": 1.6, "surround": 0.9},
     "deep": {"size": 1.2, "sf": 0.85, "gabor": 1.0, "aspect": 1.6, "surround": 0.9},
@@ -330,37 +332,45 @@ def planted_rf_maps(cells: pd.DataFrame, shape) -> np.ndarray:
 
 
 def _rf_block(cells: pd.DataFrame, h: int, w: int) -> np.ndarray:
-    def column(name):
-        return cells[name].to_numpy(dtype=np.float64)[:, None, None]
+    def column(part, name):
+        return part[name].to_numpy(dtype=np.float64)[:, None, None]
 
-    y = ((np.arange(h) + 0.5) / h * (h / w))[None, :, None]  # in units of image width
-    x = ((np.arange(w) + 0.5) / w)[None, None, :]
-    dx, dy = x - column("rf_x"), y - column("rf_y") * h / w
-    sigma = column("rf_sigma")
-    is_gabor = (cells["rf_shape"] == "gabor").to_numpy()[:, None, None]
-    theta = np.where(is_gabor, column("rf_orientation"), 0.0)
-    u = dx * np.cos(theta) + dy * np.sin(theta)
-    v = -dx * np.sin(theta) + dy * np.cos(theta)
-    aspect = np.where(is_gabor, column("rf_aspect"), 1.0)
-    carrier = np.cos(2 * np.pi * np.where(is_gabor, column("rf_sf"), 0.0) * u + np.where(is_gabor, column("rf_phase"), 0.0))
-    gabor = np.exp(-(u**2) / (2 * sigma**2) - v**2 / (2 * (aspect * sigma) ** 2)) * carrier
-    r2 = dx**2 + dy**2
-    scale = np.where(is_gabor, 1.0, column("rf_surround_scale"))
-    centre = np.exp(-r2 / (2 * sigma**2))
-    surround = np.exp(-r2 / (2 * (scale * sigma) ** 2))
-    blob = (centre / centre.sum(axis=(1, 2), keepdims=True)
-            - np.where(is_gabor, 0.0, column("rf_surround_strength")) * surround / surround.sum(axis=(1, 2), keepdims=True))
-    field = np.where(is_gabor, gabor, blob)
+    def offsets(part):  # distances from each field's centre, in units of the image width
+        y = ((np.arange(h) + 0.5) / w)[None, :, None]
+        x = ((np.arange(w) + 0.5) / w)[None, None, :]
+        return x - column(part, "rf_x"), y - column(part, "rf_y") * h / w
+
+    def gabor(part):
+        dx, dy = offsets(part)
+        theta, sigma = column(part, "rf_orientation"), column(part, "rf_sigma")
+        u = dx * np.cos(theta) + dy * np.sin(theta)  # across the grating
+        v = -dx * np.sin(theta) + dy * np.cos(theta)  # along its bars
+        envelope = np.exp(-(u**2) / (2 * sigma**2) - v**2 / (2 * (column(part, "rf_aspect") * sigma) ** 2))
+        return envelope * np.cos(2 * np.pi * column(part, "rf_sf") * u + column(part, "rf_phase"))
+
+    def blob(part):
+        dx, dy = offsets(part)
+        r2, sigma = dx**2 + dy**2, column(part, "rf_sigma")
+        centre = np.exp(-r2 / (2 * sigma**2))
+        surround = np.exp(-r2 / (2 * (column(part, "rf_surround_scale") * sigma) ** 2))
+        return (centre / centre.sum(axis=(1, 2), keepdims=True)
+                - column(part, "rf_surround_strength") * surround / surround.sum(axis=(1, 2), keepdims=True))
+
+    field = np.empty((len(cells), h, w))
+    is_gabor = (cells["rf_shape"] == "gabor").to_numpy()
+    for rows, draw in ((is_gabor, gabor), (~is_gabor, blob)):
+        if rows.any():
+            field[rows] = draw(cells[rows])
     field /= np.sqrt((field**2).sum(axis=(1, 2), keepdims=True))
-    return field * column("polarity")
+    return field * column(cells, "polarity")
 
 
 def _scene_amplitudes(cells: pd.DataFrame, scenes: np.ndarray) -> np.ndarray:
     """Mean response amplitude (dF/F) of each cell to each scene, (n_cells, n_scenes)."""
     contrast = (scenes - scenes.mean(axis=0, keepdims=True)).reshape(len(scenes), -1)
-    drive = np.concatenate([
-        planted_rf_maps(cells.iloc[start:start + _RF_BLOCK], scenes.shape[1:]).reshape(-1, contrast.shape[1]) @ contrast.T
-        for start in range(0, len(cells), _RF_BLOCK)
+    drive = np.concatenate([  # block by block: the fields of all cells at the scenes' size would be large
+        planted_rf_maps(block, scenes.shape[1:]).reshape(len(block), -1) @ contrast.T
+        for block in (cells.iloc[start:start + _RF_BLOCK] for start in range(0, len(cells), _RF_BLOCK))
     ])
     z = (drive - drive.mean(axis=1, keepdims=True)) / (drive.std(axis=1, keepdims=True) + 1e-12)
     return cells["gain"].to_numpy()[:, None] * np.maximum(z - 1.0, 0.0)
