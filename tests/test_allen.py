@@ -246,6 +246,13 @@ def test_allensdk_agreement_sentence_flips():
     assert "do not agree everywhere" in sentence
     assert "only 50 %" in sentence and "6 imaging frames" in sentence
     assert "not run" in responses.describe_allensdk_agreement(responses.allensdk_agreement(pd.DataFrame(), 30.0))
+    # a weak cell whose noise maximum sits on another frame is reported apart and does not flip the verdict
+    weak = good.assign(time_to_peak_ns=[0.3, -0.4])
+    sentence = responses.describe_allensdk_agreement(responses.allensdk_agreement(weak, 30.0, peak_threshold=10.0))
+    assert "agree with allensdk's" in sentence and "every one of the 1 cell with a peak dF/F of at least 10 %" in sentence
+    assert "For 1 of the 1 weaker cells allensdk puts the maximum on another frame" in sentence
+    sentence = responses.describe_allensdk_agreement(responses.allensdk_agreement(weak, 30.0))
+    assert "do not agree everywhere" in sentence and "24 imaging frames" in sentence
 
 
 def test_area_latency_sentence_flips():

@@ -303,6 +303,10 @@ def experiment_layout(cache, experiment_id: int) -> dict:
     }
 
 
+#: Cells cut at a time by :func:`_cut_experiment`.
+_CUT_CELLS = 16
+
+
 def _cut_experiment(layout: dict, n_scenes: int, n_trials: int, offsets: np.ndarray) -> np.ndarray:
     """(cell, scene × trial, time) float32 dF/F of one experiment on the common grid (NaN padded)."""
     try:
@@ -313,14 +317,16 @@ def _cut_experiment(layout: dict, n_scenes: int, n_trials: int, offsets: np.ndar
         ) from err
     dff = np.asarray(dff, dtype=np.float32)
     table = layout["table"]
-    idx = table["start"].to_numpy()[:, None] + offsets[None, :]
-    valid = (idx >= 0) & (idx < dff.shape[1])
-    cut = dff[:, np.clip(idx, 0, dff.shape[1] - 1)]  # (cell, presentation, time)
-    cut[:, ~valid] = np.nan
-    out = np.full((dff.shape[0], n_scenes * n_trials, len(offsets)), np.nan, dtype=np.float32)
-    slot = table["frame"].to_numpy() * n_trials + table["trial"].to_numpy()
     keep = table["trial"].to_numpy() < n_trials
-    out[:, slot[keep]] = cut[:, keep]
+    idx = table["start"].to_numpy()[keep, None] + offsets[None, :]
+    valid = (idx >= 0) & (idx < dff.shape[1])
+    idx = np.clip(idx, 0, dff.shape[1] - 1)
+    slot = (table["frame"].to_numpy() * n_trials + table["trial"].to_numpy())[keep]
+    out = np.full((dff.shape[0], n_scenes * n_trials, len(offsets)), np.nan, dtype=np.float32)
+    for first in range(0, dff.shape[0], _CUT_CELLS):  # a few cells at a time: no second full-size copy
+        cut = dff[first:first + _CUT_CELLS, idx]  # (cell, presentation, time)
+        cut[:, ~valid] = np.nan
+        out[first:first + _CUT_CELLS, slot] = cut
     return out
 
 
