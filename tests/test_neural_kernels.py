@@ -203,11 +203,20 @@ def test_diversity_sentence_flips():
     good = {"selected": 0.22, "all": 0.30, "random": random, "n_selected": 1000, "n_all": 2400}
     sentence = neural.describe_diversity(good)
     assert sentence.startswith("The selected kernels are more diverse than the population")
-    assert "0.22 among the 1,000 selected kernels against 0.30 among all 2,400" in sentence and "p = 0.005" in sentence
+    assert "0.220 among the 1,000 selected kernels against 0.300 among all 2,400" in sentence and "p = 0.005" in sentence
+    assert "200 random picks of the same size per class (95 % of them from 0.29" in sentence
     broken = dict(good, selected=0.40)
     sentence = neural.describe_diversity(broken)
-    assert sentence.startswith("The selected kernels are less diverse") and "near-copies" in sentence
+    assert sentence.startswith("The selected kernels are less diverse") and "higher than 200 random picks" in sentence
     blind = dict(good, selected=0.301)
     sentence = neural.describe_diversity(blind)
     assert sentence.startswith("The selected kernels are no more diverse than a blind pick")
-    assert "more diverse than the population" not in sentence
+    assert "more diverse than the population" not in sentence and "cluster" not in sentence
+    # the second sentence: the centroid rule against picks balanced over clusters
+    alike = neural.describe_diversity(dict(broken, random_within_clusters=random))
+    assert "picks kernels close to each cluster's typical one" in alike and "(p = 0.0050)" in alike
+    assert "Random picks of the same number from each cluster have mean |r| from 0.29" in alike
+    spread = neural.describe_diversity(dict(good, random_within_clusters=random))
+    assert "more diverse than its balance over clusters alone" in spread and "typical one" not in spread
+    same = neural.describe_diversity(dict(good, random_within_clusters=random - 0.08))
+    assert "changes nothing against them" in same

@@ -150,5 +150,12 @@ def test_selection_of_a_planted_population_is_more_diverse_than_the_population()
     strata = np.repeat(["a", "b"], [230, 230])
     again = selection_diversity(kernels, chosen["selected"].to_numpy(), strata=strata, n_random=5)
     assert again["selected"] == diversity["selected"] and again["random"].shape == (5,)
+    assert again["random_within_clusters"] is None
+    # picks at random within each cluster: the balance over clusters without the centroid rule
+    within = selection_diversity(kernels, chosen["selected"].to_numpy(), clusters=chosen["cluster"].to_numpy(), n_random=20)
+    assert within["random_within_clusters"].shape == (20,) and within["selected"] < diversity["random"].min()
+    np.testing.assert_array_equal(within["random"], diversity["random"][:20])  # the same stream for the blind picks
     with pytest.raises(ValueError, match="'selected'"):
         selection_diversity(kernels, np.ones(3, dtype=bool))
+    with pytest.raises(ValueError, match="'clusters'"):
+        selection_diversity(kernels, chosen["selected"].to_numpy(), clusters=[0, 1])

@@ -409,34 +409,63 @@ def describe_selection(summary: pd.DataFrame, *, paper_per_class: int = 500) -> 
 DIVERSITY_ALPHA = 0.05
 
 
+def _against_random(value: float, random) -> tuple[str, float, str]:
+    """Where ``value`` falls among random picks' values: ("lower" | "higher" | "within", one-sided p, 95 % range)."""
+    from .. import report
+
+    random = np.asarray(random, dtype=np.float64)
+    p_lower = (1 + int((random <= value).sum())) / (1 + random.size)
+    p_higher = (1 + int((random >= value).sum())) / (1 + random.size)
+    low, high = np.quantile(random, [DIVERSITY_ALPHA / 2, 1 - DIVERSITY_ALPHA / 2])
+    span = report.format_interval(low, high, digits=3)
+    if p_lower < DIVERSITY_ALPHA / 2:
+        return "lower", p_lower, span
+    if p_higher < DIVERSITY_ALPHA / 2:
+        return "higher", p_higher, span
+    return "within", min(p_lower, p_higher), span
+
+
 def describe_diversity(diversity: dict, *, strata_name: str = "class") -> str:
     """Whether the selected kernels are more diverse than the population, from :func:`~.selection.selection_diversity`.
 
     The selection is **more diverse** when its mean pairwise |r| is lower than all but
-    ``DIVERSITY_ALPHA / 2`` of the random selections of the same size per ``strata_name`` (a one-sided
+    ``DIVERSITY_ALPHA / 2`` of the random picks of the same size per ``strata_name`` (a one-sided
     permutation p below ``DIVERSITY_ALPHA / 2``), **less diverse** when it is higher than all but that
-    share, and otherwise **as diverse as** a blind pick.
+    share, and otherwise **as diverse as** a blind pick. With picks drawn at random within each
+    cluster (``random_within_clusters``), a second sentence says, by the same rule, whether keeping
+    the kernels nearest each centroid makes the selection more alike, less alike or neither than the
+    balance over clusters alone.
     """
     from .. import report
 
-    random = np.asarray(diversity["random"], dtype=np.float64)
     chosen, everyone = float(diversity["selected"]), float(diversity["all"])
-    p_lower = (1 + int((random <= chosen).sum())) / (1 + random.size)
-    p_higher = (1 + int((random >= chosen).sum())) / (1 + random.size)
-    low, high = np.quantile(random, [DIVERSITY_ALPHA / 2, 1 - DIVERSITY_ALPHA / 2])
-    numbers = (f"mean pairwise |r| {report.format_number(chosen)} among the {diversity['n_selected']:,} selected "
-               f"kernels against {report.format_number(everyone)} among all {diversity['n_all']:,}")
-    blind = (f"{random.size:,} random selections of the same size per {strata_name} "
-             f"(95 % of them between {report.format_interval(low, high)})")
-    if p_lower < DIVERSITY_ALPHA / 2:
-        return (f"The selected kernels are more diverse than the population they were picked from: {numbers}, "
-                f"lower than {blind}; {report.format_p(p_lower)}.")
-    if p_higher < DIVERSITY_ALPHA / 2:
-        return (f"The selected kernels are less diverse than the population they were picked from: {numbers}, "
-                f"higher than {blind}; {report.format_p(p_higher)}. Keeping the kernels nearest each centroid "
-                "picks near-copies of each cluster's typical kernel.")
-    return (f"The selected kernels are no more diverse than a blind pick: {numbers}, within the range of "
-            f"{blind}.")
+    place, p, span = _against_random(chosen, diversity["random"])
+    numbers = (f"mean pairwise |r| {report.format_number(chosen, 3)} among the {diversity['n_selected']:,} selected "
+               f"kernels against {report.format_number(everyone, 3)} among all {diversity['n_all']:,}")
+    blind = f"{len(diversity['random']):,} random picks of the same size per {strata_name} (95 % of them from {span})"
+    if place == "lower":
+        text = (f"The selected kernels are more diverse than the population they were picked from: {numbers}, "
+                f"lower than {blind}; {report.format_p(p)}.")
+    elif place == "higher":
+        text = (f"The selected kernels are less diverse than the population they were picked from: {numbers}, "
+                f"higher than {blind}; {report.format_p(p)}.")
+    else:
+        text = f"The selected kernels are no more diverse than a blind pick: {numbers}, within the range of {blind}."
+    within = diversity.get("random_within_clusters")
+    if within is not None:
+        place, p, span = _against_random(chosen, within)
+        picks = (f"Random picks of the same number from each cluster have mean |r| from {span} (95 % of "
+                 f"{len(within):,})")
+        if place == "higher":
+            text += (f" {picks}: keeping the kernels nearest each centroid, the paper's rule, picks kernels close to "
+                     f"each cluster's typical one, which makes the selection more alike than its balance over "
+                     f"clusters alone would ({report.format_p(p)}).")
+        elif place == "lower":
+            text += (f" {picks}: keeping the kernels nearest each centroid makes the selection more diverse than "
+                     f"its balance over clusters alone ({report.format_p(p)}).")
+        else:
+            text += f" {picks}: keeping the kernels nearest each centroid changes nothing against them."
+    return text
 
 
 def describe_setting(*, synthetic: bool, n_cells: int, counts: pd.Series) -> dict:

@@ -222,6 +222,7 @@ def selection_diversity(
     selected,
     *,
     strata=None,
+    clusters=None,
     n_random: int = 200,
     random_state: int = 0,
 ) -> dict:
@@ -230,6 +231,9 @@ def selection_diversity(
     The random selections draw, within each stratum (e.g. excitatory and inhibitory kernels), as many
     kernels as were selected from it, without replacement: what picking the same numbers blindly
     gives. A selection that spreads over the population's patterns has a lower mean |r| than they do.
+    With ``clusters``, a second set of random selections draws as many as were selected from each
+    cluster of each stratum, at random within it: the selection's balance over clusters without its
+    choice of members (the paper's rule keeps those nearest the centroid).
 
     Parameters
     ----------
@@ -237,6 +241,8 @@ def selection_diversity(
     selected : array-like of bool, shape (n,)
     strata : array-like, shape (n,), optional
         Labels to keep the random selections' counts per label equal to the selection's; default one stratum.
+    clusters : array-like, shape (n,), optional
+        Cluster labels (within strata) for the second set of random selections.
     n_random : int, default=200
         Random selections drawn.
     random_state : int, default=0
@@ -244,8 +250,9 @@ def selection_diversity(
     Returns
     -------
     dict
-        ``selected``, ``all`` (mean |r|), ``random`` (array of ``n_random`` means), ``n_selected``,
-        ``n_all``, and ``abs_r_selected`` / ``abs_r_all``: the |r| of every distinct pair (for a histogram).
+        ``selected``, ``all`` (mean |r|), ``random`` (array of ``n_random`` means), ``random_within_clusters``
+        (likewise, or None without ``clusters``), ``n_selected``, ``n_all``, and ``abs_r_selected`` /
+        ``abs_r_all``: the |r| of every distinct pair (for a histogram).
     """
     abs_r = abs_correlation_matrix(kernels)
     n = abs_r.shape[0]
@@ -257,17 +264,28 @@ def selection_diversity(
     strata = np.zeros(n, dtype=int) if strata is None else np.asarray(strata)
     if strata.shape != (n,):
         raise ValueError(f"'strata' must hold one label per kernel ({n}); got shape {strata.shape}.")
+    if clusters is not None and np.shape(clusters) != (n,):
+        raise ValueError(f"'clusters' must hold one label per kernel ({n}); got shape {np.shape(clusters)}.")
     n_random = check_int(n_random, "n_random", minimum=1)
     rng = np.random.default_rng(check_int(random_state, "random_state", minimum=0))
-    groups = [(np.flatnonzero(strata == s), int(selected[strata == s].sum())) for s in pd.unique(strata)]
-    random = np.array([
-        mean_abs_correlation(abs_r, np.concatenate([rng.choice(rows, k, replace=False) for rows, k in groups]))
-        for _ in range(n_random)
-    ])
+
+    def random_means(labels):
+        groups = [(rows, int(selected[rows].sum()))
+                  for rows in (np.flatnonzero(labels == label) for label in pd.unique(labels))]
+        return np.array([
+            mean_abs_correlation(abs_r, np.concatenate([rng.choice(rows, k, replace=False) for rows, k in groups]))
+            for _ in range(n_random)
+        ])
+
+    random = random_means(strata)
+    within = None
+    if clusters is not None:
+        within = random_means(pd.Series(strata).astype(str).str.cat(pd.Series(clusters).astype(str), sep="/").to_numpy())
     return {
         "selected": mean_abs_correlation(abs_r, selected),
         "all": mean_abs_correlation(abs_r),
         "random": random,
+        "random_within_clusters": within,
         "n_selected": int(selected.sum()),
         "n_all": n,
         "abs_r_selected": abs_r[np.ix_(selected, selected)][np.triu_indices(int(selected.sum()), k=1)],
