@@ -351,3 +351,21 @@ def test_planted_fields_follow_their_formulas():
     blob = maps[3]
     assert blob[centre, centre] > 0 > blob[centre, centre + 30]  # ON centre, OFF surround
     np.testing.assert_allclose(blob, blob.T, atol=1e-12)
+
+
+def test_class_sentence_flips():
+    def cells(n_excitatory, n_inhibitory, per_experiment_excitatory=60, per_experiment_inhibitory=30):
+        return pd.DataFrame({
+            "cell_class": ["excitatory"] * n_excitatory + ["inhibitory"] * n_inhibitory,
+            "experiment_id": [i // per_experiment_excitatory for i in range(n_excitatory)]
+            + [1000 + i // per_experiment_inhibitory for i in range(n_inhibitory)],
+        })
+
+    sentence = loading.describe_classes(cells(1200, 1200), synthetic=True)
+    assert "are 1,200 of the 2,400 (50 %), recorded in 40 of the 60 experiments" in sentence
+    assert "30 cells per experiment on average against 60" in sentence and "about equal" in sentence
+    assert "500 + 500" in sentence and "unequal" not in sentence
+    real = loading.describe_classes(cells(1200, 1100), synthetic=False)
+    assert "about equal in size" in real and "synthetic" not in real and "500 + 500" not in real
+    broken = loading.describe_classes(cells(1200, 120), synthetic=True)
+    assert "unequal: excitatory cells outnumber inhibitory ones 10 to 1" in broken and "about equal" not in broken

@@ -220,3 +220,14 @@ def test_diversity_sentence_flips():
     assert "more diverse than its balance over clusters alone" in spread and "typical one" not in spread
     same = neural.describe_diversity(dict(good, random_within_clusters=random - 0.08))
     assert "changes nothing against them" in same
+
+
+def test_example_pickers_take_the_median_cell_and_the_centroid_nearest_kernel():
+    recovery = pd.DataFrame({"area": ["VISp"] * 4 + ["VISl"] * 3, "responsive": [True, True, True, False] + [True] * 3,
+                             "r_planted_rf": [0.1, 0.3, 0.8, 0.31, 0.9, 0.5, 0.6]})
+    examples = neural.typical_recoveries(recovery, ["VISp", "VISam", "VISl"])
+    assert examples.to_dict() == {"VISp": 1, "VISl": 6}  # the responsive cell at its area's median r
+    selection = pd.DataFrame({"cell_class": ["excitatory"] * 5 + ["inhibitory"] * 3,
+                              "cluster": [0, 1, 1, 1, 0, -1, -1, -1],
+                              "distance_to_centroid": [0.5, 0.9, 0.2, 0.4, 0.1, np.nan, np.nan, np.nan]})
+    assert neural.centroid_kernels(selection).to_dict() == {"exc. 1": 2, "exc. 2": 4}  # largest cluster first

@@ -523,6 +523,46 @@ def describe_cache(*, synthetic: bool, n_experiments: int, n_cells: int, n_scene
             f"cell seen with {n_scenes} scenes × {n_trials} repeats.")
 
 
+#: Largest ratio between the two classes' cell counts that still counts as balanced.
+BALANCED_CLASSES_RATIO = 1.25
+
+
+def describe_classes(cells: pd.DataFrame, *, synthetic: bool) -> str:
+    """How many cells and experiments each class (excitatory, inhibitory Cre lines) has, in one sentence.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        One row per cell with ``cell_class`` and ``experiment_id`` (e.g. the chapter's cell summary).
+    synthetic : bool
+        Whether the cells come from the synthetic cache, whose generator balances the classes on purpose.
+    """
+    from .. import report
+
+    n_cells = cells.groupby("cell_class").size().reindex(["excitatory", "inhibitory"], fill_value=0)
+    n_experiments = cells.groupby("cell_class")["experiment_id"].nunique().reindex(n_cells.index, fill_value=0)
+    per_experiment = {c: n_cells[c] / n_experiments[c] for c in n_cells.index if n_experiments[c]}
+    text = (f"Inhibitory cells (Sst, Vip, Pvalb lines) are {n_cells['inhibitory']:,} of the {int(n_cells.sum()):,} "
+            f"({report.format_percent(n_cells['inhibitory'] / max(int(n_cells.sum()), 1))}), recorded in "
+            f"{n_experiments['inhibitory']} of the {int(n_experiments.sum())} experiments")
+    if len(per_experiment) == 2:
+        text += (f", with {report.format_number(per_experiment['inhibitory'], 2)} cells per experiment on average "
+                 f"against {report.format_number(per_experiment['excitatory'], 2)} for the excitatory lines")
+    text += "."
+    balanced = n_cells.min() > 0 and n_cells.max() / n_cells.min() <= BALANCED_CLASSES_RATIO
+    if synthetic and balanced:
+        text += (" Inhibitory experiments hold fewer cells, as in the release, so the synthetic cache has more of them: "
+                 "the two classes are about equal, as the paper's balanced selection of 500 + 500 kernels needs.")
+    elif balanced:
+        text += " The two classes are about equal in size."
+    else:
+        more, fewer = str(n_cells.idxmax()), str(n_cells.idxmin())
+        text += (f" The classes are unequal: {more} cells outnumber {fewer} ones "
+                 f"{report.format_number(n_cells.max() / max(n_cells.min(), 1), 2)} to 1, which caps a balanced "
+                 f"selection at the {fewer} class's size.")
+    return text
+
+
 def describe_setting(*, synthetic: bool, n_experiments: int, n_cells: int, frames_per_presentation: int,
                      frame_rate: float) -> dict:
     """Why this run's numbers may differ from the paper's, per key of the paper-vs-run table."""

@@ -270,7 +270,7 @@ def rf_recovery(kernels: xr.DataArray, planted_cells: pd.DataFrame, amplitudes: 
     Returns
     -------
     pandas.DataFrame
-        One row per kernel: ``cell_specimen_id, area, cre, cell_class, responsive, rf_sigma,
+        One row per kernel: ``cell_specimen_id, area, cre, cell_class, responsive, rf_shape, rf_sigma,
         r_planted_rf, r_best_kernel``. The best kernel is N = Tᵀ·FS computed from the planted,
         noise-free amplitudes.
     """
@@ -290,10 +290,48 @@ def rf_recovery(kernels: xr.DataArray, planted_cells: pd.DataFrame, amplitudes: 
         "cre": kernels["cre"].values,
         "cell_class": kernels["cell_class"].values,
         "responsive": planted["responsive"].to_numpy(),
+        "rf_shape": planted["rf_shape"].to_numpy(),
         "rf_sigma": planted["rf_sigma"].to_numpy(),
         "r_planted_rf": r_rf,
         "r_best_kernel": planted_rf_correlation(kernels, best),
     })
+
+
+def typical_recoveries(recovery: pd.DataFrame, order) -> pd.Series:
+    """Per group of ``order`` (areas), the responsive cell whose r with its planted RF is nearest the
+    group's median: an example of typical recovery, not the best one.
+
+    Returns
+    -------
+    pandas.Series
+        Group → row position in ``recovery`` (and in the kernels it was computed from).
+    """
+    responsive = recovery[recovery["responsive"]].reset_index().rename(columns={"index": "position"})
+    picks = {}
+    for group in order:
+        part = responsive[responsive["area"] == group]
+        if len(part):
+            gap = (part["r_planted_rf"] - part["r_planted_rf"].median()).abs()
+            picks[group] = int(part.loc[gap.idxmin(), "position"])
+    return pd.Series(picks, dtype=int)
+
+
+def centroid_kernels(selection: pd.DataFrame) -> pd.Series:
+    """For each class and K-means cluster, the kernel nearest the centroid (the first one the selection keeps).
+
+    Returns
+    -------
+    pandas.Series
+        ``"<class> <cluster + 1>"`` → row position in ``selection``, classes in order, clusters by size
+        (largest first).
+    """
+    picks = {}
+    clustered = selection[selection["cluster"] >= 0]
+    for cell_class, part in clustered.groupby("cell_class", sort=True):
+        for rank, cluster in enumerate(part["cluster"].value_counts().index):
+            members = part[part["cluster"] == cluster]
+            picks[f"{cell_class[:3]}. {rank + 1}"] = int(selection.index.get_loc(members["distance_to_centroid"].idxmin()))
+    return pd.Series(picks, dtype=int)
 
 
 def describe_rf_recovery(recovery: pd.DataFrame | None) -> str:
