@@ -138,6 +138,21 @@ def test_preferred_scene_is_near_optimal_for_planted_amplitudes(allen_root, summ
     assert np.mean(np.array(ratio) >= 0.8) >= 0.9
 
 
+def test_one_pass_gives_the_traces_and_trial_responses_of_their_definitions(cache, dff, summary):
+    lazy = loading.load_responses(cache, loading.select_experiments(cache)["experiment_id"], compute=False)
+    traces, trial = responses.scene_traces_and_trial_responses(lazy)
+    # trial responses: the window's mean of the trial dF/F, as defined (not the shortcut through the mean dF/F)
+    window = (dff["frame_offset"] >= 0) & (dff["frame_offset"] < 2 * dff.attrs["frames_per_presentation"])
+    expected = responses.trial_dff(dff).where(window).mean("time")
+    np.testing.assert_allclose(trial.values, expected.values, rtol=1e-12, atol=1e-12)
+    # scene traces: the trial dF/F averaged over each scene's repeats
+    manual = responses.trial_dff(dff).values.reshape(dff.sizes["cell"], 118, -1, dff.sizes["time"]).mean(axis=2)
+    np.testing.assert_allclose(traces.values, manual, rtol=1e-12, atol=1e-12)
+    assert traces.dims == ("cell", "scene", "time") and traces.attrs["frames_per_presentation"] == 7
+    # summaries from the saved traces are those from the tidy array
+    pd.testing.assert_frame_equal(responses.summarize_cells(traces), summary)
+
+
 def test_parallel_load_equals_serial_load(cache):
     ids = loading.select_experiments(cache)["experiment_id"]
     serial = loading.load_responses(cache, ids, scheduler="synchronous")
@@ -231,6 +246,13 @@ def test_allensdk_agreement_sentence_flips():
     assert "do not agree everywhere" in sentence
     assert "only 50 %" in sentence and "6 imaging frames" in sentence
     assert "not run" in responses.describe_allensdk_agreement(responses.allensdk_agreement(pd.DataFrame(), 30.0))
+    # a weak cell whose noise maximum sits on another frame is reported apart and does not flip the verdict
+    weak = good.assign(time_to_peak_ns=[0.3, -0.4])
+    sentence = responses.describe_allensdk_agreement(responses.allensdk_agreement(weak, 30.0, peak_threshold=10.0))
+    assert "agree with allensdk's" in sentence and "every one of the 1 cell with a peak dF/F of at least 10 %" in sentence
+    assert "For 1 of the 1 weaker cells allensdk puts the maximum on another frame" in sentence
+    sentence = responses.describe_allensdk_agreement(responses.allensdk_agreement(weak, 30.0))
+    assert "do not agree everywhere" in sentence and "24 imaging frames" in sentence
 
 
 def test_area_latency_sentence_flips():
@@ -280,3 +302,70 @@ def test_an_empty_cache_folder_offline_is_refused_without_writing_into_it(tmp_pa
     assert list(folder.iterdir()) == []
     with pytest.raises(FileNotFoundError, match="the folder does not exist"):
         loading.open_cache(tmp_path / "typo")
+
+
+def test_planted_population_is_balanced_and_its_fields_vary_by_area_and_line():
+    rng = np.random.default_rng(0)
+    experiments = synthetic._experiment_table(60, 60, rng)
+    cells = synthetic._cell_table(experiments, 0.75, rng).merge(
+        experiments[["experiment_id", "area", "cre", "genotype_abbreviation"]], on="experiment_id")
+    cells["cell_class"] = [metadata.cell_class(c) for c in cells["cre"]]
+    counts = cells["cell_class"].value_counts()
+    assert counts.min() >= 1000 and counts.max() / counts.min() < 1.1, counts  # enough for 500 + 500
+    assert set(cells["genotype_abbreviation"]) == set(metadata.GENOTYPES) and set(cells["area"]) == set(metadata.AREAS)
+    assert cells["area"].value_counts().idxmax() == "VISp"
+    # both shapes everywhere; inhibitory cells mostly blobs, larger; HVAs larger, and all but PM lower SF
+    assert (cells.groupby(["area", "cell_class"])["rf_shape"].nunique() == 2).all()
+    gabor_share = (cells["rf_shape"] == "gabor").groupby(cells["cell_class"]).mean()
+    assert gabor_share["inhibitory"] < 0.5 < gabor_share["excitatory"]
+    excitatory = cells[cells["cell_class"] == "excitatory"]
+    sigma = excitatory.groupby("area")["rf_sigma"].median()
+    assert sigma.idxmin() == "VISp" and sigma.idxmax() == "VISam"
+    assert cells.groupby("cell_class")["rf_sigma"].median().idxmax() == "inhibitory"
+    sf = excitatory.groupby("area")["rf_sf"].median()
+    assert sf[["VISl", "VISal", "VISrl", "VISam"]].max() < min(sf["VISp"], sf["VISpm"])
+    gabors = cells[cells["rf_shape"] == "gabor"]
+    assert gabors["rf_orientation"].between(0, np.pi).all() and gabors[["rf_sf", "rf_phase"]].notna().all().all()
+    assert cells.loc[cells["rf_shape"] == "blob", ["rf_sf", "rf_orientation"]].isna().all().all()
+    assert set(cells["polarity"]) == {-1, 1} and cells["rf_x"].std() > 0.1 and cells["rf_y"].std() > 0.1
+
+
+def test_planted_fields_follow_their_formulas():
+    base = {"rf_x": 0.5, "rf_y": 0.5, "rf_sigma": 0.1, "polarity": 1, "rf_surround_scale": np.nan,
+            "rf_surround_strength": np.nan, "rf_orientation": 0.0, "rf_sf": 5.0, "rf_phase": 0.0, "rf_aspect": 2.0}
+    rows = pd.DataFrame([
+        dict(base, rf_shape="gabor"),
+        dict(base, rf_shape="gabor", polarity=-1),
+        dict(base, rf_shape="gabor", rf_orientation=np.pi / 2),
+        dict(base, rf_shape="blob", rf_orientation=np.nan, rf_sf=np.nan, rf_phase=np.nan, rf_aspect=np.nan,
+             rf_surround_scale=2.5, rf_surround_strength=0.5),
+    ])
+    maps = synthetic.planted_rf_maps(rows, (101, 101))  # square grid: x and y both span the image width
+    np.testing.assert_allclose(np.sqrt((maps**2).sum(axis=(1, 2))), 1.0)
+    np.testing.assert_allclose(maps[1], -maps[0])
+    centre, half_period = 50, 10  # 5 cycles per width: a period of 20 pixels
+    # orientation 0 modulates along x: bright centre, dark half a period to the side, bright along the bar
+    assert maps[0, centre, centre] > 0 > maps[0, centre, centre + half_period]
+    assert maps[0, centre + half_period, centre] > 0
+    np.testing.assert_allclose(maps[2], maps[0].T, atol=1e-12)  # a quarter turn swaps x and y
+    blob = maps[3]
+    assert blob[centre, centre] > 0 > blob[centre, centre + 30]  # ON centre, OFF surround
+    np.testing.assert_allclose(blob, blob.T, atol=1e-12)
+
+
+def test_class_sentence_flips():
+    def cells(n_excitatory, n_inhibitory, per_experiment_excitatory=60, per_experiment_inhibitory=30):
+        return pd.DataFrame({
+            "cell_class": ["excitatory"] * n_excitatory + ["inhibitory"] * n_inhibitory,
+            "experiment_id": [i // per_experiment_excitatory for i in range(n_excitatory)]
+            + [1000 + i // per_experiment_inhibitory for i in range(n_inhibitory)],
+        })
+
+    sentence = loading.describe_classes(cells(1200, 1200), synthetic=True)
+    assert "are 1,200 of the 2,400 (50 %), recorded in 40 of the 60 experiments" in sentence
+    assert "30 cells per experiment on average against 60" in sentence and "about equal" in sentence
+    assert "500 + 500" in sentence and "unequal" not in sentence
+    real = loading.describe_classes(cells(1200, 1100), synthetic=False)
+    assert "about equal in size" in real and "synthetic" not in real and "500 + 500" not in real
+    broken = loading.describe_classes(cells(1200, 120), synthetic=True)
+    assert "unequal: excitatory cells outnumber inhibitory ones 10 to 1" in broken and "about equal" not in broken

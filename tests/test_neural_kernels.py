@@ -72,6 +72,17 @@ def test_kernels_equal_a_naive_per_cell_loop(allen, kernels):
         assert coord in kernels.coords
 
 
+def test_kernels_from_scene_traces_equal_kernels_from_the_tidy_array(allen, kernels):
+    from neuroalign_utils.allen import responses
+
+    dff, scenes, _, _ = allen
+    traces = responses.scene_traces(dff)
+    np.testing.assert_allclose(neural.neural_kernels(traces, scenes, size=SIZE).values, kernels.values, rtol=1e-10)
+    resolved = neural.neural_kernels(traces, scenes, size=SIZE, time_resolved=True, bins_end=0.5)
+    np.testing.assert_allclose(resolved.values, neural.neural_kernels(dff, scenes, size=SIZE, time_resolved=True,
+                                                                      bins_end=0.5).values, rtol=1e-10)
+
+
 def test_time_resolved_bins_equal_single_windows(allen, kernels):
     dff, scenes, _, _ = allen
     resolved = neural.neural_kernels(dff, scenes, size=SIZE, time_resolved=True, bin_width=0.25, bins_end=0.5)
@@ -185,3 +196,38 @@ def test_selection_sentence_says_how_far_from_the_papers_balance():
     sentence = neural.describe_selection(good)
     assert "1,000 in all" in sentence and "balanced (500 and 500), as in the paper" in sentence
     assert "fewer than" not in sentence
+
+
+def test_diversity_sentence_flips():
+    random = np.random.default_rng(0).normal(0.30, 0.005, size=200)
+    good = {"selected": 0.22, "all": 0.30, "random": random, "n_selected": 1000, "n_all": 2400}
+    sentence = neural.describe_diversity(good)
+    assert sentence.startswith("The selected kernels are more diverse than the population")
+    assert "0.220 among the 1,000 selected kernels against 0.300 among all 2,400" in sentence and "p = 0.005" in sentence
+    assert "200 random picks of the same size per class (95 % of them from 0.29" in sentence
+    broken = dict(good, selected=0.40)
+    sentence = neural.describe_diversity(broken)
+    assert sentence.startswith("The selected kernels are less diverse") and "higher than 200 random picks" in sentence
+    blind = dict(good, selected=0.301)
+    sentence = neural.describe_diversity(blind)
+    assert sentence.startswith("The selected kernels are no more diverse than a blind pick")
+    assert "more diverse than the population" not in sentence and "cluster" not in sentence
+    # the second sentence: the centroid rule against picks balanced over clusters
+    alike = neural.describe_diversity(dict(broken, random_within_clusters=random))
+    assert "picks kernels close to each cluster's typical one" in alike and "(p = 0.0050)" in alike
+    assert "Random picks of the same number from each cluster have mean |r| from 0.29" in alike
+    spread = neural.describe_diversity(dict(good, random_within_clusters=random))
+    assert "more diverse than its balance over clusters alone" in spread and "typical one" not in spread
+    same = neural.describe_diversity(dict(good, random_within_clusters=random - 0.08))
+    assert "changes nothing against them" in same
+
+
+def test_example_pickers_take_the_median_cell_and_the_centroid_nearest_kernel():
+    recovery = pd.DataFrame({"area": ["VISp"] * 4 + ["VISl"] * 3, "responsive": [True, True, True, False] + [True] * 3,
+                             "r_planted_rf": [0.1, 0.3, 0.8, 0.31, 0.9, 0.5, 0.6]})
+    examples = neural.typical_recoveries(recovery, ["VISp", "VISam", "VISl"])
+    assert examples.to_dict() == {"VISp": 1, "VISl": 6}  # the responsive cell at its area's median r
+    selection = pd.DataFrame({"cell_class": ["excitatory"] * 5 + ["inhibitory"] * 3,
+                              "cluster": [0, 1, 1, 1, 0, -1, -1, -1],
+                              "distance_to_centroid": [0.5, 0.9, 0.2, 0.4, 0.1, np.nan, np.nan, np.nan]})
+    assert neural.centroid_kernels(selection).to_dict() == {"exc. 1": 2, "exc. 2": 4}  # largest cluster first

@@ -88,3 +88,74 @@ def test_rejects_bad_shapes_and_nan():
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         select_representative_kernels(bad)
+
+
+# --------------------------------------------------------------------------------------------------
+# diversity: mean pairwise |r|
+
+
+def test_mean_abs_correlation_equals_the_pairwise_definition():
+    from neuroalign_utils.kernels.selection import abs_correlation_matrix, mean_abs_correlation
+
+    rng = np.random.default_rng(3)
+    kernels = rng.normal(size=(40, 6, 7)) + rng.normal(size=(1, 6, 7))  # a shared pattern: |r| well above 0
+    flat = kernels.reshape(40, -1)
+    members = rng.random(40) < 0.5
+    abs_r = abs_correlation_matrix(kernels)
+    for subset in (np.ones(40, dtype=bool), members):
+        r = np.corrcoef(flat[subset])
+        expected = np.abs(r[np.triu_indices(int(subset.sum()), k=1)]).mean()
+        assert mean_abs_correlation(abs_r, subset) == pytest.approx(expected, rel=1e-5)
+    assert mean_abs_correlation(abs_r, np.flatnonzero(members)) == pytest.approx(mean_abs_correlation(abs_r, members))
+    copies = np.stack([flat[0], -2 * flat[0], 3 * flat[0] + 1])  # the same pattern up to sign and scale
+    assert mean_abs_correlation(abs_correlation_matrix(copies)) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_abs_correlation(abs_r, [3])
+
+
+def test_selection_of_a_planted_population_is_more_diverse_than_the_population():
+    """Planted receptive fields: most cells share one centred ON blob (jittered), a few form four Gabor
+    types. K-means on the embedding gives each type a cluster, and keeping as many per cluster as the
+    smallest type has lowers the mean pairwise |r| below the population's and below random picks."""
+    import pandas as pd
+
+    from neuroalign_utils.allen.synthetic import planted_rf_maps
+    from neuroalign_utils.kernels.selection import selection_diversity
+
+    rng = np.random.default_rng(7)
+    sizes = [300, 40, 40, 40, 40]
+    rows = []
+    for group, n in enumerate(sizes):
+        for _ in range(n):
+            gabor = group > 0
+            rows.append({
+                "rf_shape": "gabor" if gabor else "blob",
+                "rf_x": (0.5 if not gabor else 0.25 + 0.5 * (group % 2)) + rng.normal(0, 0.01),
+                "rf_y": (0.5 if not gabor else 0.3 + 0.4 * (group > 2)) + rng.normal(0, 0.01),
+                "rf_sigma": 0.1 * rng.lognormal(0, 0.05), "polarity": 1,
+                "rf_orientation": group * np.pi / 4 + rng.normal(0, 0.05) if gabor else np.nan,
+                "rf_sf": 4.0 if gabor else np.nan, "rf_phase": 0.0 if gabor else np.nan,
+                "rf_aspect": 1.5 if gabor else np.nan,
+                "rf_surround_scale": np.nan if gabor else 2.5, "rf_surround_strength": np.nan if gabor else 0.3,
+            })
+    kernels = planted_rf_maps(pd.DataFrame(rows), (12, 16))
+    kernels = kernels + 0.05 * kernels.std() * rng.normal(size=kernels.shape)
+    chosen = select_representative_kernels(kernels, n_clusters=len(sizes), per_cluster=30, n_neighbors=10)
+    assert chosen["selected"].sum() == 30 * len(sizes)
+    diversity = selection_diversity(kernels, chosen["selected"].to_numpy(), n_random=50)
+    assert diversity["selected"] < diversity["all"] - 0.1, diversity
+    assert diversity["selected"] < diversity["random"].min()
+    assert diversity["abs_r_selected"].size == 150 * 149 // 2 and diversity["abs_r_all"].size == 460 * 459 // 2
+    # the random picks keep the selection's count per stratum
+    strata = np.repeat(["a", "b"], [230, 230])
+    again = selection_diversity(kernels, chosen["selected"].to_numpy(), strata=strata, n_random=5)
+    assert again["selected"] == diversity["selected"] and again["random"].shape == (5,)
+    assert again["random_within_clusters"] is None
+    # picks at random within each cluster: the balance over clusters without the centroid rule
+    within = selection_diversity(kernels, chosen["selected"].to_numpy(), clusters=chosen["cluster"].to_numpy(), n_random=20)
+    assert within["random_within_clusters"].shape == (20,) and within["selected"] < diversity["random"].min()
+    np.testing.assert_array_equal(within["random"], diversity["random"][:20])  # the same stream for the blind picks
+    with pytest.raises(ValueError, match="'selected'"):
+        selection_diversity(kernels, np.ones(3, dtype=bool))
+    with pytest.raises(ValueError, match="'clusters'"):
+        selection_diversity(kernels, chosen["selected"].to_numpy(), clusters=[0, 1])

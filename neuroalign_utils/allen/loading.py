@@ -303,6 +303,10 @@ def experiment_layout(cache, experiment_id: int) -> dict:
     }
 
 
+#: Cells cut at a time by :func:`_cut_experiment`.
+_CUT_CELLS = 16
+
+
 def _cut_experiment(layout: dict, n_scenes: int, n_trials: int, offsets: np.ndarray) -> np.ndarray:
     """(cell, scene × trial, time) float32 dF/F of one experiment on the common grid (NaN padded)."""
     try:
@@ -313,14 +317,16 @@ def _cut_experiment(layout: dict, n_scenes: int, n_trials: int, offsets: np.ndar
         ) from err
     dff = np.asarray(dff, dtype=np.float32)
     table = layout["table"]
-    idx = table["start"].to_numpy()[:, None] + offsets[None, :]
-    valid = (idx >= 0) & (idx < dff.shape[1])
-    cut = dff[:, np.clip(idx, 0, dff.shape[1] - 1)]  # (cell, presentation, time)
-    cut[:, ~valid] = np.nan
-    out = np.full((dff.shape[0], n_scenes * n_trials, len(offsets)), np.nan, dtype=np.float32)
-    slot = table["frame"].to_numpy() * n_trials + table["trial"].to_numpy()
     keep = table["trial"].to_numpy() < n_trials
-    out[:, slot[keep]] = cut[:, keep]
+    idx = table["start"].to_numpy()[keep, None] + offsets[None, :]
+    valid = (idx >= 0) & (idx < dff.shape[1])
+    idx = np.clip(idx, 0, dff.shape[1] - 1)
+    slot = (table["frame"].to_numpy() * n_trials + table["trial"].to_numpy())[keep]
+    out = np.full((dff.shape[0], n_scenes * n_trials, len(offsets)), np.nan, dtype=np.float32)
+    for first in range(0, dff.shape[0], _CUT_CELLS):  # a few cells at a time: no second full-size copy
+        cut = dff[first:first + _CUT_CELLS, idx]  # (cell, presentation, time)
+        cut[:, ~valid] = np.nan
+        out[first:first + _CUT_CELLS, slot] = cut
     return out
 
 
@@ -515,6 +521,46 @@ def describe_cache(*, synthetic: bool, n_experiments: int, n_cells: int, n_scene
               if synthetic else "the reader's Brain Observatory cache")
     return (f"This run reads {source}: {n_cells:,} cells from {n_experiments} natural-scenes experiments, each "
             f"cell seen with {n_scenes} scenes × {n_trials} repeats.")
+
+
+#: Largest ratio between the two classes' cell counts that still counts as balanced.
+BALANCED_CLASSES_RATIO = 1.25
+
+
+def describe_classes(cells: pd.DataFrame, *, synthetic: bool) -> str:
+    """How many cells and experiments each class (excitatory, inhibitory Cre lines) has, in one sentence.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        One row per cell with ``cell_class`` and ``experiment_id`` (e.g. the chapter's cell summary).
+    synthetic : bool
+        Whether the cells come from the synthetic cache, whose generator balances the classes on purpose.
+    """
+    from .. import report
+
+    n_cells = cells.groupby("cell_class").size().reindex(["excitatory", "inhibitory"], fill_value=0)
+    n_experiments = cells.groupby("cell_class")["experiment_id"].nunique().reindex(n_cells.index, fill_value=0)
+    per_experiment = {c: n_cells[c] / n_experiments[c] for c in n_cells.index if n_experiments[c]}
+    text = (f"Inhibitory cells (Sst, Vip, Pvalb lines) are {n_cells['inhibitory']:,} of the {int(n_cells.sum()):,} "
+            f"({report.format_percent(n_cells['inhibitory'] / max(int(n_cells.sum()), 1))}), recorded in "
+            f"{n_experiments['inhibitory']} of the {int(n_experiments.sum())} experiments")
+    if len(per_experiment) == 2:
+        text += (f", with {report.format_number(per_experiment['inhibitory'], 2)} cells per experiment on average "
+                 f"against {report.format_number(per_experiment['excitatory'], 2)} for the excitatory lines")
+    text += "."
+    balanced = n_cells.min() > 0 and n_cells.max() / n_cells.min() <= BALANCED_CLASSES_RATIO
+    if synthetic and balanced:
+        text += (" Inhibitory experiments hold fewer cells, as in the release, so the synthetic cache has more of them: "
+                 "the two classes are about equal, as the paper's balanced selection of 500 + 500 kernels needs.")
+    elif balanced:
+        text += " The two classes are about equal in size."
+    else:
+        more, fewer = str(n_cells.idxmax()), str(n_cells.idxmin())
+        text += (f" The classes are unequal: {more} cells outnumber {fewer} ones "
+                 f"{report.format_number(n_cells.max() / max(n_cells.min(), 1), 2)} to 1, which caps a balanced "
+                 f"selection at the {fewer} class's size.")
+    return text
 
 
 def describe_setting(*, synthetic: bool, n_experiments: int, n_cells: int, frames_per_presentation: int,

@@ -16,6 +16,8 @@ Definitions (the same as allensdk's ``NaturalScenes``, so the two agree on the s
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -28,32 +30,136 @@ RESPONSE_PRESENTATIONS = 2
 
 def trial_dff(dff: xr.DataArray) -> xr.DataArray:
     """dF/F of each presentation relative to its pre-stimulus baseline, in percent, float64 (lazy if dask)."""
-    dff = dff.astype(np.float64)
-    baseline = dff.where(dff["frame_offset"] < 0).mean("time")
-    return 100.0 * ((1.0 + dff) / (1.0 + baseline) - 1.0)
+    return xr.apply_ufunc(
+        _trial_dff_values, dff, input_core_dims=[["time"]], output_core_dims=[["time"]],
+        kwargs={"before_onset": dff["frame_offset"].values < 0}, dask="parallelized", output_dtypes=[np.float64],
+    )
+
+
+def _trial_dff_values(values: np.ndarray, before_onset: np.ndarray) -> np.ndarray:
+    """Trial dF/F (%) of an array ``(..., time)``: a float64 copy, transformed in place."""
+    import warnings
+
+    out = np.array(values, dtype=np.float64)
+    with warnings.catch_warnings():  # a presentation an experiment lacks is all NaN: its baseline stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        baseline = np.nanmean(out[..., before_onset], axis=-1, keepdims=True)
+    out += 1.0
+    out /= 1.0 + baseline
+    out -= 1.0
+    out *= 100.0
+    return out
 
 
 def trial_responses(dff: xr.DataArray) -> xr.DataArray:
-    """Mean trial dF/F (percent) in the response window: ``(cell, presentation)``."""
-    sweep = int(dff.attrs["frames_per_presentation"])
-    window = (dff["frame_offset"] >= 0) & (dff["frame_offset"] < RESPONSE_PRESENTATIONS * sweep)
-    return trial_dff(dff).where(window).mean("time").rename("response")
+    """Mean trial dF/F (percent) in the response window: ``(cell, presentation)``, computed (NumPy-backed)."""
+    return scene_traces_and_trial_responses(dff, progress=False)[1]
 
 
 def scene_traces(dff: xr.DataArray) -> xr.DataArray:
     """Trial-averaged trial dF/F per scene: ``(cell, scene, time)``, computed (NumPy-backed)."""
-    per_trial = trial_dff(dff)
-    out = per_trial.groupby("scene").mean("presentation")
-    return out.compute().rename("scene_trace")
+    return scene_traces_and_trial_responses(dff, progress=False)[0]
 
 
-def summarize_cells(dff: xr.DataArray) -> pd.DataFrame:
-    """Preferred scene, peak dF/F and time to peak of every cell (definitions in the module docstring).
+#: Experiments (dask chunks) reduced at a time, and cells at a time within one, by
+#: :func:`scene_traces_and_trial_responses`: what bounds its memory.
+EXPERIMENTS_AT_A_TIME, CELLS_AT_A_TIME = 2, 16
+
+
+def scene_traces_and_trial_responses(dff: xr.DataArray, *, scheduler="threads",
+                                     progress: bool = True) -> tuple[xr.DataArray, xr.DataArray]:
+    """:func:`scene_traces` and :func:`trial_responses` together, from one pass over the data.
+
+    A dask-backed ``dff`` (one chunk per experiment) is reduced :data:`EXPERIMENTS_AT_A_TIME`
+    experiments at a time, each file read once for both results, and within an experiment
+    :data:`CELLS_AT_A_TIME` cells at a time: memory stays that of a few experiments' dF/F however
+    many are loaded (left to itself, dask reads files ahead of the reductions).
 
     Parameters
     ----------
     dff : xarray.DataArray
         From :func:`neuroalign_utils.allen.loading.load_responses` (NumPy- or dask-backed).
+    scheduler : str or dask scheduler, default="threads"
+        As in :func:`~neuroalign_utils.allen.loading.load_responses`.
+    progress : bool, default=True
+        A bar over the batches of experiments (see :mod:`neuroalign_utils.progress`).
+
+    Returns
+    -------
+    (xarray.DataArray, xarray.DataArray)
+        ``scene_trace`` ``(cell, scene, time)`` and ``response`` ``(cell, presentation)``, float64, with
+        the cells' coordinates.
+    """
+    import dask
+
+    from ..progress import progress_bar
+    from .loading import _scheduler_kwargs
+
+    offsets = dff["frame_offset"].values
+    sweep = int(dff.attrs["frames_per_presentation"])
+    window = (offsets >= 0) & (offsets < RESPONSE_PRESENTATIONS * sweep)
+    scene_of = dff["scene"].values
+    scenes = np.unique(scene_of)
+    reduce = functools.partial(_reduce_block, before_onset=offsets < 0, window=window, scene_of=scene_of,
+                               scenes=scenes)
+    n_cells, n_presentations, n_times = dff.shape
+    trace_values = np.empty((n_cells, len(scenes), n_times))
+    response_values = np.empty((n_cells, n_presentations))
+    if dff.chunks:
+        blocks = [dask.delayed(reduce)(block) for block in dff.data.to_delayed().ravel()]
+        edges = np.cumsum((0, *dff.chunks[0]))
+        for first in progress_bar(range(0, len(blocks), EXPERIMENTS_AT_A_TIME), enabled=progress,
+                                  desc="scene traces", leave=False):
+            batch = dask.compute(*blocks[first:first + EXPERIMENTS_AT_A_TIME], **_scheduler_kwargs(scheduler))
+            for k, (part_traces, part_responses) in enumerate(batch):
+                rows = slice(edges[first + k], edges[first + k + 1])
+                trace_values[rows], response_values[rows] = part_traces, part_responses
+    else:
+        trace_values[:], response_values[:] = reduce(dff.values)
+    cells = {name: coord for name, coord in dff.coords.items() if coord.dims == ("cell",)}
+    traces = xr.DataArray(
+        trace_values, dims=("cell", "scene", "time"), name="scene_trace",
+        coords={**cells, "scene": scenes, "time": dff["time"].values, "frame_offset": ("time", offsets)},
+        attrs={**dff.attrs, "units": "trial dF/F (%)"},
+    )
+    responses = xr.DataArray(
+        response_values, dims=("cell", "presentation"), name="response",
+        coords={**cells, **{n: c for n, c in dff.coords.items() if c.dims == ("presentation",)}},
+        attrs={"units": "trial dF/F (%)", "window_frames": [0, RESPONSE_PRESENTATIONS * sweep]},
+    )
+    return traces, responses
+
+
+def _reduce_block(block, *, before_onset, window, scene_of, scenes) -> tuple[np.ndarray, np.ndarray]:
+    """One experiment's ``(cell, presentation, time)`` dF/F → scene traces and trial responses (NaN-skipping means)."""
+    import warnings
+
+    block = np.asarray(block)
+    order = np.argsort(scene_of, kind="stable")
+    starts = np.searchsorted(scene_of[order], scenes)
+    traces = np.empty((block.shape[0], len(scenes), block.shape[2]))
+    responses = np.empty(block.shape[:2])
+    with warnings.catch_warnings():  # all-NaN presentations or scenes (missing trials) give NaN, as they should
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for first in range(0, block.shape[0], CELLS_AT_A_TIME):
+            rows = slice(first, first + CELLS_AT_A_TIME)
+            trial = _trial_dff_values(block[rows], before_onset)[:, order]
+            responses[rows][:, order] = np.nanmean(trial[..., window], axis=-1)
+            present = ~np.isnan(trial)
+            sums = np.add.reduceat(np.where(present, trial, 0.0), starts, axis=1)
+            traces[rows] = sums / np.add.reduceat(present, starts, axis=1)
+    return traces, responses
+
+
+def summarize_cells(data: xr.DataArray) -> pd.DataFrame:
+    """Preferred scene, peak dF/F and time to peak of every cell (definitions in the module docstring).
+
+    Parameters
+    ----------
+    data : xarray.DataArray
+        Either the tidy ``(cell, presentation, time)`` dF/F from
+        :func:`neuroalign_utils.allen.loading.load_responses` (NumPy- or dask-backed), or its
+        :func:`scene_traces` ``(cell, scene, time)`` when already computed.
 
     Returns
     -------
@@ -61,8 +167,8 @@ def summarize_cells(dff: xr.DataArray) -> pd.DataFrame:
         One row per cell: the cell coordinates plus ``preferred_scene``, ``peak_dff`` (percent),
         ``time_to_peak`` (s), ``image_selectivity`` (peak minus mean over scenes, over their std).
     """
-    traces = scene_traces(dff)
-    sweep = int(dff.attrs["frames_per_presentation"])
+    traces = scene_traces(data) if "presentation" in data.dims else data
+    sweep = int(data.attrs["frames_per_presentation"])
     offsets = traces["frame_offset"].values
     window = (offsets >= 0) & (offsets < RESPONSE_PRESENTATIONS * sweep)
     response = traces.values[:, :, window].mean(axis=2)  # (cell, scene)
@@ -124,27 +230,45 @@ NEAR_MATCH_RECOVERED = 0.9
 TTP_FRAMES_RECOVERED = 1.0
 
 
-def allensdk_agreement(check: pd.DataFrame, frame_rate: float) -> dict:
+def allensdk_agreement(check: pd.DataFrame, frame_rate: float, *, peak_threshold: float | None = None) -> dict:
     """How far our per-cell summaries are from allensdk's on the cells of :func:`compare_with_allensdk`.
+
+    Parameters
+    ----------
+    check : pandas.DataFrame
+        From :func:`compare_with_allensdk`.
+    frame_rate : float
+        Imaging frames per second.
+    peak_threshold : float, optional
+        Peak dF/F (%) below which a cell's time to peak is not compared: a cell that does not respond
+        has a trace of noise, whose maximum can sit on either of two near-equal frames, and the two
+        implementations' last-digit differences pick one or the other. Default: compare every cell.
 
     Returns
     -------
     dict
         ``n_cells``, ``scene_agreement`` (fraction of cells with the same preferred scene),
         ``max_peak_difference`` (percentage points), ``largest_peak`` (%), ``max_time_difference``
-        (s) and ``max_time_difference_frames``.
+        (s) and ``max_time_difference_frames`` over the ``n_timed`` cells at or above
+        ``peak_threshold``, and ``n_weak_other_frame``: how many cells below it peak on another frame.
     """
     if check.empty:
         return {"n_cells": 0, "scene_agreement": np.nan, "max_peak_difference": np.nan,
-                "largest_peak": np.nan, "max_time_difference": np.nan, "max_time_difference_frames": np.nan}
-    time_difference = float(np.abs(check["time_to_peak"] - check["time_to_peak_ns"]).max())
+                "largest_peak": np.nan, "max_time_difference": np.nan, "max_time_difference_frames": np.nan,
+                "n_timed": 0, "n_weak_other_frame": 0, "peak_threshold": peak_threshold}
+    time_difference = np.abs(check["time_to_peak"] - check["time_to_peak_ns"]).to_numpy()
+    timed = (check["peak_dff_ns"] >= peak_threshold).to_numpy() if peak_threshold is not None else np.ones(len(check), bool)
+    largest_time = float(time_difference[timed].max()) if timed.any() else np.nan
     return {
         "n_cells": int(len(check)),
         "scene_agreement": float((check["preferred_scene"] == check["scene_ns"]).mean()),
         "max_peak_difference": float(np.abs(check["peak_dff"] - check["peak_dff_ns"]).max()),
         "largest_peak": float(np.abs(check["peak_dff_ns"]).max()),
-        "max_time_difference": time_difference,
-        "max_time_difference_frames": time_difference * float(frame_rate),
+        "max_time_difference": largest_time,
+        "max_time_difference_frames": largest_time * float(frame_rate),
+        "n_timed": int(timed.sum()),
+        "n_weak_other_frame": int((time_difference[~timed] * float(frame_rate) >= 0.5).sum()),
+        "peak_threshold": peak_threshold,
     }
 
 
@@ -152,7 +276,8 @@ def describe_allensdk_agreement(agreement: dict, *, allensdk_installed: bool = T
     """Whether our summaries agree with allensdk's ``NaturalScenes`` (scene, peak dF/F, time to peak).
 
     Agreement means: the same preferred scene for every cell, peak dF/F within :data:`PEAK_AGREEMENT`
-    of the largest peak, and the time to peak on the same imaging frame (within half a frame). An empty
+    of the largest peak, and the time to peak on the same imaging frame (within half a frame) for every
+    cell at or above the agreement's ``peak_threshold`` (weaker cells that differ are counted apart). An empty
     ``agreement`` says why the check was not run: allensdk is missing, or ``crosscheck=False``.
     """
     from .. import report
@@ -178,16 +303,32 @@ def describe_allensdk_agreement(agreement: dict, *, allensdk_installed: bool = T
         else f"peak dF/F differing by up to {report.format_number(peak)} percentage points "
              f"(the largest peak is {report.format_number(largest)} %)",
     ]
-    if seconds < ROUNDING_S:
-        parts.append("the same time to peak for every cell (the differences are floating-point rounding)")
+    threshold, n_timed = agreement.get("peak_threshold"), agreement.get("n_timed", n)
+    timed = ("every cell" if threshold is None or n_timed == n else
+             f"every one of the {report.plural(n_timed, 'cell')} with a peak dF/F of at least "
+             f"{report.format_number(threshold)} %")
+    if not n_timed:
+        same_frame = True
+        parts.append(f"no cell with a peak dF/F of at least {report.format_number(threshold)} % to compare times to "
+                     "peak on")
+    elif seconds < ROUNDING_S:
+        parts.append(f"the same time to peak for {timed} (the differences are floating-point rounding)")
     elif same_frame:
-        parts.append("the time to peak on the same imaging frame for every cell")
+        parts.append(f"the time to peak on the same imaging frame for {timed}")
     else:
-        parts.append(f"times to peak up to {frames:.0f} imaging frames "
-                     f"({report.format_number(seconds)} s) apart")
+        parts.append(f"times to peak up to {frames:.0f} imaging frames ({report.format_number(seconds)} s) apart "
+                     f"among the {report.plural(n_timed, 'cell')} with a peak dF/F of at least "
+                     f"{report.format_number(threshold)} %" if threshold is not None and n_timed < n else
+                     f"times to peak up to {frames:.0f} imaging frames ({report.format_number(seconds)} s) apart")
     verdict = "agree with" if (same_scene and same_peak and same_frame) else "do not agree everywhere with"
-    return (f"On the {report.plural(n, 'cell')} of that experiment, our summaries {verdict} allensdk's: "
+    text = (f"On the {report.plural(n, 'cell')} of that experiment, our summaries {verdict} allensdk's: "
             f"{report.join_words(parts)}.")
+    weak = agreement.get("n_weak_other_frame", 0)
+    if weak:
+        text += (f" For {weak} of the {n - n_timed} weaker cells allensdk puts the maximum on another frame: the trace "
+                 "of a cell that barely responds can have two near-equal maxima, and the two computations' last "
+                 "digits decide between them.")
+    return text
 
 
 def area_latencies(cells: pd.DataFrame, peak_threshold: float, areas) -> pd.DataFrame:

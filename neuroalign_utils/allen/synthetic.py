@@ -11,14 +11,24 @@ The planted ground truth (each cell's receptive field, gain, latency, responsive
 prefers) is written **beside** the cache, in ``<root>/planted_truth/``, never inside allensdk's files:
 the loaders must not know the data is synthetic.
 
-Model of a cell (all numbers are documented parameters of :data:`AREA_RF` / :func:`make_synthetic_cache`):
+Model of a cell (all numbers are documented parameters of :data:`AREA_RF`, :data:`CLASS_RF` and
+:func:`make_synthetic_cache`):
 
-* Receptive field: an isotropic Gaussian of width ``rf_sigma`` (fraction of the image width) at
-  ``(rf_x, rf_y)`` (fractions of width and height), with polarity +1 (ON) or −1 (OFF). Size grows up
-  the hierarchy (VISp smallest, VISam largest) and is scaled by Cre line (inhibitory ×1.4, layer-5/6
-  lines ×1.2). Cells of one experiment scatter around the field of view's centre.
-* Drive to scene *s*: the polarity times the RF-weighted scene contrast (scene minus the mean scene),
-  z-scored over the 118 scenes; response amplitude ``gain · max(z − 1, 0)`` (rectification), times
+* Receptive field (:func:`planted_rf_maps`), one of two shapes, as mouse V1 and higher visual areas
+  (HVAs) have both: **Gabor-like** (an elongated Gaussian envelope times a grating: orientation,
+  spatial frequency, phase; simple-cell-like fields with ON and OFF subfields, Niell & Stryker 2008)
+  or **blob-like** (a difference of Gaussians: an ON or OFF centre with a weaker, wider surround;
+  single-subfield fields). Every cell draws its own centre, envelope width, elongation, orientation,
+  spatial frequency, phase and polarity (ON +1 / OFF −1), from distributions that depend on the area
+  and the Cre line: fields grow up the hierarchy (VISp smallest, VISam largest) and HVAs' fields of
+  view cover more of the visual field; VISl, VISal, VISrl and VISam prefer lower spatial frequencies
+  than VISp and VISpm (Marshel et al. 2011; Andermann et al. 2011); inhibitory cells (Sst, Vip,
+  Pvalb) have larger, rounder, less orientation-selective fields (mostly blobs, lower spatial
+  frequency; Niell & Stryker 2008; Liu et al. 2009); layer-5/6 lines have larger fields. Each
+  experiment's field of view sits at its own retinotopic position around the area's centre, and its
+  cells scatter around that.
+* Drive to scene *s*: the signed field's dot product with the scene's contrast (scene minus the mean
+  scene), z-scored over the 118 scenes; response amplitude ``gain · max(z − 1, 0)`` (rectification), times
   trial-to-trial log-normal gain noise and a running modulation.
 * The amplitude drives a 250 ms boxcar delayed by an area-specific latency, convolved with a
   GCaMP-like kernel (rise 50 ms; decay 0.4 s for GCaMP6f, 1.0 s for GCaMP6s); white noise is added.
@@ -30,7 +40,15 @@ Disk: the real template stack is 118 × 918 × 1174 uint8 (127 MB) inside every 
 written at ``template_scale`` of that resolution (default 0.125 → 115 × 147), gzip-compressed and chunked
 one scene per chunk. Traces are float32 through HDF5's scale-offset filter (lossy: dF/F kept to 0.001,
 fluorescence to 0.1, far below the noise) and gzip, one cell per chunk; the frame timestamps are stored
-once and hard-linked into every time series. The default cache (24 experiments) takes about 120 MB.
+once and hard-linked into every time series. The default cache (60 experiments, about 2,400 cells)
+takes about 500 MB.
+
+Population: experiments go to the class (excitatory or inhibitory Cre lines) with fewer cells so far,
+so the two classes come out about equal in size, as the paper's balanced selection of 500 + 500
+kernels needs; within a class, experiments cycle through its Table S1 genotypes (in a random order)
+and through :data:`AREA_CYCLE` (every area, then VISp and VISl again: VISp is the most recorded area,
+as in the release). Inhibitory experiments hold half as many cells as excitatory ones, as in the
+release, so there are about twice as many of them.
 """
 
 from __future__ import annotations
@@ -58,16 +76,41 @@ PRESENTATION_S = 0.25
 MANIFEST_VERSION = "1.3"
 SESSION_TYPE = "three_session_B"
 
-#: Per-area planted RF width (fraction of image width), response latency (s) and the field of view's
-#: retinotopic centre (fractions of width, height).
+#: Planted receptive fields and responses per area. ``sigma``: median envelope width (SD across the
+#: grating or of a blob's centre, fraction of the image width), growing up the hierarchy; ``sf``: median
+#: spatial frequency of Gabor-like fields (cycles per image width; VISl, VISal, VISrl and VISam prefer
+#: lower ones than VISp and VISpm); ``gabor``: share of Gabor-like fields among excitatory cells (the
+#: rest are blobs); ``scatter``: SD of RF centres around their field of view's centre (fraction of the
+#: width; an HVA's field of view covers more of the visual field); ``latency``: response latency (s);
+#: ``x, y``: the area's retinotopic centre (fractions of width, height).
 AREA_RF: dict[str, dict[str, float]] = {
-    "VISp": {"sigma": 0.05, "latency": 0.05, "x": 0.50, "y": 0.50},
-    "VISl": {"sigma": 0.07, "latency": 0.07, "x": 0.35, "y": 0.50},
-    "VISal": {"sigma": 0.08, "latency": 0.06, "x": 0.60, "y": 0.40},
-    "VISrl": {"sigma": 0.09, "latency": 0.08, "x": 0.55, "y": 0.65},
-    "VISpm": {"sigma": 0.10, "latency": 0.03, "x": 0.45, "y": 0.35},
-    "VISam": {"sigma": 0.12, "latency": 0.15, "x": 0.50, "y": 0.55},
+    "VISp": {"sigma": 0.05, "sf": 4.5, "gabor": 0.7, "scatter": 0.08, "latency": 0.05, "x": 0.50, "y": 0.50},
+    "VISl": {"sigma": 0.07, "sf": 3.5, "gabor": 0.65, "scatter": 0.10, "latency": 0.07, "x": 0.35, "y": 0.50},
+    "VISal": {"sigma": 0.08, "sf": 2.5, "gabor": 0.55, "scatter": 0.10, "latency": 0.06, "x": 0.60, "y": 0.40},
+    "VISrl": {"sigma": 0.09, "sf": 2.5, "gabor": 0.55, "scatter": 0.11, "latency": 0.08, "x": 0.55, "y": 0.65},
+    "VISpm": {"sigma": 0.10, "sf": 4.5, "gabor": 0.6, "scatter": 0.12, "latency": 0.03, "x": 0.45, "y": 0.35},
+    "VISam": {"sigma": 0.12, "sf": 2.0, "gabor": 0.5, "scatter": 0.12, "latency": 0.15, "x": 0.50, "y": 0.55},
 }
+#: How a Cre line changes its area's fields: ``size`` and ``sf`` multiply the area's ``sigma`` and
+#: ``sf``, ``gabor`` its Gabor share; ``aspect``: median elongation of a Gabor envelope (length along the
+#: bars over ``sigma``); ``surround``: largest surround strength of a blob (relative to the centre).
+#: Inhibitory cells are broader and less selective (Niell & Stryker 2008; Liu et al. 2009); layer-5/6
+#: lines have larger fields.
+CLASS_RF: dict[str, dict[str, float]] = {
+    "excitatory": {"size": 1.0, "sf": 1.0, "gabor": 1.0, "aspect": 1.6, "surround": 0.9},
+    "deep": {"size": 1.2, "sf": 0.85, "gabor": 1.0, "aspect": 1.6, "surround": 0.9},
+    "inhibitory": {"size": 1.4, "sf": 0.75, "gabor": 0.35, "aspect": 1.15, "surround": 0.5},
+}
+#: Spread (SD of the log) of the envelope width and spatial frequency within an area and line.
+SIZE_LOG_SD, SF_LOG_SD = 0.25, 0.25
+#: Largest |centre − 0.5| of an experiment's field of view, and of an RF centre (fractions of width, height).
+FOV_RANGE, RF_RANGE = 0.3, 0.42
+#: Version of the planted-population model; part of the cache's key, so a changed model is never read
+#: from an old cache.
+MODEL_VERSION = 2
+#: Areas of a class's successive experiments: every area once, then VISp and VISl again (the release
+#: records VISp most; Jalil et al. Fig. S1).
+AREA_CYCLE: tuple[str, ...] = ("VISp", "VISl", "VISal", "VISpm", "VISam", "VISrl", "VISp", "VISl", "VISp")
 _DEEP_LINES = ("Rbp4", "Fezf2", "Tlx3", "Ntsr1")
 _DEPTHS = {  # imaging depths (µm) by Cre line, as in the release
     "Cux2": (175, 225, 275),
@@ -89,15 +132,15 @@ _DEVICE = "Nikon A1R-MP multiphoton microscope. CAM2P.1 Please see protocols for
 
 def default_cache_dir(seed: int = 0, **size) -> Path:
     """Folder of the default synthetic cache for these settings (under the neuroalign data folder)."""
-    key = storage.content_key({"seed": seed, **size})
+    key = storage.content_key({"seed": seed, "model_version": MODEL_VERSION, **size})
     return storage.get_data_dir() / "allen_synthetic" / key
 
 
 def make_synthetic_cache(
     root=None,
     *,
-    n_experiments: int = 24,
-    cells_per_experiment: int = 20,
+    n_experiments: int = 60,
+    cells_per_experiment: int = 60,
     n_repeats: int = 50,
     template_scale: float = 0.125,
     responsive_fraction: float = 0.75,
@@ -111,11 +154,13 @@ def make_synthetic_cache(
     root : path, optional
         Folder to write; the allensdk cache is ``<root>/brain_observatory`` and the planted truth
         ``<root>/planted_truth``. Default: :func:`default_cache_dir` of these settings.
-    n_experiments : int, default=24
-        ``three_session_B`` experiments (one mouse and container each). Areas cycle through
-        :data:`metadata.AREAS`; genotypes through Table S1 (so ≥ 22 experiments cover every genotype).
-    cells_per_experiment : int, default=20
-        Mean cells per experiment (inhibitory lines get half, as in the release).
+    n_experiments : int, default=60
+        ``three_session_B`` experiments (one mouse and container each), given to the class with fewer
+        cells so far; within a class, areas cycle through :data:`AREA_CYCLE` and genotypes through
+        Table S1 (≥ 57 experiments cover every genotype). The default gives about 1,200 cells per
+        class: enough for the paper's 10 clusters × 50 kernels per class even when clusters are unequal.
+    cells_per_experiment : int, default=60
+        Mean cells per excitatory experiment; inhibitory ones get half, as in the release.
     n_repeats : int, default=50
         Presentations of each scene; a blank is inserted after about every 100 presentations.
     template_scale : float, default=0.125
@@ -148,14 +193,15 @@ def make_synthetic_cache(
     manifest = root / "brain_observatory" / "manifest.json"
     done = root / "COMPLETE.json"
     if (storage.folder_is_intact(root) and not overwrite
-            and json.loads(done.read_text()) == {"seed": seed, **size}):
+            and json.loads(done.read_text()) == {"seed": seed, "model_version": MODEL_VERSION, **size}):
         return manifest
     if root.exists():
         logger.info("rebuilding %s: its files are incomplete or changed", root)
 
     with storage.atomic_path(root, is_dir=True) as tmp:
         _write_cache(tmp, seed=seed, **size)
-        (tmp / "COMPLETE.json").write_text(json.dumps({"seed": seed, **size}, sort_keys=True))
+        (tmp / "COMPLETE.json").write_text(
+            json.dumps({"seed": seed, "model_version": MODEL_VERSION, **size}, sort_keys=True))
     logger.info("wrote synthetic Allen cache to %s", root)
     return manifest
 
@@ -165,22 +211,31 @@ def make_synthetic_cache(
 
 
 def _experiment_table(n_experiments: int, cells_per_experiment: int, rng) -> pd.DataFrame:
-    abbreviations = list(metadata.GENOTYPES)
-    order = rng.permutation(len(abbreviations))
+    """Experiments, each given to the class with fewer cells so far (module docstring: Population)."""
+    by_class = {"excitatory": [], "inhibitory": []}
+    for abbreviation, genotype in metadata.GENOTYPES.items():
+        by_class[metadata.cell_class(metadata.cre_full_name(genotype))].append(abbreviation)
+    order = {c: [names[i] for i in rng.permutation(len(names))] for c, names in by_class.items()}
+    n_cells_so_far = {"excitatory": 0, "inhibitory": 0}
+    n_experiments_so_far = {"excitatory": 0, "inhibitory": 0}
     rows = []
     for i in range(n_experiments):
-        abbreviation = abbreviations[order[i % len(abbreviations)]]
+        cell_class = "inhibitory" if n_cells_so_far["inhibitory"] < n_cells_so_far["excitatory"] else "excitatory"
+        k = n_experiments_so_far[cell_class]
+        abbreviation = order[cell_class][k % len(order[cell_class])]
         genotype = metadata.GENOTYPES[abbreviation]
         cre = metadata.cre_full_name(genotype)
         short = metadata.cre_short_name(cre)
-        mean_cells = cells_per_experiment / 2 if short in metadata.INHIBITORY_CRE else cells_per_experiment
+        mean_cells = cells_per_experiment / 2 if cell_class == "inhibitory" else cells_per_experiment
         n_cells = int(np.clip(rng.poisson(mean_cells), max(2, mean_cells // 2), 2 * mean_cells))
+        n_cells_so_far[cell_class] += n_cells
+        n_experiments_so_far[cell_class] += 1
         rows.append(
             {
                 "experiment_id": 500_000_000 + 1000 * i + int(rng.integers(1000)),
                 "experiment_container_id": 600_000_000 + 1000 * i + int(rng.integers(1000)),
                 "specimen_id": 700_000_000 + 1000 * i,
-                "area": metadata.AREAS[i % len(metadata.AREAS)],
+                "area": AREA_CYCLE[k % len(AREA_CYCLE)],
                 "genotype": genotype,
                 "genotype_abbreviation": abbreviation,
                 "cre_line": cre,
@@ -197,25 +252,40 @@ def _experiment_table(n_experiments: int, cells_per_experiment: int, rng) -> pd.
     return pd.DataFrame(rows)
 
 
+def _line_rf(cre: str) -> dict[str, float]:
+    if cre in metadata.INHIBITORY_CRE:
+        return CLASS_RF["inhibitory"]
+    return CLASS_RF["deep"] if cre in _DEEP_LINES else CLASS_RF["excitatory"]
+
+
 def _cell_table(experiments: pd.DataFrame, responsive_fraction: float, rng) -> pd.DataFrame:
     rows = []
     cell_id = 517_000_000
     for exp in experiments.itertuples():
-        area = AREA_RF[exp.area]
-        scale = 1.4 if exp.cre in metadata.INHIBITORY_CRE else 1.2 if exp.cre in _DEEP_LINES else 1.0
-        fov_x = area["x"] + rng.normal(0, 0.05)
-        fov_y = area["y"] + rng.normal(0, 0.05)
+        area, line = AREA_RF[exp.area], _line_rf(exp.cre)
+        fov_x = np.clip(area["x"] + rng.normal(0, 0.1), 0.5 - FOV_RANGE, 0.5 + FOV_RANGE)
+        fov_y = np.clip(area["y"] + rng.normal(0, 0.1), 0.5 - FOV_RANGE, 0.5 + FOV_RANGE)
         for _ in range(exp.n_cells):
             cell_id += int(rng.integers(1, 50))
             responsive = bool(rng.random() < responsive_fraction)
+            gabor = bool(rng.random() < area["gabor"] * line["gabor"])
             rows.append(
                 {
                     "cell_specimen_id": cell_id,
                     "experiment_id": exp.experiment_id,
-                    "rf_x": float(np.clip(fov_x + rng.normal(0, 0.06), 0.1, 0.9)),
-                    "rf_y": float(np.clip(fov_y + rng.normal(0, 0.06), 0.1, 0.9)),
-                    "rf_sigma": float(area["sigma"] * scale * rng.lognormal(0, 0.15)),
-                    "polarity": int(rng.choice([1, -1], p=[0.7, 0.3])),
+                    "rf_shape": "gabor" if gabor else "blob",
+                    "rf_x": float(np.clip(fov_x + rng.normal(0, area["scatter"]), 0.5 - RF_RANGE, 0.5 + RF_RANGE)),
+                    "rf_y": float(np.clip(fov_y + rng.normal(0, area["scatter"]), 0.5 - RF_RANGE, 0.5 + RF_RANGE)),
+                    "rf_sigma": float(area["sigma"] * line["size"] * rng.lognormal(0, SIZE_LOG_SD)),
+                    "polarity": int(rng.choice([1, -1])),
+                    # Gabor-like fields only (NaN for blobs)
+                    "rf_orientation": float(rng.uniform(0, np.pi)) if gabor else np.nan,
+                    "rf_sf": float(area["sf"] * line["sf"] * rng.lognormal(0, SF_LOG_SD)) if gabor else np.nan,
+                    "rf_phase": float(rng.uniform(0, np.pi)) if gabor else np.nan,
+                    "rf_aspect": float(np.clip(line["aspect"] * rng.lognormal(0, 0.2), 1.0, 3.0)) if gabor else np.nan,
+                    # blob-like fields only (NaN for Gabors)
+                    "rf_surround_scale": np.nan if gabor else float(rng.uniform(2.0, 3.0)),
+                    "rf_surround_strength": np.nan if gabor else float(rng.uniform(0.0, line["surround"])),
                     "gain": float(rng.lognormal(np.log(0.3), 0.4)) if responsive else 0.0,
                     "responsive": responsive,
                     "latency_s": float(area["latency"] + abs(rng.normal(0, 0.01))),
@@ -228,13 +298,26 @@ def _cell_table(experiments: pd.DataFrame, responsive_fraction: float, rng) -> p
     return pd.DataFrame(rows)
 
 
+#: Cells per block when planted fields are drawn on a grid (bounds the memory of the temporaries).
+_RF_BLOCK = 256
+
+
 def planted_rf_maps(cells: pd.DataFrame, shape) -> np.ndarray:
-    """The planted receptive fields on a ``(height, width)`` grid, signed, each summing to ±1.
+    """The planted receptive fields on a ``(height, width)`` grid, signed, each of unit Euclidean norm.
+
+    A Gabor-like field (``rf_shape == "gabor"``) at ``(rf_x, rf_y)`` is
+    ``exp(−u²/2σ² − v²/2(aσ)²) · cos(2π f u + φ)``, with ``u`` across the grating (orientation θ =
+    ``rf_orientation``, radians, the direction of the grating's modulation), ``v`` along its bars,
+    σ = ``rf_sigma``, a = ``rf_aspect``, f = ``rf_sf`` (cycles per image width) and φ = ``rf_phase``.
+    A blob-like field is a difference of Gaussians ``G(σ)/ΣG(σ) − s · G(kσ)/ΣG(kσ)`` with
+    k = ``rf_surround_scale`` and s = ``rf_surround_strength``. Distances are in units of the image
+    width; each field is multiplied by ``polarity`` (+1 ON, −1 OFF) and scaled to unit norm (the writer
+    z-scores each cell's drive, so the scale plays no role there).
 
     Parameters
     ----------
     cells : pandas.DataFrame
-        Rows of the planted truth (columns ``rf_x, rf_y, rf_sigma, polarity``).
+        Rows of the planted truth (``planted_truth/cells.parquet``).
     shape : (int, int)
 
     Returns
@@ -242,21 +325,53 @@ def planted_rf_maps(cells: pd.DataFrame, shape) -> np.ndarray:
     numpy.ndarray of shape (n_cells, height, width)
     """
     h, w = shape
-    y = (np.arange(h) + 0.5) / h * (h / w)  # in units of image width
-    x = (np.arange(w) + 0.5) / w
-    cx = cells["rf_x"].to_numpy()[:, None, None]
-    cy = (cells["rf_y"].to_numpy() * h / w)[:, None, None]
-    sigma = cells["rf_sigma"].to_numpy()[:, None, None]
-    g = np.exp(-((x[None, None, :] - cx) ** 2 + (y[None, :, None] - cy) ** 2) / (2 * sigma**2))
-    g /= g.sum(axis=(1, 2), keepdims=True)
-    return g * cells["polarity"].to_numpy()[:, None, None]
+    out = np.empty((len(cells), h, w))
+    for start in range(0, len(cells), _RF_BLOCK):
+        out[start:start + _RF_BLOCK] = _rf_block(cells.iloc[start:start + _RF_BLOCK], h, w)
+    return out
+
+
+def _rf_block(cells: pd.DataFrame, h: int, w: int) -> np.ndarray:
+    def column(part, name):
+        return part[name].to_numpy(dtype=np.float64)[:, None, None]
+
+    def offsets(part):  # distances from each field's centre, in units of the image width
+        y = ((np.arange(h) + 0.5) / w)[None, :, None]
+        x = ((np.arange(w) + 0.5) / w)[None, None, :]
+        return x - column(part, "rf_x"), y - column(part, "rf_y") * h / w
+
+    def gabor(part):
+        dx, dy = offsets(part)
+        theta, sigma = column(part, "rf_orientation"), column(part, "rf_sigma")
+        u = dx * np.cos(theta) + dy * np.sin(theta)  # across the grating
+        v = -dx * np.sin(theta) + dy * np.cos(theta)  # along its bars
+        envelope = np.exp(-(u**2) / (2 * sigma**2) - v**2 / (2 * (column(part, "rf_aspect") * sigma) ** 2))
+        return envelope * np.cos(2 * np.pi * column(part, "rf_sf") * u + column(part, "rf_phase"))
+
+    def blob(part):
+        dx, dy = offsets(part)
+        r2, sigma = dx**2 + dy**2, column(part, "rf_sigma")
+        centre = np.exp(-r2 / (2 * sigma**2))
+        surround = np.exp(-r2 / (2 * (column(part, "rf_surround_scale") * sigma) ** 2))
+        return (centre / centre.sum(axis=(1, 2), keepdims=True)
+                - column(part, "rf_surround_strength") * surround / surround.sum(axis=(1, 2), keepdims=True))
+
+    field = np.empty((len(cells), h, w))
+    is_gabor = (cells["rf_shape"] == "gabor").to_numpy()
+    for rows, draw in ((is_gabor, gabor), (~is_gabor, blob)):
+        if rows.any():
+            field[rows] = draw(cells[rows])
+    field /= np.sqrt((field**2).sum(axis=(1, 2), keepdims=True))
+    return field * column(cells, "polarity")
 
 
 def _scene_amplitudes(cells: pd.DataFrame, scenes: np.ndarray) -> np.ndarray:
     """Mean response amplitude (dF/F) of each cell to each scene, (n_cells, n_scenes)."""
-    contrast = scenes - scenes.mean(axis=0, keepdims=True)
-    rf = planted_rf_maps(cells, scenes.shape[1:])
-    drive = np.einsum("cyx,syx->cs", rf, contrast)
+    contrast = (scenes - scenes.mean(axis=0, keepdims=True)).reshape(len(scenes), -1)
+    drive = np.concatenate([  # block by block: the fields of all cells at the scenes' size would be large
+        planted_rf_maps(block, scenes.shape[1:]).reshape(len(block), -1) @ contrast.T
+        for block in (cells.iloc[start:start + _RF_BLOCK] for start in range(0, len(cells), _RF_BLOCK))
+    ])
     z = (drive - drive.mean(axis=1, keepdims=True)) / (drive.std(axis=1, keepdims=True) + 1e-12)
     return cells["gain"].to_numpy()[:, None] * np.maximum(z - 1.0, 0.0)
 
@@ -312,8 +427,11 @@ def _write_cache(root: Path, *, n_experiments, cells_per_experiment, n_repeats, 
     storage.write_json(
         truth / "README.json",
         {
-            "cells.parquet": "planted receptive field (rf_x, rf_y as fractions of width/height, rf_sigma "
-            "as fraction of width, polarity), gain, responsiveness, latency, preferred scene",
+            "cells.parquet": "planted receptive field (rf_shape gabor or blob; rf_x, rf_y as fractions of "
+            "width/height; rf_sigma as fraction of width; polarity; Gabors: rf_orientation and rf_phase in "
+            "radians, rf_sf in cycles per image width, rf_aspect; blobs: rf_surround_scale, "
+            "rf_surround_strength; formulas in neuroalign_utils.allen.synthetic.planted_rf_maps), gain, "
+            "responsiveness, latency, preferred scene",
             "scene_amplitudes.npy": "(cell, scene) noiseless mean response amplitude (dF/F) in cell order",
             "template_shape": list(template.shape),
         },
@@ -453,11 +571,11 @@ def _write_nwb(path, exp, cells, amplitudes, template, n_repeats, rng) -> np.nda
     amp = amplitudes[:, scenes[shown]] * trial_gain
     amp *= 1 + cells["run_modulation"].to_numpy()[:, None] * run_state[starts[shown]][None, :]
     box = int(round(PRESENTATION_S * FRAME_RATE))
-    for c in range(n_cells):
-        for offset in range(box):
-            np.add.at(drive[c], np.minimum(starts[shown] + lag[c] + offset, n_frames - 1), amp[c])
-    kernel = _calcium_kernel(exp.indicator)
-    dff = fftconvolve(drive, kernel[None, :] / box, axes=1)[:, :n_frames]
+    # an impulse at each onset (plus the cell's lag; the recording runs 4 s past the last onset, so
+    # every index is inside it), then one convolution with the boxcar and the calcium kernel together
+    drive[np.arange(n_cells)[:, None], starts[shown][None, :] + lag[:, None]] = amp
+    one = np.convolve(np.ones(box) / box, _calcium_kernel(exp.indicator))  # response to one presentation
+    dff = fftconvolve(drive, one[None, :], axes=1)[:, :n_frames]
     dff += rng.normal(size=dff.shape) * cells["noise_sd"].to_numpy()[:, None]
 
     f0 = cells["baseline_f"].to_numpy()[:, None]
@@ -467,7 +585,6 @@ def _write_nwb(path, exp, cells, amplitudes, template, n_repeats, rng) -> np.nda
     demixed = fluorescence + r[:, None] * neuropil
 
     # noiseless time to peak of the response to one presentation (relative to onset)
-    one = np.convolve(np.ones(box) / box, kernel)
     peaks = (np.argmax(one) + lag) / FRAME_RATE
 
     P = "processing/brain_observatory_pipeline"

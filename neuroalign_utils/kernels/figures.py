@@ -22,12 +22,13 @@ def _normalised(kernel) -> np.ndarray:
     return kernel / limit if limit > 0 else kernel
 
 
-def _kernel_colour_bar(fig, image, axes) -> None:
+def _kernel_colour_bar(fig, image, axes, label: str = "kernel / max |kernel|") -> None:
     bar = fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02, ticks=[-1, 0, 1])
-    bar.set_label("kernel / max |kernel|")
+    bar.set_label(label)
 
 
-def plot_kernel_gallery(kernels, labels, *, n_cols: int = 6, axes=None):
+def plot_kernel_gallery(kernels, labels, *, n_cols: int = 6, colour_bar_label: str = "kernel / max |kernel|",
+                        axes=None):
     """One panel per kernel, titled with its label, sharing one colour bar.
 
     Parameters
@@ -35,6 +36,8 @@ def plot_kernel_gallery(kernels, labels, *, n_cols: int = 6, axes=None):
     kernels : array-like, shape (n, h, w)
     labels : sequence of str
     n_cols : int, default=6
+    colour_bar_label : str, default="kernel / max |kernel|"
+        What the colour bar measures (each panel is divided by its own largest magnitude).
     """
     import matplotlib.pyplot as plt
 
@@ -52,7 +55,7 @@ def plot_kernel_gallery(kernels, labels, *, n_cols: int = 6, axes=None):
         ax.set_title(label)
     fig = axes.flat[0].figure
     if image is not None:
-        _kernel_colour_bar(fig, image, axes)
+        _kernel_colour_bar(fig, image, axes, colour_bar_label)
     return fig
 
 
@@ -137,3 +140,45 @@ def plot_selection(selection: pd.DataFrame, *, area_order, axes=None):
     fig.legend(handles=handles, loc="lower center", ncol=len(areas), frameon=False, title="area (right-hand panels)")
     fig.tight_layout(rect=(0, 0.09, 1, 1))
     return fig
+
+
+def plot_diversity(diversity: dict, *, axes=None):
+    """How alike the kernels are: pairwise |r| among all and among the selected kernels, and the selection's
+    mean |r| against random picks of the same size.
+
+    Parameters
+    ----------
+    diversity : dict
+        From :func:`neuroalign_utils.kernels.selection.selection_diversity`.
+
+    Left: the distribution (density) of |r| over all pairs of kernels (grey) and over the pairs of
+    selected kernels (line), with their means (dashed). Right: the mean |r| of each random pick
+    per class (grey histogram), of each pick per cluster when present (outlined histogram), of the
+    selection (solid line) and of all kernels (dotted line).
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=style.book_size(3.4), layout="constrained")
+    selected_colour, = style.category_colours(1)
+    bins = np.linspace(0, 1, 41)
+    ax = axes[0]
+    ax.hist(diversity["abs_r_all"], bins=bins, density=True, color="0.75", label=f"all {diversity['n_all']:,} kernels")
+    ax.hist(diversity["abs_r_selected"], bins=bins, density=True, histtype="step", lw=1.6, color=selected_colour,
+            label=f"{diversity['n_selected']:,} selected")
+    ax.axvline(diversity["all"], color="0.4", ls="--", lw=1)
+    ax.axvline(diversity["selected"], color=selected_colour, ls="--", lw=1)
+    ax.set(xlabel="|r| between two kernels", ylabel="density", xlim=(0, 1), title="Pairs of kernels")
+    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+    ax = axes[1]
+    within = diversity.get("random_within_clusters")
+    values = np.concatenate([diversity["random"], within if within is not None else [], [diversity["selected"]]])
+    bins = np.linspace(values.min(), values.max(), 31)
+    ax.hist(diversity["random"], bins=bins, color="0.75", label="random, per class")
+    if within is not None:
+        ax.hist(within, bins=bins, histtype="step", color="k", lw=1, label="random, per cluster")
+    ax.axvline(diversity["selected"], color=selected_colour, lw=1.6, label="selection")
+    ax.axvline(diversity["all"], color="k", ls=":", lw=1.2, label="all kernels")
+    ax.set(xlabel="mean pairwise |r|", ylabel="picks", title="Mean |r| of a pick")
+    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+    return axes[0].figure

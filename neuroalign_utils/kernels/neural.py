@@ -63,7 +63,9 @@ def scene_responses(
     Parameters
     ----------
     dff : xarray.DataArray
-        ``(cell, presentation, time)`` from :func:`neuroalign_utils.allen.loading.load_responses`.
+        ``(cell, presentation, time)`` from :func:`neuroalign_utils.allen.loading.load_responses`, or
+        its scene traces ``(cell, scene, time)`` from :func:`neuroalign_utils.allen.responses.scene_traces`
+        (the Allen chapter saves them as ``scene_traces.nc``), which spares a pass over the files.
     window : (float, float), default=(0.0, 0.5)
         Response window ``[start, end)`` in seconds from onset (non-time-resolved variant).
     time_resolved : bool, default=False
@@ -94,7 +96,8 @@ def scene_responses(
         raise ValueError(f"'window' / bins starting at {empty} s hold no sample of the time axis "
                          f"({time.min():.3f}–{time.max():.3f} s).")
     # averaging over trials then over time equals averaging each trial's window then over trials
-    traces = scene_traces(dff)  # (cell, scene, time), trial-averaged; one pass over the data
+    # (cell, scene, time), trial-averaged: one pass over the data, unless they are what was passed
+    traces = scene_traces(dff) if "presentation" in dff.dims else dff
     binned = np.stack([traces.values[:, :, m].mean(axis=2) for m in masks], axis=-1)
     out = traces.isel(time=0, drop=True).expand_dims(time_bin=starts, axis=-1).copy(data=binned)
     out = out.drop_vars([c for c in ("frame_offset",) if c in out.coords])
@@ -117,7 +120,8 @@ def neural_kernels(
     Parameters
     ----------
     dff : xarray.DataArray
-        ``(cell, presentation, time)`` tidy dF/F (NumPy- or dask-backed, one chunk per experiment).
+        ``(cell, presentation, time)`` tidy dF/F (NumPy- or dask-backed, one chunk per experiment), or
+        its scene traces ``(cell, scene, time)`` (see :func:`scene_responses`).
     scenes : xarray.DataArray
         ``(scene, y, x)`` scene templates in [0, 1] (:func:`neuroalign_utils.allen.loading.load_scene_templates`).
     size : int or (int, int), default=(24, 32)
@@ -266,7 +270,7 @@ def rf_recovery(kernels: xr.DataArray, planted_cells: pd.DataFrame, amplitudes: 
     Returns
     -------
     pandas.DataFrame
-        One row per kernel: ``cell_specimen_id, area, cre, cell_class, responsive, rf_sigma,
+        One row per kernel: ``cell_specimen_id, area, cre, cell_class, responsive, rf_shape, rf_sigma,
         r_planted_rf, r_best_kernel``. The best kernel is N = Tᵀ·FS computed from the planted,
         noise-free amplitudes.
     """
@@ -286,10 +290,48 @@ def rf_recovery(kernels: xr.DataArray, planted_cells: pd.DataFrame, amplitudes: 
         "cre": kernels["cre"].values,
         "cell_class": kernels["cell_class"].values,
         "responsive": planted["responsive"].to_numpy(),
+        "rf_shape": planted["rf_shape"].to_numpy(),
         "rf_sigma": planted["rf_sigma"].to_numpy(),
         "r_planted_rf": r_rf,
         "r_best_kernel": planted_rf_correlation(kernels, best),
     })
+
+
+def typical_recoveries(recovery: pd.DataFrame, order) -> pd.Series:
+    """Per group of ``order`` (areas), the responsive cell whose r with its planted RF is nearest the
+    group's median: an example of typical recovery, not the best one.
+
+    Returns
+    -------
+    pandas.Series
+        Group → row position in ``recovery`` (and in the kernels it was computed from).
+    """
+    responsive = recovery[recovery["responsive"]].reset_index().rename(columns={"index": "position"})
+    picks = {}
+    for group in order:
+        part = responsive[responsive["area"] == group]
+        if len(part):
+            gap = (part["r_planted_rf"] - part["r_planted_rf"].median()).abs()
+            picks[group] = int(part.loc[gap.idxmin(), "position"])
+    return pd.Series(picks, dtype=int)
+
+
+def centroid_kernels(selection: pd.DataFrame) -> pd.Series:
+    """For each class and K-means cluster, the kernel nearest the centroid (the first one the selection keeps).
+
+    Returns
+    -------
+    pandas.Series
+        ``"<class> <cluster + 1>"`` → row position in ``selection``, classes in order, clusters by size
+        (largest first).
+    """
+    picks = {}
+    clustered = selection[selection["cluster"] >= 0]
+    for cell_class, part in clustered.groupby("cell_class", sort=True):
+        for rank, cluster in enumerate(part["cluster"].value_counts().index):
+            members = part[part["cluster"] == cluster]
+            picks[f"{cell_class[:3]}. {rank + 1}"] = int(selection.index.get_loc(members["distance_to_centroid"].idxmin()))
+    return pd.Series(picks, dtype=int)
 
 
 def describe_rf_recovery(recovery: pd.DataFrame | None) -> str:
@@ -398,6 +440,69 @@ def describe_selection(summary: pd.DataFrame, *, paper_per_class: int = 500) -> 
                      f"selected kernels weigh the {more} class {report.format_number(ratio)} times as much.")
     elif len(selected) < 2:
         text += " Only one class is present, so no balance between classes is possible."
+    return text
+
+
+#: Two-sided level at which the selection's mean |r| counts as below (or above) random selections'.
+DIVERSITY_ALPHA = 0.05
+
+
+def _against_random(value: float, random) -> tuple[str, float, str]:
+    """Where ``value`` falls among random picks' values: ("lower" | "higher" | "within", one-sided p, 95 % range)."""
+    from .. import report
+
+    random = np.asarray(random, dtype=np.float64)
+    p_lower = (1 + int((random <= value).sum())) / (1 + random.size)
+    p_higher = (1 + int((random >= value).sum())) / (1 + random.size)
+    low, high = np.quantile(random, [DIVERSITY_ALPHA / 2, 1 - DIVERSITY_ALPHA / 2])
+    span = report.format_interval(low, high, digits=3)
+    if p_lower < DIVERSITY_ALPHA / 2:
+        return "lower", p_lower, span
+    if p_higher < DIVERSITY_ALPHA / 2:
+        return "higher", p_higher, span
+    return "within", min(p_lower, p_higher), span
+
+
+def describe_diversity(diversity: dict, *, strata_name: str = "class") -> str:
+    """Whether the selected kernels are more diverse than the population, from :func:`~.selection.selection_diversity`.
+
+    The selection is **more diverse** when its mean pairwise |r| is lower than all but
+    ``DIVERSITY_ALPHA / 2`` of the random picks of the same size per ``strata_name`` (a one-sided
+    permutation p below ``DIVERSITY_ALPHA / 2``), **less diverse** when it is higher than all but that
+    share, and otherwise **as diverse as** a blind pick. With picks drawn at random within each
+    cluster (``random_within_clusters``), a second sentence says, by the same rule, whether keeping
+    the kernels nearest each centroid makes the selection more alike, less alike or neither than the
+    balance over clusters alone.
+    """
+    from .. import report
+
+    chosen, everyone = float(diversity["selected"]), float(diversity["all"])
+    place, p, span = _against_random(chosen, diversity["random"])
+    numbers = (f"mean pairwise |r| {report.format_number(chosen, 3)} among the {diversity['n_selected']:,} selected "
+               f"kernels against {report.format_number(everyone, 3)} among all {diversity['n_all']:,}")
+    blind = f"{len(diversity['random']):,} random picks of the same size per {strata_name} (95 % of them from {span})"
+    if place == "lower":
+        text = (f"The selected kernels are more diverse than the population they were picked from: {numbers}, "
+                f"lower than {blind}; {report.format_p(p)}.")
+    elif place == "higher":
+        text = (f"The selected kernels are less diverse than the population they were picked from: {numbers}, "
+                f"higher than {blind}; {report.format_p(p)}.")
+    else:
+        text = f"The selected kernels are no more diverse than a blind pick: {numbers}, within the range of {blind}."
+    within = diversity.get("random_within_clusters")
+    if within is not None:
+        place, p, span = _against_random(chosen, within)
+        picks = (f"Random picks of the same number from each cluster have mean |r| from {span} (95 % of "
+                 f"{len(within):,})")
+        if place == "higher":
+            text += (f" {picks}: keeping the kernels nearest each centroid, the paper's rule, picks kernels close to "
+                     f"each cluster's typical one, which makes the selection more alike than its balance over "
+                     f"clusters alone would ({report.format_p(p)}).")
+        elif place == "lower":
+            text += (f" {picks}: keeping the kernels nearest each centroid makes the selection more diverse than "
+                     f"its balance over clusters alone ({report.format_p(p)}).")
+        else:
+            text += f" {picks}: keeping the kernels nearest each centroid changes nothing against them."
     return text
 
 
