@@ -460,8 +460,8 @@ def plot_twin_group_margins(tables: dict, *, axes=None):
         ax.set(xlabel="trained − random, 1 − RMSE", title=f"by {group}")
     fig = axes[0].figure
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2 if len(labels) > 4 else len(labels), frameon=False)
+    fig.tight_layout(rect=(0, 0.14 if len(labels) > 4 else 0.08, 1, 1))
     return fig
 
 
@@ -532,6 +532,21 @@ def _model_labels(models, model_parameters) -> list:
             for m in models]
 
 
+def _slanted(models) -> bool:
+    """Whether model names are slanted under the axis (many or long ones); the figure then needs more height."""
+    return len(models) > 4 or max((len(str(m)) for m in models), default=0) > 14
+
+
+def _set_model_ticks(ax, models, model_parameters=None) -> None:
+    """Model names (and sizes) under the axis; slanted when there are many or long ones, so they never overlap."""
+    labels = _model_labels(models, model_parameters)
+    if _slanted(models):  # one line per label, slanted
+        ax.set_xticks(range(len(labels)), [label.replace("\n", ", ") for label in labels], rotation=30, ha="right",
+                      rotation_mode="anchor")
+    else:
+        ax.set_xticks(range(len(labels)), labels)
+
+
 def plot_identity(r, score, *, random_state: int = 0, ax=None):
     """1 − RMSE against Pearson r for (up to 5,000 randomly chosen) kernel pairs, with ``1 − √(2(1 − r))``."""
     import matplotlib.pyplot as plt
@@ -559,9 +574,10 @@ def plot_model_levels(models: pd.DataFrame, model_parameters: pd.Series | None =
 
     from .. import style
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=style.book_size(3.4, width=6.0))
     order = list(models.sort_values("parameters").index) if "parameters" in models else list(models.index)
+    if ax is None:
+        _, ax = plt.subplots(figsize=style.book_size(4.4, width=style.BOOK_WIDTH) if _slanted(order)
+                             else style.book_size(3.4, width=6.0))
     x = np.arange(len(order))
     rows = models.loc[order]
     ax.errorbar(x - 0.1, rows["value"], yerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
@@ -570,10 +586,13 @@ def plot_model_levels(models: pd.DataFrame, model_parameters: pd.Series | None =
                 rows["null_ci_high"] - rows["null_value"]], fmt="s", color="0.55", capsize=3,
                 label="phase-randomised null")
     _reference_lines(ax, margin=False)
-    ax.set_xticks(x, _model_labels(order, model_parameters))
+    _set_model_ticks(ax, order, model_parameters)
     ax.set_xlim(-0.6, len(order) - 0.4)
     ax.set(ylabel="mean 1 − RMSE")
-    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if _slanted(order):  # the slanted names need the full width: the legend goes above the panel
+        ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
+    else:
+        ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig = ax.figure
     fig.tight_layout()
     return fig
@@ -594,10 +613,11 @@ def plot_group_margins(table: pd.DataFrame, group: str, model_order, model_param
     from .. import style
 
     groups = sorted(table[group].astype(str).unique())
-    if ax is None:
-        rows = int(np.ceil((len(groups) + 2) / 5)) if len(groups) > 8 else 0
-        _, ax = plt.subplots(figsize=style.book_size(3.4 + 0.28 * rows))
     order = [m for m in model_order if m in set(table["model"])]
+    # many values, or slanted model names that need the full width: the legend goes below, in columns
+    legend_rows = int(np.ceil((len(groups) + 2) / 5)) if len(groups) > 8 or _slanted(order) else 0
+    if ax is None:
+        _, ax = plt.subplots(figsize=style.book_size(3.4 + 0.28 * legend_rows + (0.9 if _slanted(order) else 0.0)))
     styles = category_styles(groups)
     offsets = np.linspace(-0.3, 0.3, len(groups)) if len(groups) > 1 else np.zeros(1)
     for offset, value in zip(offsets, groups):
@@ -607,14 +627,15 @@ def plot_group_margins(table: pd.DataFrame, group: str, model_order, model_param
         ax.plot(x, rows["margin"], color=colour, lw=0.6, alpha=0.6)
         _margin_errorbar(ax, x, rows, fmt=marker, color=colour, ms=4, lw=0.8, label=value)
     _reference_lines(ax, margin=True)
-    ax.set_xticks(range(len(order)), _model_labels(order, model_parameters))
+    _set_model_ticks(ax, order, model_parameters)
     ax.set(ylabel="1 − RMSE above the null")
-    if len(groups) > 8:  # many values: the legend goes below, in columns, so the panel keeps its width
-        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=5, title=group)
+    fig = ax.figure
+    if legend_rows:
+        fig.legend(*ax.get_legend_handles_labels(), frameon=False, loc="lower center", ncol=5, title=group)
+        fig.tight_layout(rect=(0, (0.3 * legend_rows + 0.35) / fig.get_size_inches()[1], 1, 1))
     else:
         ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5), title=group)
-    fig = ax.figure
-    fig.tight_layout()
+        fig.tight_layout()
     return fig
 
 
@@ -625,9 +646,10 @@ def plot_kind_margins(table: pd.DataFrame, model_order, *, ax=None):
 
     from .. import style
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=style.book_size(3.2, width=6.4))
     order = [m for m in model_order if m in set(table["model"])]
+    if ax is None:
+        _, ax = plt.subplots(figsize=style.book_size(4.2, width=style.BOOK_WIDTH) if _slanted(order)
+                             else style.book_size(3.2, width=6.4))
     kinds = [k for k in KIND_LABELS if ((table["kind"] == k[0]) & (table["layer_type"] == k[1])).any()]
     colours = dict(zip(kinds, style.category_colours(len(kinds))))
     offsets = np.linspace(-0.2, 0.2, len(kinds)) if len(kinds) > 1 else np.zeros(1)
@@ -636,10 +658,13 @@ def plot_kind_margins(table: pd.DataFrame, model_order, *, ax=None):
         x = np.arange(len(order)) + offset
         _margin_errorbar(ax, x, rows, fmt="o", color=colours[kind], capsize=3, label=KIND_LABELS[kind])
     _reference_lines(ax, margin=True)
-    ax.set_xticks(range(len(order)), order)
+    _set_model_ticks(ax, order)
     ax.set_xlim(-0.6, len(order) - 0.4)
     ax.set(ylabel="1 − RMSE above the null")
-    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if _slanted(order):  # the slanted names need the full width: the legend goes above the panel
+        ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
+    else:
+        ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig = ax.figure
     fig.tight_layout()
     return fig
@@ -685,8 +710,17 @@ def plot_layer_margins(table: pd.DataFrame, *, axes=None):
                 handles.append(h)
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout(rect=(0, 0.55 / fig.get_size_inches()[1], 1, 1))  # room for the legend's two rows
     return fig
+
+
+def _wrap_name(name: str, width: int = 14) -> str:
+    """A long model name broken after the underscore nearest its middle, for a narrow panel's title."""
+    cuts = [i for i, c in enumerate(name) if c == "_"]
+    if len(name) <= width or not cuts:
+        return name
+    cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
+    return f"{name[:cut + 1]}\n{name[cut + 1:]}"
 
 
 def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernels, labels, *, fig=None):
@@ -718,7 +752,7 @@ def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernel
         ax.imshow(scene, cmap="gray", extent=extent)
         image = ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.6, extent=extent,
                           interpolation="bilinear")
-        ax.set_title(label)
+        ax.set_title("\n".join(_wrap_name(line) for line in label.split("\n")))
         ax.axis("off")
     bar = fig.colorbar(image, cax=fig.add_axes((0.9, 0.6, 0.015, 0.26)))
     bar.set_label("z-score")
@@ -758,7 +792,7 @@ def plot_model_bubbles(table: pd.DataFrame, group: str, model_parameters: pd.Ser
                             color=colour, lw=0.8)
                 ax.scatter(i + offset, row["value"], s=sizes[model], color=colour, marker=marker, alpha=0.6,
                            label=value if i == 0 else None, edgecolor="k", lw=0.3)
-    ax.set_xticks(range(len(models)), models, rotation=20)
+    _set_model_ticks(ax, models)
     ax.set(ylabel="mean 1 − RMSE", title=f"by {group} (grey: phase-randomised null)")
     ax.legend(frameon=False, ncol=2, loc="best", markerscale=0.4)
     return ax
