@@ -210,18 +210,30 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
     axes = np.ravel(axes)
     for ax, ((lens, measure), rows) in zip(axes, groups):
         labels = list(dict.fromkeys(rows["result"]))
+        shared = rows["control"].nunique() == 1 and len(rows) > 1
         for row in rows.itertuples():
-            x_result, x_control = labels.index(row.result), len(labels)
-            labels.append(row.control)
+            x_result = labels.index(row.result)
+            if shared:  # one control for every result (the null): each result's own value beside it, unlabelled
+                x_control = x_result + 0.3
+            else:
+                x_control = len(labels)
+                labels.append(row.control)
             ax.plot([x_result, x_control], [row.value, row.control_value], color="0.8", lw=0.8, zorder=1)
             ax.scatter(x_control, row.control_value, color="0.5", zorder=2)
             ax.scatter(x_result, row.value, color="C0", zorder=3)
-        ax.set_xticks(range(len(labels)), [label.split(" (")[0] for label in labels], rotation=40, ha="right")
-        ax.set_xlim(-0.5, len(labels) - 0.5)
-        ax.set_title(f"{lens.split(' (')[0]}:\n{measure}")
+        ax.set_xticks(range(len(labels)), [_short_result(label) for label in labels], rotation=40, ha="right",
+                      rotation_mode="anchor")
+        ax.set_xlim(-0.5, len(labels) - 0.2 if shared else len(labels) - 0.5)
+        ax.set_title(f"{lens.split(' (')[0]}:\n{measure}" + (f"\n(grey: {rows['control'].iloc[0]})" if shared else ""))
     for ax in axes[len(groups):]:
         ax.set_visible(False)
     return axes
+
+
+def _short_result(label: str) -> str:
+    """A result's tick label: its name without the weights note, a random twin's marked as such."""
+    name = label.split(" (")[0]
+    return f"{name}, random" if label.endswith("(random)") else name
 
 
 def load_alignment_inputs(*, selected_only: bool = True, data_dir: str | os.PathLike | None = None) -> dict:
@@ -508,7 +520,7 @@ def trained_vs_random_table(*, data_dir: str | os.PathLike | None = None) -> pd.
     """
     rows = []
     for chapter in paper_values.CHAPTERS:
-        folder = _results_dir(chapter, data_dir)
+        folder = None if chapter == "synthesis" else _results_dir(chapter, data_dir)  # not this chapter, running
         if folder is None:
             continue
         entries = json.loads((folder / "headline.json").read_text()).get("trained_vs_random") or []

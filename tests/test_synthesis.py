@@ -267,6 +267,7 @@ def test_trained_vs_random_table_gathers_every_lens_and_its_sentence_flips(tmp_p
     _write_trained_vs_random(tmp_path, "artificial_kernels", [
         synthesis.trained_vs_random_entry(lens_ka, "dinov2_s14_saliency", "attention coverage", 0.7, 0.99, -0.29,
                                           -0.31, -0.27)])
+    storage.chapter_results_dir("synthesis", {"seed": 0}, data_dir=tmp_path)  # this chapter, running
     table = synthesis.trained_vs_random_table(data_dir=tmp_path)
     assert list(table["lens"]) == [lens_ka] * 3 + [synthesis.LENS_CHAPTERS["v1t_training"], lens_ft]
     assert list(table["chapter"][:3]) == ["artificial_kernels", "kernel_alignment", "kernel_alignment"]
