@@ -403,16 +403,24 @@ def _rows(table, chapter, measure=None):
 
 
 def describe_kernel_alignment(table: pd.DataFrame) -> str:
-    """The zoo model with the largest margin over its null, whether it clears it, and what it can mean."""
+    """The zoo model with the largest margin over its null, whether it clears it (permutation p below
+    :data:`ALPHA` and at least the kernel-alignment chapter's meaningful size), and what it can mean."""
     rows = _rows(table, "kernel_alignment")
     rows = rows[~rows["result"].str.contains("trained on V1")]
     if not len(rows):
         return f"The kernel-alignment lens has no results (run {run_hint('kernel_alignment')})."
     best = rows.loc[rows["difference"].idxmax()]
-    clears = best["difference"] > 0 and best["p_value"] < ALPHA
+    above = best["difference"] > 0 and best["p_value"] < ALPHA
+    meaningful = alignment.meaningful_margin()  # the size the kernel-alignment chapter asks of a finding
+    if above and best["difference"] >= meaningful:
+        reading = "so it clears the null"
+    elif above:
+        reading = (f"so it is above the null statistically, but by less than the {report.format_number(meaningful)} "
+                   f"that r = {alignment.MEANINGFUL_R:g} above the null would give: negligible in size")
+    else:
+        reading = "so it does not clear the null"
     text = (f"The zoo model with the largest margin over its phase-randomised null is {best['result']}: "
-            f"{report.format_number(best['difference'])} in 1 − RMSE ({best['note']}), so it "
-            f"{'clears' if clears else 'does not clear'} the null.")
+            f"{report.format_number(best['difference'])} in 1 − RMSE ({best['note']}), {reading}.")
     if best["result"].endswith(("(random weights)", "(random)")):
         text += (" Its weights are random, so whatever margin there is comes from the architecture (filter "
                  "sizes, smoothness, how attention spreads over the scenes), not from learning on images.")

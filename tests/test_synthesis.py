@@ -211,7 +211,11 @@ def test_synthesis_sentences_flip_with_the_numbers(tmp_path):
     table = synthesis.lens_table(data_dir=tmp_path)
     ka = synthesis.describe_kernel_alignment(table)
     assert ka.startswith("The zoo model with the largest margin over its phase-randomised null is Mask2Former-T")
-    assert "so it clears the null" in ka and "not from learning on images" in ka
+    # significant, but a margin of 0.02 is worth r ≈ 0.014: negligible, as the kernel-alignment chapter says
+    assert "above the null statistically, but by less than the 0.073" in ka and "not from learning on images" in ka
+    strong = table.copy()
+    strong.loc[strong["result"].str.startswith("Mask2Former-T"), "difference"] = 0.1
+    assert "so it clears the null" in synthesis.describe_kernel_alignment(strong)
     # the same margin with a permutation p above 0.05 does not clear the null
     weak = table.copy()
     weak.loc[weak["chapter"] == "kernel_alignment", "p_value"] = 0.3
