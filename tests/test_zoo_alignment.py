@@ -137,7 +137,13 @@ def test_null_sentence_flips():
     assert "null result" not in sentence and "clear the null by a meaningful margin" in sentence
     assert "control" not in sentence
     unclear = _models(p_real_vs_null=[0.3, 0.6])
-    assert "indistinguishable from the null" in alignment.describe_null(unclear, weights="random")
+    sentence = alignment.describe_null(unclear, weights="random")
+    assert "Mask2Former-T and SAM-B are indistinguishable from the null (margins 0.0032 to 0.0095" in sentence
+    assert "permutation p = 0.30 to p = 0.60" in sentence
+    mixed = _models(p_real_vs_null=[0.0005, 0.6])
+    sentence = alignment.describe_null(mixed, weights="random")
+    assert "Mask2Former-T is above the null statistically but negligible in size (margin 0.0095" in sentence
+    assert "SAM-B is indistinguishable from the null (margin 0.0032" in sentence
 
 
 def test_attention_sentence_and_verdict_flip():

@@ -90,10 +90,13 @@ def test_filter_margins_and_their_sentence_flip():
     assert "patch embedding 14×14 filters are more oriented" in sentence
     assert "and more concentrated in spatial frequency" in sentence
     assert sentence.endswith("In every group, training made the filters both more oriented and more band-limited.")
+    assert tr.describe_filter_margins(good, detail=False) == (
+        "In every group, training made the filters both more oriented and more band-limited.")
     # a broken run: training made them noise and the random twin got the Gabors
     broken = tr.filter_margins(tr.filter_measures(_filters(rng, noise, structured)), n_bootstrap=200)
     sentence = tr.describe_filter_margins(broken)
     assert "are less oriented" in sentence and "In no group did training" in sentence
+    assert tr.describe_filter_margins(broken, detail=False).startswith("In no group did training")
     unclear = tr.filter_margins(tr.filter_measures(_filters(rng, noise, rng.normal(size=(60, 3, 14, 14)))),
                                 n_bootstrap=200)
     assert "neither more nor less oriented" in tr.describe_filter_margins(unclear)

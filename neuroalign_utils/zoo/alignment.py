@@ -460,8 +460,8 @@ def plot_twin_group_margins(tables: dict, *, axes=None):
         ax.set(xlabel="trained − random, 1 − RMSE", title=f"by {group}")
     fig = axes[0].figure
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2 if len(labels) > 4 else len(labels), frameon=False)
-    fig.tight_layout(rect=(0, 0.14 if len(labels) > 4 else 0.08, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)  # two columns stay within the width
+    fig.tight_layout(rect=(0, 0.6 * np.ceil(len(labels) / 2) / 2 / fig.get_size_inches()[1], 1, 1))
     return fig
 
 
@@ -854,6 +854,22 @@ VERDICT_WORDS = {
 }
 
 
+VERDICT_WORDS_PLURAL = {
+    "clears the null": "clear the null",
+    "negligible": "are above the null statistically but negligible in size",
+    "null": "are indistinguishable from the null",
+}
+
+
+def _span(values, fmt=None) -> str:
+    """``"a to b"`` for the smallest and largest of ``values`` as displayed, or one value when they read the same."""
+    from .. import report
+
+    fmt = fmt or report.format_number
+    low, high = fmt(float(np.min(values))), fmt(float(np.max(values)))
+    return low if low == high else f"{low} to {high}"
+
+
 def describe_null(models: pd.DataFrame, *, weights) -> str:
     """The chapter's main result: where the models sit against chance and the null, and whether any
     margin is a finding (significance and size, see :func:`margin_verdict`); with random weights, that
@@ -878,9 +894,17 @@ def describe_null(models: pd.DataFrame, *, weights) -> str:
     text = (f"In mean 1 − RMSE {level}, against {null} for the phase-randomised null and "
             f"{report.format_number(CHANCE, 3)} for unrelated kernels (r = 0).")
     rows = []
-    for model, row in models.iterrows():
-        rows.append(f"{model} {VERDICT_WORDS[row['verdict']]} (margin {report.format_number(row['margin'])}, "
-                    f"worth r = {report.format_number(row['r_margin'])}; permutation {report.format_p(row['p_real_vs_null'])})")
+    for verdict in VERDICT_WORDS:  # models grouped by verdict, so the sentence stays readable with many models
+        group = models[models["verdict"] == verdict]
+        if len(group) == 1:
+            row = group.iloc[0]
+            rows.append(f"{group.index[0]} {VERDICT_WORDS[verdict]} (margin {report.format_number(row['margin'])}, "
+                        f"worth r = {report.format_number(row['r_margin'])}; permutation "
+                        f"{report.format_p(row['p_real_vs_null'])})")
+        elif len(group):
+            rows.append(f"{report.join_words(group.index)} {VERDICT_WORDS_PLURAL[verdict]} (margins "
+                        f"{_span(group['margin'])}, worth r = {_span(group['r_margin'])}; permutation "
+                        f"{_span(group['p_real_vs_null'], report.format_p)})")
     text += " " + "; ".join(rows) + "."
     spread_only = models[(models["margin"] > 0) & (models["r_margin"] <= 0)]
     if len(spread_only):

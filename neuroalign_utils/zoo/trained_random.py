@@ -315,8 +315,10 @@ _MEASURE_WORDS = {  # (higher, lower, indistinguishable) for each measure
 }
 
 
-def describe_filter_margins(margins: pd.DataFrame) -> str:
-    """Whether training made each model's filters oriented and band-limited, group by group, from the intervals."""
+def describe_filter_margins(margins: pd.DataFrame, *, detail: bool = True) -> str:
+    """Whether training made each model's filters oriented and band-limited, group by group, from the intervals.
+
+    With ``detail=False`` only the closing verdict (in how many groups both measures rose), for a summary."""
     from .. import report
 
     if margins.empty:
@@ -343,7 +345,7 @@ def describe_filter_margins(margins: pd.DataFrame) -> str:
     else:
         verdict = (f"Training made the filters both more oriented and more band-limited in "
                    f"{report.format_count(structured, groups)} groups.")
-    return " ".join(sentences + [verdict])
+    return " ".join(sentences + [verdict]) if detail else verdict
 
 
 def describe_coverage_margins(margins: pd.DataFrame) -> str:
