@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -203,10 +204,25 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
     if not groups:
         return None
     if axes is None:
-        ncols = min(3, len(groups))
-        nrows = int(np.ceil(len(groups) / ncols))
+        # a panel with many results (the kernel-alignment models) gets a row of its own, the others three a row
+        rows_of_panels, current = [], []
+        for _, rows in groups:
+            if rows["result"].nunique() > 4:
+                rows_of_panels += [current] if current else []
+                rows_of_panels.append(["wide"])
+                current = []
+            else:
+                current.append("narrow")
+                if len(current) == 3:
+                    rows_of_panels.append(current)
+                    current = []
+        rows_of_panels += [current] if current else []
+        ncols = min(3, max(len(r) for r in rows_of_panels))
         # rotated tick labels reach past the axes: the figure is drawn a little narrower than the column
-        fig, axes = plt.subplots(nrows, ncols, figsize=(style.BOOK_WIDTH - 0.5, 3.0 * nrows), squeeze=False)
+        fig = plt.figure(figsize=(style.BOOK_WIDTH - 0.5, 3.0 * len(rows_of_panels)))
+        grid = fig.add_gridspec(len(rows_of_panels), ncols)
+        axes = [fig.add_subplot(grid[r, :] if kinds == ["wide"] else grid[r, c])
+                for r, kinds in enumerate(rows_of_panels) for c in range(len(kinds))]
     axes = np.ravel(axes)
     for ax, ((lens, measure), rows) in zip(axes, groups):
         labels = list(dict.fromkeys(rows["result"]))
@@ -224,16 +240,20 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
         ax.set_xticks(range(len(labels)), [_short_result(label) for label in labels], rotation=40, ha="right",
                       rotation_mode="anchor")
         ax.set_xlim(-0.5, len(labels) - 0.2 if shared else len(labels) - 0.5)
-        ax.set_title(f"{lens.split(' (')[0]}:\n{measure}" + (f"\n(grey: {rows['control'].iloc[0]})" if shared else ""))
+        title = measure if shared else textwrap.fill(measure, 24)  # a narrow panel's title wraps
+        ax.set_title(f"{lens.split(' (')[0]}:\n{title}" + (f"\n(grey: {rows['control'].iloc[0]})" if shared else ""))
     for ax in axes[len(groups):]:
         ax.set_visible(False)
     return axes
 
 
 def _short_result(label: str) -> str:
-    """A result's tick label: its name without the weights note, a random twin's marked as such."""
+    """A result's tick label: its name without the weights note; a packaged model's build (trained, random) kept."""
     name = label.split(" (")[0]
-    return f"{name}, random" if label.endswith("(random)") else name
+    for weights in ("trained", "random"):  # a packaged model's two builds
+        if label.endswith(f"({weights})"):
+            return f"{name}, {weights}"
+    return name
 
 
 def load_alignment_inputs(*, selected_only: bool = True, data_dir: str | os.PathLike | None = None) -> dict:
@@ -545,9 +565,13 @@ def trained_vs_random_table(*, data_dir: str | os.PathLike | None = None) -> pd.
                 else "this lens's results hold no trained-versus-random comparison")
             rows.append({"chapter": chapter, "lens": lens, "model": "—", "quantity": "—", "trained": np.nan,
                          "random": np.nan, "margin": np.nan, "ci_low": np.nan, "ci_high": np.nan, "note": note})
-    order = {lens: i for i, lens in enumerate(LENS_CHAPTERS.values())}
+    lens_order = {lens: i for i, lens in enumerate(LENS_CHAPTERS.values())}
+    chapter_order = {chapter: i for i, chapter in enumerate(paper_values.CHAPTERS)}
     table = pd.DataFrame(rows, columns=["chapter", *TRAINED_VS_RANDOM_FIELDS, "note"])
-    return table.sort_values("lens", key=lambda lens: lens.map(order), kind="stable").reset_index(drop=True)
+    keys = {"lens": lens_order, "chapter": chapter_order}
+    # a lens's rows by chapter, then by model (each chapter's own order kept within a model)
+    return table.sort_values(["lens", "chapter", "model"], key=lambda column: column.map(keys[column.name])
+                             if column.name in keys else column, kind="stable").reset_index(drop=True)
 
 
 def describe_trained_vs_random(table: pd.DataFrame) -> str:

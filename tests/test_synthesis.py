@@ -275,6 +275,7 @@ def test_trained_vs_random_table_gathers_every_lens_and_its_sentence_flips(tmp_p
     table = synthesis.trained_vs_random_table(data_dir=tmp_path)
     assert list(table["lens"]) == [lens_ka] * 3 + [synthesis.LENS_CHAPTERS["v1t_training"], lens_ft]
     assert list(table["chapter"][:3]) == ["artificial_kernels", "kernel_alignment", "kernel_alignment"]
+    assert list(table["model"][1:3]) == ["dinov2_s14_saliency", "efficientnet_lite0"]  # by model within a chapter
     v1t = table[table["chapter"] == "v1t_training"].iloc[0]
     assert np.isnan(v1t["margin"]) and "no pretrained counterpart" in v1t["note"]
     ft = table[table["chapter"] == "factortopy_encoding"].iloc[0]
