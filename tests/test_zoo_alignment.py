@@ -308,3 +308,24 @@ def test_null_sentence_names_the_random_models_among_trained_ones():
     sentence = alignment.describe_null(models, weights={"Mask2Former-T": "random", "SAM-B": "pretrained"})
     assert "The weights of Mask2Former-T are random" in sentence and "SAM-B are random" not in sentence
     assert "a control" not in alignment.describe_null(models, weights={"Mask2Former-T": "pretrained"})
+
+
+def test_paired_difference_pairs_each_neural_kernel_with_its_own_surrogate(planted):
+    from neuroalign_utils.zoo import alignment
+
+    neural, artificial = planted
+    real = sim.kernel_similarity(neural, artificial)
+    surrogates = neural.copy(data=sim.phase_randomize(neural, n_surrogates=1, random_state=0))
+    null = sim.kernel_similarity(surrogates, artificial)
+    difference = alignment._paired_difference(real, null)  # the same kernels kept: no copies needed
+    np.testing.assert_allclose(difference["one_minus_rmse"].values,
+                               real["one_minus_rmse"].values - null["one_minus_rmse"].values)
+    flat = surrogates.copy()
+    flat[3] = 1.0  # a constant surrogate has no z-score: the engine drops it, and the pair goes with it
+    with pytest.warns(UserWarning, match="Dropped 1 of 40"):
+        null_without = sim.kernel_similarity(flat, artificial)
+    difference = alignment._paired_difference(real, null_without)
+    assert 3 not in difference["neural_index"].values and difference.sizes["neural"] == 39
+    keep = np.flatnonzero(real["neural_index"].values != 3)
+    np.testing.assert_allclose(difference["pearson_r"].values,
+                               real["pearson_r"].values[keep] - null_without["pearson_r"].values)

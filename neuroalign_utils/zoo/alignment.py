@@ -113,12 +113,16 @@ def alignment_summary(
 
 def _paired_difference(similarity: xr.Dataset, null: xr.Dataset) -> xr.Dataset:
     """Real minus null similarity of each neural kernel and its own surrogate, over the kernels both kept."""
-    common = np.intersect1d(similarity["neural_index"].values, null["neural_index"].values)
-    real = similarity.isel(neural=np.flatnonzero(np.isin(similarity["neural_index"].values, common)))
-    chance = null.isel(neural=np.flatnonzero(np.isin(null["neural_index"].values, common)))
+    real_index, null_index = similarity["neural_index"].values, null["neural_index"].values
+    if np.array_equal(real_index, null_index):  # the usual case: no copies of the (neural × artificial) tables
+        real, chance = similarity, null
+    else:
+        common = np.intersect1d(real_index, null_index)
+        real = similarity.isel(neural=np.flatnonzero(np.isin(real_index, common)))
+        chance = null.isel(neural=np.flatnonzero(np.isin(null_index, common)))
     if not np.array_equal(real["artificial_index"].values, chance["artificial_index"].values):
         raise ValueError("The real and null similarity tables hold different artificial kernels.")
-    return real.copy(data={
+    return real.copy(deep=False, data={
         "one_minus_rmse": real["one_minus_rmse"].values - chance["one_minus_rmse"].values,
         "pearson_r": real["pearson_r"].values - chance["pearson_r"].values,
     })
