@@ -292,6 +292,18 @@ def test_twin_levels_and_figures(twins):
     pairs = zk.twin_pairs(artificial["model"].values)
     levels = alignment.twin_levels(result, pairs)
     assert list(levels["kernels"]) == ["all kernels", "attention maps", "convolution weights"]
+    one_kind = artificial.where(artificial["kind"] == "weight", drop=True)
+    single = alignment.alignment_summary(neural, one_kind, {"model": ["model"], "kind": ["model", "kind", "layer_type"]},
+                                         n_bootstrap=10, n_permutations=20)
+    assert list(alignment.twin_levels(single, pairs)["kernels"]) == ["all kernels"]  # its one kind is all kernels
+    overall = alignment.trained_random_margins(single["similarity"], pairs, n_bootstrap=10)
+    by_kind = alignment.trained_random_margins(single["similarity"], pairs, ["kind", "layer_type"], n_bootstrap=10)
+    assert list(alignment.combine_twin_margins(overall, by_kind)["kernels"]) == ["all kernels"]
+    by_kind = alignment.trained_random_margins(result["similarity"], pairs, ["kind", "layer_type"], n_bootstrap=10)
+    combined = alignment.combine_twin_margins(alignment.trained_random_margins(result["similarity"], pairs, n_bootstrap=10),
+                                              by_kind)
+    assert list(combined["kernels"]) == ["all kernels", "attention maps", "convolution weights"]
+    assert "kind" not in combined
     assert (levels["trained"] > levels["trained_null"]).all() and (levels["trained"] > levels["random"]).all()
     fig = alignment.plot_twin_levels(levels)
     assert fig.get_size_inches()[0] <= style.BOOK_WIDTH

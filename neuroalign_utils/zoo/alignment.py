@@ -352,6 +352,26 @@ def describe_trained_vs_random(table: pd.DataFrame, *, over_null: pd.DataFrame |
     return " ".join(sentences)
 
 
+def combine_twin_margins(overall: pd.DataFrame, by_kind: pd.DataFrame) -> pd.DataFrame:
+    """One table of trained − random margins: all kernels, then each kind of kernel of the models that have
+    more than one (a model with one kind would show the same margin twice, from two bootstraps).
+
+    Parameters
+    ----------
+    overall, by_kind : pandas.DataFrame
+        :func:`trained_random_margins` without grouping and by ``["kind", "layer_type"]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of both with a ``kernels`` column (``"all kernels"`` or a :data:`KIND_LABELS` label).
+    """
+    kinds = by_kind.assign(kernels=[KIND_LABELS[k] for k in zip(by_kind["kind"], by_kind["layer_type"])])
+    several = kinds.groupby("model")["kernels"].transform("size") > 1
+    return pd.concat([overall.assign(kernels="all kernels"), kinds[several].drop(columns=["kind", "layer_type"])],
+                     ignore_index=True)
+
+
 def twin_levels(result: dict, pairs: dict) -> pd.DataFrame:
     """Mean 1 − RMSE of each trained model and its random twin, each beside its own phase-randomised null,
     for all their kernels and per kind of kernel.
@@ -367,8 +387,9 @@ def twin_levels(result: dict, pairs: dict) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per trained model and kernel set (``kernels``: ``"all kernels"`` or a :data:`KIND_LABELS`
-        label that both models have): ``model``, ``twin``, ``kernels`` and, for ``trained`` and ``random``,
+        One row per trained model and kernel set (``kernels``: ``"all kernels"`` and, for a model with more
+        than one kind of kernel, each :data:`KIND_LABELS` label that both models have): ``model``, ``twin``,
+        ``kernels`` and, for ``trained`` and ``random``,
         the mean with its interval (``trained``, ``trained_ci_low``, ``trained_ci_high``) and the null's
         (``trained_null``, ``trained_null_ci_low``, ``trained_null_ci_high``), likewise ``random_*``.
     """
@@ -381,7 +402,8 @@ def twin_levels(result: dict, pairs: dict) -> pd.DataFrame:
             sets.append((label, kind_table[(kind_table["kind"] == kind) & (kind_table["layer_type"] == layer_type)]))
     rows = []
     for trained, random in pairs.items():
-        for label, table in sets:
+        n_kinds = 0 if kind_table is None else int((kind_table["model"] == trained).sum())
+        for label, table in sets if n_kinds > 1 else sets[:1]:  # one kind: the same as all kernels
             found = {side: table[table["model"] == model] for side, model in (("trained", trained), ("random", random))}
             if any(f.empty for f in found.values()):
                 continue
