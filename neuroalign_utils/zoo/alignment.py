@@ -364,12 +364,15 @@ def combine_twin_margins(overall: pd.DataFrame, by_kind: pd.DataFrame) -> pd.Dat
     Returns
     -------
     pandas.DataFrame
-        The rows of both with a ``kernels`` column (``"all kernels"`` or a :data:`KIND_LABELS` label).
+        The rows of both with a ``kernels`` column (``"all kernels"`` or a :data:`KIND_LABELS` label), each
+        model's rows together, all kernels first.
     """
     kinds = by_kind.assign(kernels=[KIND_LABELS[k] for k in zip(by_kind["kind"], by_kind["layer_type"])])
     several = kinds.groupby("model")["kernels"].transform("size") > 1
-    return pd.concat([overall.assign(kernels="all kernels"), kinds[several].drop(columns=["kind", "layer_type"])],
-                     ignore_index=True)
+    table = pd.concat([overall.assign(kernels="all kernels"), kinds[several].drop(columns=["kind", "layer_type"])],
+                      ignore_index=True)
+    order = {model: i for i, model in enumerate(pd.unique(overall["model"]))}  # each model's rows together
+    return table.sort_values("model", key=lambda m: m.map(order), kind="stable").reset_index(drop=True)
 
 
 def twin_levels(result: dict, pairs: dict) -> pd.DataFrame:
