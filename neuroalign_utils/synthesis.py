@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -75,12 +76,20 @@ def kernel_alignment_rows(folder: Path) -> list[dict]:
 
 
 def alignment_rows(ranking: pd.DataFrame, weights: str) -> list[dict]:
-    """Lens-table rows from a per-model table of mean 1 − RMSE, null and permutation p."""
+    """Lens-table rows from a per-model table of mean 1 − RMSE, null and permutation p.
+
+    ``weights`` is that of the paper's zoo models; a packaged model's label already says whether it is the
+    trained build or its random twin, and the V1T's kernels come from a core trained on V1."""
+    from .zoo.kernels import WEIGHT_LABELS
+
     rows = []
     for row in ranking.itertuples():
-        # the V1T's kernels come from a core trained on V1; the zoo's from ``weights``
-        origin = "trained on V1" if str(row.model).lower().startswith("v1t") else f"{weights} weights"
-        rows.append(_row("mean 1 − RMSE", f"{row.model} ({origin})", row.value, "phase-randomised null",
+        model = str(row.model)
+        if model.endswith(tuple(f" ({label})" for label in WEIGHT_LABELS.values())):
+            result = model
+        else:
+            result = f"{model} ({'trained on V1' if model.lower().startswith('v1t') else f'{weights} weights'})"
+        rows.append(_row("mean 1 − RMSE", result, row.value, "phase-randomised null",
                          row.null_value, f"permutation {report.format_p(row.p_real_vs_null)}", row.p_real_vs_null))
     return rows
 
@@ -195,25 +204,56 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
     if not groups:
         return None
     if axes is None:
-        ncols = min(3, len(groups))
-        nrows = int(np.ceil(len(groups) / ncols))
+        # a panel with many results (the kernel-alignment models) gets a row of its own, the others three a row
+        rows_of_panels, current = [], []
+        for _, rows in groups:
+            if rows["result"].nunique() > 4:
+                rows_of_panels += [current] if current else []
+                rows_of_panels.append(["wide"])
+                current = []
+            else:
+                current.append("narrow")
+                if len(current) == 3:
+                    rows_of_panels.append(current)
+                    current = []
+        rows_of_panels += [current] if current else []
+        ncols = min(3, max(len(r) for r in rows_of_panels))
         # rotated tick labels reach past the axes: the figure is drawn a little narrower than the column
-        fig, axes = plt.subplots(nrows, ncols, figsize=(style.BOOK_WIDTH - 0.5, 3.0 * nrows), squeeze=False)
+        fig = plt.figure(figsize=(style.BOOK_WIDTH - 0.5, 3.0 * len(rows_of_panels)))
+        grid = fig.add_gridspec(len(rows_of_panels), ncols)
+        axes = [fig.add_subplot(grid[r, :] if kinds == ["wide"] else grid[r, c])
+                for r, kinds in enumerate(rows_of_panels) for c in range(len(kinds))]
     axes = np.ravel(axes)
     for ax, ((lens, measure), rows) in zip(axes, groups):
         labels = list(dict.fromkeys(rows["result"]))
+        shared = rows["control"].nunique() == 1 and len(rows) > 1
         for row in rows.itertuples():
-            x_result, x_control = labels.index(row.result), len(labels)
-            labels.append(row.control)
+            x_result = labels.index(row.result)
+            if shared:  # one control for every result (the null): each result's own value beside it, unlabelled
+                x_control = x_result + 0.3
+            else:
+                x_control = len(labels)
+                labels.append(row.control)
             ax.plot([x_result, x_control], [row.value, row.control_value], color="0.8", lw=0.8, zorder=1)
             ax.scatter(x_control, row.control_value, color="0.5", zorder=2)
             ax.scatter(x_result, row.value, color="C0", zorder=3)
-        ax.set_xticks(range(len(labels)), [label.split(" (")[0] for label in labels], rotation=40, ha="right")
-        ax.set_xlim(-0.5, len(labels) - 0.5)
-        ax.set_title(f"{lens.split(' (')[0]}:\n{measure}")
+        ax.set_xticks(range(len(labels)), [_short_result(label) for label in labels], rotation=40, ha="right",
+                      rotation_mode="anchor")
+        ax.set_xlim(-0.5, len(labels) - 0.2 if shared else len(labels) - 0.5)
+        title = measure if shared else textwrap.fill(measure, 24)  # a narrow panel's title wraps
+        ax.set_title(f"{lens.split(' (')[0]}:\n{title}" + (f"\n(grey: {rows['control'].iloc[0]})" if shared else ""))
     for ax in axes[len(groups):]:
         ax.set_visible(False)
     return axes
+
+
+def _short_result(label: str) -> str:
+    """A result's tick label: its name without the weights note; a packaged model's build (trained, random) kept."""
+    name = label.split(" (")[0]
+    for weights in ("trained", "random"):  # a packaged model's two builds
+        if label.endswith(f"({weights})"):
+            return f"{name}, {weights}"
+    return name
 
 
 def load_alignment_inputs(*, selected_only: bool = True, data_dir: str | os.PathLike | None = None) -> dict:
@@ -243,8 +283,7 @@ def load_alignment_inputs(*, selected_only: bool = True, data_dir: str | os.Path
     if selected_only and "selected" in neural.coords:
         neural = neural.where(neural["selected"] == 1, drop=True)
     artificial = xr.open_dataarray(folders["artificial_kernels"] / "kernels.nc", engine="h5netcdf").load()
-    zoo_table = pd.read_parquet(folders["artificial_kernels"] / "zoo_table.parquet").set_index("model")
-    parameters = zoo_table.loc[pd.unique(artificial["model"].values), "n_parameters"].astype(float)
+    parameters = pd.read_parquet(folders["artificial_kernels"] / "model_parameters.parquet")["n_parameters"]
     v1t_files = sorted(folders["v1t_analysis"].glob("kernels_*.nc")) if folders["v1t_analysis"] else []
     if folders["v1t_analysis"] is not None and not v1t_files:
         missing.append("v1t_analysis")
@@ -384,17 +423,25 @@ def _rows(table, chapter, measure=None):
 
 
 def describe_kernel_alignment(table: pd.DataFrame) -> str:
-    """The zoo model with the largest margin over its null, whether it clears it, and what it can mean."""
+    """The zoo model with the largest margin over its null, whether it clears it (permutation p below
+    :data:`ALPHA` and at least the kernel-alignment chapter's meaningful size), and what it can mean."""
     rows = _rows(table, "kernel_alignment")
     rows = rows[~rows["result"].str.contains("trained on V1")]
     if not len(rows):
         return f"The kernel-alignment lens has no results (run {run_hint('kernel_alignment')})."
     best = rows.loc[rows["difference"].idxmax()]
-    clears = best["difference"] > 0 and best["p_value"] < ALPHA
+    above = best["difference"] > 0 and best["p_value"] < ALPHA
+    meaningful = alignment.meaningful_margin()  # the size the kernel-alignment chapter asks of a finding
+    if above and best["difference"] >= meaningful:
+        reading = "so it clears the null"
+    elif above:
+        reading = (f"so it is above the null statistically, but by less than the {report.format_number(meaningful)} "
+                   f"that r = {alignment.MEANINGFUL_R:g} above the null would give: negligible in size")
+    else:
+        reading = "so it does not clear the null"
     text = (f"The zoo model with the largest margin over its phase-randomised null is {best['result']}: "
-            f"{report.format_number(best['difference'])} in 1 − RMSE ({best['note']}), so it "
-            f"{'clears' if clears else 'does not clear'} the null.")
-    if "random weights" in best["result"]:
+            f"{report.format_number(best['difference'])} in 1 − RMSE ({best['note']}), {reading}.")
+    if best["result"].endswith(("(random weights)", "(random)")):
         text += (" Its weights are random, so whatever margin there is comes from the architecture (filter "
                  "sizes, smoothness, how attention spreads over the scenes), not from learning on images.")
     if abs(best["difference"]) < 0.01:
@@ -467,6 +514,87 @@ def _chance_counts(table: pd.DataFrame) -> tuple[int, int]:
     chance = table[table["control"].isin(CHANCE_CONTROLS) & table["value"].notna()]
     cleared = (chance["difference"] > 0) & ~(chance["p_value"] >= ALPHA)  # NaN p: no test to pass
     return int(cleared.sum()), len(chance)
+
+
+# --------------------------------------------------------------------------------------------------
+# trained against random, by lens
+
+#: The fields of one trained-versus-random comparison, as chapters write them under the key
+#: ``trained_vs_random`` of their ``headline.json``.
+TRAINED_VS_RANDOM_FIELDS = ("lens", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high")
+
+#: What a lens without trained-versus-random entries has instead (the V1T lens trains its models from scratch).
+NO_PRETRAINED_COUNTERPART = {
+    LENS_CHAPTERS["v1t_training"]: "trained from scratch on the data; no pretrained counterpart to compare",
+}
+
+
+def trained_vs_random_entry(lens: str, model: str, quantity: str, trained, random, margin, ci_low, ci_high) -> dict:
+    """One trained-versus-random comparison as a chapter stores it (floats, the fields of
+    :data:`TRAINED_VS_RANDOM_FIELDS`); ``margin`` is trained − random with its 95 % interval."""
+    return {"lens": str(lens), "model": str(model), "quantity": str(quantity), "trained": float(trained),
+            "random": float(random), "margin": float(margin), "ci_low": float(ci_low), "ci_high": float(ci_high)}
+
+
+def trained_vs_random_table(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Every chapter's trained-versus-random comparisons, read from the ``trained_vs_random`` key of its
+    last complete run's ``headline.json``, in book order, with a row for each lens that has none.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``chapter`` and :data:`TRAINED_VS_RANDOM_FIELDS`, plus ``note``: for a lens without
+        comparisons, why (:data:`NO_PRETRAINED_COUNTERPART`) or which chapter to run; its numbers are NaN.
+    """
+    rows = []
+    for chapter in paper_values.CHAPTERS:
+        folder = None if chapter == "synthesis" else _results_dir(chapter, data_dir)  # not this chapter, running
+        if folder is None:
+            continue
+        entries = json.loads((folder / "headline.json").read_text()).get("trained_vs_random") or []
+        for entry in entries:
+            missing = [f for f in TRAINED_VS_RANDOM_FIELDS if f not in entry]
+            if missing:
+                raise ValueError(f"A trained_vs_random entry of the '{chapter}' results lacks {missing}: {entry}.")
+            rows.append({"chapter": chapter, **{f: entry[f] for f in TRAINED_VS_RANDOM_FIELDS}, "note": ""})
+    found = {row["lens"] for row in rows}
+    for chapter, lens in LENS_CHAPTERS.items():
+        if lens not in found:
+            note = NO_PRETRAINED_COUNTERPART.get(lens) or (
+                f"no comparison found: run {run_hint(chapter)}" if _results_dir(chapter, data_dir) is None
+                else "this lens's results hold no trained-versus-random comparison")
+            rows.append({"chapter": chapter, "lens": lens, "model": "—", "quantity": "—", "trained": np.nan,
+                         "random": np.nan, "margin": np.nan, "ci_low": np.nan, "ci_high": np.nan, "note": note})
+    lens_order = {lens: i for i, lens in enumerate(LENS_CHAPTERS.values())}
+    chapter_order = {chapter: i for i, chapter in enumerate(paper_values.CHAPTERS)}
+    table = pd.DataFrame(rows, columns=["chapter", *TRAINED_VS_RANDOM_FIELDS, "note"])
+    keys = {"lens": lens_order, "chapter": chapter_order}
+    # a lens's rows by chapter, then by model (each chapter's own order kept within a model)
+    return table.sort_values(["lens", "chapter", "model"], key=lambda column: column.map(keys[column.name])
+                             if column.name in keys else column, kind="stable").reset_index(drop=True)
+
+
+def describe_trained_vs_random(table: pd.DataFrame) -> str:
+    """Per lens, how many trained − random margins lie above 0, below 0, or have an interval that spans 0."""
+    texts = []
+    for lens, rows in table.groupby("lens", sort=False):
+        measured = rows.dropna(subset=["margin"])
+        name = lens.split(" (")[0]
+        if measured.empty:
+            texts.append(f"{name}: {rows['note'].iloc[0]}.")
+            continue
+        above = int((measured["ci_low"] > 0).sum())
+        below = int((measured["ci_high"] < 0).sum())
+        n = len(measured)
+        if above == n:
+            reading = "every trained model differs from its random twin upwards"
+        elif below == n:
+            reading = "every trained model sits below its random twin"
+        else:
+            reading = (f"{report.format_count(above, n)} margins lie above 0, {report.format_count(below, n)} below, "
+                       f"and {report.format_count(n - above - below, n)} have a 95 % interval that spans 0")
+        texts.append(f"{name}: {reading} ({report.plural(n, 'comparison')} of {report.join_words(pd.unique(measured['model']))}).")
+    return " ".join(texts)
 
 
 def paper_comparisons(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:

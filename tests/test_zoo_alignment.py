@@ -137,7 +137,13 @@ def test_null_sentence_flips():
     assert "null result" not in sentence and "clear the null by a meaningful margin" in sentence
     assert "control" not in sentence
     unclear = _models(p_real_vs_null=[0.3, 0.6])
-    assert "indistinguishable from the null" in alignment.describe_null(unclear, weights="random")
+    sentence = alignment.describe_null(unclear, weights="random")
+    assert "Mask2Former-T and SAM-B are indistinguishable from the null (margins 0.0032 to 0.0095" in sentence
+    assert "permutation p = 0.30 to p = 0.60" in sentence
+    mixed = _models(p_real_vs_null=[0.0005, 0.6])
+    sentence = alignment.describe_null(mixed, weights="random")
+    assert "Mask2Former-T is above the null statistically but negligible in size (margin 0.0095" in sentence
+    assert "SAM-B is indistinguishable from the null (margin 0.0032" in sentence
 
 
 def test_attention_sentence_and_verdict_flip():
@@ -198,3 +204,140 @@ def test_figures_fit_the_book(planted):
         assert fig.get_size_inches()[0] <= style.BOOK_WIDTH
     styles = alignment.category_styles([f"g{i}" for i in range(22)])
     assert len(set(styles.values())) == 22  # 22 genotypes: colour and marker pairs never repeat
+
+
+@pytest.fixture(scope="module")
+def twins():
+    """Neural kernels, a 'trained' model whose kernels are noisy copies of them and a 'random' twin of noise,
+    with two areas and two kinds of kernel."""
+    rng = np.random.default_rng(11)
+    rfs = _gaussian_rfs(rng, 40)
+    neural = xr.DataArray(rfs + 0.05 * rng.normal(size=rfs.shape), dims=("kernel", "y", "x"),
+                          coords={"area": ("kernel", np.repeat(["VISp", "VISl"], 20))})
+
+    def kernels(values, label):
+        n = len(values)
+        return xr.DataArray(values, dims=("kernel", "y", "x"), coords={
+            "model": ("kernel", [label] * n), "kind": ("kernel", np.repeat(["attention_map", "weight"], n // 2)),
+            "layer_type": ("kernel", np.repeat(["attention", "convolution"], n // 2))})
+
+    trained = kernels(rfs + 0.3 * rng.normal(size=rfs.shape), "efficientnet_lite0 (trained)")
+    random = kernels(rng.normal(size=rfs.shape), "efficientnet_lite0 (random)")
+    return neural, xr.concat([trained, random], dim="kernel")
+
+
+def test_trained_random_margins_recover_a_planted_effect_of_training(twins):
+    from neuroalign_utils.zoo import alignment
+    from neuroalign_utils.zoo import kernels as zk
+
+    neural, artificial = twins
+    similarity = sim.kernel_similarity(neural, artificial)
+    pairs = zk.twin_pairs(artificial["model"].values)
+    table = alignment.trained_random_margins(similarity, pairs, n_bootstrap=300)
+    row = table.iloc[0]
+    assert (row["model"], row["twin"]) == ("efficientnet_lite0 (trained)", "efficientnet_lite0 (random)")
+    assert row["margin"] == pytest.approx(row["trained"] - row["random"])
+    assert row["ci_low"] > 0.05 and row["r_margin"] > alignment.MEANINGFUL_R and row["n_trained"] == row["n_random"] == 40
+    assert alignment.twin_verdict(row["ci_low"], row["ci_high"], row["r_margin"]) == "better"
+    by = alignment.trained_random_margins(similarity, pairs, ["area", "kind"], n_bootstrap=50)
+    assert len(by) == 4 and set(by["area"]) == {"VISp", "VISl"} and (by["n_neural"] == 20).all()
+    # the mean of the per-area margins is the overall margin (equal areas, equal kernel sets)
+    by_area = alignment.trained_random_margins(similarity, pairs, ["area"], n_bootstrap=50)
+    assert by_area["margin"].mean() == pytest.approx(row["margin"])
+    swapped = alignment.trained_random_margins(similarity, {"efficientnet_lite0 (random)": "efficientnet_lite0 (trained)"},
+                                               n_bootstrap=300).iloc[0]
+    assert alignment.twin_verdict(swapped["ci_low"], swapped["ci_high"], swapped["r_margin"]) == "worse"
+    with pytest.raises(ValueError, match="not in the similarity table"):
+        alignment.trained_random_margins(similarity, {"efficientnet_lite0 (trained)": "SAM-B"})
+    with pytest.raises(ValueError, match="unknown column"):
+        alignment.trained_random_margins(similarity, pairs, ["genotype"])
+
+
+def test_trained_vs_random_sentences_flip():
+    import pandas as pd
+
+    from neuroalign_utils.zoo import alignment
+
+    good = pd.DataFrame({"model": ["a (trained)", "b (trained)"], "trained": [-0.30, -0.31], "random": [-0.40, -0.41],
+                         "margin": [0.10, 0.10], "ci_low": [0.08, 0.07], "ci_high": [0.12, 0.13], "r_margin": [0.15, 0.14]})
+    sentence = alignment.describe_trained_vs_random(good)
+    assert "a (trained) aligns better than its random twin by a meaningful margin" in sentence
+    assert sentence.endswith("Training moved every model's kernels towards the neural kernels by a meaningful margin.")
+    broken = good.assign(margin=[-0.01, 0.001], ci_low=[-0.02, -0.002], ci_high=[-0.005, 0.004], r_margin=[-0.01, 0.001])
+    sentence = alignment.describe_trained_vs_random(broken)
+    assert "a (trained) aligns worse than its random twin" in sentence
+    assert "b (trained) is indistinguishable from its random twin" in sentence
+    assert "Training did not move any model's kernels" in sentence
+    small = good.assign(r_margin=[0.01, 0.2])
+    sentence = alignment.describe_trained_vs_random(small, over_null=broken)
+    assert "in 2 of 2 models." in sentence and "by less than a meaningful margin" in sentence
+    assert "the trained model's margin is below its twin's" in sentence  # a (over the null: −0.02 to −0.005)
+    groups = good.assign(area=["VISp", "VISl"], model=["a (trained)"] * 2)
+    assert "a (trained) sits above its twin in 2 of 2 areas" in alignment.describe_twin_groups(groups, "area")
+    assert "below it in 1 of 2" in alignment.describe_twin_groups(groups.assign(ci_low=[0.1, -0.3], ci_high=[0.2, -0.1]),
+                                                                  "area")
+
+
+def test_twin_levels_and_figures(twins):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from neuroalign_utils import style
+    from neuroalign_utils.zoo import alignment
+    from neuroalign_utils.zoo import kernels as zk
+
+    neural, artificial = twins
+    result = alignment.alignment_summary(neural, artificial, {"model": ["model"], "kind": ["model", "kind", "layer_type"]},
+                                         n_bootstrap=30, n_permutations=50)
+    pairs = zk.twin_pairs(artificial["model"].values)
+    levels = alignment.twin_levels(result, pairs)
+    assert list(levels["kernels"]) == ["all kernels", "attention maps", "convolution weights"]
+    one_kind = artificial.where(artificial["kind"] == "weight", drop=True)
+    single = alignment.alignment_summary(neural, one_kind, {"model": ["model"], "kind": ["model", "kind", "layer_type"]},
+                                         n_bootstrap=10, n_permutations=20)
+    assert list(alignment.twin_levels(single, pairs)["kernels"]) == ["all kernels"]  # its one kind is all kernels
+    overall = alignment.trained_random_margins(single["similarity"], pairs, n_bootstrap=10)
+    by_kind = alignment.trained_random_margins(single["similarity"], pairs, ["kind", "layer_type"], n_bootstrap=10)
+    assert list(alignment.combine_twin_margins(overall, by_kind)["kernels"]) == ["all kernels"]
+    by_kind = alignment.trained_random_margins(result["similarity"], pairs, ["kind", "layer_type"], n_bootstrap=10)
+    combined = alignment.combine_twin_margins(alignment.trained_random_margins(result["similarity"], pairs, n_bootstrap=10),
+                                              by_kind)
+    assert list(combined["kernels"]) == ["all kernels", "attention maps", "convolution weights"]
+    assert "kind" not in combined
+    assert (levels["trained"] > levels["trained_null"]).all() and (levels["trained"] > levels["random"]).all()
+    fig = alignment.plot_twin_levels(levels)
+    assert fig.get_size_inches()[0] <= style.BOOK_WIDTH
+    margins = {g: alignment.trained_random_margins(result["similarity"], pairs, [g], n_bootstrap=20) for g in ("area",)}
+    fig = alignment.plot_twin_group_margins(margins)
+    assert fig.get_size_inches()[0] <= style.BOOK_WIDTH
+    assert alignment.plot_twin_group_margins({"area": margins["area"].iloc[:0]}) is None
+
+
+def test_null_sentence_names_the_random_models_among_trained_ones():
+    from neuroalign_utils.zoo import alignment
+
+    models = _models()
+    sentence = alignment.describe_null(models, weights={"Mask2Former-T": "random", "SAM-B": "pretrained"})
+    assert "The weights of Mask2Former-T are random" in sentence and "SAM-B are random" not in sentence
+    assert "a control" not in alignment.describe_null(models, weights={"Mask2Former-T": "pretrained"})
+
+
+def test_paired_difference_pairs_each_neural_kernel_with_its_own_surrogate(planted):
+    from neuroalign_utils.zoo import alignment
+
+    neural, artificial = planted
+    real = sim.kernel_similarity(neural, artificial)
+    surrogates = neural.copy(data=sim.phase_randomize(neural, n_surrogates=1, random_state=0))
+    null = sim.kernel_similarity(surrogates, artificial)
+    difference = alignment._paired_difference(real, null)  # the same kernels kept: no copies needed
+    np.testing.assert_allclose(difference["one_minus_rmse"].values,
+                               real["one_minus_rmse"].values - null["one_minus_rmse"].values)
+    flat = surrogates.copy()
+    flat[3] = 1.0  # a constant surrogate has no z-score: the engine drops it, and the pair goes with it
+    with pytest.warns(UserWarning, match="Dropped 1 of 40"):
+        null_without = sim.kernel_similarity(flat, artificial)
+    difference = alignment._paired_difference(real, null_without)
+    assert 3 not in difference["neural_index"].values and difference.sizes["neural"] == 39
+    keep = np.flatnonzero(real["neural_index"].values != 3)
+    np.testing.assert_allclose(difference["pearson_r"].values,
+                               real["pearson_r"].values[keep] - null_without["pearson_r"].values)

@@ -3,14 +3,17 @@ names two photographs, random builds are the same architectures, and missing pac
 
 from __future__ import annotations
 
+import re
 import sys
 from importlib import metadata
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from neuroalign_utils import storage, zoo
+from neuroalign_utils.kernels.similarity import resize_kernels
 from neuroalign_utils.zoo import kernels as zk
 from neuroalign_utils.zoo import pretrained as zp
 
@@ -150,6 +153,43 @@ def test_artificial_kernels_accepts_packaged_models():
     kinds = kernels.to_dataframe("v").reset_index().drop_duplicates("kernel").groupby(["model", "kind"]).size()
     assert ("efficientnet_lite0", "attention_map") not in kinds.index  # no attention: weight kernels only
     assert kinds[("dinov2_s14_saliency", "attention_map")] == 12 * 6 * 2 + 2
+
+
+def test_artificial_kernels_build_each_trained_model_beside_its_random_twin():
+    from neuroalign_utils.zoo import trained_random
+
+    scenes = _photographs(112)
+    kernels = zoo.artificial_kernels(
+        [], images=scenes, trained_models=["dinov2_s14_saliency", "efficientnet_lite0"], image_size=112,
+        select=False, max_kernels_per_layer=20, device="cpu",
+    )
+    frame = kernels.coords.to_dataset().drop_vars("kernel").to_dataframe()
+    labels = ["dinov2_s14_saliency (trained)", "dinov2_s14_saliency (random)", "efficientnet_lite0 (trained)",
+              "efficientnet_lite0 (random)"]
+    assert list(pd.unique(frame["model"])) == labels
+    assert frame.groupby("model")["weights"].unique().map(list).to_dict() == {
+        label: ["pretrained" if "trained)" in label else "random"] for label in labels}
+    assert set(frame.loc[frame["model"].str.startswith("dinov2"), "architecture"]) == {"dinov2_s14_saliency"}
+    # the twin sees the trained model's 224 px input (a 16 × 16 token grid), not image_size
+    maps = frame[frame["kind"] == "attention_map"]
+    assert set(maps["original_height"]) == {16} and maps.groupby("model").size().to_dict() == {
+        "dinov2_s14_saliency (random)": 12 * 6 * 2 + 2, "dinov2_s14_saliency (trained)": 12 * 6 * 2 + 2}
+    assert kernels.attrs["trained_models"] == "dinov2_s14_saliency,efficientnet_lite0"
+    parameters = zk.model_parameters(kernels)
+    assert parameters.to_dict() == {labels[0]: 22_056_192.0, labels[1]: 22_056_192.0, labels[2]: 4_652_008.0,
+                                    labels[3]: 4_652_008.0}
+    assert zk.twin_pairs(parameters.index) == dict(zip(labels[::2], labels[1::2]))
+    # the same seed gives the twin the same filters here as in twin_filters
+    filters = trained_random.twin_filters(["efficientnet_lite0"], random_state=0)
+    assert list(filters) == labels[2:] and list(filters[labels[3]])[0] == "_conv_stem"
+    stem = kernels.where((kernels["model"] == labels[3]) & (kernels["layer"] == "_conv_stem"), drop=True)
+    f, c = map(int, re.fullmatch(r"weight\[(\d+),(\d+)\]", str(stem["source"].values[0])).groups())
+    np.testing.assert_allclose(stem.values[0], resize_kernels(filters[labels[3]]["_conv_stem"][f, c][None], 16)[0],
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="'trained_models' has unknown"):
+        zoo.artificial_kernels([], images=scenes, trained_models=["SAM-B"])
+    with pytest.raises(ValueError, match="both empty"):
+        zoo.artificial_kernels([], images=scenes)
 
 
 def test_missing_packages_are_named(monkeypatch):

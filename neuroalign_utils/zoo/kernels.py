@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._validation import check_int, check_shape2d, check_subset
+from .._validation import check_in_allowed, check_int, check_shape2d, check_subset
 from ..kernels.selection import select_representative_kernels
 from ..kernels.similarity import resize_kernels, zscore_kernels
 from . import registry
@@ -362,6 +362,7 @@ def artificial_kernels(
     per_cluster: int = 50,
     random_state: int = 0,
     checkpoints: dict | None = None,
+    trained_models=(),
     device="auto",
 ) -> xr.DataArray:
     """Kernels of several zoo models, built one at a time and freed after use.
@@ -384,6 +385,12 @@ def artificial_kernels(
         See :func:`weight_kernels`.
     checkpoints : dict, optional
         ``{model: local folder or hub id}`` for ``weights="pretrained"``.
+    trained_models : sequence of str, default=()
+        Packaged trained models (:data:`~neuroalign_utils.zoo.registry.PACKAGED_MODEL_NAMES`), each built
+        twice whatever ``weights`` says: with its trained weights and at random initialisation
+        (``random_state``), both at the trained model's input size, so that the two differ only in their
+        weights. Their kernels are labelled :func:`model_label` (``"efficientnet_lite0 (trained)"``,
+        ``"efficientnet_lite0 (random)"``).
     device : {'auto', 'cpu', 'cuda', 'cuda:N', 'mps'} or torch.device
         Where the attention maps are computed (``'auto'``: a GPU when there is one; see
         :func:`neuroalign_utils.devices.resolve_device`). Models are built on the CPU from their seed,
@@ -396,39 +403,83 @@ def artificial_kernels(
         ``layer_index``, ``layer_type`` (``"attention"``/``"convolution"``), ``kind``
         (``"weight"``/``"attention_map"``), ``n_parameters`` (of the layer), ``source``, ``attention_head``
         and ``image`` (−1 for weights), ``original_height``, ``original_width``, ``candidates`` (for
-        convolution kernels, how many of the layer's kernels the selection chose from; else −1); attrs record the
-        weights and input size.
+        convolution kernels, how many of the layer's kernels the selection chose from; else −1),
+        ``architecture`` (the zoo name) and ``weights`` (``"random"`` or ``"pretrained"``, per kernel); attrs
+        record ``weights`` (that of ``models``), the input size and the ``trained_models``.
     """
     from ..devices import resolve_device
 
     models = check_subset(models, "models", BUILDABLE_MODELS)
+    trained_models = check_subset(trained_models, "trained_models", registry.PACKAGED_MODEL_NAMES)
+    if not models and not trained_models:
+        raise ValueError("'models' and 'trained_models' are both empty; name at least one model to build.")
     kinds = check_subset(kinds, "kinds", KINDS)
     kernel_size = check_shape2d(kernel_size, "kernel_size")
     checkpoints = dict(checkpoints or {})
     device = resolve_device(device)
+    builds = [(name, weights, name, image_size if weights == "random" else None) for name in models]
+    # a trained model and its random twin share the trained model's input size: only their weights differ
+    builds += [(name, w, model_label(name, w), None) for name in trained_models for w in ("pretrained", "random")]
     parts = []
-    for name in models:
-        logger.info("Building %s (%s weights)", name, weights)
+    for name, build_weights, label, size in builds:
+        logger.info("Building %s (%s weights)", name, build_weights)
         model = build_model(
-            name, weights=weights, random_state=random_state,
-            image_size=image_size if weights == "random" else None, checkpoint=checkpoints.get(name),
+            name, weights=build_weights, random_state=random_state, image_size=size,
+            checkpoint=checkpoints.get(name) if build_weights == "pretrained" else None,
         ).to(device)
+        found = []
         if "weight" in kinds:
-            parts.append(
+            found.append(
                 weight_kernels(
-                    model, model_name=name, kernel_size=kernel_size, select=select,
+                    model, model_name=label, kernel_size=kernel_size, select=select,
                     max_kernels_per_layer=max_kernels_per_layer, n_clusters=n_clusters,
                     per_cluster=per_cluster, random_state=random_state,
                 )
             )
         if "attention_map" in kinds and has_attention(model):
-            parts.append(attention_maps(model, images, model_name=name, kernel_size=kernel_size))
+            found.append(attention_maps(model, images, model_name=label, kernel_size=kernel_size))
+        parts += [part.assign_coords(architecture=("kernel", np.full(part.sizes["kernel"], name, dtype=object)),
+                                     weights=("kernel", np.full(part.sizes["kernel"], build_weights, dtype=object)))
+                  for part in found]
         del model
         gc.collect()
     kernels = xr.concat(parts, dim="kernel")
     kernels = kernels.assign_coords(kernel=np.arange(kernels.sizes["kernel"]))
-    kernels.attrs.update({"weights": weights, "image_size": -1 if image_size is None else int(image_size)})
+    kernels.attrs.update({"weights": weights, "image_size": -1 if image_size is None else int(image_size),
+                          "trained_models": ",".join(trained_models)})
     return kernels.rename("kernels")
+
+
+#: How the two builds of a packaged trained model are labelled in the ``model`` coordinate.
+WEIGHT_LABELS = {"pretrained": "trained", "random": "random"}
+
+
+def model_label(name: str, weights: str) -> str:
+    """The ``model`` label of a packaged model built with ``weights``: ``"efficientnet_lite0 (trained)"``."""
+    return f"{name} ({WEIGHT_LABELS[check_in_allowed(weights, 'weights', tuple(WEIGHT_LABELS))]})"
+
+
+def twin_pairs(labels) -> dict[str, str]:
+    """``{trained label: random label}`` for every packaged model whose two builds are both in ``labels``."""
+    labels = set(map(str, labels))
+    pairs = {}
+    for name in registry.PACKAGED_MODEL_NAMES:
+        trained, random = model_label(name, "pretrained"), model_label(name, "random")
+        if trained in labels and random in labels:
+            pairs[trained] = random
+    return pairs
+
+
+def model_parameters(kernels: xr.DataArray) -> pd.Series:
+    """Parameters of each model of a kernel array (its architecture at full size, counted on the ``meta``
+    device), indexed by the ``model`` label."""
+    from .build import count_parameters
+
+    labels = pd.unique(kernels["model"].values)
+    architecture = dict(zip(kernels["model"].values, kernels["architecture"].values)) \
+        if "architecture" in kernels.coords else {label: label for label in labels}
+    return pd.Series({str(label): float(count_parameters(str(architecture[label]))) for label in labels},
+                     name="n_parameters", dtype=float)
 
 
 def kernel_counts(kernels: xr.DataArray) -> pd.DataFrame:
@@ -473,11 +524,17 @@ def describe_conv_selection(table: pd.DataFrame, *, n_clusters: int, per_cluster
     text = (f"The {report.plural(len(table), 'convolution layer')} keep {report.format_number(int(table['selected'].sum()))} "
             f"kernels in all; the selection asks for {asked:,} per layer ({n_clusters} clusters × {per_cluster}).")
     if len(short):
-        names = report.join_words(f"{r.model} {r.layer.split('.')[-1]} ({r.candidates:,} kernels of {r.filter})"
-                                  for r in short.itertuples())
+        parts = []
+        for model, rows in short.groupby("model", sort=False):
+            if len(rows) <= 2:
+                parts += [f"{model} {r.layer.split('.')[-1]} ({r.candidates:,} kernels of {r.filter})"
+                          for r in rows.itertuples()]
+            else:  # many small layers (a CNN's depthwise filters): their number and range, not a list
+                parts.append(f"{report.plural(len(rows), 'layer')} of {model} ({rows['candidates'].min():,} to "
+                             f"{rows['candidates'].max():,} kernels each)")
         text += (f" {report.plural(len(short), 'layer')} {'has' if len(short) == 1 else 'have'} fewer than that "
                  f"and {'gives' if len(short) == 1 else 'give'} what {'it has' if len(short) == 1 else 'they have'}: "
-                 f"{names}; nothing is padded.")
+                 f"{report.join_words(parts)}; nothing is padded.")
     return text
 
 
@@ -520,60 +577,101 @@ def attention_coverage(kernels: xr.DataArray) -> pd.DataFrame:
     })
 
 
-def describe_attention_coverage(coverage: pd.DataFrame, *, weights: str) -> str:
-    """How spread out the attention maps are, in words chosen from the mean and the lowest layer."""
+def describe_attention_coverage(coverage: pd.DataFrame, *, weights) -> str:
+    """How spread out the attention maps are, in words chosen from the mean and the lowest layer.
+
+    Parameters
+    ----------
+    coverage : pandas.DataFrame
+        :func:`attention_coverage` output.
+    weights : str or mapping
+        The weights of every model (``"random"`` or ``"pretrained"``), or ``{model: weights}``: models
+        with random and with trained weights are then described apart.
+    """
     from .. import report
 
     if coverage.empty:
         return "This run extracted no attention maps."
-    mean = float(coverage["coverage"].mean())
-    by_layer = coverage.groupby(["model", "layer_index"])["coverage"].mean()
-    (model, layer), lowest = by_layer.idxmin(), float(by_layer.min())
-    if mean >= UNIFORM_COVERAGE:
-        shape = "almost uniform"
-    elif mean >= BROAD_COVERAGE:
-        shape = "broad, with some concentration"
+    if isinstance(weights, str):
+        groups = [(weights, coverage, "Averaged over every map, a")]
     else:
-        shape = "concentrated on part of the grid"
-    text = (f"Averaged over every map, attention covers {report.format_percent(mean, 1)} of the grid "
-            f"(the most concentrated layer, {model} layer {layer}, {report.format_percent(lowest, 1)}): the maps "
-            f"are {shape}.")
-    if weights == "random" and mean >= UNIFORM_COVERAGE:
-        text += (" That is what random weights give: attention logits from freshly initialised weights (standard "
-                 "deviation 0.02 in these configurations) are small, so every token receives nearly the same share. Whatever structure such a map keeps "
-                 "after z-scoring is a tiny deviation from flat, which the next chapter's 1 − RMSE does not show.")
-    elif mean >= UNIFORM_COVERAGE:
-        text += " Even these trained maps spread their attention almost evenly over the grid."
-    return text
+        of = coverage["model"].map(lambda m: weights.get(m, "random"))
+        groups = [(w, coverage[of == w], f"Over the maps of the models with {'random' if w == 'random' else 'trained'} "
+                   f"weights, {report.join_words(pd.unique(coverage.loc[of == w, 'model']))}, a")
+                  for w in ("random", "pretrained") if (of == w).any()]
+    texts = []
+    for group_weights, rows, opening in groups:
+        mean = float(rows["coverage"].mean())
+        by_layer = rows.groupby(["model", "layer_index"])["coverage"].mean()
+        (model, layer), lowest = by_layer.idxmin(), float(by_layer.min())
+        if mean >= UNIFORM_COVERAGE:
+            shape = "almost uniform"
+        elif mean >= BROAD_COVERAGE:
+            shape = "broad, with some concentration"
+        else:
+            shape = "concentrated on part of the grid"
+        text = (f"{opening}ttention covers {report.format_percent(mean, 1)} of the "
+                f"grid (the most concentrated layer, {model} layer {layer}, {report.format_percent(lowest, 1)}): the "
+                f"maps are {shape}.")
+        if group_weights == "random" and mean >= UNIFORM_COVERAGE:
+            text += (" That is what random weights give: attention logits from freshly initialised weights are "
+                     "small, so every token receives nearly the same share. Whatever structure such a map keeps "
+                     "after z-scoring is a tiny deviation from flat, which the next chapter's 1 − RMSE does not show.")
+        elif mean >= UNIFORM_COVERAGE:
+            text += " Even these trained maps spread their attention almost evenly over the grid."
+        texts.append(text)
+    return " ".join(texts)
 
 
-def describe_weights(weights: str, models) -> str:
-    """What the chosen weights make of this chapter's kernels: a control or the trained models."""
+def describe_weights(weights: str, models, *, trained_models=()) -> str:
+    """What the chosen weights make of this chapter's kernels: a control, the trained models, or both.
+
+    Parameters
+    ----------
+    weights : {"random", "pretrained"}
+        The weights of ``models``.
+    models : sequence of str
+        Zoo models built with ``weights``.
+    trained_models : sequence of str, optional
+        Packaged models built both trained and as their random twins (see :func:`artificial_kernels`).
+    """
     from .. import report
 
-    names = report.join_words(list(models))
-    if weights == "random":
-        return (f"The weights of {names} are random (seeded), not trained: these kernels are a control. Whatever "
-                "they share with neural kernels comes from the architecture and, for attention maps, the scenes "
-                "passing through it, never from learning on images; the paper did not run this control.")
-    papers = [m for m in models if m not in registry.PACKAGED_MODEL_NAMES]
-    packaged = [registry.get_packaged_spec(m) for m in models if m in registry.PACKAGED_MODEL_NAMES]
     sentences = []
-    if papers:
-        sentences.append(f"The weights of {report.join_words(papers)} are the pretrained checkpoints the paper used.")
-    if packaged:
-        # what each packaged model is, in its registry's words (the saliency backbone is never called plain DINOv2)
-        described = report.join_words(f"{spec.name} is {spec.description}" for spec in packaged)
-        sentences.append(f"Not in the paper's zoo but trained: {described}, with weights shipped in "
-                         f"{report.join_words(sorted({spec.weights_package for spec in packaged}))}.")
-    return " ".join(sentences) + " These kernels are the trained models'."
+    if len(models) and weights == "random":
+        sentences.append(
+            f"The weights of {report.join_words(list(models))} are random (seeded), not trained: these kernels are a "
+            "control. Whatever they share with neural kernels comes from the architecture and, for attention maps, "
+            "the scenes passing through it, never from learning on images; the paper did not run this control.")
+    elif len(models):
+        papers = [m for m in models if m not in registry.PACKAGED_MODEL_NAMES]
+        packaged = [registry.get_packaged_spec(m) for m in models if m in registry.PACKAGED_MODEL_NAMES]
+        if papers:
+            sentences.append(f"The weights of {report.join_words(papers)} are the pretrained checkpoints the paper used.")
+        if packaged:
+            # what each packaged model is, in its registry's words (the saliency backbone is never called plain DINOv2)
+            described = report.join_words(f"{spec.name} is {spec.description}" for spec in packaged)
+            sentences.append(f"Not in the paper's zoo but trained: {described}, with weights shipped in "
+                             f"{report.join_words(sorted({spec.weights_package for spec in packaged}))}.")
+        sentences.append("These kernels are the trained models'.")
+    if len(trained_models):
+        specs = [registry.get_packaged_spec(m) for m in trained_models]
+        described = report.join_words(f"{spec.name} is {spec.description}" for spec in specs)
+        sentences.append(
+            f"Trained, though not in the paper's zoo: {described}, with weights shipped in "
+            f"{report.join_words(dict.fromkeys(spec.weights_package for spec in specs))} respectively. Each is also built as its random "
+            "twin (the same architecture and input size, seeded random weights), so that what training changed can "
+            "be told from what the architecture gives.")
+    return " ".join(sentences) or "No model was built."
 
 
-def describe_setting(*, weights: str, models, image_size: int, n_images: int) -> str:
+def describe_setting(*, weights: str, models, image_size: int, n_images: int, trained_models=()) -> str:
     """Why this run's numbers may differ from the paper's (the ``why`` of the paper-vs-run table)."""
-    parts = [f"{len(models)} models built here"]
-    if weights == "random":
+    parts = [f"{len(models)} of the paper's models built here"]
+    if weights == "random" and len(models):
         parts.append(f"random weights at {image_size} px input")
+    if len(trained_models):
+        parts.append(f"{len(trained_models)} trained models outside the paper's zoo, each with a random twin")
     parts.append(f"{n_images} scenes")
     return ", ".join(parts)
 
