@@ -487,40 +487,44 @@ def cross_layer_parts(local: np.ndarray, *, n_readouts: int = 20, ridge: float =
     """The fits of :func:`cross_layer_predictability`, kept as sums per held-out image.
 
     R² over any weighting of the held-out images follows from these sums (:func:`cross_layer_r2`), so a
-    bootstrap over held-out images costs no refit.
+    bootstrap over held-out images costs no refit. Each layer is read once (``local`` may be a
+    float16 memory map) and kept standardised in float32; the regressions run in float64, one ridge
+    solve per predictor layer for the read-outs of all layers at once.
 
     Returns
     -------
     dict
         ``residual`` (sum of squared residuals), ``target`` (sum of targets) and ``target_sq`` (sum of
-        squared targets), each (n_held_out, L, L, n_readouts), summed over an image's grid positions;
-        ``tokens_per_image`` (g²); ``held_out`` (indices of the held-out images).
+        squared targets), each (n_held_out, L, L, n_readouts) for (read-out layer, predictor layer),
+        summed over an image's grid positions; ``tokens_per_image`` (g²); ``held_out`` (indices of the
+        held-out images).
     """
-    local = np.asarray(local, dtype=np.float64)
-    if local.ndim != 5:
-        raise ValueError(f"'local' must be (n_images, L, C, g, g); {local.shape} was provided.")
-    n_images, n_layers, n_channels = local.shape[:3]
+    if np.ndim(local) != 5:
+        raise ValueError(f"'local' must be (n_images, L, C, g, g); {np.shape(local)} was provided.")
+    n_images, n_layers, n_channels = np.shape(local)[:3]
     n_train = (2 * n_images) // 3
     if n_train < 1 or n_train == n_images:
         raise ValueError(f"'local' must hold at least 2 images (2/3 fit, 1/3 held out); {n_images} were provided.")
-    tokens = local.transpose(1, 0, 3, 4, 2).reshape(n_layers, n_images, -1, n_channels)
-    tokens = (tokens - tokens[:, :n_train].mean((1, 2), keepdims=True)) / (
-        tokens[:, :n_train].std((1, 2), keepdims=True) + 1e-8)
+    tokens = []  # per layer (n_images, g², C), standardised per channel on the fitting images
+    for layer in range(n_layers):
+        values = np.asarray(local[:, layer], np.float64).transpose(0, 2, 3, 1).reshape(n_images, -1, n_channels)
+        fitting = values[:n_train]
+        tokens.append(((values - fitting.mean((0, 1))) / (fitting.std((0, 1)) + 1e-8)).astype(np.float32))
     readouts = np.random.default_rng(seed).standard_normal((n_channels, n_readouts))
+    targets = np.stack([t.astype(np.float64) @ readouts for t in tokens], axis=2)  # (n_images, g², L, n_readouts)
     n_test = n_images - n_train
     shape = (n_test, n_layers, n_layers, n_readouts)
-    parts = {"residual": np.zeros(shape), "target": np.zeros(shape), "target_sq": np.zeros(shape),
-             "tokens_per_image": tokens.shape[2], "held_out": np.arange(n_train, n_images)}
-    for i in range(n_layers):
-        y = tokens[i] @ readouts  # (n_images, tokens, n_readouts)
-        for j in range(n_layers):
-            x_tr = tokens[j, :n_train].reshape(-1, n_channels)
-            beta = np.linalg.solve(x_tr.T @ x_tr + ridge * np.eye(n_channels),
-                                   x_tr.T @ y[:n_train].reshape(-1, n_readouts))
-            resid = y[n_train:] - tokens[j, n_train:] @ beta
-            parts["residual"][:, i, j] = (resid**2).sum(1)
-            parts["target"][:, i, j] = y[n_train:].sum(1)
-            parts["target_sq"][:, i, j] = (y[n_train:] ** 2).sum(1)
+    parts = {"residual": np.zeros(shape), "tokens_per_image": tokens[0].shape[1],
+             "held_out": np.arange(n_train, n_images)}
+    y_train = targets[:n_train].reshape(-1, n_layers * n_readouts)
+    y_test = targets[n_train:]
+    for j, predictor in enumerate(tokens):
+        x_train = predictor[:n_train].reshape(-1, n_channels).astype(np.float64)
+        beta = np.linalg.solve(x_train.T @ x_train + ridge * np.eye(n_channels), x_train.T @ y_train)
+        predicted = (predictor[n_train:].astype(np.float64) @ beta).reshape(y_test.shape)
+        parts["residual"][:, :, j] = ((y_test - predicted) ** 2).sum(1)
+    parts["target"] = np.repeat(y_test.sum(1)[:, :, None], n_layers, axis=2)
+    parts["target_sq"] = np.repeat((y_test**2).sum(1)[:, :, None], n_layers, axis=2)
     return parts
 
 
