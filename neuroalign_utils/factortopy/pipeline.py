@@ -37,6 +37,8 @@ def load_subject(data_dir: str = "", *, n_images: int = 600, n_vertices_per_hemi
     Returns
     -------
     subject : NSDSubject
+        For the synthetic subject, its images carry the coordinates ``name`` and ``kind`` (photograph,
+        crop or texture) of :func:`nsd.load_stimuli`.
     truth : DataFrame or None
         The planted truth (synthetic subject only).
     """
@@ -44,7 +46,25 @@ def load_subject(data_dir: str = "", *, n_images: int = 600, n_vertices_per_hemi
         return nsd.load_algonauts_subject(data_dir), None
     folder = nsd.write_synthetic_subject(n_images=n_images, n_vertices_per_hemisphere=n_vertices_per_hemisphere,
                                          backbone=backbone, snr=snr, seed=seed)
-    return nsd.load_algonauts_subject(folder), nsd.load_ground_truth(folder)
+    subject = nsd.load_algonauts_subject(folder)
+    stimuli = nsd.load_stimuli(folder)
+    subject.images = subject.images.assign_coords(name=("image", stimuli["name"].to_numpy()),
+                                                  kind=("image", stimuli["kind"].to_numpy()))
+    return subject, nsd.load_ground_truth(folder)
+
+
+def backbone_images(subject: nsd.NSDSubject, spec: features.BackboneSpec) -> np.ndarray:
+    """The subject's images at ``spec``'s input size (resized with anti-aliasing where they differ), float32.
+
+    Every use of a backbone's features of the subject goes through here, so they share one cache entry.
+    """
+    size = features.spec_input_size(spec)
+    images = subject.images.values
+    if images.shape[1:3] == (size, size):
+        return np.asarray(images, np.float32)
+    from skimage.transform import resize
+
+    return np.stack([resize(img, (size, size), anti_aliasing=True) for img in images]).astype(np.float32)
 
 
 def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers=None, n_steps: int = 1500,
@@ -55,14 +75,7 @@ def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers
     The checkpoint is written to ``checkpoint_dir/<backbone>.pt`` when given. ``device`` (``'auto'``: a
     GPU when there is one) is where the features are computed and the model is trained.
     """
-    backbone = features.build_backbone(spec)
-    size = features.input_size(backbone)
-    images = subject.images.values
-    if images.shape[1] != size:
-        from skimage.transform import resize
-
-        images = np.stack([resize(img, (size, size), anti_aliasing=True) for img in images]).astype(np.float32)
-    feats = features.cached_features(spec, images, layers=layers, device=device)
+    feats = features.cached_features(spec, backbone_images(subject, spec), layers=layers, device=device)
     coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
                                                     subject.vertices["hemisphere"])
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{spec.name}.pt"
