@@ -87,28 +87,42 @@ def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers
 
 
 def summary_row(fit: Fit) -> dict:
-    """Backbone, mean test R², hierarchy slope with its interval, b0, b1."""
+    """Backbone (name and weights), mean test R², hierarchy slope with its interval, b0, b1."""
     if analysis.can_fit_hierarchy(fit.table["roi"]):
         slope = analysis.hierarchy_slope(fit.table["iota"], fit.table["roi"], n_bootstrap=300)
     else:  # no ROI labels: the slope columns stay empty
         slope = dict.fromkeys(("slope", "b0", "b1", "slope_low", "slope_high"), np.nan) | {"n_vertices": 0}
-    return {"backbone": fit.spec.name, "weights": fit.spec.weights, "n_layers": len(fit.features["layers"]),
-            "r2_mean": float(np.mean(fit.result.test_r2)), **slope, "best_step": fit.result.best_step}
+    return {"backbone": fit.spec.label, "name": fit.spec.name, "weights": fit.spec.weights,
+            "n_layers": len(fit.features["layers"]), "r2_mean": float(np.mean(fit.result.test_r2)), **slope,
+            "best_step": fit.result.best_step}
 
 
-def compare_backbones(subject, names, base: features.BackboneSpec, *, fitted: Fit | None = None,
-                      **fit_kwargs) -> pd.DataFrame:
-    """Fit every backbone in ``names`` (same size, weights and seed as ``base``); one row each.
+def compare_backbones(subject, entries, *, weights: str = "random", size: str = "small",
+                      init_range: float | None = 1.0, seed: int = 0, image_size: int | None = None,
+                      fitted: Fit | None = None, **fit_kwargs) -> pd.DataFrame:
+    """Fit every backbone in ``entries``; one row each, indexed by :attr:`BackboneSpec.label`.
 
-    ``fitted`` (a :class:`Fit` of one of the names) is reused instead of refitted.
+    Parameters
+    ----------
+    subject : NSDSubject
+    entries : sequence of str
+        ``"<name>"`` or ``"<name>:<weights>"`` (see :func:`features.backbone_spec`); all are checked
+        before the first fit.
+    weights, size, init_range, seed, image_size
+        As in :func:`features.backbone_spec`: ``weights`` for bare names, ``size`` and ``init_range`` for
+        the transformers architectures, ``image_size`` for the packaged models.
+    fitted : Fit, optional
+        A fit of one of the entries, reused instead of refitted.
+    **fit_kwargs
+        Passed to :func:`fit_backbone`.
     """
+    specs = [features.backbone_spec(entry, weights=weights, size=size, init_range=init_range, seed=seed,
+                                    image_size=image_size) for entry in entries]
     rows = []
-    for name in names:
-        if fitted is not None and fitted.spec.name == name:
+    for spec in specs:
+        if fitted is not None and fitted.spec == spec:
             rows.append(summary_row(fitted))
             continue
-        spec = features.BackboneSpec(name=name, size=base.size, weights=base.weights,
-                                     init_range=base.init_range, seed=base.seed)
         rows.append(summary_row(fit_backbone(subject, spec, **fit_kwargs)))
     return pd.DataFrame(rows).set_index("backbone")
 
