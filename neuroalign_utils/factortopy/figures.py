@@ -132,8 +132,13 @@ def plot_layer_distinctness(matrices: dict, by_distance: pd.DataFrame, *, labels
 
     labels = labels or {}
     if axes is None:
-        _, axes = plt.subplots(1, len(matrices) + 1, figsize=style.book_size(2.9),
-                               gridspec_kw={"width_ratios": [1] * len(matrices) + [1.25]})
+        fig = plt.figure(figsize=style.book_size(3.0), layout="constrained")
+        # heat maps, their colour bar, a spacer, then the curve panel
+        grid = fig.add_gridspec(1, len(matrices) + 3, width_ratios=[1] * len(matrices) + [0.06, 0.12, 1.3])
+        axes = [fig.add_subplot(grid[0, i]) for i in range(len(matrices))] + [fig.add_subplot(grid[0, -1])]
+        colour_bar_axis = fig.add_subplot(grid[0, len(matrices)])
+    else:
+        colour_bar_axis = None
     *maps, curve = axes
     for a, colour, (key, mat) in zip(maps, style.category_colours(len(matrices)), matrices.items()):
         label = labels.get(key, key)
@@ -145,7 +150,11 @@ def plot_layer_distinctness(matrices: dict, by_distance: pd.DataFrame, *, labels
         curve.fill_between(rows["layers_apart"], rows["ci_low"], rows["ci_high"], color=colour, alpha=0.25, lw=0)
     maps[0].set_ylabel("read-out of layer")
     curve.set(xlabel="layers apart", ylabel="mean held-out R²", ylim=(min(0.0, curve.get_ylim()[0]), 1.02))
+    curve.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     curve.legend(frameon=False, loc="lower left")
     fig = curve.figure
-    fig.colorbar(im, ax=list(maps), fraction=0.04, pad=0.03, label="held-out R²")
+    if colour_bar_axis is not None:
+        fig.colorbar(im, cax=colour_bar_axis, label="held-out R²")
+    else:
+        fig.colorbar(im, ax=list(maps), fraction=0.04, pad=0.03, label="held-out R²")
     return fig

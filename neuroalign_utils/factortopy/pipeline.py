@@ -67,6 +67,20 @@ def backbone_images(subject: nsd.NSDSubject, spec: features.BackboneSpec) -> np.
     return np.stack([resize(img, (size, size), anti_aliasing=True) for img in images]).astype(np.float32)
 
 
+def subject_tokens(subject: nsd.NSDSubject, spec: features.BackboneSpec, rows, *, device="auto") -> np.ndarray:
+    """Local tokens (len(rows), L, C, 8, 8), float16, of the subject's images ``rows`` for ``spec``.
+
+    Read from the cached features of every image where they exist (the planting backbone's always do),
+    else computed for those rows alone, which costs ``len(rows)`` forward passes, not one per image.
+    Each cache scales a layer by its RMS over its own images; the cross-layer R² is blind to that scale.
+    """
+    images = backbone_images(subject, spec)
+    rows = np.asarray(rows)
+    if features.is_cached(spec, images):
+        return np.asarray(features.cached_features(spec, images, device=device)["local"][rows])
+    return np.array(features.cached_features(spec, images[rows], device=device)["local"])
+
+
 def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers=None, n_steps: int = 1500,
                  decay_steps: int | None = None, lr: float = 1e-3, seed: int = 0, checkpoint_dir=None,
                  device="auto", **options) -> Fit:
