@@ -540,8 +540,10 @@ def test_packaged_backbone_spec_validates():
         features.BackboneSpec(name=TRAINED, init_range=None, image_size=100)
     with pytest.raises(ValueError, match="'image_size' applies to the packaged backbones"):
         features.BackboneSpec(name="vit", image_size=112)
-    with pytest.raises(ValueError, match="'weights' must be one of"):
+    with pytest.raises(ValueError, match="In the backbone 'vit:imagenet', the weights after ':' must be one of"):
         features.backbone_spec("vit:imagenet")
+    with pytest.raises(ValueError, match="'weights' must be one of"):
+        features.backbone_spec("vit", weights="imagenet")
     with pytest.raises(ValueError, match="'backbone' must be one of"):
         features.backbone_spec("resnet:random")
 

@@ -170,7 +170,10 @@ def backbone_spec(entry: str, *, weights: str = "random", size: str = "small", i
         raise TypeError(f"a backbone must be given as a string such as 'vit' or 'vit:random'; {entry!r} was provided.")
     name, _, named_weights = entry.partition(":")
     check_in_allowed(name, "backbone", BACKBONE_NAMES)
-    weights = check_in_allowed(named_weights or weights, "weights", ("random", "pretrained"))
+    if named_weights and named_weights not in ("random", "pretrained"):
+        raise ValueError(f"In the backbone {entry!r}, the weights after ':' must be one of ['random', 'pretrained']; "
+                         f"{named_weights!r} was provided.")
+    weights = named_weights or check_in_allowed(weights, "weights", ("random", "pretrained"))
     packaged = name in PACKAGED_BACKBONES
     return BackboneSpec(name=name, size=size, weights=weights, init_range=None if packaged else init_range,
                         seed=seed, image_size=image_size if packaged else None)
