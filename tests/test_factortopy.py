@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from neuroalign_utils.factortopy import analysis, features, maps, model, nsd, training
+from neuroalign_utils.factortopy import analysis, features, maps, model, nsd, pipeline, training
 
 N_IMAGES = 600
 N_VERTICES = 300  # per hemisphere
@@ -508,3 +510,199 @@ def test_a_damaged_synthetic_subject_is_rebuilt(tmp_path):
     fmri.write_bytes(good[:64])
     again = nsd.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
     assert again == folder and fmri.read_bytes() == good
+
+
+# --------------------------------------------------------------------------------------------------
+# a trained backbone: the packaged DINOv2-S/14 backbone of a saliency model, and its random control
+TRAINED = "dinov2_s14_saliency"
+TRAINED_IMAGES, TRAINED_VERTICES, TRAINED_STEPS = 300, 150, 800  # a small planted subject: 12 layers at 112 px
+
+
+def _photographs_and_crops(n, size=112):
+    """The first ``n`` photographs and crops of the book's image set (no 1/f textures), RGB in [0, 1]."""
+    from neuroalign_utils import images
+
+    image_set = images.natural_image_set(n + n // 3 + 2, (size, size), grayscale=False)
+    return image_set.values[image_set["kind"].values != "texture"][:n].astype(np.float32)
+
+
+def test_packaged_backbone_spec_validates():
+    spec = features.backbone_spec(f"{TRAINED}:pretrained", image_size=112)
+    assert (spec.name, spec.weights, spec.init_range, spec.image_size) == (TRAINED, "pretrained", None, 112)
+    assert spec.label == f"{TRAINED} (trained)" and features.spec_input_size(spec) == 112
+    assert features.spec_input_size(features.backbone_spec(TRAINED)) == 224  # the size its weights were trained at
+    small = features.backbone_spec("vit", weights="pretrained", init_range=1.0, image_size=112)
+    assert small.weights == "pretrained" and small.image_size is None and small.label == "vit (trained)"
+    assert features.backbone_spec("vit:random", weights="pretrained").label == "vit (random)"
+    with pytest.raises(ValueError, match="'init_range' must be None for the packaged backbone"):
+        features.BackboneSpec(name=TRAINED)
+    with pytest.raises(ValueError, match="'image_size' must be a multiple of the patch size 14"):
+        features.BackboneSpec(name=TRAINED, init_range=None, image_size=100)
+    with pytest.raises(ValueError, match="'image_size' applies to the packaged backbones"):
+        features.BackboneSpec(name="vit", image_size=112)
+    with pytest.raises(ValueError, match="In the backbone 'vit:imagenet', the weights after ':' must be one of"):
+        features.backbone_spec("vit:imagenet")
+    with pytest.raises(ValueError, match="'weights' must be one of"):
+        features.backbone_spec("vit", weights="imagenet")
+    with pytest.raises(ValueError, match="'backbone' must be one of"):
+        features.backbone_spec("resnet:random")
+
+
+def test_packaged_random_backbone_is_the_zoos_control():
+    from neuroalign_utils import zoo
+
+    spec = features.backbone_spec(f"{TRAINED}:random", image_size=112, seed=3)
+    built = features.build_backbone(spec)
+    control = zoo.build_model(TRAINED, weights="random", random_state=3)
+    assert features.input_size(built) == 112
+    for key, value in control.state_dict().items():
+        assert torch.equal(built.state_dict()[key], value), key
+
+
+def test_trained_backbone_tokens_and_streamed_cache(tmp_path):
+    imgs = _photographs_and_crops(5)
+    spec = features.backbone_spec(f"{TRAINED}:pretrained", image_size=112)
+    backbone = features.build_backbone(spec)
+    local, global_ = features.extract_features(backbone, TRAINED, imgs, batch_size=2)
+    assert local.shape == (5, 12, 384, 8, 8) and global_.shape == (5, 12, 384)
+    cached = features.cached_features(spec, imgs, data_dir=tmp_path)
+    # streamed through a temporary file, it equals scaling the whole set at once
+    scale = np.sqrt((local.astype(np.float64) ** 2).mean(axis=(0, 2, 3, 4))) + 1e-12
+    np.testing.assert_array_equal(cached["local"], (local / scale[None, :, None, None, None]).astype(np.float16))
+    np.testing.assert_array_equal(cached["global"], (global_ / scale[None, :, None]).astype(np.float16))
+    assert sorted(p.name for p in cached["path"].iterdir()) == [".sizes.json", "global.npy", "local.npy", "meta.json"]
+    assert "weights_sha256" in json.loads((cached["path"] / "meta.json").read_text())["key"]
+    # the random control has other features, under another key
+    other = features.cached_features(features.backbone_spec(f"{TRAINED}:random", image_size=112), imgs, data_dir=tmp_path)
+    assert other["path"] != cached["path"] and np.abs(np.asarray(other["local"], np.float32)
+                                                      - np.asarray(cached["local"], np.float32)).mean() > 0.1
+
+
+def test_cross_layer_r2_from_held_out_sums():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((30, 1, 16, 8, 8))
+    local = np.concatenate([base, base + 0.05 * rng.standard_normal(base.shape), rng.standard_normal(base.shape)], 1)
+    parts = features.cross_layer_parts(local)
+    r2 = features.cross_layer_r2(parts)
+    np.testing.assert_allclose(r2, features.cross_layer_predictability(local))
+    assert r2[0, 1] > 0.95 and r2[1, 0] > 0.95  # near copies predict each other
+    assert abs(r2[2, 0]) < 0.1 and abs(r2[0, 2]) < 0.1  # an independent layer does not
+    # counting one held-out image twice equals giving it twice the weight in the sums
+    counts = np.ones(len(parts["held_out"]))
+    counts[0] = 2
+    doubled = {k: (np.concatenate([v, v[:1]]) if isinstance(v, np.ndarray) and v.ndim == 4 else v)
+               for k, v in parts.items()} | {"held_out": np.arange(len(counts) + 1)}
+    np.testing.assert_allclose(features.cross_layer_r2(parts, counts), features.cross_layer_r2(doubled))
+    with pytest.raises(ValueError, match="one entry per held-out image"):
+        features.cross_layer_r2(parts, np.ones(3))
+
+
+def test_distinctness_comparison_follows_constructed_layers():
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((45, 1, 16, 8, 8))
+    alike = np.concatenate([base + 0.05 * rng.standard_normal(base.shape) for _ in range(4)], 1)
+    distinct = rng.standard_normal((45, 4, 16, 8, 8))
+    result = analysis.compare_layer_distinctness(distinct, alike, n_bootstrap=200)
+    table = result["table"]
+    assert table.loc["all_pairs", "trained"] > 0.8 and table.loc["all_pairs", "random"] < 0.05
+    assert table.loc["all_pairs", "ci_low"] > 0.5
+    assert table.loc["all_pairs", "ci_low"] < table.loc["all_pairs", "margin"] < table.loc["all_pairs", "ci_high"]
+    assert set(result["by_distance"]["layers_apart"]) == {1, 2, 3}
+    swapped = analysis.compare_layer_distinctness(alike, distinct, n_bootstrap=200)["table"]
+    assert swapped.loc["all_pairs", "ci_high"] < 0
+    same = analysis.compare_layer_distinctness(alike, alike, n_bootstrap=200)["table"]
+    assert same.loc["all_pairs", "margin"] == 0 and same.loc["all_pairs", "ci_low"] == 0 == same.loc["all_pairs", "ci_high"]
+    with pytest.raises(ValueError, match="must hold the same images"):
+        analysis.compare_layer_distinctness(distinct, alike[:30])
+
+
+def _distinctness_table(trained, random, low, high, adjacent=(0.2, 0.01)):
+    return pd.DataFrame({"trained": [trained, adjacent[0]], "random": [random, adjacent[1]],
+                         "margin": [trained - random, adjacent[0] - adjacent[1]], "ci_low": [low, np.nan],
+                         "ci_high": [high, np.nan]}, index=pd.Index(["all_pairs", "adjacent"], name="quantity"))
+
+
+def test_trained_vs_random_sentence_flips_with_the_interval():
+    good = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, 0.5, 0.63), model="m")
+    assert good.startswith("The trained layers of m are more distinct than those of the same architecture at random")
+    assert "0.58 trained against 0.030 random" in good and "0.50 to 0.63" in good
+    assert "random: mean cross-layer R² 0.97, nearly interchangeable" in good
+    assert "Trained: mean cross-layer R² 0.42, distinct enough to tell apart" in good
+    broken = analysis.describe_trained_vs_random_layers(_distinctness_table(0.03, 0.04, -0.02, 0.01), model="m")
+    assert "cannot be told apart from those of the same architecture" in broken and "more distinct" not in broken
+    reversed_ = analysis.describe_trained_vs_random_layers(_distinctness_table(0.1, 0.5, -0.45, -0.35), model="m")
+    assert "less distinct" in reversed_
+    no_interval = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, np.nan, np.nan), model="m")
+    assert "cannot be told apart" in no_interval and "no interval" in no_interval
+    brief = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, 0.5, 0.63), model="m", brief=True)
+    assert brief == good.split(" Trained:")[0]
+
+
+def test_trained_vs_random_rows_have_the_synthesis_shape():
+    rows = analysis.trained_vs_random_rows(_distinctness_table(0.58, 0.03, 0.5, 0.63), model="m")
+    assert [set(r) for r in rows] == [{"lens", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high"}] * 2
+    assert rows[0]["lens"] == "FactorTopy" and rows[0]["margin"] == pytest.approx(0.55)
+    assert all(isinstance(r[k], float) for r in rows for k in ("trained", "random", "margin", "ci_low", "ci_high"))
+    assert np.isnan(rows[1]["ci_low"]) and json.loads(json.dumps(rows))  # NaN survives the JSON round trip
+
+
+def test_paper_values_are_matched_by_backbone_name():
+    table = pd.DataFrame({"name": ["dinov2_s14_saliency", "vit"], "r2_mean": [0.4, 0.1], "slope": [0.9, 0.2],
+                          "b0": [0.1, 0.3], "b1": [1.0, 0.5]}, index=["dinov2_s14_saliency (trained)", "vit (random)"])
+    values = analysis.paper_comparison_values(table, n_clusters=20)
+    assert values["r2_all_imagenet"] == 0.1 and values["hierarchy_b1_imagenet"] == 0.5
+    assert not any("saliency" in key or key.endswith("_dinov2") for key in values)
+    table["weights"] = ["pretrained", "random"]
+    setting = analysis.describe_setting(synthetic=True, backbones=table, size="small")
+    assert "vit (random): random weights, small size" in setting and "saliency" not in setting
+    assert "none of the backbones" in analysis.describe_setting(synthetic=False, backbones=table.iloc[:1], size="base")
+
+
+def test_trained_layers_are_more_distinct_than_random_ones():
+    """Measured on photographs: the trained backbone's layers against the same architecture at random weights."""
+    imgs = _photographs_and_crops(45)
+    local = {}
+    for weights in ("pretrained", "random"):
+        spec = features.backbone_spec(f"{TRAINED}:{weights}", image_size=112)
+        local[weights], _ = features.extract_features(features.build_backbone(spec), TRAINED, imgs)
+    result = analysis.compare_layer_distinctness(local["pretrained"], local["random"], n_bootstrap=300)
+    table = result["table"]
+    assert table.loc["all_pairs", "ci_low"] > 0, table  # trained layers are measurably more distinct
+    assert table.loc["adjacent", "ci_low"] > 0, table
+    assert np.diag(result["matrices"]["trained"]).min() > 0.95  # each layer predicts itself: the fits work
+
+
+@pytest.fixture(scope="module")
+def trained_subject(tmp_path_factory):
+    spec = features.backbone_spec(f"{TRAINED}:pretrained", image_size=112)
+    folder = nsd.write_synthetic_subject(tmp_path_factory.mktemp("trained_nsd"), n_images=TRAINED_IMAGES,
+                                         n_vertices_per_hemisphere=TRAINED_VERTICES, backbone=spec)
+    return spec, folder
+
+
+def test_trained_subject_records_its_stimuli_and_shares_the_feature_cache(trained_subject):
+    spec, folder = trained_subject
+    stimuli = nsd.load_stimuli(folder)
+    assert len(stimuli) == TRAINED_IMAGES and set(stimuli["kind"]) == {"photograph", "crop", "texture"}
+    assert (stimuli["kind"] == "photograph").sum() == 14
+    subject = nsd.load_algonauts_subject(folder)
+    assert subject.images["nsd_id"].values.tolist() == stimuli["nsd_id"].tolist()
+    # the planting features were computed from the stimuli as stored, so the fit reads the same cache entry
+    assert features.cached_features(spec, subject.images.values)["hit"]
+    truth = nsd.load_ground_truth(folder)
+    assert truth["n_layers"].iloc[0] == 12 and truth["layer"].max() == 11
+
+
+def test_planted_hierarchy_is_recovered_with_the_trained_backbone(trained_subject):
+    spec, folder = trained_subject
+    subject, truth = nsd.load_algonauts_subject(folder), nsd.load_ground_truth(folder)
+    fit = pipeline.fit_backbone(subject, spec, n_steps=TRAINED_STEPS, lr=2e-3, progress=False, device="cpu")
+    slope = analysis.hierarchy_slope(fit.table["iota"], fit.table["roi"], n_bootstrap=200)
+    recovery = pipeline.ground_truth_recovery(fit.table, truth)
+    named = recovery.drop(index="Unknown", errors="ignore")
+    from scipy.stats import spearmanr
+
+    assert slope["slope_low"] > 0.5, slope  # later ROIs choose later layers of the 12
+    assert spearmanr(named["planted_layer"], named["recovered_layer"])[0] > 0.6, named  # in the planted order
+    assert named["layer_within_one"].mean() > analysis.within_one_chance(named["planted_layer"], 12), named
+    assert fit.result.test_r2.mean() > 0.2  # ceiling 0.67

@@ -235,6 +235,132 @@ def within_one_chance(planted_layers, n_layers: int) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
+# trained against random layers
+
+#: The two distinctness quantities of :func:`compare_layer_distinctness`, each 1 − a mean cross-layer R².
+DISTINCTNESS = {
+    "all_pairs": "layer distinctness: 1 − mean held-out cross-layer R², all layer pairs",
+    "adjacent": "adjacent-layer distinctness: 1 − mean held-out cross-layer R², neighbouring layers",
+}
+
+
+def layer_distinctness(matrix: np.ndarray) -> dict:
+    """1 − the mean off-diagonal cross-layer R² over all layer pairs and over neighbouring layers.
+
+    0 means every layer predicts the others perfectly (interchangeable layers); 1 means not at all.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or len(matrix) < 2:
+        raise ValueError(f"'matrix' must be a square (L, L) matrix with L ≥ 2; shape {matrix.shape} was provided.")
+    off = ~np.eye(len(matrix), dtype=bool)
+    adjacent = np.abs(np.subtract.outer(np.arange(len(matrix)), np.arange(len(matrix)))) == 1
+    return {"all_pairs": float(1 - matrix[off].mean()), "adjacent": float(1 - matrix[adjacent].mean())}
+
+
+def compare_layer_distinctness(trained_local, random_local, *, n_bootstrap: int = 1000, seed: int = 0,
+                               n_readouts: int = 20, ridge: float = 10.0) -> dict:
+    """How much more distinct a trained backbone's layers are than its random control's, with intervals.
+
+    Both sets of local tokens (same images, same order) go through
+    :func:`~neuroalign_utils.factortopy.features.cross_layer_predictability` (ridge fits on the first 2/3
+    of the images, R² on the rest). The intervals come from a paired bootstrap over the held-out images:
+    each resample draws held-out images with replacement and recomputes both models' R² on the same
+    draw (the fits stay as they are), so they reflect the finite test set, not refits.
+
+    Parameters
+    ----------
+    trained_local, random_local : array-like, (n_images, L, C, g, g)
+    n_bootstrap : int
+        Resamples (0: no intervals, NaN).
+    seed : int
+        Seed of the read-out directions and of the resamples.
+    n_readouts, ridge
+        See :func:`~neuroalign_utils.factortopy.features.cross_layer_predictability`.
+
+    Returns
+    -------
+    dict
+        ``matrices`` ({"trained", "random"} → (L, L) R²), ``table`` (DataFrame indexed by quantity, a key of
+        :data:`DISTINCTNESS`, with ``trained, random, margin`` (trained − random), ``ci_low, ci_high``
+        (95 % bootstrap interval of the margin), ``random_ci_low, random_ci_high``, ``trained_ci_low,
+        trained_ci_high``), ``by_distance`` (DataFrame: ``model, layers_apart, r2, ci_low, ci_high``, the
+        mean R² of the layer pairs that far apart with its interval), ``n_images``, ``n_held_out``,
+        ``n_bootstrap``.
+    """
+    from . import features
+
+    n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=0)
+    if np.shape(trained_local)[0] != np.shape(random_local)[0]:
+        raise ValueError(f"'trained_local' and 'random_local' must hold the same images; they hold "
+                         f"{np.shape(trained_local)[0]} and {np.shape(random_local)[0]}.")
+    parts = {label: features.cross_layer_parts(local, n_readouts=n_readouts, ridge=ridge, seed=seed)
+             for label, local in (("trained", trained_local), ("random", random_local))}
+    matrices = {label: features.cross_layer_r2(p) for label, p in parts.items()}
+    point = {label: layer_distinctness(m) for label, m in matrices.items()}
+    n_test = len(parts["trained"]["held_out"])
+    rng = np.random.default_rng(seed)
+    draws = {label: {q: [] for q in DISTINCTNESS} for label in parts}
+    distance_draws = {label: [] for label in parts}
+    for _ in range(n_bootstrap):
+        counts = np.bincount(rng.integers(0, n_test, n_test), minlength=n_test)
+        for label, p in parts.items():
+            matrix = features.cross_layer_r2(p, counts)
+            for q, value in layer_distinctness(matrix).items():
+                draws[label][q].append(value)
+            distance_draws[label].append(_mean_by_distance(matrix))
+    rows = []
+    for q in DISTINCTNESS:
+        row = {"quantity": q, "trained": point["trained"][q], "random": point["random"][q],
+               "margin": point["trained"][q] - point["random"][q]}
+        if n_bootstrap:
+            trained, random = np.array(draws["trained"][q]), np.array(draws["random"][q])
+            for prefix, values in (("", trained - random), ("trained_", trained), ("random_", random)):
+                row[f"{prefix}ci_low"], row[f"{prefix}ci_high"] = np.percentile(values, [2.5, 97.5])
+        else:
+            row.update(dict.fromkeys(("ci_low", "ci_high", "trained_ci_low", "trained_ci_high", "random_ci_low",
+                                      "random_ci_high"), np.nan))
+        rows.append(row)
+    by_distance = []
+    for label, matrix in matrices.items():
+        mean = _mean_by_distance(matrix)
+        low, high = (np.percentile(distance_draws[label], [2.5, 97.5], axis=0) if n_bootstrap
+                     else (np.full(len(mean), np.nan),) * 2)
+        by_distance += [{"model": label, "layers_apart": d + 1, "r2": mean[d], "ci_low": low[d], "ci_high": high[d]}
+                        for d in range(len(mean))]
+    return {"matrices": matrices, "table": pd.DataFrame(rows).set_index("quantity"),
+            "by_distance": pd.DataFrame(by_distance), "n_images": int(np.shape(trained_local)[0]),
+            "n_held_out": n_test, "n_bootstrap": n_bootstrap}
+
+
+def _mean_by_distance(matrix: np.ndarray) -> np.ndarray:
+    """Mean of an (L, L) matrix over the pairs 1, 2, …, L − 1 layers apart."""
+    distance = np.abs(np.subtract.outer(np.arange(len(matrix)), np.arange(len(matrix))))
+    return np.array([matrix[distance == d].mean() for d in range(1, len(matrix))])
+
+
+def trained_vs_random_rows(table: pd.DataFrame, *, model: str) -> list[dict]:
+    """The rows of ``headline.json``'s ``trained_vs_random`` key for the synthesis table.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``compare_layer_distinctness(...)["table"]``.
+    model : str
+        What was compared, e.g. ``"dinov2_s14_saliency (a DINOv2-S/14 backbone from a saliency model)"``.
+
+    Returns
+    -------
+    list of dict
+        ``{"lens": "FactorTopy", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high"}``
+        per quantity; ``margin`` = trained − random, its interval by paired bootstrap over held-out
+        images (NaN without one).
+    """
+    return [{"lens": "FactorTopy", "model": model, "quantity": DISTINCTNESS[q],
+             **{k: float(row[k]) for k in ("trained", "random", "margin", "ci_low", "ci_high")}}
+            for q, row in table.iterrows()]
+
+
+# --------------------------------------------------------------------------------------------------
 # sentences for the chapter, chosen from the numbers
 
 #: Mean off-diagonal cross-layer R² above which layers count as interchangeable.
@@ -252,6 +378,43 @@ def describe_layer_distinctness(default_r2: float, chosen_r2: float, chosen_init
             f"{report.format_number(default_r2)}: they are {verdict(default_r2)}. At std "
             f"{report.format_number(chosen_init)}, the one used here, the mean R² is "
             f"{report.format_number(chosen_r2)}: they are {verdict(chosen_r2)}.")
+
+
+def describe_trained_vs_random_layers(table: pd.DataFrame, *, model: str, brief: bool = False) -> str:
+    """Whether the trained backbone's layers are more distinct than its random control's (paired bootstrap).
+
+    Reads the ``all_pairs`` and ``adjacent`` rows of ``compare_layer_distinctness(...)["table"]``: more
+    distinct when the margin's 95 % interval lies above zero, less when below, indistinguishable when it
+    includes zero (or there is no interval). Each model's layers are also called nearly interchangeable
+    when their mean cross-layer R² is at least :data:`INTERCHANGEABLE_R2`. ``brief`` returns the first
+    sentence only.
+    """
+    row = table.loc["all_pairs"]
+    low, high = row["ci_low"], row["ci_high"]
+    interval = (f"difference {report.format_number(row['margin'])}, 95 % interval over held-out images "
+                f"{report.format_interval(low, high)}" if np.isfinite(low) and np.isfinite(high)
+                else f"difference {report.format_number(row['margin'])}, no interval")
+    if np.isfinite(low) and low > 0:
+        verdict = f"The trained layers of {model} are more distinct than those of the same architecture at random weights"
+    elif np.isfinite(high) and high < 0:
+        verdict = f"The trained layers of {model} are less distinct than those of the same architecture at random weights"
+    else:
+        verdict = (f"The trained layers of {model} cannot be told apart from those of the same architecture at random "
+                   f"weights by how distinct they are")
+
+    def state(distinctness):
+        r2 = 1 - distinctness
+        words = "nearly interchangeable" if r2 >= INTERCHANGEABLE_R2 else "distinct enough to tell apart"
+        return f"mean cross-layer R² {report.format_number(r2)}, {words}"
+
+    adjacent = table.loc["adjacent"]
+    first = (f"{verdict}: 1 − mean cross-layer R² is {report.format_number(row['trained'])} trained against "
+             f"{report.format_number(row['random'])} random ({interval}).")
+    if brief:
+        return first
+    return (f"{first} Trained: {state(row['trained'])}; "
+            f"random: {state(row['random'])}. Between neighbouring layers alone the distinctness is "
+            f"{report.format_number(adjacent['trained'])} trained and {report.format_number(adjacent['random'])} random.")
 
 
 def describe_hierarchy_slope(slope: dict | None, *, median_confidence: float,
@@ -335,7 +498,11 @@ def recovery_scores(table: pd.DataFrame, truth: pd.DataFrame, recovery: pd.DataF
 
 
 def describe_backbones(backbones: pd.DataFrame, *, planting_backbone: str | None) -> str:
-    """Which backbone explains the subject best; on a synthetic subject, whether it is the planting one."""
+    """Which backbone explains the subject best; on a synthetic subject, whether it is the planting one.
+
+    ``backbones`` is indexed by backbone label (:attr:`~neuroalign_utils.factortopy.features.BackboneSpec.label`,
+    e.g. ``"vit (random)"``); ``planting_backbone`` is the label of the backbone the subject was planted from.
+    """
     order = backbones["r2_mean"].sort_values(ascending=False)
     best = str(order.index[0])
     others = report.join_words(f"{name} {report.format_number(r2)}" for name, r2 in order.iloc[1:].items())
@@ -353,10 +520,14 @@ PAPER_BACKBONE = {"vit": "imagenet", "clip": "clip", "dinov2": "dinov2", "mae": 
 
 
 def paper_comparison_values(backbones: pd.DataFrame, *, n_clusters: int) -> dict:
-    """This run's values under the keys of ``paper_values.yaml`` (mean R², slope, b0/b1 per backbone)."""
+    """This run's values under the keys of ``paper_values.yaml`` (mean R², slope, b0/b1 per backbone).
+
+    Rows are matched by their ``name`` column; backbones the paper did not use (the packaged saliency
+    backbone) have no keys.
+    """
     values = {"n_clusters": int(n_clusters)}
-    for name, row in backbones.iterrows():
-        key = PAPER_BACKBONE.get(str(name))
+    for _, row in backbones.iterrows():
+        key = PAPER_BACKBONE.get(str(row["name"]))
         if key is None:
             continue
         values[f"r2_all_{key}"] = float(row["r2_mean"])
@@ -366,11 +537,19 @@ def paper_comparison_values(backbones: pd.DataFrame, *, n_clusters: int) -> dict
     return values
 
 
-def describe_setting(*, synthetic: bool, weights: str, size: str) -> str:
-    """Why this run's numbers differ from the paper's (for the paper-vs-run table)."""
+def describe_setting(*, synthetic: bool, backbones: pd.DataFrame, size: str) -> str:
+    """Why this run's numbers differ from the paper's (for the paper-vs-run table).
+
+    Names the subject and, for each row of ``backbones`` (the comparison table, with ``name`` and
+    ``weights`` columns) that the table compares with the paper, how it differs from the paper's backbone.
+    """
     parts = ["synthetic subject with a planted hierarchy (planted β = 1)" if synthetic else "the reader's subject"]
-    if weights != "pretrained":
-        parts.append(f"{weights}-weight backbone")
-    if size != "base":
-        parts.append(f"{size} backbone, not the paper's base size")
+    compared = backbones[backbones["name"].isin(list(PAPER_BACKBONE))]
+    if not len(compared):
+        return "; ".join(parts + ["none of the backbones compared here is one of the paper's"])
+    for label, row in compared.iterrows():
+        if row["weights"] == "pretrained":
+            parts.append(f"{label}: the hub checkpoint named in the table's notes")
+        else:
+            parts.append(f"{label}: random weights" + (f", {size} size, not the paper's base" if size != "base" else ""))
     return "; ".join(parts)

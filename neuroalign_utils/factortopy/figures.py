@@ -106,3 +106,55 @@ def plot_layer_predictability(matrices: dict):
               xticks=range(len(mat)), yticks=range(len(mat)))
     fig.colorbar(im, ax=list(axes[0]), fraction=0.03, label="held-out R²")
     return fig
+
+
+def plot_layer_distinctness(matrices: dict, by_distance: pd.DataFrame, *, labels: dict | None = None, axes=None):
+    """Cross-layer R² of several backbones: one heat map each, then mean R² against layer distance.
+
+    Parameters
+    ----------
+    matrices : dict
+        Key → (L, L) matrix of :func:`features.cross_layer_predictability` (row: read-out layer, column:
+        predictor layer), as in ``analysis.compare_layer_distinctness(...)["matrices"]``.
+    by_distance : DataFrame
+        ``model`` (a key of ``matrices``), ``layers_apart``, ``r2``, ``ci_low``, ``ci_high``, as in
+        ``analysis.compare_layer_distinctness(...)["by_distance"]``; the interval is drawn as a band.
+    labels : dict, optional
+        Key → label shown in titles and legend.
+    axes : sequence of matplotlib Axes, optional
+        ``len(matrices) + 1`` axes; a new figure at the book's width when omitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    labels = labels or {}
+    if axes is None:
+        fig = plt.figure(figsize=style.book_size(3.0), layout="constrained")
+        # heat maps, their colour bar, a spacer, then the curve panel
+        grid = fig.add_gridspec(1, len(matrices) + 3, width_ratios=[1] * len(matrices) + [0.06, 0.12, 1.3])
+        axes = [fig.add_subplot(grid[0, i]) for i in range(len(matrices))] + [fig.add_subplot(grid[0, -1])]
+        colour_bar_axis = fig.add_subplot(grid[0, len(matrices)])
+    else:
+        colour_bar_axis = None
+    *maps, curve = axes
+    for a, colour, (key, mat) in zip(maps, style.category_colours(len(matrices)), matrices.items()):
+        label = labels.get(key, key)
+        im = a.imshow(mat, vmin=0, vmax=1, cmap="magma")
+        ticks = range(0, len(mat), max(1, len(mat) // 4))
+        a.set(title=label, xlabel="predictor layer", xticks=ticks, yticks=ticks)
+        rows = by_distance[by_distance["model"] == key]
+        curve.plot(rows["layers_apart"], rows["r2"], marker="o", ms=3, color=colour, label=label)
+        curve.fill_between(rows["layers_apart"], rows["ci_low"], rows["ci_high"], color=colour, alpha=0.25, lw=0)
+    maps[0].set_ylabel("read-out of layer")
+    curve.set(xlabel="layers apart", ylabel="mean held-out R²", ylim=(min(0.0, curve.get_ylim()[0]), 1.02))
+    curve.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    curve.legend(frameon=False, loc="lower left")
+    fig = curve.figure
+    if colour_bar_axis is not None:
+        fig.colorbar(im, cax=colour_bar_axis, label="held-out R²")
+    else:
+        fig.colorbar(im, ax=list(maps), fraction=0.04, pad=0.03, label="held-out R²")
+    return fig

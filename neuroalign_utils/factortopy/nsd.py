@@ -13,8 +13,11 @@ Layout (that of the Algonauts 2023 release), per subject ``subjXX/``::
 sphere. Its ROIs are laid out as rings (V1 → V2 → V3 → hV4) and sectors (OPA dorsal, EBA lateral,
 OFA/FFA/VWFA ventral, PPA medial). Each vertex's response is a linear read-out of one backbone layer
 (later for higher ROIs) at a retinotopic image position, mixing local and global tokens with a global
-share that grows along the hierarchy, plus Gaussian noise at a stated SNR. The planted truth goes to
-``subjXX_ground_truth.parquet`` beside the subject, outside the release layout, so the loader
+share that grows along the hierarchy, plus Gaussian noise at a stated SNR. The stimuli are the book's
+natural-image set (:func:`neuroalign_utils.images.natural_image_set`: bundled photographs, random crops
+of them and 1/f textures), and the features that drive the vertices are computed from the stimuli as
+stored (8-bit PNG). The planted truth goes to ``subjXX_ground_truth.parquet`` and what each stimulus is
+to ``subjXX_stimuli.parquet``, beside the subject, outside the release layout, so the loader
 (:func:`load_algonauts_subject`) reads only what a real subject has.
 
 :func:`load_raw_nsd` reads raw NSD (fsaverage betas ``.mgh``, ``nsd_expdesign.mat``,
@@ -202,7 +205,8 @@ def write_synthetic_subject(
         does not fit fsaverage5, so the cap is limited to it).
     backbone : BackboneSpec, optional
         Backbone whose layers drive the vertices; default ``BackboneSpec()`` (random small ViT with
-        ``init_range=1.0``, whose layers differ).
+        ``init_range=1.0``, whose layers differ). A trained one (``dinov2_s14_saliency``) plants the
+        hierarchy of real trained features.
     snr : float
         Signal-to-noise variance ratio of every vertex; the best reachable R² is snr / (1 + snr).
     seed : int
@@ -211,7 +215,8 @@ def write_synthetic_subject(
     Returns
     -------
     pathlib.Path
-        The ``subjXX`` folder; the truth is in ``<root>/subjXX_ground_truth.parquet``.
+        The ``subjXX`` folder; the truth is in ``<root>/subjXX_ground_truth.parquet``, the stimulus table
+        (:func:`load_stimuli`) in ``<root>/subjXX_stimuli.parquet``.
     """
     subject = check_int(subject, "subject", minimum=1, maximum=99)
     n_images = check_int(n_images, "n_images", minimum=10)
@@ -222,25 +227,27 @@ def write_synthetic_subject(
     backbone = backbone or feats.BackboneSpec()
     if root is None:
         key = dict(subject=subject, n_images=n_images, n_vert=n_vert, backbone=backbone.to_dict(),
-                   snr=snr, seed=seed, version=(1, feats.CACHE_VERSION))
+                   snr=snr, seed=seed, version=(2, feats.CACHE_VERSION))
         root = storage.get_data_dir() / "nsd_synthetic" / storage.content_key(key)
     root = Path(root)
     subj_dir = root / f"subj{subject:02d}"
     truth_path = root / f"subj{subject:02d}_ground_truth.parquet"
-    if storage.folder_is_intact(subj_dir) and truth_path.exists() and not overwrite:
+    stimuli_path = root / f"subj{subject:02d}_stimuli.parquet"
+    if storage.folder_is_intact(subj_dir) and truth_path.exists() and stimuli_path.exists() and not overwrite:
         return subj_dir
     if subj_dir.exists():
         logger.info("rebuilding %s: its files are incomplete or changed", subj_dir)
 
     from .. import images as image_lib
 
-    model = feats.build_backbone(backbone)
-    size = feats.input_size(model)
+    size = feats.spec_input_size(backbone)
     image_set = image_lib.natural_image_set(n_images, (size, size), grayscale=False, random_state=seed)
-    pixels = image_set.values.astype(np.float32)
+    # the 8-bit values the PNG stimuli hold, as the loader reads them back: the fit's features then equal
+    # (and reuse the cache of) the planting ones
+    pixels = _to_uint8(image_set.values).astype(np.float32) / 255.0
     feat = feats.cached_features(backbone, pixels, device="cpu")  # the planted subject is the same on every machine
-    local, global_ = np.asarray(feat["local"], np.float32), np.asarray(feat["global"], np.float32)
-    n_layers, n_channels = local.shape[1], local.shape[2]
+    global_ = np.asarray(feat["global"], np.float32)
+    n_layers, n_channels = feat["local"].shape[1:3]
 
     rng = np.random.default_rng(seed)
     truth = pd.concat([planted_truth(cap_vertices(h, n_vert), n_layers) for h in HEMISPHERES],
@@ -248,30 +255,42 @@ def write_synthetic_subject(
     # read-out weights: a direction per ROI plus a vertex-specific part
     roi_dirs = {r: rng.standard_normal(n_channels) for r in sorted(set(truth["roi"]))}
     weights = np.stack([roi_dirs[r] for r in truth["roi"]]) + 0.5 * rng.standard_normal((len(truth), n_channels))
+    position, scale = truth[["pos_x", "pos_y"]].to_numpy(), truth["scale"].to_numpy()
     signal = np.empty((n_images, len(truth)), np.float32)
     for layer in range(n_layers):
         cols = np.flatnonzero(truth["layer"].to_numpy() == layer)
         if cols.size == 0:
             continue
-        pos = truth[["pos_x", "pos_y"]].to_numpy()[cols]
-        sampled = bilinear_sample(local[:, layer], pos)  # (n_images, n, C)
-        s = truth["scale"].to_numpy()[cols][None, :, None]
-        mixed = (1 - s) * sampled + s * global_[:, layer][:, None, :]
-        signal[:, cols] = np.einsum("bnc,nc->bn", mixed, weights[cols])
+        layer_local = np.asarray(feat["local"][:, layer], np.float32)  # one layer in memory at a time
+        # the read-out is linear: w·((1 − s)·local + s·global) = (1 − s)·w·local + s·w·global, so the mixed
+        # tokens (n_images × vertices × channels) are never formed; vertices go in chunks of 64
+        for chunk in np.array_split(cols, -(-cols.size // 64)):
+            local_part = np.einsum("bnc,nc->bn", bilinear_sample(layer_local, position[chunk]), weights[chunk])
+            global_part = global_[:, layer] @ weights[chunk].T
+            signal[:, chunk] = (1 - scale[chunk]) * local_part + scale[chunk] * global_part
+    del feat  # unmaps the feature cache, whose pages would otherwise stay in this process's memory
     signal = (signal - signal.mean(0)) / (signal.std(0) + 1e-8)
     noisy = signal + rng.standard_normal(signal.shape).astype(np.float32) / np.sqrt(snr)
     fmri = ((noisy - noisy.mean(0)) / noisy.std(0)).astype(np.float32)
 
     with storage.atomic_path(subj_dir, is_dir=True) as tmp:
-        _write_layout(tmp, truth, fmri, pixels, rng)
+        nsd_ids = _write_layout(tmp, truth, fmri, pixels, rng)
     truth = truth.assign(snr=snr, backbone=backbone.name, n_layers=n_layers)
     with storage.atomic_path(truth_path) as tmp:
         truth.to_parquet(tmp)
+    stimuli = pd.DataFrame({"nsd_id": nsd_ids, **{c: image_set[c].values for c in ("name", "kind", "source", "licence")}})
+    with storage.atomic_path(stimuli_path) as tmp:
+        stimuli.to_parquet(tmp)
     logger.info("Wrote synthetic NSD subject to %s", subj_dir)
     return subj_dir
 
 
-def _write_layout(folder: Path, truth: pd.DataFrame, fmri: np.ndarray, pixels: np.ndarray, rng):
+def _to_uint8(pixels: np.ndarray) -> np.ndarray:
+    return (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _write_layout(folder: Path, truth: pd.DataFrame, fmri: np.ndarray, pixels: np.ndarray, rng) -> np.ndarray:
+    """Write the release layout into ``folder``; return the NSD ids given to the stimuli."""
     from PIL import Image
 
     img_dir = folder / "training_split" / "training_images"
@@ -281,7 +300,7 @@ def _write_layout(folder: Path, truth: pd.DataFrame, fmri: np.ndarray, pixels: n
         d.mkdir(parents=True)
     nsd_ids = np.sort(rng.choice(73_000, size=len(pixels), replace=False))
     for row, (nsd_id, img) in enumerate(zip(nsd_ids, pixels), start=1):
-        Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8)).save(
+        Image.fromarray(_to_uint8(img)).save(
             img_dir / f"train-{row:04d}_nsd-{nsd_id:05d}.png")
     for hemi in HEMISPHERES:
         rows = truth[truth["hemisphere"] == hemi]
@@ -300,6 +319,7 @@ def _write_layout(folder: Path, truth: pd.DataFrame, fmri: np.ndarray, pixels: n
             np.save(roi_dir / f"{hemi}.{file}_challenge_space.npy", labels)
     for file, mapping in ROI_MAPPINGS.items():
         np.save(roi_dir / f"mapping_{file}.npy", mapping, allow_pickle=True)
+    return nsd_ids
 
 
 _IMAGE_NAME = re.compile(r"train-(\d{4})_nsd-(\d{5})\.png$")
@@ -370,6 +390,33 @@ def load_ground_truth(subject_dir) -> pd.DataFrame:
     """The planted truth written beside a synthetic subject (one row per response column)."""
     subject_dir = Path(subject_dir)
     return pd.read_parquet(subject_dir.parent / f"{subject_dir.name}_ground_truth.parquet")
+
+
+def describe_stimuli(kind) -> str:
+    """What a synthetic subject's stimuli are, counted by kind (``kind`` of :func:`load_stimuli`); ``None``
+    for a real subject's."""
+    from .. import images as image_lib
+    from .. import report
+
+    if kind is None:
+        return "The stimuli are the subject's own NSD images."
+    counts = pd.Series(np.asarray(kind)).value_counts()
+    photographs = [p.name.replace("_", " ") for p in image_lib.PHOTOGRAPHS]
+    parts = [f"{report.plural(counts.get('photograph', 0), 'photograph')} bundled with scikit-image, scikit-learn "
+             f"and matplotlib ({report.join_words(photographs[: counts.get('photograph', 0)])})"]
+    if counts.get("crop", 0):
+        parts.append(f"{report.plural(counts['crop'], 'random crop')} of them (a quarter to all of the shorter side, "
+                     f"mirrored at random)")
+    if counts.get("texture", 0):
+        parts.append(f"{report.plural(counts['texture'], 'texture')} with the 1/f amplitude spectrum of natural images")
+    return f"The {report.format_number(int(counts.sum()))} stimuli are {report.join_words(parts)}."
+
+
+def load_stimuli(subject_dir) -> pd.DataFrame:
+    """What each stimulus of a synthetic subject is, in image order: ``nsd_id, name, kind`` (``photograph``,
+    ``crop`` of one, or 1/f ``texture``), ``source, licence`` (see :func:`neuroalign_utils.images.natural_image_set`)."""
+    subject_dir = Path(subject_dir)
+    return pd.read_parquet(subject_dir.parent / f"{subject_dir.name}_stimuli.parquet")
 
 
 def load_raw_nsd(

@@ -37,6 +37,8 @@ def load_subject(data_dir: str = "", *, n_images: int = 600, n_vertices_per_hemi
     Returns
     -------
     subject : NSDSubject
+        For the synthetic subject, its images carry the coordinates ``name`` and ``kind`` (photograph,
+        crop or texture) of :func:`nsd.load_stimuli`.
     truth : DataFrame or None
         The planted truth (synthetic subject only).
     """
@@ -44,7 +46,39 @@ def load_subject(data_dir: str = "", *, n_images: int = 600, n_vertices_per_hemi
         return nsd.load_algonauts_subject(data_dir), None
     folder = nsd.write_synthetic_subject(n_images=n_images, n_vertices_per_hemisphere=n_vertices_per_hemisphere,
                                          backbone=backbone, snr=snr, seed=seed)
-    return nsd.load_algonauts_subject(folder), nsd.load_ground_truth(folder)
+    subject = nsd.load_algonauts_subject(folder)
+    stimuli = nsd.load_stimuli(folder)
+    subject.images = subject.images.assign_coords(name=("image", stimuli["name"].to_numpy()),
+                                                  kind=("image", stimuli["kind"].to_numpy()))
+    return subject, nsd.load_ground_truth(folder)
+
+
+def backbone_images(subject: nsd.NSDSubject, spec: features.BackboneSpec) -> np.ndarray:
+    """The subject's images at ``spec``'s input size (resized with anti-aliasing where they differ), float32.
+
+    Every use of a backbone's features of the subject goes through here, so they share one cache entry.
+    """
+    size = features.spec_input_size(spec)
+    images = subject.images.values
+    if images.shape[1:3] == (size, size):
+        return np.asarray(images, np.float32)
+    from skimage.transform import resize
+
+    return np.stack([resize(img, (size, size), anti_aliasing=True) for img in images]).astype(np.float32)
+
+
+def subject_tokens(subject: nsd.NSDSubject, spec: features.BackboneSpec, rows, *, device="auto") -> np.ndarray:
+    """Local tokens (len(rows), L, C, 8, 8), float16, of the subject's images ``rows`` for ``spec``.
+
+    Read from the cached features of every image where they exist (the planting backbone's always do),
+    else computed for those rows alone, which costs ``len(rows)`` forward passes, not one per image.
+    Each cache scales a layer by its RMS over its own images; the cross-layer R² is blind to that scale.
+    """
+    images = backbone_images(subject, spec)
+    rows = np.asarray(rows)
+    if features.is_cached(spec, images):
+        return np.asarray(features.cached_features(spec, images, device=device)["local"][rows])
+    return np.array(features.cached_features(spec, images[rows], device=device)["local"])
 
 
 def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers=None, n_steps: int = 1500,
@@ -55,14 +89,7 @@ def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers
     The checkpoint is written to ``checkpoint_dir/<backbone>.pt`` when given. ``device`` (``'auto'``: a
     GPU when there is one) is where the features are computed and the model is trained.
     """
-    backbone = features.build_backbone(spec)
-    size = features.input_size(backbone)
-    images = subject.images.values
-    if images.shape[1] != size:
-        from skimage.transform import resize
-
-        images = np.stack([resize(img, (size, size), anti_aliasing=True) for img in images]).astype(np.float32)
-    feats = features.cached_features(spec, images, layers=layers, device=device)
+    feats = features.cached_features(spec, backbone_images(subject, spec), layers=layers, device=device)
     coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
                                                     subject.vertices["hemisphere"])
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{spec.name}.pt"
@@ -74,28 +101,42 @@ def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers
 
 
 def summary_row(fit: Fit) -> dict:
-    """Backbone, mean test R², hierarchy slope with its interval, b0, b1."""
+    """Backbone (name and weights), mean test R², hierarchy slope with its interval, b0, b1."""
     if analysis.can_fit_hierarchy(fit.table["roi"]):
         slope = analysis.hierarchy_slope(fit.table["iota"], fit.table["roi"], n_bootstrap=300)
     else:  # no ROI labels: the slope columns stay empty
         slope = dict.fromkeys(("slope", "b0", "b1", "slope_low", "slope_high"), np.nan) | {"n_vertices": 0}
-    return {"backbone": fit.spec.name, "weights": fit.spec.weights, "n_layers": len(fit.features["layers"]),
-            "r2_mean": float(np.mean(fit.result.test_r2)), **slope, "best_step": fit.result.best_step}
+    return {"backbone": fit.spec.label, "name": fit.spec.name, "weights": fit.spec.weights,
+            "n_layers": len(fit.features["layers"]), "r2_mean": float(np.mean(fit.result.test_r2)), **slope,
+            "best_step": fit.result.best_step}
 
 
-def compare_backbones(subject, names, base: features.BackboneSpec, *, fitted: Fit | None = None,
-                      **fit_kwargs) -> pd.DataFrame:
-    """Fit every backbone in ``names`` (same size, weights and seed as ``base``); one row each.
+def compare_backbones(subject, entries, *, weights: str = "random", size: str = "small",
+                      init_range: float | None = 1.0, seed: int = 0, image_size: int | None = None,
+                      fitted: Fit | None = None, **fit_kwargs) -> pd.DataFrame:
+    """Fit every backbone in ``entries``; one row each, indexed by :attr:`BackboneSpec.label`.
 
-    ``fitted`` (a :class:`Fit` of one of the names) is reused instead of refitted.
+    Parameters
+    ----------
+    subject : NSDSubject
+    entries : sequence of str
+        ``"<name>"`` or ``"<name>:<weights>"`` (see :func:`features.backbone_spec`); all are checked
+        before the first fit.
+    weights, size, init_range, seed, image_size
+        As in :func:`features.backbone_spec`: ``weights`` for bare names, ``size`` and ``init_range`` for
+        the transformers architectures, ``image_size`` for the packaged models.
+    fitted : Fit, optional
+        A fit of one of the entries, reused instead of refitted.
+    **fit_kwargs
+        Passed to :func:`fit_backbone`.
     """
+    specs = [features.backbone_spec(entry, weights=weights, size=size, init_range=init_range, seed=seed,
+                                    image_size=image_size) for entry in entries]
     rows = []
-    for name in names:
-        if fitted is not None and fitted.spec.name == name:
+    for spec in specs:
+        if fitted is not None and fitted.spec == spec:
             rows.append(summary_row(fitted))
             continue
-        spec = features.BackboneSpec(name=name, size=base.size, weights=base.weights,
-                                     init_range=base.init_range, seed=base.seed)
         rows.append(summary_row(fit_backbone(subject, spec, **fit_kwargs)))
     return pd.DataFrame(rows).set_index("backbone")
 
