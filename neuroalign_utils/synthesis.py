@@ -556,6 +556,9 @@ def trained_vs_random_table(*, data_dir: str | os.PathLike | None = None) -> pd.
             missing = [f for f in TRAINED_VS_RANDOM_FIELDS if f not in entry]
             if missing:
                 raise ValueError(f"A trained_vs_random entry of the '{chapter}' results lacks {missing}: {entry}.")
+            if entry["lens"] not in LENS_CHAPTERS.values():
+                raise ValueError(f"A trained_vs_random entry of the '{chapter}' results names the lens "
+                                 f"{entry['lens']!r}; accepted: {sorted(LENS_CHAPTERS.values())}.")
             rows.append({"chapter": chapter, **{f: entry[f] for f in TRAINED_VS_RANDOM_FIELDS}, "note": ""})
     found = {row["lens"] for row in rows}
     for chapter, lens in LENS_CHAPTERS.items():

@@ -639,9 +639,9 @@ def test_trained_vs_random_sentence_flips_with_the_interval():
 
 
 def test_trained_vs_random_rows_have_the_synthesis_shape():
-    rows = analysis.trained_vs_random_rows(_distinctness_table(0.58, 0.03, 0.5, 0.63), model="m")
+    rows = analysis.trained_vs_random_rows(_distinctness_table(0.58, 0.03, 0.5, 0.63), lens="L", model="m")
     assert [set(r) for r in rows] == [{"lens", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high"}] * 2
-    assert rows[0]["lens"] == "FactorTopy" and rows[0]["margin"] == pytest.approx(0.55)
+    assert rows[0]["lens"] == "L" and rows[0]["margin"] == pytest.approx(0.55)
     assert all(isinstance(r[k], float) for r in rows for k in ("trained", "random", "margin", "ci_low", "ci_high"))
     assert np.isnan(rows[1]["ci_low"]) and json.loads(json.dumps(rows))  # NaN survives the JSON round trip
 

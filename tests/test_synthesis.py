@@ -293,3 +293,7 @@ def test_trained_vs_random_table_gathers_every_lens_and_its_sentence_flips(tmp_p
     _write_trained_vs_random(tmp_path / "bad", "kernel_alignment", [{"lens": lens_ka, "model": "x"}])
     with pytest.raises(ValueError, match="lacks"):
         synthesis.trained_vs_random_table(data_dir=tmp_path / "bad")
+    _write_trained_vs_random(tmp_path / "lens", "factortopy_encoding", [
+        synthesis.trained_vs_random_entry("FactorTopy", "m", "q", 0.6, 0.2, 0.4, 0.3, 0.5)])
+    with pytest.raises(ValueError, match="names the lens 'FactorTopy'; accepted"):
+        synthesis.trained_vs_random_table(data_dir=tmp_path / "lens")

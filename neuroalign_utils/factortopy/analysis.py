@@ -338,24 +338,26 @@ def _mean_by_distance(matrix: np.ndarray) -> np.ndarray:
     return np.array([matrix[distance == d].mean() for d in range(1, len(matrix))])
 
 
-def trained_vs_random_rows(table: pd.DataFrame, *, model: str) -> list[dict]:
+def trained_vs_random_rows(table: pd.DataFrame, *, lens: str, model: str) -> list[dict]:
     """The rows of ``headline.json``'s ``trained_vs_random`` key for the synthesis table.
 
     Parameters
     ----------
     table : DataFrame
         ``compare_layer_distinctness(...)["table"]``.
+    lens : str
+        The lens's name in the synthesis, ``synthesis.LENS_CHAPTERS["factortopy_encoding"]``.
     model : str
         What was compared, e.g. ``"dinov2_s14_saliency (a DINOv2-S/14 backbone from a saliency model)"``.
 
     Returns
     -------
     list of dict
-        ``{"lens": "FactorTopy", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high"}``
+        ``{"lens", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high"}``
         per quantity; ``margin`` = trained − random, its interval by paired bootstrap over held-out
         images (NaN without one).
     """
-    return [{"lens": "FactorTopy", "model": model, "quantity": DISTINCTNESS[q],
+    return [{"lens": str(lens), "model": model, "quantity": DISTINCTNESS[q],
              **{k: float(row[k]) for k in ("trained", "random", "margin", "ci_low", "ci_high")}}
             for q, row in table.iterrows()]
 
