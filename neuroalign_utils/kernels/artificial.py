@@ -33,15 +33,14 @@ import pandas as pd
 import xarray as xr
 
 from .._validation import check_in_allowed, check_int, check_shape2d, check_subset
-from ..kernels.selection import select_representative_kernels
-from ..kernels.similarity import resize_kernels, zscore_kernels
-from . import registry
-from .build import BUILDABLE_MODELS, build_model, input_image_size, input_normalisation
+from .selection import select_representative_kernels
+from .similarity import resize_kernels, zscore_kernels
+from ..zoo import registry
+from ..zoo.build import BUILDABLE_MODELS, build_model
+from ..zoo.inputs import input_image_size, input_normalisation, pixel_values
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = np.array(registry.IMAGENET_MEAN)
-IMAGENET_STD = np.array(registry.IMAGENET_STD)
 KINDS = ("weight", "attention_map")
 
 
@@ -236,7 +235,7 @@ def attention_maps(
         on its device.
     images : xarray.DataArray
         ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, channel)`` in [0, 1], resized to
-        the model's input size and normalised as it was trained (:func:`~.build.input_normalisation`:
+        the model's input size and normalised as it was trained (:func:`~neuroalign_utils.zoo.inputs.input_normalisation`:
         ImageNet's mean and std for every model here).
     model_name : str
     kernel_size : int or (int, int), default=16
@@ -743,35 +742,6 @@ def _run_with_capture(encoder, pixels, sites):
             "attn_implementation='eager' (zoo.build_model does)."
         )
     return [(grids[i], probs[i]) for i in range(len(sites))]
-
-
-def pixel_values(images, size: int, *, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """Images in [0, 1] as a model input: RGB, resized to ``size`` × ``size``, normalised by ``mean``/``std``.
-
-    Parameters
-    ----------
-    images : array-like or xarray.DataArray
-        ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, 3)``.
-    size : int
-    mean, std : sequence of 3 floats
-        Per-channel normalisation (default: ImageNet's).
-
-    Returns
-    -------
-    numpy.ndarray, shape (image, 3, size, size), float32
-    """
-    values = np.asarray(getattr(images, "values", images), dtype=np.float64)
-    if values.ndim == 3:
-        values = np.repeat(values[..., None], 3, axis=-1)
-    if values.ndim != 4 or values.shape[-1] != 3:
-        raise ValueError(
-            f"'images' must be (image, y, x) or (image, y, x, 3); shape {values.shape} was provided."
-        )
-    if values.shape[1:3] != (size, size):
-        channels_first = values.transpose(0, 3, 1, 2).reshape(-1, *values.shape[1:3])
-        values = resize_kernels(channels_first, size).reshape(values.shape[0], 3, size, size).transpose(0, 2, 3, 1)
-    values = (values - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
-    return np.ascontiguousarray(values.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 def _to_kernel_array(blocks, model_name, kind, kernel_size, *, candidates=None) -> xr.DataArray:

@@ -28,9 +28,9 @@ import pandas as pd
 import xarray as xr
 
 from .._validation import check_float, check_int, check_subset
-from . import registry
-from .build import build_model
-from .kernels import convolution_filters, model_label
+from ..zoo import registry
+from ..zoo.build import build_model
+from .artificial import convolution_filters, model_label, twin_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -261,8 +261,6 @@ def coverage_margins(coverage: pd.DataFrame, *, n_bootstrap: int = 1000, random_
         One row per architecture: ``trained``, ``random`` (mean coverage), ``margin``, ``ci_low``,
         ``ci_high`` (pairs of maps resampled), ``n_maps``.
     """
-    from .kernels import twin_pairs
-
     keys = ["layer_index", "attention_head", "image"]
     rows = []
     for trained, random in twin_pairs(coverage["model"].unique()).items():
