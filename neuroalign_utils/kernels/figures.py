@@ -284,20 +284,20 @@ def plot_conv_kernels(kernels: xr.DataArray, *, models=None, n_show: int = 8, ax
     return fig
 
 
-def plot_attention_coverage(coverage: pd.DataFrame, *, ax=None):
+def plot_attention_coverage(coverage: pd.DataFrame, *, axes=None):
     """Mean effective coverage ``exp(H)/N`` per layer, one line per model; dashed: uniform attention."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=style.book_size(3.0, width=6.0))
+    if axes is None:
+        _, axes = plt.subplots(figsize=style.book_size(3.0, width=6.0))
     by_layer = coverage.groupby(["model", "layer_index"])["coverage"].mean().reset_index()
     models = list(pd.unique(by_layer["model"]))
     for (model, group), colour in zip(by_layer.groupby("model", sort=False), style.category_colours(len(models))):
-        ax.plot(group["layer_index"], group["coverage"], "o-", color=colour, label=model)
-    ax.axhline(1.0, color="k", ls="--", lw=0.8, label="uniform attention")
-    ax.set(xlabel="layer index", ylabel="effective coverage exp(H)/N", ylim=(0, 1.08))
-    ax.legend(frameon=False, loc="lower left")
-    fig = ax.figure
+        axes.plot(group["layer_index"], group["coverage"], "o-", color=colour, label=model)
+    axes.axhline(1.0, color="k", ls="--", lw=0.8, label="uniform attention")
+    axes.set(xlabel="layer index", ylabel="effective coverage exp(H)/N", ylim=(0, 1.08))
+    axes.legend(frameon=False, loc="lower left")
+    fig = axes.figure
     fig.tight_layout()
     return fig
 
@@ -404,37 +404,35 @@ def plot_filter_measures(margins: pd.DataFrame, reference: pd.DataFrame | None =
 
 
 # --------------------------------------------------------------------------- alignment (chapter 04)
-def plot_twin_levels(levels: pd.DataFrame, *, ax=None):
+def plot_twin_levels(levels: pd.DataFrame, *, axes=None):
     """Each trained model (blue dots) beside its random twin (grey squares), each with its own
     phase-randomised null (open markers), per set of kernels, with 95 % intervals, the level of
     unrelated kernels (r = 0) and of r = 0.1."""
     import matplotlib.pyplot as plt
 
-    from .. import style
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=style.book_size(3.6))
+    if axes is None:
+        _, axes = plt.subplots(figsize=style.book_size(3.6))
     x = np.arange(len(levels))
     marks = (("trained", -0.21, "o", "C0", "C0", "trained"), ("trained_null", -0.07, "o", "white", "C0", "trained: null"),
              ("random", 0.07, "s", "0.45", "0.45", "random twin"), ("random_null", 0.21, "s", "white", "0.45", "random twin: null"))
     for column, offset, marker, face, edge, label in marks:
-        ax.errorbar(x + offset, levels[column], yerr=[levels[column] - levels[f"{column}_ci_low"],
+        axes.errorbar(x + offset, levels[column], yerr=[levels[column] - levels[f"{column}_ci_low"],
                     levels[f"{column}_ci_high"] - levels[column]], fmt=marker, mfc=face, mec=edge, color=edge,
                     capsize=2, lw=0.8, label=label)
-    _reference_lines(ax, margin=False)
+    _reference_lines(axes, margin=False)
     # two levels of labels: the kernel set under each group, the model under its groups
-    ax.set_xticks(x, [k.replace(" ", "\n", 1) for k in levels["kernels"]])
+    axes.set_xticks(x, [k.replace(" ", "\n", 1) for k in levels["kernels"]])
     architectures = levels["model"].str.split(" (", regex=False).str[0]
     for name in pd.unique(architectures):
         where = x[(architectures == name).to_numpy()]
-        ax.annotate(name, xy=(where.mean(), 0), xycoords=("data", "axes fraction"), xytext=(0, -34),
+        axes.annotate(name, xy=(where.mean(), 0), xycoords=("data", "axes fraction"), xytext=(0, -34),
                     textcoords="offset points", ha="center", va="top", fontweight="bold")
         if where.min() > 0:
-            ax.axvline(where.min() - 0.5, color="0.85", lw=0.8)
-    ax.set_xlim(-0.6, len(levels) - 0.4)
-    ax.set(ylabel="mean 1 − RMSE")
-    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
-    fig = ax.figure
+            axes.axvline(where.min() - 0.5, color="0.85", lw=0.8)
+    axes.set_xlim(-0.6, len(levels) - 0.4)
+    axes.set(ylabel="mean 1 − RMSE")
+    axes.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
+    fig = axes.figure
     fig.tight_layout()
     return fig
 
@@ -450,8 +448,6 @@ def plot_twin_group_margins(tables: dict, *, axes=None):
         ``{group column: trained_random_margins(..., by=[group]) table}``.
     """
     import matplotlib.pyplot as plt
-
-    from .. import style
 
     tables = {group: table for group, table in tables.items() if len(table)}
     if not tables:
@@ -484,7 +480,6 @@ def plot_twin_group_margins(tables: dict, *, axes=None):
 def category_styles(values) -> dict:
     """A (colour, marker) pair per category, never repeated: distinct colours up to 20 categories,
     then the ten tab10 colours combined with three markers (up to 30)."""
-    from .. import style
     import matplotlib.pyplot as plt
 
     values = list(values)
@@ -528,53 +523,49 @@ def _set_model_ticks(ax, models, model_parameters=None) -> None:
         ax.set_xticks(range(len(labels)), labels)
 
 
-def plot_identity(r, score, *, random_state: int = 0, ax=None):
+def plot_identity(r, score, *, random_state: int = 0, axes=None):
     """1 − RMSE against Pearson r for (up to 5,000 randomly chosen) kernel pairs, with ``1 − √(2(1 − r))``."""
     import matplotlib.pyplot as plt
 
-    from .. import style
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=style.book_size(3.2, width=4.6))
+    if axes is None:
+        _, axes = plt.subplots(figsize=style.book_size(3.2, width=4.6))
     r, score = np.ravel(r), np.ravel(score)
     pick = np.random.default_rng(random_state).choice(r.size, size=min(5000, r.size), replace=False)
     grid = np.linspace(-1, 1, 200)
-    ax.scatter(r[pick], score[pick], s=4, alpha=0.3, color="C0", label="kernel pairs")
-    ax.plot(grid, score_from_r(grid), "k", lw=1, label=r"$1-\sqrt{2(1-r)}$")
-    ax.set(xlabel="Pearson r", ylabel="1 − RMSE")
-    ax.legend(frameon=False, loc="upper left")
-    fig = ax.figure
+    axes.scatter(r[pick], score[pick], s=4, alpha=0.3, color="C0", label="kernel pairs")
+    axes.plot(grid, score_from_r(grid), "k", lw=1, label=r"$1-\sqrt{2(1-r)}$")
+    axes.set(xlabel="Pearson r", ylabel="1 − RMSE")
+    axes.legend(frameon=False, loc="upper left")
+    fig = axes.figure
     fig.tight_layout()
     return fig
 
 
-def plot_model_levels(models: pd.DataFrame, model_parameters: pd.Series | None = None, *, ax=None):
+def plot_model_levels(models: pd.DataFrame, model_parameters: pd.Series | None = None, *, axes=None):
     """Each model's mean 1 − RMSE (coloured dot and 95 % interval) beside its phase-randomised null
     (grey), with the levels of unrelated kernels (r = 0) and of r = 0.1."""
     import matplotlib.pyplot as plt
 
-    from .. import style
-
     order = list(models.sort_values("parameters").index) if "parameters" in models else list(models.index)
-    if ax is None:
-        _, ax = plt.subplots(figsize=style.book_size(4.4, width=style.BOOK_WIDTH) if _slanted(order)
+    if axes is None:
+        _, axes = plt.subplots(figsize=style.book_size(4.4, width=style.BOOK_WIDTH) if _slanted(order)
                              else style.book_size(3.4, width=6.0))
     x = np.arange(len(order))
     rows = models.loc[order]
-    ax.errorbar(x - 0.1, rows["value"], yerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
+    axes.errorbar(x - 0.1, rows["value"], yerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
                 fmt="o", color="C0", capsize=3, label="real neural kernels")
-    ax.errorbar(x + 0.1, rows["null_value"], yerr=[rows["null_value"] - rows["null_ci_low"],
+    axes.errorbar(x + 0.1, rows["null_value"], yerr=[rows["null_value"] - rows["null_ci_low"],
                 rows["null_ci_high"] - rows["null_value"]], fmt="s", color="0.55", capsize=3,
                 label="phase-randomised null")
-    _reference_lines(ax, margin=False)
-    _set_model_ticks(ax, order, model_parameters)
-    ax.set_xlim(-0.6, len(order) - 0.4)
-    ax.set(ylabel="mean 1 − RMSE")
+    _reference_lines(axes, margin=False)
+    _set_model_ticks(axes, order, model_parameters)
+    axes.set_xlim(-0.6, len(order) - 0.4)
+    axes.set(ylabel="mean 1 − RMSE")
     if _slanted(order):  # the slanted names need the full width: the legend goes above the panel
-        ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
+        axes.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     else:
-        ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig = ax.figure
+        axes.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig = axes.figure
     fig.tight_layout()
     return fig
 
@@ -586,50 +577,46 @@ def _margin_errorbar(ax, x, rows: pd.DataFrame, **style_kwargs):
 
 
 def plot_group_margins(table: pd.DataFrame, group: str, model_order, model_parameters: pd.Series | None = None,
-                       *, ax=None):
+                       *, axes=None):
     """Margin over the null per ``group`` value (area, genotype …) and model: dots with 95 % intervals,
     thin lines joining a value across models (ordered by size; Figs 2 top and 4 of the paper)."""
     import matplotlib.pyplot as plt
-
-    from .. import style
 
     groups = sorted(table[group].astype(str).unique())
     order = [m for m in model_order if m in set(table["model"])]
     # many values, or slanted model names that need the full width: the legend goes below, in columns
     legend_rows = int(np.ceil((len(groups) + 2) / 5)) if len(groups) > 8 or _slanted(order) else 0
-    if ax is None:
-        _, ax = plt.subplots(figsize=style.book_size(3.4 + 0.28 * legend_rows + (0.9 if _slanted(order) else 0.0)))
+    if axes is None:
+        _, axes = plt.subplots(figsize=style.book_size(3.4 + 0.28 * legend_rows + (0.9 if _slanted(order) else 0.0)))
     styles = category_styles(groups)
     offsets = np.linspace(-0.3, 0.3, len(groups)) if len(groups) > 1 else np.zeros(1)
     for offset, value in zip(offsets, groups):
         rows = table[table[group].astype(str) == value].set_index("model").reindex(order)
         colour, marker = styles[value]
         x = np.arange(len(order)) + offset
-        ax.plot(x, rows["margin"], color=colour, lw=0.6, alpha=0.6)
-        _margin_errorbar(ax, x, rows, fmt=marker, color=colour, ms=4, lw=0.8, label=value)
-    _reference_lines(ax, margin=True)
-    _set_model_ticks(ax, order, model_parameters)
-    ax.set(ylabel="1 − RMSE above the null")
-    fig = ax.figure
+        axes.plot(x, rows["margin"], color=colour, lw=0.6, alpha=0.6)
+        _margin_errorbar(axes, x, rows, fmt=marker, color=colour, ms=4, lw=0.8, label=value)
+    _reference_lines(axes, margin=True)
+    _set_model_ticks(axes, order, model_parameters)
+    axes.set(ylabel="1 − RMSE above the null")
+    fig = axes.figure
     if legend_rows:
-        fig.legend(*ax.get_legend_handles_labels(), frameon=False, loc="lower center", ncol=5, title=group)
+        fig.legend(*axes.get_legend_handles_labels(), frameon=False, loc="lower center", ncol=5, title=group)
         fig.tight_layout(rect=(0, (0.3 * legend_rows + 0.35) / fig.get_size_inches()[1], 1, 1))
     else:
-        ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5), title=group)
+        axes.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5), title=group)
         fig.tight_layout()
     return fig
 
 
-def plot_kind_margins(table: pd.DataFrame, model_order, *, ax=None):
+def plot_kind_margins(table: pd.DataFrame, model_order, *, axes=None):
     """Margin over the null of attention maps, attention weights and convolution weights, per model
     (dots with 95 % intervals; Fig. 2 bottom of the paper)."""
     import matplotlib.pyplot as plt
 
-    from .. import style
-
     order = [m for m in model_order if m in set(table["model"])]
-    if ax is None:
-        _, ax = plt.subplots(figsize=style.book_size(4.2, width=style.BOOK_WIDTH) if _slanted(order)
+    if axes is None:
+        _, axes = plt.subplots(figsize=style.book_size(4.2, width=style.BOOK_WIDTH) if _slanted(order)
                              else style.book_size(3.2, width=6.4))
     kinds = [k for k in KIND_LABELS if ((table["kind"] == k[0]) & (table["layer_type"] == k[1])).any()]
     colours = dict(zip(kinds, style.category_colours(len(kinds))))
@@ -637,16 +624,16 @@ def plot_kind_margins(table: pd.DataFrame, model_order, *, ax=None):
     for offset, kind in zip(offsets, kinds):
         rows = table[(table["kind"] == kind[0]) & (table["layer_type"] == kind[1])].set_index("model").reindex(order)
         x = np.arange(len(order)) + offset
-        _margin_errorbar(ax, x, rows, fmt="o", color=colours[kind], capsize=3, label=KIND_LABELS[kind])
-    _reference_lines(ax, margin=True)
-    _set_model_ticks(ax, order)
-    ax.set_xlim(-0.6, len(order) - 0.4)
-    ax.set(ylabel="1 − RMSE above the null")
+        _margin_errorbar(axes, x, rows, fmt="o", color=colours[kind], capsize=3, label=KIND_LABELS[kind])
+    _reference_lines(axes, margin=True)
+    _set_model_ticks(axes, order)
+    axes.set_xlim(-0.6, len(order) - 0.4)
+    axes.set(ylabel="1 − RMSE above the null")
     if _slanted(order):  # the slanted names need the full width: the legend goes above the panel
-        ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
+        axes.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
     else:
-        ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig = ax.figure
+        axes.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig = axes.figure
     fig.tight_layout()
     return fig
 
@@ -655,8 +642,6 @@ def plot_layer_margins(table: pd.DataFrame, *, axes=None):
     """Per model (one panel each), the margin over the null of every layer: dots with 95 % intervals,
     coloured by kernel kind, dot area ∝ the layer's parameters (Figs 5 and S4 of the paper)."""
     import matplotlib.pyplot as plt
-
-    from .. import style
 
     models = list(pd.unique(table["model"]))
     if axes is None:
@@ -704,7 +689,7 @@ def _wrap_name(name: str, width: int = 14) -> str:
     return f"{name[:cut + 1]}\n{name[cut + 1:]}"
 
 
-def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernels, labels, *, fig=None):
+def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernels, labels, *, axes=None):
     """Fig 3/S5 analogue: the neural kernel and its best artificial matches, z-scored and overlaid on a
     scene with one colour bar (top row), and their column profiles (bottom).
 
@@ -712,32 +697,46 @@ def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernel
     ----------
     labels : sequence of str
         One title per artificial kernel (short: they sit above panels of a fifth of the text width).
+    axes : sequence of matplotlib Axes, optional
+        ``len(artificial_kernels) + 2`` Axes: one per overlay (the neural kernel first), then the profile
+        panel. Made on a new figure, with a colour-bar axis beside the overlays, when ``None``.
     """
     import matplotlib.pyplot as plt
 
-    from .. import style
-    from ..kernels.similarity import resize_kernels, zscore_kernels
+    from .similarity import resize_kernels, zscore_kernels
 
     n = len(artificial_kernels)
-    if fig is None:
+    colour_bar_axes = None
+    if axes is None:
         fig = plt.figure(figsize=style.book_size(4.4))
+        width = 0.86 / (n + 1)
+        overlays = [fig.add_axes((0.01 + i * width, 0.56, width * 0.94, 0.34)) for i in range(n + 1)]
+        colour_bar_axes = fig.add_axes((0.9, 0.6, 0.015, 0.26))
+        profile = fig.add_axes((0.09, 0.12, 0.5, 0.36))
+    else:
+        axes = list(np.ravel(axes))
+        if len(axes) != n + 2:
+            raise ValueError(f"'axes' must hold {n + 2} Axes (one per overlay, then the profile); "
+                             f"{len(axes)} were provided.")
+        *overlays, profile = axes
+        fig = profile.figure
     size = neural_kernel.shape
     resized = resize_kernels(np.stack(artificial_kernels), size)
     stack = zscore_kernels(np.concatenate([neural_kernel[None], resized])).reshape(n + 1, *size)
     limit = float(np.abs(stack).max())
     extent = (0, size[1], size[0], 0)  # kernel pixels: the scene keeps the kernels' aspect ratio
-    width = 0.86 / (n + 1)
     image = None
-    for i, (kernel, label) in enumerate(zip(stack, ["neural kernel", *labels])):
-        ax = fig.add_axes((0.01 + i * width, 0.56, width * 0.94, 0.34))
+    for ax, kernel, label in zip(overlays, stack, ["neural kernel", *labels]):
         ax.imshow(scene, cmap="gray", extent=extent)
         image = ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.6, extent=extent,
                           interpolation="bilinear")
         ax.set_title("\n".join(_wrap_name(line) for line in label.split("\n")))
         ax.axis("off")
-    bar = fig.colorbar(image, cax=fig.add_axes((0.9, 0.6, 0.015, 0.26)))
+    if colour_bar_axes is not None:
+        bar = fig.colorbar(image, cax=colour_bar_axes)
+    else:
+        bar = fig.colorbar(image, ax=overlays)
     bar.set_label("z-score")
-    profile = fig.add_axes((0.09, 0.12, 0.5, 0.36))
     colours = style.category_colours(n + 1)
     profile.plot(stack[0].mean(axis=0), color="k", lw=2, label="neural kernel")
     for kernel, label, colour in zip(stack[1:], labels, colours[1:]):
@@ -747,16 +746,15 @@ def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernel
     return fig
 
 
-def plot_model_bubbles(table: pd.DataFrame, group: str, model_parameters: pd.Series, *, ax=None):
+def plot_model_bubbles(table: pd.DataFrame, group: str, model_parameters: pd.Series, *, axes=None):
     """Fig 2 (top) analogue: per model, one bubble per ``group`` value; bubble area ∝ model parameters.
 
     The grey band per model is the phase-randomised null (its range over the groups).
     """
     import matplotlib.pyplot as plt
 
-    from .. import style
-
-    ax = ax or plt.subplots(figsize=style.book_size(3.5))[1]
+    if axes is None:
+        _, axes = plt.subplots(figsize=style.book_size(3.5))
     models = [m for m in model_parameters.sort_values().index if m in set(table["model"])]
     groups = sorted(table[group].astype(str).unique())
     styles = category_styles(groups)
@@ -764,16 +762,16 @@ def plot_model_bubbles(table: pd.DataFrame, group: str, model_parameters: pd.Ser
     offsets = np.linspace(-0.3, 0.3, len(groups)) if len(groups) > 1 else [0.0]
     for i, model in enumerate(models):
         rows = table[table["model"] == model].set_index(table.loc[table["model"] == model, group].astype(str))
-        ax.fill_between([i - 0.4, i + 0.4], rows["null_ci_low"].min(), rows["null_ci_high"].max(), color="0.85", lw=0)
+        axes.fill_between([i - 0.4, i + 0.4], rows["null_ci_low"].min(), rows["null_ci_high"].max(), color="0.85", lw=0)
         for offset, value in zip(offsets, groups):
             if value in rows.index:
                 row = rows.loc[value]
                 colour, marker = styles[value]
-                ax.errorbar(i + offset, row["value"], yerr=[[row["value"] - row["ci_low"]], [row["ci_high"] - row["value"]]],
+                axes.errorbar(i + offset, row["value"], yerr=[[row["value"] - row["ci_low"]], [row["ci_high"] - row["value"]]],
                             color=colour, lw=0.8)
-                ax.scatter(i + offset, row["value"], s=sizes[model], color=colour, marker=marker, alpha=0.6,
+                axes.scatter(i + offset, row["value"], s=sizes[model], color=colour, marker=marker, alpha=0.6,
                            label=value if i == 0 else None, edgecolor="k", lw=0.3)
-    _set_model_ticks(ax, models)
-    ax.set(ylabel="mean 1 − RMSE", title=f"by {group} (grey: phase-randomised null)")
-    ax.legend(frameon=False, ncol=2, loc="best", markerscale=0.4)
-    return ax
+    _set_model_ticks(axes, models)
+    axes.set(ylabel="mean 1 − RMSE", title=f"by {group} (grey: phase-randomised null)")
+    axes.legend(frameon=False, ncol=2, loc="best", markerscale=0.4)
+    return axes.figure
