@@ -8,6 +8,7 @@ import torch
 
 from neuroalign_utils import zoo
 from neuroalign_utils.kernels import artificial
+from neuroalign_utils.kernels.selection import SelectionSettings
 from neuroalign_utils.zoo import inputs as zoo_inputs
 
 
@@ -109,7 +110,8 @@ def test_weight_kernel_counts_and_shapes(tiny_sam):
 
 
 def test_weight_kernel_selection_keeps_per_cluster(tiny_sam):
-    kernels = artificial.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8, n_clusters=3, per_cluster=5)
+    kernels = artificial.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8,
+                                         selection=SelectionSettings(n_clusters=3, per_cluster=5))
     per_layer = kernels.to_dataframe("v").reset_index().drop_duplicates("kernel").groupby("layer").size()
     assert per_layer["vision_encoder.patch_embed.projection"] == 15
     assert per_layer["vision_encoder.neck.conv2"] == 15
@@ -193,7 +195,7 @@ def test_artificial_kernels_shared_format(tmp_path):
     scenes = images.natural_image_set(1, (64, 64), grayscale=False)
     kernels = artificial.artificial_kernels(
         ["Mask2Former-T"], images=scenes, image_size=64, kernel_size=8, max_kernels_per_layer=60,
-        n_clusters=2, per_cluster=5,
+        selection=SelectionSettings(n_clusters=2, per_cluster=5),
     )
     for coord in ("model", "layer", "layer_index", "layer_type", "kind", "n_parameters"):
         assert coord in kernels.coords
@@ -276,7 +278,7 @@ def test_weight_and_resize_sentences_follow_the_weights():
 
 def test_weight_kernels_record_their_candidates(tiny_sam):
     kernels = artificial.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8, max_kernels_per_layer=30,
-                                n_clusters=2, per_cluster=4)
+                                        selection=SelectionSettings(n_clusters=2, per_cluster=4))
     conv = artificial.conv_selection(kernels)
     assert (conv["candidates"] > 0).all() and (conv["selected"] <= conv["candidates"]).all()
     assert (kernels["candidates"].values[kernels["layer_type"].values == "attention"] == -1).all()

@@ -26,14 +26,14 @@ from __future__ import annotations
 import gc
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from .._validation import check_in_allowed, check_int, check_shape2d, check_subset
-from .selection import select_representative_kernels
+from .selection import SelectionSettings, checked_settings, select_representative_kernels
 from .similarity import resize_kernels, zscore_kernels
 from ..zoo import registry
 from ..zoo.build import BUILDABLE_MODELS, build_model
@@ -116,8 +116,7 @@ def weight_kernels(
     kernel_size=16,
     select: bool = True,
     max_kernels_per_layer: int = 2000,
-    n_clusters: int = 10,
-    per_cluster: int = 50,
+    selection: SelectionSettings | None = None,
     random_state: int = 0,
 ) -> xr.DataArray:
     """Weight kernels of every convolution and attention layer (kind ``"weight"``).
@@ -136,9 +135,11 @@ def weight_kernels(
     max_kernels_per_layer : int, default=2000
         A convolution layer with more ``F·C`` kernels is first subsampled at random (seeded) to this
         many, to bound UMAP's cost (a 256×256×3×3 layer has 65,536 kernels).
-    n_clusters, per_cluster : int
-        Selection settings (paper: 10 and 50).
+    selection : SelectionSettings, optional
+        Settings of the selection (default: ``SelectionSettings()``, the paper's 10 clusters × 50); a layer
+        with fewer kernels uses at most as many clusters, and UMAP neighbours, as it has kernels.
     random_state : int
+        Seed of the subsampling and of the selection.
 
     Returns
     -------
@@ -147,6 +148,7 @@ def weight_kernels(
     """
     kernel_size = check_shape2d(kernel_size, "kernel_size")
     max_kernels_per_layer = check_int(max_kernels_per_layer, "max_kernels_per_layer", minimum=3)
+    selection = checked_settings(selection)
     rng = np.random.default_rng(random_state)
     blocks, candidates = [], {}
     for layer in kernel_layers(model):
@@ -165,10 +167,11 @@ def weight_kernels(
                     # shortfall is recorded in the ``candidates`` coordinate (see kernel_counts), not warned
                     warnings.filterwarnings("ignore", message=r"(Only \d+ kernels|\d+ cluster\(s\) had fewer)",
                                             category=UserWarning)
-                    chosen = select_representative_kernels(
-                        zscore_kernels(raw[keep]), n_clusters=min(n_clusters, keep.size),
-                        per_cluster=per_cluster, n_neighbors=min(15, keep.size - 1), random_state=random_state,
-                    )
+                    layer_selection = replace(
+                        selection, n_clusters=min(selection.n_clusters, keep.size),
+                        n_neighbors=min(selection.n_neighbors, keep.size - 1))
+                    chosen = select_representative_kernels(zscore_kernels(raw[keep]), layer_selection,
+                                                           random_state=random_state)
                 keep = keep[chosen["selected"].to_numpy()]
             for i in keep:
                 blocks.append((layer, raw[i], sources[i], -1, -1))
@@ -357,8 +360,7 @@ def artificial_kernels(
     kinds=KINDS,
     select: bool = True,
     max_kernels_per_layer: int = 2000,
-    n_clusters: int = 10,
-    per_cluster: int = 50,
+    selection: SelectionSettings | None = None,
     random_state: int = 0,
     checkpoints: dict | None = None,
     trained_models=(),
@@ -380,7 +382,7 @@ def artificial_kernels(
         Input size of randomly initialised models (ignored for pretrained ones).
     kernel_size : int or (int, int)
     kinds : sequence of {"weight", "attention_map"}
-    select, max_kernels_per_layer, n_clusters, per_cluster, random_state
+    select, max_kernels_per_layer, selection, random_state
         See :func:`weight_kernels`.
     checkpoints : dict, optional
         ``{model: local folder or hub id}`` for ``weights="pretrained"``.
@@ -414,6 +416,7 @@ def artificial_kernels(
         raise ValueError("'models' and 'trained_models' are both empty; name at least one model to build.")
     kinds = check_subset(kinds, "kinds", KINDS)
     kernel_size = check_shape2d(kernel_size, "kernel_size")
+    selection = checked_settings(selection)
     checkpoints = dict(checkpoints or {})
     device = resolve_device(device)
     builds = [(name, weights, name, image_size if weights == "random" else None) for name in models]
@@ -431,8 +434,8 @@ def artificial_kernels(
             found.append(
                 weight_kernels(
                     model, model_name=label, kernel_size=kernel_size, select=select,
-                    max_kernels_per_layer=max_kernels_per_layer, n_clusters=n_clusters,
-                    per_cluster=per_cluster, random_state=random_state,
+                    max_kernels_per_layer=max_kernels_per_layer, selection=selection,
+                    random_state=random_state,
                 )
             )
         if "attention_map" in kinds and has_attention(model):
