@@ -36,7 +36,7 @@ from .._validation import check_in_allowed, check_int, check_shape2d, check_subs
 from .selection import SelectionSettings, checked_settings, select_representative_kernels
 from .similarity import resize_kernels, zscore_kernels
 from ..zoo import registry
-from ..zoo.build import BUILDABLE_MODELS, build_model
+from ..zoo.build import BUILDABLE_MODELS, build_model, count_parameters
 from ..zoo.inputs import input_image_size, input_normalisation, pixel_values
 
 logger = logging.getLogger(__name__)
@@ -475,8 +475,6 @@ def twin_pairs(labels) -> dict[str, str]:
 def model_parameters(kernels: xr.DataArray) -> pd.Series:
     """Parameters of each model of a kernel array (its architecture at full size, counted on the ``meta``
     device), indexed by the ``model`` label."""
-    from .build import count_parameters
-
     labels = pd.unique(kernels["model"].values)
     architecture = dict(zip(kernels["model"].values, kernels["architecture"].values)) \
         if "architecture" in kernels.coords else {label: label for label in labels}
