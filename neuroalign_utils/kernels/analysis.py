@@ -69,7 +69,8 @@ def describe_trained_vs_random(table: pd.DataFrame, *, over_null: pd.DataFrame |
     Parameters
     ----------
     table : pandas.DataFrame
-        :func:`trained_random_margins` of the real similarities, one row per model (no further grouping).
+        :func:`~neuroalign_utils.kernels.pipeline.trained_random_margins` of the real similarities, one row per
+        model (no further grouping).
     over_null : pandas.DataFrame, optional
         The same of the margins over the null (``alignment_summary(...)["difference"]``): whether training
         changed what the kernels share with neural kernels beyond their power spectra.
@@ -114,7 +115,8 @@ def combine_twin_margins(overall: pd.DataFrame, by_kind: pd.DataFrame) -> pd.Dat
     Parameters
     ----------
     overall, by_kind : pandas.DataFrame
-        :func:`trained_random_margins` without grouping and by ``["kind", "layer_type"]``.
+        :func:`~neuroalign_utils.kernels.pipeline.trained_random_margins` without grouping and by
+        ``["kind", "layer_type"]``.
 
     Returns
     -------
@@ -137,7 +139,7 @@ def twin_levels(result: dict, pairs: dict) -> pd.DataFrame:
     Parameters
     ----------
     result : dict
-        :func:`alignment_summary` output with groupings ``"model": ["model"]`` and
+        :func:`~neuroalign_utils.kernels.pipeline.alignment_summary` output with groupings ``"model": ["model"]`` and
         ``"kind": ["model", "kind", "layer_type"]``.
     pairs : dict
         ``{trained label: random twin label}``.
@@ -214,7 +216,8 @@ def model_table(result: dict, model_parameters: pd.Series | None = None) -> pd.D
     Parameters
     ----------
     result : dict
-        :func:`alignment_summary` output whose groupings include ``"model": ["model"]``.
+        :func:`~neuroalign_utils.kernels.pipeline.alignment_summary` output whose groupings include
+        ``"model": ["model"]``.
     model_parameters : pandas.Series, optional
         Parameter count per model.
 

@@ -238,8 +238,8 @@ def attention_maps(
         on its device.
     images : xarray.DataArray
         ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, channel)`` in [0, 1], resized to
-        the model's input size and normalised as it was trained (:func:`~neuroalign_utils.zoo.inputs.input_normalisation`:
-        ImageNet's mean and std for every model here).
+        the model's input size and normalised as it was trained
+        (:func:`~neuroalign_utils.zoo.inputs.input_normalisation`: ImageNet's mean and std for every model here).
     model_name : str
     kernel_size : int or (int, int), default=16
     batch_size : int, default=1

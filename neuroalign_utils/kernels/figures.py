@@ -318,7 +318,8 @@ def plot_twin_filters(filters: dict, *, neural=None, n_show: int = 10, axes=None
     Parameters
     ----------
     filters : dict
-        ``{model label: {layer: array (out, in, h, w)}}`` (:func:`~neuroalign_utils.zoo.trained_random.twin_filters`);
+        ``{model label: {layer: array (out, in, h, w)}}``
+        (:func:`~neuroalign_utils.kernels.trained_random.twin_filters`);
         each model's first layer is drawn: ``n_show`` filters at evenly spaced ranks of spectral concentration,
         most concentrated first. Three-channel
         filters are drawn as RGB images (mid-grey = 0, each filter divided by its largest magnitude); others

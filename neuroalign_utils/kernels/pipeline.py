@@ -201,7 +201,7 @@ def trained_random_margins(
         :func:`alignment_summary`'s ``difference`` (then the margin is trained − random of the margins over
         the phase-randomised null).
     pairs : dict
-        ``{trained model label: random twin label}`` (:func:`~neuroalign_utils.zoo.kernels.twin_pairs`).
+        ``{trained model label: random twin label}`` (:func:`~neuroalign_utils.kernels.artificial.twin_pairs`).
     by : sequence of str
         Further groupings besides the model: neural coordinates (``area``, ``genotype``) and artificial
         ones (``kind``, ``layer_type``); a group that only one of the two models has is left out.
