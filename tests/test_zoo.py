@@ -50,6 +50,19 @@ def test_registry_lists_the_papers_15_models_with_reasons():
         zoo.build_model("SAM-XL")
 
 
+def test_every_buildable_family_has_one_registered_builder():
+    from neuroalign_utils.zoo import registry
+
+    assert {spec.builder for spec in zoo.MODELS if spec.available} == set(registry.BUILDERS)
+    with pytest.raises(ValueError, match="already registered"):
+        zoo.register_builder("sam")(lambda spec, image_size: None)
+    with pytest.raises(ValueError, match="'builder' must be one of"):
+        registry.get_builder("detectron2")
+    model_class, config = registry.get_builder("mask2former")(zoo.get_spec("Mask2Former-T"), 64)
+    assert model_class.__name__ == "Mask2FormerForUniversalSegmentation"
+    assert config.backbone_config.image_size == 64
+
+
 def test_parameter_counts_grow_with_variant():
     counts = {name: zoo.count_parameters(name) for name in ("SAM-B", "SAM-L", "Mask2Former-T", "Mask2Former-S")}
     assert counts["SAM-B"] < counts["SAM-L"]

@@ -327,3 +327,26 @@ def test_paired_difference_pairs_each_neural_kernel_with_its_own_surrogate(plant
     keep = np.flatnonzero(real["neural_index"].values != 3)
     np.testing.assert_allclose(difference["pearson_r"].values,
                                real["pearson_r"].values[keep] - null_without["pearson_r"].values)
+
+
+def test_every_lens_figure_takes_axes_and_returns_its_figure():
+    import inspect
+
+    import matplotlib.pyplot as plt
+
+    from neuroalign_utils.allen import figures as allen_figures
+
+    for module in (figures, allen_figures):
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if name.startswith("plot_") and function.__module__ == module.__name__:
+                parameters = inspect.signature(function).parameters
+                assert "axes" in parameters and parameters["axes"].default is None, name
+                assert not {"ax", "fig"} & set(parameters), name
+    rng = np.random.default_rng(0)
+    neural_kernel, others = rng.normal(size=(8, 8)), list(rng.normal(size=(2, 6, 6)))
+    fig, axes = plt.subplots(1, 4)
+    assert figures.plot_overlay(rng.random((8, 8)), neural_kernel, others, ["a", "b"], axes=axes) is fig
+    with pytest.raises(ValueError, match="'axes' must hold 4 Axes"):
+        figures.plot_overlay(rng.random((8, 8)), neural_kernel, others, ["a", "b"], axes=axes[:3])
+    made = figures.plot_overlay(rng.random((8, 8)), neural_kernel, others, ["a", "b"])
+    assert len(made.axes) == 5  # three overlays, the colour bar and the profile
