@@ -35,7 +35,7 @@ def test_rollout_maps_and_kernels_of_a_v1t_encoder():
     torch.manual_seed(0)
     config = dict(core="v1t", core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8, stride=4),
                   readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 5})
-    model = models.build_model(config, {"m": np.random.default_rng(0).normal(size=(5, 3))})
+    model = models.build_encoder(config, {"m": np.random.default_rng(0).normal(size=(5, 3))})
     images, behaviour, pupil = torch.randn(4, 1, 36, 64), torch.randn(4, 3), torch.randn(4, 2)
     maps = analysis.rollout_maps(model, images, behaviour, pupil)
     assert maps.dims == ("trial", "y", "x") and maps.shape == (4, 36, 64)
@@ -88,7 +88,7 @@ def test_gaussian_fit_recovers_known_parameters():
 def test_rollout_maps_reject_a_cnn():
     config = dict(core="cnn", core_options=dict(channels=4), readout_options={}, use_behaviour=False,
                   image_size=(36, 64), mice={"m": 3})
-    model = models.build_model(config, {"m": np.zeros((3, 3))})
+    model = models.build_encoder(config, {"m": np.zeros((3, 3))})
     with pytest.raises(ValueError, match="V1T core"):
         analysis.rollout_maps(model, torch.zeros(1, 1, 36, 64))
 
@@ -121,7 +121,7 @@ def _v1t_attending_along_the_pupil(sign: float):
     config = dict(core="v1t", readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 3},
                   core_options=dict(emb_dim=8, n_blocks=1, n_heads=1, head_dim=2, mlp_dim=4, stride=8,
                                     patch_dropout=0.0, attention_dropout=0.0, mlp_dropout=0.0))
-    model = models.build_model(config, {"m": np.zeros((3, 3))})
+    model = models.build_encoder(config, {"m": np.zeros((3, 3))})
     core = model.core
     gh, gw = core.grid
     uy, ux = np.meshgrid(np.linspace(-1, 1, gh), np.linspace(-1, 1, gw), indexing="ij")
@@ -174,7 +174,7 @@ def test_attention_weights_passed_in_replace_the_computed_ones():
     torch.manual_seed(0)
     config = dict(core="v1t", core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8, stride=8),
                   readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 5})
-    model = models.build_model(config, {"m": np.random.default_rng(0).normal(size=(5, 3))}).eval()
+    model = models.build_encoder(config, {"m": np.random.default_rng(0).normal(size=(5, 3))}).eval()
     images, inputs = torch.randn(3, 1, 36, 64), torch.randn(3, 5)
     with torch.no_grad():
         grid, weights = model.core(images, inputs, return_attention=True)
@@ -344,7 +344,7 @@ def test_arf_sweep_of_a_linear_encoder_moves_with_its_shifter():
     torch.manual_seed(0)
     config = dict(core="linear", core_options=dict(channels=1, kernel=9), readout_options={}, use_behaviour=True,
                   image_size=(36, 64), mice={"m": 3})
-    model = models.build_model(config, {"m": np.zeros((3, 2))})
+    model = models.build_encoder(config, {"m": np.zeros((3, 2))})
     yy, xx = np.mgrid[:9, :9]
     with torch.no_grad():
         model.core.conv.weight.zero_()

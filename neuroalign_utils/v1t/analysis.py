@@ -10,7 +10,7 @@ of ``R`` over the patch tokens (the mean over all rows when there is no class to
 sum to one, on the true patch grid, then resized to the image.
 
 Every analysis runs on the device of the model it is given (see
-:func:`neuroalign_utils.v1t.experiment.load_run`'s ``device``) and returns CPU arrays; white noise for
+:func:`neuroalign_utils.v1t.pipeline.load_run`'s ``device``) and returns CPU arrays; white noise for
 the aRFs is drawn on the CPU from its seed, so the same images are shown on every device.
 """
 

@@ -2,7 +2,7 @@
 
 ``Encoder.forward(images, mouse, behaviour, pupil_center)`` returns ELU + 1 of the readout, a positive
 predicted response per neuron. The encoder holds no maths of its own; it composes the parts. A model
-is rebuilt from its plain-dict ``config`` (see :func:`build_model`), which is what checkpoints store.
+is rebuilt from its plain-dict ``config`` (see :func:`build_encoder`), which is what checkpoints store.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Encoder(nn.Module):
         return core_scale * self.core.regularizer() + self.readouts[mouse].regularizer()
 
 
-def build_model(config: dict, coordinates: dict[str, np.ndarray] | None = None) -> Encoder:
+def build_encoder(config: dict, coordinates: dict[str, np.ndarray] | None = None) -> Encoder:
     """Build an :class:`Encoder` from a plain config.
 
     Parameters

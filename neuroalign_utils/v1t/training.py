@@ -46,8 +46,8 @@ from .._validation import check_float, check_int, check_in_allowed
 from ..progress import progress_bar
 from . import metrics
 from .cores import V1TCore
-from .models import Encoder, build_model
-from .sensorium import TIERS, MouseData
+from .models import Encoder, build_encoder
+from .loading import TIERS, MouseData
 
 logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -272,7 +272,7 @@ def train(
     Parameters
     ----------
     model : Encoder
-        Built with :func:`~neuroalign_utils.v1t.models.build_model` for the mice in ``data``.
+        Built with :func:`~neuroalign_utils.v1t.models.build_encoder` for the mice in ``data``.
     data : dict of mouse name → MouseData
     batch_size, learning_rate, max_epochs : training settings (paper: 16, 0.0016, ≤ 400).
     patience, factor, n_reductions : plateau schedule on the validation correlation (paper: 10, 0.3, 2).
@@ -422,6 +422,6 @@ def load_model(path: str | os.PathLike, *, device="cpu") -> Encoder:
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise ValueError(f"{path} cannot be read as a saved model ({err}); run the V1T training chapter "
                          f"again (`neuroalign run v1t_training --force`).") from None
-    model = build_model(saved["config"])
+    model = build_encoder(saved["config"])
     model.load_state_dict(saved["state"])
     return model.to(device).eval()
