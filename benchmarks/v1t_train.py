@@ -14,10 +14,10 @@ The same run also times the parts that made the difference against the stock PyT
 replace (ratios > 1: ours is faster / smaller):
 
 - attention, forward + backward of dropout(softmax(QKᵀ))·V (float32, batch 16, 4 heads of 155) at 33
-  tokens (stride 8) and 1,654 tokens (stride 1): ``cores.attention`` vs
+  tokens (stride 8) and 1,654 tokens (stride 1): ``attention.attention`` vs
   ``F.scaled_dot_product_attention(dropout_p=…)``;
 - the Gaussian readout: ``bilinear_readout`` vs ``grid_sample`` then the feature product;
-- dropout: ``cores.Dropout`` vs ``nn.Dropout``.
+- dropout: ``attention.Dropout`` vs ``nn.Dropout``.
 
     .venv/bin/python benchmarks/v1t_train.py            # everything (stride 1 takes minutes)
     .venv/bin/python benchmarks/v1t_train.py --quick    # fewer steps, no stride-1 training case
@@ -106,7 +106,7 @@ def run_part(part: str, variant: str, size: str, steps: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from neuroalign_utils.v1t.cores import Dropout, attention
+    from neuroalign_utils.v1t.attention import Dropout, attention
     from neuroalign_utils.v1t.readouts import bilinear_readout
 
     torch.manual_seed(0)

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from neuroalign_utils import chapters, devices, zoo
 from neuroalign_utils.factortopy import features, model as ft_model, training as ft_training
 from neuroalign_utils.v1t import findings, loading, models, pipeline, synthetic, training
-from neuroalign_utils.v1t.cores import CNNCore, V1TCore, _fused_attention, attention
+from neuroalign_utils.v1t.attention import _fused_attention, attention
+from neuroalign_utils.v1t.cores import CNNCore, V1TCore
 
 TINY = dict(mice=("A",), n_neurons=6, n_trials=40, n_test_images=4, n_repeats=3)
 

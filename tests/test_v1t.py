@@ -349,23 +349,43 @@ def test_core_penalty_scales_with_the_size_of_the_data_term():
     assert model.regularizer("A").item() == pytest.approx((core + readout).item(), rel=1e-6)
 
 
+def test_every_core_keeps_the_core_contract():
+    from neuroalign_utils.v1t.cores import CORES, Core
+
+    with pytest.raises(TypeError):
+        Core()  # abstract: output shape, pixel geometry, forward and regulariser are the subclass's
+    for name, core_class in CORES.items():
+        assert issubclass(core_class, Core), name
+        core = core_class((20, 30), behaviour_dim=core_class.behaviour_width)
+        behaviour = torch.zeros(2, core.behaviour_dim)
+        grid = core(torch.zeros(2, 1, 20, 30), behaviour)
+        assert tuple(grid.shape[1:]) == core.output_shape, name
+        assert core.regularizer().ndim == 0, name
+        assert len(core.grid_stride) == len(core.grid_offset) == 2, name
+        assert bool(core.attention_modules()) == core.has_attention, name
+        if core.has_attention:
+            _, weights = core(torch.zeros(2, 1, 20, 30), behaviour, return_attention=True)
+            assert len(weights) == len(core.attention_modules()), name
+    assert CORES["v1t"].behaviour_width == 5 and CORES["cnn"].behaviour_width == 3  # V1T also sees the pupil centre
+
+
 @pytest.mark.parametrize("block_elements", [2**20, 300, 40])  # one block; groups of heads; row chunks
 def test_blockwise_dropout_attention_equals_the_explicit_maths(monkeypatch, block_elements):
-    from neuroalign_utils.v1t import cores
+    from neuroalign_utils.v1t import attention as attention_module
 
-    monkeypatch.setattr(cores, "ATTENTION_BLOCK_ELEMENTS", block_elements)
+    monkeypatch.setattr(attention_module, "ATTENTION_BLOCK_ELEMENTS", block_elements)
     torch.manual_seed(0)
     # head width 5: padded to 16 inside, sliced back
     q, k, v = (torch.randn(2, 3, 9, 5, dtype=torch.float64, requires_grad=True) for _ in range(3))
     scale, p, seed = 5**-0.5, 0.3, 1234
     # the reference rebuilds the same masks: same bit stream, same blocks, same order
-    bits = cores.dropout_bits(seed)
+    bits = attention_module.dropout_bits(seed)
     mask = torch.zeros(6, 9, 9)
-    for g, r in cores._attention_blocks(6, 9, 9):
-        keep, factor = cores.dropout_mask(mask[g, r].shape, p, bits)
+    for g, r in attention_module._attention_blocks(6, 9, 9):
+        keep, factor = attention_module.dropout_mask(mask[g, r].shape, p, bits)
         mask[g, r] = keep * factor
     expected = (torch.softmax(q @ k.transpose(-2, -1) * scale, -1) * mask.view(2, 3, 9, 9)) @ v
-    got = cores.DropoutAttention.apply(q, k, v, scale, p, seed)
+    got = attention_module.DropoutAttention.apply(q, k, v, scale, p, seed)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected)
     weights = torch.randn_like(got)
@@ -375,7 +395,7 @@ def test_blockwise_dropout_attention_equals_the_explicit_maths(monkeypatch, bloc
 
 
 def test_dropout_keeps_the_expectation_and_the_rate():
-    from neuroalign_utils.v1t.cores import Dropout
+    from neuroalign_utils.v1t.attention import Dropout
 
     layer = Dropout(0.2544).train()
     torch.manual_seed(0)

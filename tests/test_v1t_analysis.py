@@ -89,12 +89,16 @@ def test_rollout_maps_reject_a_cnn():
     config = dict(core="cnn", core_options=dict(channels=4), readout_options={}, use_behaviour=False,
                   image_size=(36, 64), mice={"m": 3})
     model = models.build_encoder(config, {"m": np.zeros((3, 3))})
-    with pytest.raises(ValueError, match="V1T core"):
+    with pytest.raises(ValueError, match="needs a core with attention"):
         analysis.rollout_maps(model, torch.zeros(1, 1, 36, 64))
+    with pytest.raises(ValueError, match="needs a core with attention"):
+        analysis.attention_map_kernels(model, torch.zeros(1, 1, 36, 64))
+    with pytest.raises(ValueError, match="'attention_weights' needs a core with attention"):
+        model(torch.zeros(1, 1, 36, 64), "m", attention_weights=[torch.ones(1, 1, 5, 5)])
 
 
 def test_readout_grid_maps_to_patch_centres():
-    from neuroalign_utils.v1t.cores import CNNCore, V1TCore
+    from neuroalign_utils.v1t.cores import CNNCore, LinearCore, V1TCore
 
     v1t = V1TCore((36, 64), patch_size=8, stride=8)
     x, y = analysis.grid_to_pixels(v1t, np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
@@ -105,6 +109,9 @@ def test_readout_grid_maps_to_patch_centres():
     np.testing.assert_allclose(y, [4, 31])
     x, y = analysis.grid_to_pixels(CNNCore((36, 64)), np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
     np.testing.assert_allclose(x, [0, 63])
+    np.testing.assert_allclose(y, [0, 35])
+    x, y = analysis.grid_to_pixels(LinearCore((36, 64)), np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
+    np.testing.assert_allclose(x, [0, 63])  # 'same' padding: the feature grid is the image grid
     np.testing.assert_allclose(y, [0, 35])
 
 

@@ -45,7 +45,6 @@ from .. import devices, storage
 from .._validation import check_float, check_int, check_in_allowed
 from ..progress import progress_bar
 from . import metrics
-from .cores import V1TCore
 from .models import Encoder, build_encoder
 from .loading import TIERS, MouseData
 
@@ -82,7 +81,8 @@ def has_native_bfloat16() -> bool:
 def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = None, device="cpu") -> str:
     """``'float32'``, ``'bfloat16'`` or ``'float16'`` for training an encoder with this ``core`` on ``device``.
 
-    On the CPU, ``'auto'`` is bfloat16 for a V1T core whose tokens × embedding width reach
+    The core says whether mixed precision may be used at all (``core.mixed_precision``: the V1T core).
+    On the CPU, ``'auto'`` is bfloat16 for such a core whose tokens × embedding width reach
     :data:`BFLOAT16_MIN_TOKEN_WIDTH`, on a CPU with native bfloat16 arithmetic (AVX-512 BF16 or AMX:
     e.g. Intel Sapphire Rapids, AMD Zen 4), and float32 otherwise:
 
@@ -108,7 +108,7 @@ def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = No
                              f"use 'auto' (float16 with loss scaling here), 'float16' or 'float32'.")
         if precision != "auto":
             return precision
-        if not isinstance(core, V1TCore):
+        if core is None or not core.mixed_precision:
             return "float32"
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if precision == "float16":
@@ -116,9 +116,9 @@ def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = No
                          f"{device.type} here: use 'auto', 'float32' or 'bfloat16'.")
     if precision != "auto":
         return precision
-    if device.type != "cpu" or not has_native_bfloat16() or not isinstance(core, V1TCore):
+    if device.type != "cpu" or not has_native_bfloat16() or core is None or not core.mixed_precision:
         return "float32"
-    channels, h, w = core.output_shape
+    channels, h, w = core.output_shape  # h·w patch tokens and the class token
     return "bfloat16" if (h * w + 1) * channels >= BFLOAT16_MIN_TOKEN_WIDTH else "float32"
 
 
