@@ -323,61 +323,20 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")  # float16 needs loss scaling
     state = dict(epoch=0, best_score=-math.inf, best_state=copy.deepcopy(model.state_dict()), wait=0, reductions=0, history=[], done=False)
     checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-    saved = _read_checkpoint(checkpoint, device) if checkpoint is not None and checkpoint.exists() else None
-    if saved is not None:
-        if saved["settings"] == settings:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            if saved.get("scaler"):
-                scaler.load_state_dict(saved["scaler"])
-            state = saved["state"]
-            logger.info("resuming from %s at epoch %d", checkpoint, state["epoch"])
-        else:
-            logger.warning("ignoring %s: it was written for other settings", checkpoint)
-    scales = {name: math.sqrt(len(m.tier("train")) / batch_size) for name, m in data.items()}
-    core_scales = {name: core_penalty_scale(m.n_neurons, len(m.tier("train"))) if scale_core_penalty else 1.0
-                   for name, m in data.items()}
-    tensors = {name: _tensors(m, None, device, INPUTS + ("responses",)) for name, m in data.items()}  # moved once
+    state = _resume(checkpoint, settings, model, optimizer, scaler, device) or state
+    step = _EpochStep(model, optimizer, scaler, data, batch_size=batch_size, seed=seed, precision=precision, device=device,
+                      scale_core_penalty=scale_core_penalty)
 
     bar = progress_bar(total=max_epochs, initial=state["epoch"], desc=f"train {model.config['core']}", enabled=progress)
     while not state["done"] and state["epoch"] < max_epochs:
         epoch = state["epoch"]
-        model.train()
-        losses = []
-        with devices.fork_rng(device):
-            torch.manual_seed(seed * 100_003 + epoch)
-            for round_ in _epoch_batches(data, batch_size, seed, epoch):
-                optimizer.zero_grad(set_to_none=True)
-                for name, trials in round_:
-                    index = torch.from_numpy(trials).to(device, non_blocking=True)
-                    images, behaviour, pupil, responses = (t[index] for t in tensors[name])
-                    with torch.autocast(device.type, dtype=getattr(torch, precision), enabled=precision != "float32"):
-                        output = model(images, name, behaviour, pupil)
-                    loss = scales[name] * poisson_loss(responses, output) + model.regularizer(name, core_scales[name])
-                    scaler.scale(loss).backward()
-                    losses.append(loss.detach())  # read once per epoch: no device sync per step
-                scaler.step(optimizer)
-                scaler.update()
-        total = sum((loss.item() for loss in losses), 0.0)
+        total = step(epoch)
         score = validation_score(model, data)
-        improved = score > state["best_score"]
-        if improved:
-            state.update(best_score=score, best_state=copy.deepcopy(model.state_dict()), wait=0)
-        else:
-            state["wait"] += 1
-        lr = optimizer.param_groups[0]["lr"]
+        improved, lr = _plateau_update(state, model, optimizer, score, patience=patience, factor=factor,
+                                       n_reductions=n_reductions)
         record = dict(epoch=epoch + 1, train_loss=total, validation_correlation=score, learning_rate=lr, best=improved,
                       precision=precision, device=device.type)
         state["history"].append(record)
-        if state["wait"] >= patience:
-            if state["reductions"] >= n_reductions:
-                state["done"] = True
-            else:
-                model.load_state_dict(state["best_state"])
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * factor
-                state.update(wait=0, reductions=state["reductions"] + 1)
-                logger.info("epoch %d: learning rate → %.2g, best weights reloaded", epoch + 1, lr * factor)
         state["epoch"] = epoch + 1
         if checkpoint is not None:
             with storage.atomic_path(checkpoint) as tmp:
@@ -391,6 +350,88 @@ def train(
     model.load_state_dict(state["best_state"])
     model.eval()
     return pd.DataFrame(state["history"])
+
+
+def _resume(checkpoint: Path | None, settings: dict, model: Encoder, optimizer, scaler, device) -> dict | None:
+    """Load the checkpoint into model, optimiser and scaler and return its training state, if it was
+    written for the same ``settings``; else None (training starts afresh)."""
+    saved = _read_checkpoint(checkpoint, device) if checkpoint is not None and checkpoint.exists() else None
+    if saved is None:
+        return None
+    if saved["settings"] != settings:
+        logger.warning("ignoring %s: it was written for other settings", checkpoint)
+        return None
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if saved.get("scaler"):
+        scaler.load_state_dict(saved["scaler"])
+    logger.info("resuming from %s at epoch %d", checkpoint, saved["state"]["epoch"])
+    return saved["state"]
+
+
+class _EpochStep:
+    """One training epoch: rounds of one batch from every mouse, one optimiser step per round.
+
+    Holds what every epoch reuses: each mouse's data on the device (moved once), the Poisson term's
+    scale ``√(training trials / batch)`` and the core penalty's scale per mouse. Calling it with the
+    epoch number trains that epoch, seeded from ``(seed, epoch)``, and returns the summed loss.
+    """
+
+    def __init__(self, model: Encoder, optimizer, scaler, data: dict[str, MouseData], *, batch_size: int, seed: int,
+                 precision: str, device: torch.device, scale_core_penalty: bool):
+        self.model, self.optimizer, self.scaler, self.data = model, optimizer, scaler, data
+        self.batch_size, self.seed, self.precision, self.device = batch_size, seed, precision, device
+        self.scales = {name: math.sqrt(len(m.tier("train")) / batch_size) for name, m in data.items()}
+        self.core_scales = {name: core_penalty_scale(m.n_neurons, len(m.tier("train"))) if scale_core_penalty else 1.0
+                            for name, m in data.items()}
+        self.tensors = {name: _tensors(m, None, device, INPUTS + ("responses",)) for name, m in data.items()}
+
+    def __call__(self, epoch: int) -> float:
+        model, optimizer, scaler, device, precision = self.model, self.optimizer, self.scaler, self.device, self.precision
+        model.train()
+        losses = []
+        with devices.fork_rng(device):
+            torch.manual_seed(self.seed * 100_003 + epoch)
+            for round_ in _epoch_batches(self.data, self.batch_size, self.seed, epoch):
+                optimizer.zero_grad(set_to_none=True)
+                for name, trials in round_:
+                    index = torch.from_numpy(trials).to(device, non_blocking=True)
+                    images, behaviour, pupil, responses = (t[index] for t in self.tensors[name])
+                    with torch.autocast(device.type, dtype=getattr(torch, precision), enabled=precision != "float32"):
+                        output = model(images, name, behaviour, pupil)
+                    loss = self.scales[name] * poisson_loss(responses, output) + model.regularizer(name, self.core_scales[name])
+                    scaler.scale(loss).backward()
+                    losses.append(loss.detach())  # read once per epoch: no device sync per step
+                scaler.step(optimizer)
+                scaler.update()
+        return sum((loss.item() for loss in losses), 0.0)
+
+
+def _plateau_update(state: dict, model: Encoder, optimizer, score: float, *, patience: int, factor: float,
+                    n_reductions: int) -> tuple[bool, float]:
+    """Apply the plateau schedule after an epoch with validation ``score``.
+
+    A better score keeps the weights as the best; after ``patience`` epochs without one the learning
+    rate is multiplied by ``factor`` and the best weights are reloaded, or, after ``n_reductions``
+    reductions, ``state['done']`` is set. Returns whether the score improved and the learning rate the
+    epoch trained with.
+    """
+    improved = score > state["best_score"]
+    if improved:
+        state.update(best_score=score, best_state=copy.deepcopy(model.state_dict()), wait=0)
+    else:
+        state["wait"] += 1
+    lr = optimizer.param_groups[0]["lr"]
+    if state["wait"] >= patience:
+        if state["reductions"] >= n_reductions:
+            state["done"] = True
+        else:
+            model.load_state_dict(state["best_state"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr * factor
+            state.update(wait=0, reductions=state["reductions"] + 1)
+            logger.info("epoch %d: learning rate → %.2g, best weights reloaded", state["epoch"] + 1, lr * factor)
+    return improved, lr
 
 
 def save_model(model: Encoder, path: str | os.PathLike) -> Path:
