@@ -50,6 +50,10 @@ Ours on the same data (``seed 0``):
   epochs). At the V1T training chapter's size (2 × 100 neurons, 16 channels, 8 epochs, learning rate
   0.0016, seeds 0–2) it reaches 0.549 / 0.505 / 0.546 of the planted ceiling, against 0.488 / 0.484 /
   0.517 before.
+- CNN input padding, on the learning test's mice (``tests/test_v1t_learning.py``, 8 epochs), seeds 0–2:
+  the baseline's unpadded input convolution (``pad_input=False``) reached single-trial correlation
+  0.30 / 0.28 / 0.30 with aRFs at chance; 'same' padding 0.45 / 0.47 / 0.43 with aRFs 4–5 px from the
+  planted centres; dense hidden layers (``depth_separable=False``) 0.40 / 0.45 / 0.27.
 
 Speed after these changes, one epoch each in interleaved pairs (ours with this script's ``--epochs 1``,
 theirs with ``--epochs 1``; 2 threads each, same folder, on a machine busy with other jobs, 2026-12-03):

@@ -20,7 +20,7 @@ from .._validation import check_float
 
 
 #: Elements of one block of attention scores in :class:`DropoutAttention` (4 MiB in float32): small
-#: enough to stay in cache, where the softmax and dropout passes over it are several times faster.
+#: enough to stay in cache, where the softmax and dropout passes over it are faster.
 ATTENTION_BLOCK_ELEMENTS = 2**20
 _DRAW_LEVELS = 2**15  # dropout draws are 15-bit integers
 
@@ -28,8 +28,8 @@ _DRAW_LEVELS = 2**15  # dropout draws are 15-bit integers
 def dropout_bits(seed: int | None = None) -> np.random.SFC64:
     """The random-bit stream of dropout masks: numpy's SFC64, seeded from the torch RNG by default.
 
-    SFC64 makes 64 random bits 2.5× faster than torch's CPU generator (``random_`` on int64), which
-    was the largest cost after the matrix products in V1T training at stride 1. With ``seed=None``
+    SFC64 makes random bits faster than torch's CPU generator (``random_`` on int64), which matters
+    in V1T training at stride 1 (``benchmarks/README.md`` gives the measurement). With ``seed=None``
     the seed is drawn from the global torch RNG, so ``torch.manual_seed`` seeds the masks.
     """
     if seed is None:
@@ -121,7 +121,8 @@ class DropoutAttention(torch.autograd.Function):
     ``dS = dP ∘ D − P ∘ rowsum(dO ∘ O)`` with ``D`` the dropped weights.
 
     Heads are zero-padded to a multiple of :data:`HEAD_DIM_ALIGNMENT` channels, which leaves every
-    product unchanged and makes MKL's products 1.2–1.5× faster at V1T's odd head width of 155.
+    product unchanged and makes MKL's products faster at V1T's odd head width of 155
+    (``benchmarks/README.md``).
 
     ``apply(q, k, v, scale, p, seed)`` with ``q, k, v`` of shape ``(B, heads, tokens, head_dim)``;
     ``seed`` seeds the masks (:func:`dropout_bits`). Matrix products run in the inputs' dtype

@@ -41,7 +41,7 @@ def patch_grid(image_size, patch_size: int, stride: int) -> tuple[int, int]:
 
 
 def _l1(module: nn.Module) -> torch.Tensor:
-    # one multi-tensor norm instead of an abs and a sum per parameter (1.5× faster with its backward)
+    # one multi-tensor norm instead of an abs and a sum per parameter: faster, with its backward
     return torch.stack(torch._foreach_norm(list(module.parameters()), 1)).sum()
 
 
@@ -314,9 +314,8 @@ class CNNCore(Core):
     ``pad_input=False`` is the baseline's unpadded input convolution (grid ``h − k + 1`` by
     ``w − k + 1``: 28×56 for 36×64 images, as the V1T paper describes it). It is not the default
     because at the chapter's budget (8 epochs, a few hundred trials) its readout positions barely
-    spread out: on the learning test's mice, seeds 0–2, single-trial correlation 0.30 / 0.28 / 0.30 and
-    aRFs at chance, against 0.45 / 0.47 / 0.43 and aRFs 4–5 px from the planted centres with 'same'
-    padding (the dense hidden layers of earlier versions: 0.40 / 0.45 / 0.27).
+    spread out, and the model learns less than with 'same' padding (``benchmarks/v1t_accuracy.py``
+    gives the measurements).
     """
 
     def __init__(
@@ -352,11 +351,9 @@ class CNNCore(Core):
                                         nn.Conv2d(channels, channels, 1, bias=False)) if depth_separable else spatial)
         self.layers = nn.Sequential(*layers, nn.BatchNorm2d(channels), nn.ELU())
         # Dense convolutions Glorot-normal, as the baseline: with PyTorch's default (uniform ±1/√fan-in)
-        # the paper-sized CNN barely learned at the baseline's learning rate 0.009. Depthwise ones keep
+        # the paper-sized CNN barely learns at the baseline's learning rate 0.009. Depthwise ones keep
         # PyTorch's default: Glorot counts every group in their fan-out (std 0.025 for 64 channels of
-        # 7×7); on the learning test's mice all-Glorot reached 0.34 / 0.50 of the planted ceiling (seeds
-        # 0 / 1), this 0.49 / 0.54.
-        # Measurements: benchmarks/v1t_accuracy.py.
+        # 7×7), and all-Glorot learned less. Measurements: benchmarks/v1t_accuracy.py.
         for module in self.layers.modules():
             if isinstance(module, nn.Conv2d) and module.groups == 1:
                 nn.init.xavier_normal_(module.weight)

@@ -44,7 +44,7 @@ def bilinear_readout(grid: torch.Tensor, positions: torch.Tensor, features: torc
 
     Equal (values and gradients) to ``grid_sample(grid, positions[:, :, None], align_corners=True)``
     followed by the per-neuron feature product, but without gathering channel-first ``(B, C, N)``
-    samples (whose backward was the slowest step of V1T training on CPU). Two exact routes, chosen by
+    samples, whose backward is slow on CPU. Two exact routes, chosen by
     the grid size:
 
     - small grids (≤ :data:`PROJECTION_MAX_POSITIONS` positions, e.g. V1T at stride 8: 4×8): project

@@ -86,14 +86,14 @@ def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = No
     :data:`BFLOAT16_MIN_TOKEN_WIDTH`, on a CPU with native bfloat16 arithmetic (AVX-512 BF16 or AMX:
     e.g. Intel Sapphire Rapids, AMD Zen 4), and float32 otherwise:
 
-    - where it pays, bfloat16 makes V1T training 1.3–3× faster at the same accuracy (paper-sized V1T
-      at stride 8, 8 epochs, seeds 0–2: mean best validation correlation 0.0015 below float32,
-      within the seed-to-seed spread; ``benchmarks/v1t_train.py --precision-sweep``);
-    - below the threshold its casts cost more than its faster products save (measured: 33 tokens ×
-      48 or 64 channels, 0.92× and 0.85×; 33 × 96 and 121 × 48, 1.6× and 1.34×);
+    - where it pays, bfloat16 makes V1T training faster at the same accuracy, within the
+      seed-to-seed spread (``benchmarks/v1t_train.py --precision-sweep``);
+    - below the threshold its casts cost more than its faster products save;
     - the CNN stays float32: in bfloat16 the CNN of ``tests/test_v1t_learning.py`` trained worse
-      on one of two seeds (aRF position error 8.0 instead of 5.5 px);
+      on one of two seeds;
     - without native support bfloat16 would be emulated.
+
+    The measurements behind these are in ``benchmarks/README.md``.
 
     On a CUDA GPU, ``'auto'`` is mixed precision for every V1T core (its products are what a GPU's
     tensor cores speed up): bfloat16 where the GPU supports it, else float16 with loss scaling. The
@@ -132,8 +132,8 @@ def retain_freed_memory() -> bool:
 
     By default glibc gives blocks above its mmap threshold (at most 32 MiB) back to the system when
     they are freed, and trims the heap top, so every step of V1T training at stride 1 page-faults its
-    large activations and gradients anew: 1.5 million page faults and a quarter of the step's wall
-    time (measured, ``benchmarks/v1t_train.py``). This raises the mmap and trim thresholds to 1 GiB
+    large activations and gradients anew, a large share of the step's wall time
+    (``benchmarks/README.md``). This raises the mmap and trim thresholds to 1 GiB
     with ``mallopt``; freed blocks are then reused. The process's resident memory stays near its peak
     afterwards instead of shrinking. Called by :func:`train`; calling it again changes nothing.
 
@@ -153,8 +153,9 @@ def retain_freed_memory() -> bool:
 def make_optimizer(model: torch.nn.Module, learning_rate: float = 0.0016) -> torch.optim.AdamW:
     """The paper's AdamW (betas 0.9 / 0.9999, no weight decay), as one fused update of all parameters.
 
-    ``fused=True`` is the same algorithm as the default per-parameter loop, 3.6× faster on CPU for
-    the paper-sized V1T core (the loop's many small operations cost more than the arithmetic).
+    ``fused=True`` is the same algorithm as the default per-parameter loop, faster on CPU for the
+    paper-sized V1T core, where the loop's many small operations cost more than the arithmetic
+    (``benchmarks/README.md``).
     """
     return torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.9999), weight_decay=0.0, fused=True)
 
