@@ -53,7 +53,8 @@ def rollout_maps(model: Encoder, images, behaviour=None, pupil_center=None, *, f
     """Attention-rollout maps of an encoder whose core has attention (V1T), resized to the image:
     ``(trial, y, x)``, each sums to 1."""
     if not model.core.has_attention:
-        raise ValueError(f"rollout_maps needs a core with attention (V1T); this model's core is {type(model.core).__name__}.")
+        raise ValueError(f"rollout_maps needs a core with attention (V1T); this model's core is "
+                         f"{type(model.core).__name__}.")
     model.eval()
     device = module_device(model)
     images = torch.as_tensor(images, device=device)
@@ -451,7 +452,8 @@ def attention_map_kernels(model: Encoder, images, behaviour=None, pupil_center=N
     """
     core = model.core
     if not core.has_attention:
-        raise ValueError(f"attention_map_kernels needs a core with attention (V1T); this model's core is {type(core).__name__}.")
+        raise ValueError(f"attention_map_kernels needs a core with attention (V1T); this model's core is "
+                         f"{type(core).__name__}.")
     model.eval()
     device = module_device(model)
     b = None if behaviour is None else model.core_inputs(torch.as_tensor(behaviour, device=device),

@@ -32,7 +32,7 @@ class Encoder(nn.Module):
         return bool(self.config["use_behaviour"])
 
     def core_inputs(self, behaviour, pupil_center):
-        """The behaviour vector the core takes: the first ``core.behaviour_dim`` of behaviour (3) and pupil centre (2)."""
+        """The behaviour vector the core takes: the first ``core.behaviour_dim`` of behaviour (3), pupil centre (2)."""
         if not self.core.behaviour_dim:
             return None
         return torch.cat([behaviour, pupil_center], dim=1)[:, : self.core.behaviour_dim]

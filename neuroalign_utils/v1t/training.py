@@ -325,8 +325,8 @@ def train(
     state = dict(epoch=0, best_score=-math.inf, best_state=copy.deepcopy(model.state_dict()), wait=0, reductions=0, history=[], done=False)
     checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     state = _resume(checkpoint, settings, model, optimizer, scaler, device) or state
-    step = _EpochStep(model, optimizer, scaler, data, batch_size=batch_size, seed=seed, precision=precision, device=device,
-                      scale_core_penalty=scale_core_penalty)
+    step = _EpochStep(model, optimizer, scaler, data, batch_size=batch_size, seed=seed, precision=precision,
+                      device=device, scale_core_penalty=scale_core_penalty)
 
     bar = progress_bar(total=max_epochs, initial=state["epoch"], desc=f"train {model.config['core']}", enabled=progress)
     while not state["done"] and state["epoch"] < max_epochs:
@@ -388,7 +388,8 @@ class _EpochStep:
         self.tensors = {name: _tensors(m, None, device, INPUTS + ("responses",)) for name, m in data.items()}
 
     def __call__(self, epoch: int) -> float:
-        model, optimizer, scaler, device, precision = self.model, self.optimizer, self.scaler, self.device, self.precision
+        model, optimizer, scaler = self.model, self.optimizer, self.scaler
+        device, precision = self.device, self.precision
         model.train()
         losses = []
         with devices.fork_rng(device):
@@ -400,7 +401,8 @@ class _EpochStep:
                     images, behaviour, pupil, responses = (t[index] for t in self.tensors[name])
                     with torch.autocast(device.type, dtype=getattr(torch, precision), enabled=precision != "float32"):
                         output = model(images, name, behaviour, pupil)
-                    loss = self.scales[name] * poisson_loss(responses, output) + model.regularizer(name, self.core_scales[name])
+                    penalty = model.regularizer(name, self.core_scales[name])
+                    loss = self.scales[name] * poisson_loss(responses, output) + penalty
                     scaler.scale(loss).backward()
                     losses.append(loss.detach())  # read once per epoch: no device sync per step
                 scaler.step(optimizer)
