@@ -56,14 +56,14 @@ V1T_BATCH, V1T_MICE, FACTORTOPY_BATCH = 16, 2, 8
 
 def v1t_step(case: dict, device: torch.device):
     """The training step of ``training.train`` for the case on ``device``: (step, samples per step, precision)."""
-    from neuroalign_utils.v1t.models import build_model
+    from neuroalign_utils.v1t.models import build_encoder
     from neuroalign_utils.v1t.training import make_optimizer, poisson_loss, resolve_precision, retain_freed_memory
 
     mice = {f"mouse_{i}": case["n_neurons"] for i in range(V1T_MICE)}
     rng = np.random.default_rng(0)
     coords = {m: rng.uniform(-300, 300, (n, 3)) for m, n in mice.items()}
     torch.manual_seed(0)
-    model = build_model(dict(core="v1t", core_options=case["core"], readout_options={}, use_behaviour=True,
+    model = build_encoder(dict(core="v1t", core_options=case["core"], readout_options={}, use_behaviour=True,
                              image_size=(36, 64), mice=mice), coords).to(device)
     precision = resolve_precision("auto", model.core, device)
     optimizer = make_optimizer(model)

@@ -5,7 +5,7 @@ The dataset is written by our own Sensorium writer (``write_synthetic_sensorium`
 layout: mice A and B, 1,000 neurons each, 900 training / 100 validation / 200 test trials (20 test
 images × 10 repeats), 1×144×256 images of white noise drawn at 36×64 and enlarged 4× (so the
 authors' bilinear resize and our area average give the model the same 36×64 image), V1-like
-planted units (see ``neuroalign_utils.v1t.sensorium``), seed 0. Both models train at the paper's settings: batch 16,
+planted units (see ``neuroalign_utils.v1t.synthetic``), seed 0. Both models train at the paper's settings: batch 16,
 one AdamW step per round of one batch from each mouse, behaviour on, the plateau schedule, 30 epochs.
 
 - V1T: the paper's architecture (embedding 155, 4 blocks, 4 heads, MLP 488, patch 8) at stride 8,
@@ -50,6 +50,10 @@ Ours on the same data (``seed 0``):
   epochs). At the V1T training chapter's size (2 × 100 neurons, 16 channels, 8 epochs, learning rate
   0.0016, seeds 0–2) it reaches 0.549 / 0.505 / 0.546 of the planted ceiling, against 0.488 / 0.484 /
   0.517 before.
+- CNN input padding, on the learning test's mice (``tests/test_v1t_learning.py``, 8 epochs), seeds 0–2:
+  the baseline's unpadded input convolution (``pad_input=False``) reached single-trial correlation
+  0.30 / 0.28 / 0.30 with aRFs at chance; 'same' padding 0.45 / 0.47 / 0.43 with aRFs 4–5 px from the
+  planted centres; dense hidden layers (``depth_separable=False``) 0.40 / 0.45 / 0.27.
 
 Speed after these changes, one epoch each in interleaved pairs (ours with this script's ``--epochs 1``,
 theirs with ``--epochs 1``; 2 threads each, same folder, on a machine busy with other jobs, 2026-12-03):
@@ -87,12 +91,12 @@ def train_once(data: dict, model_name: str, seed: int, epochs: int) -> tuple[flo
 
     import torch
 
-    from neuroalign_utils.v1t import experiment, training
-    from neuroalign_utils.v1t.models import build_model
+    from neuroalign_utils.v1t import pipeline, training
+    from neuroalign_utils.v1t.models import build_encoder
 
     options, learning_rate = MODELS[model_name]
     torch.manual_seed(seed)
-    model = build_model(experiment.model_config(model_name, True, data, options), {k: m.coordinates for k, m in data.items()})
+    model = build_encoder(pipeline.model_config(model_name, True, data, options), {k: m.coordinates for k, m in data.items()})
     start = time.perf_counter()
     def report(epoch, record):
         print(f"{model_name} seed {seed} epoch {epoch}: validation correlation {record['validation_correlation']:.4f}, "
@@ -118,11 +122,11 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     epochs = 2 if args.quick else args.epochs
 
-    from neuroalign_utils.v1t import sensorium
+    from neuroalign_utils.v1t import loading, synthetic
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = sensorium.write_synthetic_sensorium(Path(args.data or tmp), **DATASET)
-        data = sensorium.load_sensorium(root, list(DATASET["mice"]))
+        root = synthetic.write_synthetic_sensorium(Path(args.data or tmp), **DATASET)
+        data = loading.load_sensorium(root, list(DATASET["mice"]))
         for name in models:
             runs = [train_once(data, name, seed, epochs) for seed in seeds]
             for seed, (best, seconds) in zip(seeds, runs):

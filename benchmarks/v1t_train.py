@@ -14,10 +14,10 @@ The same run also times the parts that made the difference against the stock PyT
 replace (ratios > 1: ours is faster / smaller):
 
 - attention, forward + backward of dropout(softmax(QKᵀ))·V (float32, batch 16, 4 heads of 155) at 33
-  tokens (stride 8) and 1,654 tokens (stride 1): ``cores.attention`` vs
+  tokens (stride 8) and 1,654 tokens (stride 1): ``attention.attention`` vs
   ``F.scaled_dot_product_attention(dropout_p=…)``;
 - the Gaussian readout: ``bilinear_readout`` vs ``grid_sample`` then the feature product;
-- dropout: ``cores.Dropout`` vs ``nn.Dropout``.
+- dropout: ``attention.Dropout`` vs ``nn.Dropout``.
 
     .venv/bin/python benchmarks/v1t_train.py            # everything (stride 1 takes minutes)
     .venv/bin/python benchmarks/v1t_train.py --quick    # fewer steps, no stride-1 training case
@@ -72,7 +72,7 @@ def run_case(name: str, steps: int, precision: str) -> dict:
     import numpy as np
     import torch
 
-    from neuroalign_utils.v1t.models import build_model
+    from neuroalign_utils.v1t.models import build_encoder
     from neuroalign_utils.v1t.training import make_optimizer, poisson_loss, resolve_precision, retain_freed_memory
 
     core, options = CASES[name]
@@ -80,7 +80,7 @@ def run_case(name: str, steps: int, precision: str) -> dict:
     rng = np.random.default_rng(0)
     coords = {m: rng.uniform(-300, 300, (n, 3)) for m, n in mice.items()}
     torch.manual_seed(0)
-    model = build_model(dict(core=core, core_options=options, readout_options={}, use_behaviour=True,
+    model = build_encoder(dict(core=core, core_options=options, readout_options={}, use_behaviour=True,
                              image_size=(36, 64), mice=mice), coords)
     optimizer = make_optimizer(model)
     retain_freed_memory()  # as training.train does
@@ -106,7 +106,7 @@ def run_part(part: str, variant: str, size: str, steps: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from neuroalign_utils.v1t.cores import Dropout, attention
+    from neuroalign_utils.v1t.attention import Dropout, attention
     from neuroalign_utils.v1t.readouts import bilinear_readout
 
     torch.manual_seed(0)
@@ -147,15 +147,15 @@ def measure(*args: str) -> dict:
 def stride_sweep(strides=(8, 4, 2), max_epochs: int = 8) -> None:
     import torch
 
-    from neuroalign_utils.v1t import experiment, sensorium, training
-    from neuroalign_utils.v1t.models import build_model
+    from neuroalign_utils.v1t import loading, pipeline, synthetic, training
+    from neuroalign_utils.v1t.models import build_encoder
 
-    data = sensorium.load_sensorium(sensorium.write_synthetic_sensorium(mice=("A", "B"), n_neurons=100, n_trials=800))
+    data = loading.load_sensorium(synthetic.write_synthetic_sensorium(mice=("A", "B"), n_neurons=100, n_trials=800))
     _, options = CASES["v1t_chapter_default"]
     for stride in strides:
         torch.manual_seed(0)
-        config = experiment.model_config("v1t", True, data, dict(options, stride=stride, attention_dropout=0.1, mlp_dropout=0.1))
-        model = build_model(config, {k: m.coordinates for k, m in data.items()})
+        config = pipeline.model_config("v1t", True, data, dict(options, stride=stride, attention_dropout=0.1, mlp_dropout=0.1))
+        model = build_encoder(config, {k: m.coordinates for k, m in data.items()})
         start = time.perf_counter()
         history = training.train(model, data, max_epochs=max_epochs, patience=3, progress=False)
         seconds = (time.perf_counter() - start) / len(history)
@@ -167,16 +167,16 @@ def precision_sweep(seeds=(0, 1, 2), max_epochs: int = 8) -> None:
     import numpy as np
     import torch
 
-    from neuroalign_utils.v1t import experiment, sensorium, training
-    from neuroalign_utils.v1t.models import build_model
+    from neuroalign_utils.v1t import loading, pipeline, synthetic, training
+    from neuroalign_utils.v1t.models import build_encoder
 
-    data = sensorium.load_sensorium(sensorium.write_synthetic_sensorium(mice=("A", "B"), n_neurons=100, n_trials=800))
+    data = loading.load_sensorium(synthetic.write_synthetic_sensorium(mice=("A", "B"), n_neurons=100, n_trials=800))
     _, options = CASES["v1t_stride8"]
     best = {}
     for precision in ("float32", "bfloat16"):
         for seed in seeds:
             torch.manual_seed(seed)
-            model = build_model(experiment.model_config("v1t", True, data, options), {k: m.coordinates for k, m in data.items()})
+            model = build_encoder(pipeline.model_config("v1t", True, data, options), {k: m.coordinates for k, m in data.items()})
             history = training.train(model, data, max_epochs=max_epochs, patience=3, seed=seed, precision=precision, progress=False)
             best[precision, seed] = history["validation_correlation"].max()
             print(f"v1t_stride8_{precision}_seed{seed}_best_validation_correlation: {best[precision, seed]:.3f} corr")

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from neuroalign_utils import chapters, devices
 from neuroalign_utils.kernels import artificial
 from neuroalign_utils.factortopy import features, model as ft_model, training as ft_training
-from neuroalign_utils.v1t import experiment, findings, models, sensorium, training
-from neuroalign_utils.v1t.cores import CNNCore, V1TCore, _fused_attention, attention
+from neuroalign_utils.v1t import findings, loading, models, pipeline, synthetic, training
+from neuroalign_utils.v1t.attention import _fused_attention, attention
+from neuroalign_utils.v1t.cores import CNNCore, V1TCore
 
 TINY = dict(mice=("A",), n_neurons=6, n_trials=40, n_test_images=4, n_repeats=3)
 
@@ -143,12 +144,12 @@ def test_precision_sentence_names_the_device():
 # ------------------------------------------------------------------------------ V1T on a device
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    return sensorium.load_sensorium(sensorium.write_synthetic_sensorium(tmp_path_factory.mktemp("devices"), **TINY))
+    return loading.load_sensorium(synthetic.write_synthetic_sensorium(tmp_path_factory.mktemp("devices"), **TINY))
 
 
 def _tiny_v1t(data):
-    config = experiment.model_config("v1t", True, data, dict(emb_dim=8, n_blocks=1, n_heads=2, mlp_dim=8))
-    return models.build_model(config, {k: m.coordinates for k, m in data.items()})
+    config = pipeline.model_config("v1t", True, data, dict(emb_dim=8, n_blocks=1, n_heads=2, mlp_dim=8))
+    return models.build_encoder(config, {k: m.coordinates for k, m in data.items()})
 
 
 @pytest.mark.parametrize("device", ["cpu", "auto"])
@@ -178,7 +179,7 @@ def test_v1t_training_refuses_a_missing_device_before_any_work(tiny_data, tmp_pa
         training.train(model, tiny_data, max_epochs=1, device="cuda", checkpoint_dir=tmp_path, progress=False)
     assert not any(tmp_path.iterdir())  # nothing written
     with pytest.raises(ValueError, match=r"'device' must be"):
-        experiment.load_run(tmp_path, device="gpu")
+        pipeline.load_run(tmp_path, device="gpu")
 
 
 @pytest.mark.parametrize("head_dim", [12, 155])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuroalign_utils.v1t import metrics, models, sensorium, training
+from neuroalign_utils.v1t import loading, metrics, models, synthetic, training
 from neuroalign_utils.v1t.cores import CNNCore, V1TCore, patch_grid
 from neuroalign_utils.v1t.readouts import GaussianReadout
 
@@ -20,12 +20,12 @@ TINY = dict(mice=("A",), n_neurons=8, n_trials=60, n_test_images=4, n_repeats=3)
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory):
-    return sensorium.write_synthetic_sensorium(tmp_path_factory.mktemp("tiny"), **TINY)
+    return synthetic.write_synthetic_sensorium(tmp_path_factory.mktemp("tiny"), **TINY)
 
 
 @pytest.fixture(scope="session")
 def tiny_data(tiny_root):
-    return sensorium.load_sensorium(tiny_root)
+    return loading.load_sensorium(tiny_root)
 
 
 # ----------------------------------------------------------------------------------- layout
@@ -45,7 +45,7 @@ def test_writer_produces_the_release_layout(tiny_root):
     assert np.load(mouse / "meta/neurons/cell_motor_coordinates.npy").shape == (8, 3)
     assert len(np.unique(np.load(mouse / "meta/neurons/animal_ids.npy"))) == 1
     for kind, shape in [("images", ()), ("responses", (8,)), ("behavior", (3,)), ("pupil_center", (2,))]:
-        for stat in sensorium.STAT_NAMES:
+        for stat in loading.STAT_NAMES:
             value = np.load(mouse / f"meta/statistics/{kind}/all/{stat}.npy")
             assert value.dtype == np.float32 and value.shape == shape
     # statistics are those of the training tier
@@ -55,8 +55,8 @@ def test_writer_produces_the_release_layout(tiny_root):
 
 
 def test_writer_is_deterministic(tiny_root, tmp_path):
-    again = sensorium.write_synthetic_sensorium(tmp_path, **TINY)
-    name = sensorium.mouse_folder_name("A")
+    again = synthetic.write_synthetic_sensorium(tmp_path, **TINY)
+    name = loading.mouse_folder_name("A")
     for rel in ["data/images/7.npy", "data/responses/7.npy", "meta/trials/tiers.npy", "ground_truth/expected_responses.npy"]:
         np.testing.assert_array_equal(np.load(tiny_root / name / rel), np.load(again / name / rel))
 
@@ -73,27 +73,27 @@ def test_loader_standardises_with_the_release_statistics(tiny_data, tiny_root):
 
 @pytest.mark.parametrize("missing", ["meta/trials/tiers.npy", "meta/statistics/behavior/all/std.npy", "data/responses/5.npy"])
 def test_loader_names_the_missing_file(tiny_root, tmp_path, missing):
-    name = sensorium.mouse_folder_name("A")
+    name = loading.mouse_folder_name("A")
     broken = tmp_path / "sensorium" / name
     shutil.copytree(tiny_root / name, broken)
     (broken / missing).unlink()
     with pytest.raises(FileNotFoundError, match=missing.replace(".", r"\.")):
-        sensorium.load_mouse(broken)
+        loading.load_mouse(broken)
 
 
 def test_loader_rejects_byte_tiers_and_float64_statistics(tiny_root, tmp_path):
-    name = sensorium.mouse_folder_name("A")
+    name = loading.mouse_folder_name("A")
     broken = tmp_path / name
     shutil.copytree(tiny_root / name, broken)
     tiers = broken / "meta/trials/tiers.npy"
     np.save(tiers, np.load(tiers).astype("S"))
     with pytest.raises(ValueError, match="unicode"):
-        sensorium.load_mouse(broken)
+        loading.load_mouse(broken)
     shutil.copy2(tiny_root / name / "meta/trials/tiers.npy", tiers)
     std = broken / "meta/statistics/images/all/std.npy"
     np.save(std, np.load(std).astype(np.float64))
     with pytest.raises(ValueError, match="float32"):
-        sensorium.load_mouse(broken)
+        loading.load_mouse(broken)
 
 
 # ----------------------------------------------------------------------------------- model parts
@@ -157,7 +157,7 @@ def _tiny_model(core, use_behaviour, data):
     config = dict(core=core, core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8) if core == "v1t" else dict(channels=4),
                   readout_options={}, use_behaviour=use_behaviour, image_size=(36, 64),
                   mice={k: m.n_neurons for k, m in data.items()})
-    return models.build_model(config, {k: m.coordinates for k, m in data.items()})
+    return models.build_encoder(config, {k: m.coordinates for k, m in data.items()})
 
 
 @pytest.mark.parametrize("core", ["v1t", "cnn"])
@@ -254,9 +254,9 @@ def test_resume_after_interruption_reproduces_the_run(tiny_data, tmp_path):
 def test_writer_plants_the_gaze_contingent_gain_exactly(tiny_root, tmp_path):
     # Same seed with and without the gaze term: every unit's log-gain differs by gaze_gain × the
     # z-scored brightness at the gaze point (up to one constant per unit), and nothing else changes.
-    gazing = sensorium.write_synthetic_sensorium(tmp_path, gaze_gain=0.5, **TINY)
-    name = sensorium.mouse_folder_name("A")
-    plain, with_gaze = (sensorium.load_planted_truth(root / name) for root in (tiny_root, gazing))
+    gazing = synthetic.write_synthetic_sensorium(tmp_path, gaze_gain=0.5, **TINY)
+    name = loading.mouse_folder_name("A")
+    plain, with_gaze = (loading.load_planted_truth(root / name) for root in (tiny_root, gazing))
     assert plain["gaze_gain"] == 0.0 and with_gaze["gaze_gain"] == 0.5 and with_gaze["gaze_shift_px"] == 6.0
     np.testing.assert_array_equal(np.load(tiny_root / name / "data/images/5.npy"), np.load(gazing / name / "data/images/5.npy"))
     log_ratio = np.log(with_gaze["expected_responses"] / plain["expected_responses"])
@@ -264,10 +264,10 @@ def test_writer_plants_the_gaze_contingent_gain_exactly(tiny_root, tmp_path):
     np.testing.assert_allclose(log_ratio, log_ratio[:, :1].repeat(log_ratio.shape[1], 1), atol=1e-5)  # shared by all units
     images = np.stack([np.load(gazing / name / f"data/images/{t}.npy")[0] for t in range(TINY["n_trials"])])
     pupil = np.stack([np.load(gazing / name / f"data/pupil_center/{t}.npy") for t in range(TINY["n_trials"])])
-    brightness = sensorium.gaze_brightness(sensorium.block_average(images), (pupil - pupil.mean(0)) / pupil.std(0), 6.0)
+    brightness = synthetic.gaze_brightness(loading.block_average(images), (pupil - pupil.mean(0)) / pupil.std(0), 6.0)
     np.testing.assert_allclose(log_ratio[:, 0], 0.5 * brightness, atol=1e-4)
     with pytest.raises(ValueError, match="'gaze_gain' must be <= 2.0"):
-        sensorium.write_synthetic_sensorium(tmp_path / "bad", gaze_gain=3.0, **TINY)
+        synthetic.write_synthetic_sensorium(tmp_path / "bad", gaze_gain=3.0, **TINY)
 
 
 @pytest.mark.parametrize("std", [1.0, 0.02])
@@ -287,24 +287,24 @@ def test_noise_images_survive_any_resize_to_the_planted_size(tmp_path):
     # antialiasing (the reference's) both return exactly the image the planted units saw.
     import torch.nn.functional as F
 
-    root = sensorium.write_synthetic_sensorium(tmp_path, images="noise", **TINY)
-    folder = root / sensorium.mouse_folder_name("A")
+    root = synthetic.write_synthetic_sensorium(tmp_path, images="noise", **TINY)
+    folder = root / loading.mouse_folder_name("A")
     images = np.stack([np.load(folder / f"data/images/{t}.npy") for t in range(TINY["n_trials"])]).astype(np.float32)
-    small = sensorium.block_average(images)
-    bilinear = F.interpolate(torch.from_numpy(images), size=sensorium.PLANTED_SHAPE, mode="bilinear", align_corners=False)
+    small = loading.block_average(images)
+    bilinear = F.interpolate(torch.from_numpy(images), size=loading.PLANTED_SHAPE, mode="bilinear", align_corners=False)
     np.testing.assert_array_equal(small, bilinear.numpy())
     assert len(np.unique(small.round(), axis=None)) > 200  # every grey level: noise, not photographs
     assert np.abs(np.corrcoef(small[:, 0, :, :-1].ravel(), small[:, 0, :, 1:].ravel())[0, 1]) < 0.05  # white
     with pytest.raises(ValueError, match="'images' must be one of \\['natural', 'noise'\\]"):
-        sensorium.write_synthetic_sensorium(tmp_path / "bad", images="pink", **TINY)
+        synthetic.write_synthetic_sensorium(tmp_path / "bad", images="pink", **TINY)
 
 
 def test_a_mouse_does_not_depend_on_which_other_mice_are_written(tiny_root, tmp_path):
     settings = dict(TINY, mice=("B", "A"))
-    both = sensorium.write_synthetic_sensorium(tmp_path, **settings)
-    name = sensorium.mouse_folder_name("A")
+    both = synthetic.write_synthetic_sensorium(tmp_path, **settings)
+    name = loading.mouse_folder_name("A")
     np.testing.assert_array_equal(np.load(tiny_root / name / "data/responses/4.npy"), np.load(both / name / "data/responses/4.npy"))
-    animal_b = np.load(both / sensorium.mouse_folder_name("B") / "meta/neurons/animal_ids.npy")
+    animal_b = np.load(both / loading.mouse_folder_name("B") / "meta/neurons/animal_ids.npy")
     assert set(animal_b) == {22846}
 
 
@@ -341,7 +341,7 @@ def test_core_penalty_scales_with_the_size_of_the_data_term():
     torch.manual_seed(0)
     config = dict(core="v1t", core_options=dict(emb_dim=8, n_blocks=1, n_heads=1, mlp_dim=8), readout_options={},
                   use_behaviour=False, image_size=(36, 64), mice={"A": 5})
-    model = models.build_model(config)
+    model = models.build_encoder(config)
     core, readout = model.core.regularizer(), model.readouts["A"].regularizer()
     assert core > 0
     scale = training.core_penalty_scale(150, 700)
@@ -349,23 +349,43 @@ def test_core_penalty_scales_with_the_size_of_the_data_term():
     assert model.regularizer("A").item() == pytest.approx((core + readout).item(), rel=1e-6)
 
 
+def test_every_core_keeps_the_core_contract():
+    from neuroalign_utils.v1t.cores import CORES, Core
+
+    with pytest.raises(TypeError):
+        Core()  # abstract: output shape, pixel geometry, forward and regulariser are the subclass's
+    for name, core_class in CORES.items():
+        assert issubclass(core_class, Core), name
+        core = core_class((20, 30), behaviour_dim=core_class.behaviour_width)
+        behaviour = torch.zeros(2, core.behaviour_dim)
+        grid = core(torch.zeros(2, 1, 20, 30), behaviour)
+        assert tuple(grid.shape[1:]) == core.output_shape, name
+        assert core.regularizer().ndim == 0, name
+        assert len(core.grid_stride) == len(core.grid_offset) == 2, name
+        assert bool(core.attention_modules()) == core.has_attention, name
+        if core.has_attention:
+            _, weights = core(torch.zeros(2, 1, 20, 30), behaviour, return_attention=True)
+            assert len(weights) == len(core.attention_modules()), name
+    assert CORES["v1t"].behaviour_width == 5 and CORES["cnn"].behaviour_width == 3  # V1T also sees the pupil centre
+
+
 @pytest.mark.parametrize("block_elements", [2**20, 300, 40])  # one block; groups of heads; row chunks
 def test_blockwise_dropout_attention_equals_the_explicit_maths(monkeypatch, block_elements):
-    from neuroalign_utils.v1t import cores
+    from neuroalign_utils.v1t import attention as attention_module
 
-    monkeypatch.setattr(cores, "ATTENTION_BLOCK_ELEMENTS", block_elements)
+    monkeypatch.setattr(attention_module, "ATTENTION_BLOCK_ELEMENTS", block_elements)
     torch.manual_seed(0)
     # head width 5: padded to 16 inside, sliced back
     q, k, v = (torch.randn(2, 3, 9, 5, dtype=torch.float64, requires_grad=True) for _ in range(3))
     scale, p, seed = 5**-0.5, 0.3, 1234
     # the reference rebuilds the same masks: same bit stream, same blocks, same order
-    bits = cores.dropout_bits(seed)
+    bits = attention_module.dropout_bits(seed)
     mask = torch.zeros(6, 9, 9)
-    for g, r in cores._attention_blocks(6, 9, 9):
-        keep, factor = cores.dropout_mask(mask[g, r].shape, p, bits)
+    for g, r in attention_module._attention_blocks(6, 9, 9):
+        keep, factor = attention_module.dropout_mask(mask[g, r].shape, p, bits)
         mask[g, r] = keep * factor
     expected = (torch.softmax(q @ k.transpose(-2, -1) * scale, -1) * mask.view(2, 3, 9, 9)) @ v
-    got = cores.DropoutAttention.apply(q, k, v, scale, p, seed)
+    got = attention_module.DropoutAttention.apply(q, k, v, scale, p, seed)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected)
     weights = torch.randn_like(got)
@@ -375,7 +395,7 @@ def test_blockwise_dropout_attention_equals_the_explicit_maths(monkeypatch, bloc
 
 
 def test_dropout_keeps_the_expectation_and_the_rate():
-    from neuroalign_utils.v1t.cores import Dropout
+    from neuroalign_utils.v1t.attention import Dropout
 
     layer = Dropout(0.2544).train()
     torch.manual_seed(0)
@@ -528,23 +548,23 @@ def test_damaged_or_non_numeric_trial_files_are_named(tiny_root, tmp_path):
 
     copy = tmp_path / "sensorium"
     shutil.copytree(tiny_root, copy)
-    mouse = copy / sensorium.mouse_folder_name("A")
+    mouse = copy / loading.mouse_folder_name("A")
     trial = mouse / "data" / "responses" / "7.npy"
     trial.write_bytes(trial.read_bytes()[:40])
     with pytest.raises(ValueError, match=r"responses/7.npy cannot be read as a .npy array"):
-        sensorium.load_mouse(mouse)
+        loading.load_mouse(mouse)
     np.save(trial, np.array(["a"] * 8))
     with pytest.raises(ValueError, match=r"responses/7.npy holds <U1 values; numbers are needed"):
-        sensorium.load_mouse(mouse)
+        loading.load_mouse(mouse)
     trial.unlink()
     with pytest.raises(FileNotFoundError, match=r"missing .*responses/7.npy"):
-        sensorium.load_mouse(mouse)
+        loading.load_mouse(mouse)
 
 
 def test_a_damaged_synthetic_dataset_is_rewritten(tmp_path):
-    root = sensorium.write_synthetic_sensorium(tmp_path, **TINY)
-    trial = root / sensorium.mouse_folder_name("A") / "data" / "images" / "3.npy"
+    root = synthetic.write_synthetic_sensorium(tmp_path, **TINY)
+    trial = root / loading.mouse_folder_name("A") / "data" / "images" / "3.npy"
     good = trial.read_bytes()
     trial.write_bytes(good[:64])
-    again = sensorium.write_synthetic_sensorium(tmp_path, **TINY)
+    again = synthetic.write_synthetic_sensorium(tmp_path, **TINY)
     assert again == root and trial.read_bytes() == good

@@ -35,7 +35,7 @@ def test_rollout_maps_and_kernels_of_a_v1t_encoder():
     torch.manual_seed(0)
     config = dict(core="v1t", core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8, stride=4),
                   readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 5})
-    model = models.build_model(config, {"m": np.random.default_rng(0).normal(size=(5, 3))})
+    model = models.build_encoder(config, {"m": np.random.default_rng(0).normal(size=(5, 3))})
     images, behaviour, pupil = torch.randn(4, 1, 36, 64), torch.randn(4, 3), torch.randn(4, 2)
     maps = analysis.rollout_maps(model, images, behaviour, pupil)
     assert maps.dims == ("trial", "y", "x") and maps.shape == (4, 36, 64)
@@ -88,13 +88,17 @@ def test_gaussian_fit_recovers_known_parameters():
 def test_rollout_maps_reject_a_cnn():
     config = dict(core="cnn", core_options=dict(channels=4), readout_options={}, use_behaviour=False,
                   image_size=(36, 64), mice={"m": 3})
-    model = models.build_model(config, {"m": np.zeros((3, 3))})
-    with pytest.raises(ValueError, match="V1T core"):
+    model = models.build_encoder(config, {"m": np.zeros((3, 3))})
+    with pytest.raises(ValueError, match="needs a core with attention"):
         analysis.rollout_maps(model, torch.zeros(1, 1, 36, 64))
+    with pytest.raises(ValueError, match="needs a core with attention"):
+        analysis.attention_map_kernels(model, torch.zeros(1, 1, 36, 64))
+    with pytest.raises(ValueError, match="'attention_weights' needs a core with attention"):
+        model(torch.zeros(1, 1, 36, 64), "m", attention_weights=[torch.ones(1, 1, 5, 5)])
 
 
 def test_readout_grid_maps_to_patch_centres():
-    from neuroalign_utils.v1t.cores import CNNCore, V1TCore
+    from neuroalign_utils.v1t.cores import CNNCore, LinearCore, V1TCore
 
     v1t = V1TCore((36, 64), patch_size=8, stride=8)
     x, y = analysis.grid_to_pixels(v1t, np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
@@ -105,6 +109,9 @@ def test_readout_grid_maps_to_patch_centres():
     np.testing.assert_allclose(y, [4, 31])
     x, y = analysis.grid_to_pixels(CNNCore((36, 64)), np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
     np.testing.assert_allclose(x, [0, 63])
+    np.testing.assert_allclose(y, [0, 35])
+    x, y = analysis.grid_to_pixels(LinearCore((36, 64)), np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
+    np.testing.assert_allclose(x, [0, 63])  # 'same' padding: the feature grid is the image grid
     np.testing.assert_allclose(y, [0, 35])
 
 
@@ -121,7 +128,7 @@ def _v1t_attending_along_the_pupil(sign: float):
     config = dict(core="v1t", readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 3},
                   core_options=dict(emb_dim=8, n_blocks=1, n_heads=1, head_dim=2, mlp_dim=4, stride=8,
                                     patch_dropout=0.0, attention_dropout=0.0, mlp_dropout=0.0))
-    model = models.build_model(config, {"m": np.zeros((3, 3))})
+    model = models.build_encoder(config, {"m": np.zeros((3, 3))})
     core = model.core
     gh, gw = core.grid
     uy, ux = np.meshgrid(np.linspace(-1, 1, gh), np.linspace(-1, 1, gw), indexing="ij")
@@ -174,7 +181,7 @@ def test_attention_weights_passed_in_replace_the_computed_ones():
     torch.manual_seed(0)
     config = dict(core="v1t", core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8, stride=8),
                   readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 5})
-    model = models.build_model(config, {"m": np.random.default_rng(0).normal(size=(5, 3))}).eval()
+    model = models.build_encoder(config, {"m": np.random.default_rng(0).normal(size=(5, 3))}).eval()
     images, inputs = torch.randn(3, 1, 36, 64), torch.randn(3, 5)
     with torch.no_grad():
         grid, weights = model.core(images, inputs, return_attention=True)
@@ -344,7 +351,7 @@ def test_arf_sweep_of_a_linear_encoder_moves_with_its_shifter():
     torch.manual_seed(0)
     config = dict(core="linear", core_options=dict(channels=1, kernel=9), readout_options={}, use_behaviour=True,
                   image_size=(36, 64), mice={"m": 3})
-    model = models.build_model(config, {"m": np.zeros((3, 2))})
+    model = models.build_encoder(config, {"m": np.zeros((3, 2))})
     yy, xx = np.mgrid[:9, :9]
     with torch.no_grad():
         model.core.conv.weight.zero_()

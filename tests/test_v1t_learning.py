@@ -10,7 +10,7 @@ import torch
 import numpy as np
 from scipy import ndimage
 
-from neuroalign_utils.v1t import analysis, models, sensorium, training
+from neuroalign_utils.v1t import analysis, loading, models, synthetic, training
 
 DATA = dict(mice=("A",), n_neurons=80, n_trials=700, n_test_images=10, n_repeats=10, behaviour_gain=0.6, seed=1)
 CORE_OPTIONS = {
@@ -26,27 +26,27 @@ MORE_TRIALS = dict(max_epochs=30, patience=5, n_trials=1500)
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    root = sensorium.write_synthetic_sensorium(tmp_path_factory.mktemp("learning"), **DATA)
-    data = sensorium.load_sensorium(root)
-    expected = {k: sensorium.load_planted_truth(m.folder)["expected_responses"] / m.response_scale for k, m in data.items()}
+    root = synthetic.write_synthetic_sensorium(tmp_path_factory.mktemp("learning"), **DATA)
+    data = loading.load_sensorium(root)
+    expected = {k: loading.load_planted_truth(m.folder)["expected_responses"] / m.response_scale for k, m in data.items()}
     return data, expected
 
 
 @pytest.mark.parametrize("rf_field", [0.3, (0.5, 0.2)])
 def test_rf_field_confines_the_planted_rf_centres(tmp_path, rf_field):
     settings = dict(mice=("A",), n_neurons=300, n_trials=60, n_test_images=4, n_repeats=3)
-    root = sensorium.write_synthetic_sensorium(tmp_path, rf_field=rf_field, **settings)
-    truth = sensorium.load_planted_truth(root / sensorium.mouse_folder_name("A"))
-    (h, w), (share_y, share_x) = sensorium.PLANTED_SHAPE, np.broadcast_to(rf_field, 2)
+    root = synthetic.write_synthetic_sensorium(tmp_path, rf_field=rf_field, **settings)
+    truth = loading.load_planted_truth(root / loading.mouse_folder_name("A"))
+    (h, w), (share_y, share_x) = loading.PLANTED_SHAPE, np.broadcast_to(rf_field, 2)
     for centre, size, share in [(truth["centre_x"], w, share_x), (truth["centre_y"], h, share_y)]:
         # uniform over the field's span around the image centre, plus the 1-px retinotopic scatter
         assert abs(np.median(centre) - size / 2) < 1.0
         span = np.percentile(centre, 95) - np.percentile(centre, 5)
         assert abs(span - 0.9 * share * size) < 2.0, (span, share * size)
     with pytest.raises(ValueError, match="'rf_field' must be <= 1.0"):
-        sensorium.write_synthetic_sensorium(tmp_path / "bad", rf_field=1.5, **settings)
+        synthetic.write_synthetic_sensorium(tmp_path / "bad", rf_field=1.5, **settings)
     with pytest.raises(ValueError, match="'rf_field' must be a number or a pair"):
-        sensorium.write_synthetic_sensorium(tmp_path / "bad", rf_field=(0.2, 0.3, 0.4), **settings)
+        synthetic.write_synthetic_sensorium(tmp_path / "bad", rf_field=(0.2, 0.3, 0.4), **settings)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def results(planted):
         torch.manual_seed(0)
         config = dict(core=core, core_options=CORE_OPTIONS[core], readout_options={}, use_behaviour=behaviour,
                       image_size=(36, 64), mice={k: m.n_neurons for k, m in data.items()})
-        model = models.build_model(config, {k: m.coordinates for k, m in data.items()})
+        model = models.build_encoder(config, {k: m.coordinates for k, m in data.items()})
         training.train(model, data, max_epochs=8, patience=3, seed=0, progress=False)
         out[core, behaviour] = training.evaluate(model, data, expected=expected).iloc[0], model
     return out
@@ -95,7 +95,7 @@ def _arf_fits(model, mouse, pupil_center=(0.0, 0.0)):
 def _arf_position_errors(model, mouse):
     """Median distance (pixels) of the aRF Gaussian centres from the planted RF centres (well-fitted units),
     the same against shuffled planted centres (chance), and the fraction of units kept."""
-    truth = sensorium.load_planted_truth(mouse.folder)
+    truth = loading.load_planted_truth(mouse.folder)
     fits = _arf_fits(model, mouse)
     good = (fits["r2"] > 0.3).to_numpy()  # drop the worst fits
     error = np.hypot(fits["x0"] - truth["centre_x"], fits["y0"] - truth["centre_y"]).to_numpy()
@@ -116,11 +116,11 @@ def test_cnn_arf_positions_match_planted_rf_centres(cnn_on_more_trials):
 def _trained(core, folder, *, max_epochs: int, patience: int, seed: int = 0, **data_settings):
     """The test ``core`` with behaviour trained on the one mouse of ``DATA`` updated by ``data_settings``:
     (model, mouse)."""
-    data = sensorium.load_sensorium(sensorium.write_synthetic_sensorium(folder, **{**DATA, **data_settings}))
+    data = loading.load_sensorium(synthetic.write_synthetic_sensorium(folder, **{**DATA, **data_settings}))
     torch.manual_seed(seed)
     config = dict(core=core, core_options=CORE_OPTIONS[core], readout_options={}, use_behaviour=True,
                   image_size=(36, 64), mice={k: m.n_neurons for k, m in data.items()})
-    model = models.build_model(config, {k: m.coordinates for k, m in data.items()})
+    model = models.build_encoder(config, {k: m.coordinates for k, m in data.items()})
     training.train(model, data, max_epochs=max_epochs, patience=patience, seed=seed, progress=False)
     return model, next(iter(data.values()))
 
@@ -160,7 +160,7 @@ def test_v1t_arf_shift_with_the_pupil_centre_has_the_planted_sign(v1t_on_more_tr
     # moved axis, ~0.1 px across, for a planted 6 px; with the shifter removed
     # a V1T moves its aRFs by 0.0003 px (scratch run: no path through the B-MLP was learned).
     model, mouse = v1t_on_more_trials
-    planted = 2 * 2.0 * sensorium.load_planted_truth(mouse.folder)["pupil_shift_px"]
+    planted = 2 * 2.0 * loading.load_planted_truth(mouse.folder)["pupil_shift_px"]
     offset = np.eye(2)[axis] * 2.0
     plus, minus = _arf_fits(model, mouse, offset), _arf_fits(model, mouse, -offset)
     kept = ((plus["r2"] > 0.3) & (minus["r2"] > 0.3)).to_numpy()
@@ -187,13 +187,13 @@ def test_v1t_learns_the_planted_gaze_contingent_gain(v1t_on_gaze_data, axis):
     # against the planted change of the gaze point's brightness. Measured: r 0.96 / 0.96 (x / y),
     # slope 0.71 / 0.63 for a planted 1.0.
     model, mouse, images, behaviour = v1t_on_gaze_data
-    truth = sensorium.load_planted_truth(mouse.folder)
+    truth = loading.load_planted_truth(mouse.folder)
     pupil = np.zeros((len(images), 2), np.float32)
     pupil[:, axis] = 2.0
     with torch.no_grad():
         log_mean = [model(torch.as_tensor(images), mouse.name, torch.as_tensor(behaviour), torch.as_tensor(p)).mean(1).log().numpy()
                     for p in (pupil, -pupil)]
-    brightness = sensorium.gaze_brightness(np.concatenate([images[:, 0]] * 2), np.concatenate([pupil, -pupil]), truth["gaze_shift_px"])
+    brightness = synthetic.gaze_brightness(np.concatenate([images[:, 0]] * 2), np.concatenate([pupil, -pupil]), truth["gaze_shift_px"])
     planted, learned = brightness[: len(images)] - brightness[len(images):], log_mean[0] - log_mean[1]
     r, slope = np.corrcoef(planted, learned)[0, 1], np.polyfit(planted, learned, 1)[0]
     assert r > 0.7, r
@@ -208,7 +208,7 @@ def test_v1t_carries_the_gaze_gain_outside_its_attention_weights(v1t_on_gaze_dat
     # −0.12 (p 0.91 / 0.24). A V1T whose attention does carry it fails here, and then the chapter's
     # prose is wrong.
     model, mouse, images, behaviour = v1t_on_gaze_data
-    planted_move = 2 * 2.0 * sensorium.load_planted_truth(mouse.folder)["gaze_shift_px"]
+    planted_move = 2 * 2.0 * loading.load_planted_truth(mouse.folder)["gaze_shift_px"]
     moved = analysis.centre_of_mass_shift_with_pupil(model, images, behaviour).set_index("axis")
     assert (moved["along"].abs() < 8.0).all(), (moved, planted_move)  # less than one 8-px token
     share = analysis.pupil_effect_through_attention(model, mouse.name, images, behaviour)

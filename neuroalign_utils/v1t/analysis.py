@@ -10,7 +10,7 @@ of ``R`` over the patch tokens (the mean over all rows when there is no class to
 sum to one, on the true patch grid, then resized to the image.
 
 Every analysis runs on the device of the model it is given (see
-:func:`neuroalign_utils.v1t.experiment.load_run`'s ``device``) and returns CPU arrays; white noise for
+:func:`neuroalign_utils.v1t.pipeline.load_run`'s ``device``) and returns CPU arrays; white noise for
 the aRFs is drawn on the CPU from its seed, so the same images are shown on every device.
 """
 
@@ -25,7 +25,7 @@ from scipy import optimize, stats
 
 from .._validation import check_float, check_in_allowed, check_int, check_shape2d
 from ..devices import module_device
-from .cores import V1TCore
+from .cores import Core, V1TCore
 from .models import Encoder
 
 
@@ -50,9 +50,11 @@ def attention_rollout(attentions, *, fusion: str = "max", class_token: bool = Tr
 
 @torch.no_grad()
 def rollout_maps(model: Encoder, images, behaviour=None, pupil_center=None, *, fusion: str = "max", batch_size: int = 64) -> xr.DataArray:
-    """Attention-rollout maps of a V1T encoder, resized to the image: ``(trial, y, x)``, each sums to 1."""
-    if not isinstance(model.core, V1TCore):
-        raise ValueError(f"rollout_maps needs a V1T core; this model's core is {type(model.core).__name__}.")
+    """Attention-rollout maps of an encoder whose core has attention (V1T), resized to the image:
+    ``(trial, y, x)``, each sums to 1."""
+    if not model.core.has_attention:
+        raise ValueError(f"rollout_maps needs a core with attention (V1T); this model's core is "
+                         f"{type(model.core).__name__}.")
     model.eval()
     device = module_device(model)
     images = torch.as_tensor(images, device=device)
@@ -64,7 +66,7 @@ def rollout_maps(model: Encoder, images, behaviour=None, pupil_center=None, *, f
         sl = slice(s, s + batch_size)
         b = None if behaviour is None else model.core_inputs(behaviour[sl], pupil_center[sl])
         _, attention = model.core(images[sl], b, return_attention=True)
-        grid_maps = attention_rollout(attention, fusion=fusion).reshape(-1, 1, *model.core.grid)
+        grid_maps = attention_rollout(attention, fusion=fusion).reshape(-1, 1, *model.core.output_shape[1:])
         maps = F.interpolate(grid_maps, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
         out.append(maps / maps.sum((-2, -1), keepdim=True))
     return xr.DataArray(torch.cat(out).cpu().numpy(), dims=("trial", "y", "x"), name="attention_rollout",
@@ -236,8 +238,9 @@ def pupil_effect_through_attention(model: Encoder, mouse: str, images, behaviour
         One row per pupil axis: ``pupil_effect`` (root mean square of ``Δ``, natural-log units) and
         ``through_attention`` (the share above).
     """
-    if not isinstance(model.core, V1TCore) or not model.core.behaviour_dim:
-        raise ValueError("pupil_effect_through_attention needs an encoder with a V1T core built with behaviour.")
+    if not model.core.has_attention or not model.core.behaviour_dim:
+        raise ValueError("pupil_effect_through_attention needs an encoder whose core has attention (V1T) and "
+                         "was built with behaviour.")
     if mouse not in model.readouts:
         raise ValueError(f"'mouse' must be one of {sorted(model.readouts)}; got {mouse!r}.")
     offset = check_float(offset, "offset", minimum=0.0)
@@ -447,19 +450,22 @@ def attention_map_kernels(model: Encoder, images, behaviour=None, pupil_center=N
 
     Shared kernel format, kind ``attention_map``, one kernel per (block, head), on the patch grid.
     """
-    model.eval()
     core = model.core
+    if not core.has_attention:
+        raise ValueError(f"attention_map_kernels needs a core with attention (V1T); this model's core is "
+                         f"{type(core).__name__}.")
+    model.eval()
     device = module_device(model)
     b = None if behaviour is None else model.core_inputs(torch.as_tensor(behaviour, device=device),
                                                          torch.as_tensor(pupil_center, device=device))
     _, attention = core(torch.as_tensor(images, device=device), b, return_attention=True)
     values, layers, indices, n_params = [], [], [], []
-    for i, (weights, block) in enumerate(zip(attention, core.blocks)):
-        maps = weights[:, :, 0, 1:].mean(0).reshape(-1, *core.grid).cpu().numpy()
+    for i, (weights, layer) in enumerate(zip(attention, core.attention_modules())):
+        maps = weights[:, :, 0, 1:].mean(0).reshape(-1, *core.output_shape[1:]).cpu().numpy()
         values.append(maps)
         layers += [f"block{i}.attention"] * len(maps)
         indices += [i + 1] * len(maps)
-        n_params += [sum(p.numel() for p in block.attention.parameters())] * len(maps)
+        n_params += [sum(p.numel() for p in layer.parameters())] * len(maps)
     return _kernel_array(np.concatenate(values), model=model_name, layer=layers, layer_index=indices,
                          layer_type="attention", kind="attention_map", n_parameters=n_params)
 
@@ -468,11 +474,12 @@ def attention_map_kernels(model: Encoder, images, behaviour=None, pupil_center=N
 def bmlp_activations(model: Encoder, behaviour, pupil_center) -> xr.DataArray:
     """Output of every block's B-MLP for each trial: ``(block, trial, unit)`` (Fig A.3 analogue)."""
     core = model.core
-    if not isinstance(core, V1TCore) or not core.behaviour_dim:
-        raise ValueError("bmlp_activations needs a V1T core built with behaviour.")
+    if not callable(getattr(core, "behaviour_embeddings", None)) or not core.behaviour_dim:
+        raise ValueError(f"bmlp_activations needs a core with B-MLPs (V1T) built with behaviour; this model's core is "
+                         f"{type(core).__name__} with behaviour_dim={core.behaviour_dim}.")
     device = module_device(model)
     inputs = model.core_inputs(torch.as_tensor(behaviour, device=device), torch.as_tensor(pupil_center, device=device))
-    values = np.stack([block.behaviour_mlp(inputs).cpu().numpy() for block in core.blocks])
+    values = core.behaviour_embeddings(inputs).cpu().numpy()
     return xr.DataArray(values, dims=("block", "trial", "unit"), coords={"block": np.arange(1, len(values) + 1)},
                         name="bmlp_activation")
 
@@ -499,21 +506,14 @@ def performance_by_pupil(model: Encoder, mouse, *, n_groups: int = 3) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def grid_to_pixels(core, grid_x, grid_y) -> tuple[np.ndarray, np.ndarray]:
-    """Readout grid units (−1…1 over the core's feature grid, ``align_corners=True``) → input pixels.
+def grid_to_pixels(core: Core, grid_x, grid_y) -> tuple[np.ndarray, np.ndarray]:
+    """Readout grid units (−1…1 over the core's feature grid, ``align_corners=True``) → input pixels ``(x, y)``.
 
-    A V1T feature cell is a patch token; its pixel position is the centre of its patch,
-    ``index · stride + (patch − 1) / 2``. CNN and linear cores move by one pixel per cell, offset by
-    the core's ``margin`` (an unpadded input convolution of size k loses (k − 1) / 2 pixels a side).
+    Pixel position of feature cell ``i`` is ``i · core.grid_stride + core.grid_offset``: for a V1T the
+    centre of its patch, ``i · stride + (patch − 1) / 2``; for CNN and linear cores one pixel per cell,
+    offset by what an unpadded input convolution loses a side. See :meth:`Core.grid_to_pixels`.
     """
-    if isinstance(core, V1TCore):
-        (gh, gw), patch, stride = core.grid, core.tokenizer.kernel_size, core.tokenizer.stride
-        offset = ((patch[0] - 1) / 2, (patch[1] - 1) / 2)
-    else:
-        (gh, gw), stride, offset = core.output_shape[1:], (1, 1), (core.margin, core.margin)
-    x = (np.asarray(grid_x) + 1) / 2 * (gw - 1) * stride[1] + offset[1]
-    y = (np.asarray(grid_y) + 1) / 2 * (gh - 1) * stride[0] + offset[0]
-    return x, y
+    return core.grid_to_pixels(grid_x, grid_y)
 
 
 @torch.no_grad()

@@ -1,7 +1,10 @@
 """Cores: images (and behaviour) → a feature grid ``(batch, channels, h', w')``.
 
-Every core exposes ``output_shape`` (computed from its geometry, never from a forward pass),
-``behaviour_dim`` (how many behaviour values its forward takes; 0 = none) and ``regularizer()``.
+Every core is a :class:`Core`, whose contract the encoder, the training loop and the analyses rely on
+instead of the concrete class: ``output_shape`` (from its geometry, never from a forward pass),
+``behaviour_width`` (behaviour values it takes when built with behaviour) and ``behaviour_dim`` (what
+this one takes; 0 = none), ``regularizer()``, the pixel geometry of its feature grid (``grid_stride``,
+``grid_offset``, :meth:`Core.grid_to_pixels`) and optional attention (``has_attention``).
 
 - :class:`V1TCore`: the V1T vision transformer with a behaviour MLP (B-MLP) in every block.
 - :class:`CNNCore`: the Lurz et al. (2021) baseline of Sensorium 2022: stacked convolutions with
@@ -12,7 +15,9 @@ Every core exposes ``output_shape`` (computed from its geometry, never from a fo
 
 from __future__ import annotations
 
+import abc
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_float, check_int, check_shape2d
+from .attention import Dropout, MultiHeadAttention
 
 
 def patch_grid(image_size, patch_size: int, stride: int) -> tuple[int, int]:
@@ -35,7 +41,7 @@ def patch_grid(image_size, patch_size: int, stride: int) -> tuple[int, int]:
 
 
 def _l1(module: nn.Module) -> torch.Tensor:
-    # one multi-tensor norm instead of an abs and a sum per parameter (1.5× faster with its backward)
+    # one multi-tensor norm instead of an abs and a sum per parameter: faster, with its backward
     return torch.stack(torch._foreach_norm(list(module.parameters()), 1)).sum()
 
 
@@ -48,6 +54,65 @@ def _init_linear(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+class Core(nn.Module, metaclass=abc.ABCMeta):
+    """The contract of a core: images ``(B, 1, h, w)`` (and behaviour ``(B, behaviour_dim)``) → a feature grid.
+
+    A subclass sets ``image_size`` and ``behaviour_dim`` in its constructor (which takes
+    ``behaviour_dim=``) and implements :meth:`forward`, :meth:`regularizer`, ``output_shape``,
+    ``grid_stride`` and ``grid_offset``. The class attributes say what the encoder and the training
+    loop need to know without asking for the class:
+
+    - ``behaviour_width``: how many behaviour values the core takes when it is built with behaviour
+      (the encoder's ``core_inputs`` gives it the first ``behaviour_dim`` of behaviour and pupil centre);
+    - ``has_attention``: its forward also takes ``return_attention=True`` (then returns
+      ``(grid, [per-block weights (B, heads, tokens, tokens)])``) and ``attention_weights=`` (weights
+      used instead of computing them), and :meth:`attention_modules` lists its attention layers;
+    - ``mixed_precision``: training may run its products in bfloat16 / float16 under autocast
+      (see :func:`~neuroalign_utils.v1t.training.resolve_precision`).
+    """
+
+    behaviour_width: ClassVar[int]
+    has_attention: ClassVar[bool] = False
+    mixed_precision: ClassVar[bool] = False
+
+    image_size: tuple[int, int]
+    behaviour_dim: int
+
+    @property
+    @abc.abstractmethod
+    def output_shape(self) -> tuple[int, int, int]:
+        """``(channels, h', w')`` of the feature grid for the core's ``image_size``."""
+
+    @property
+    @abc.abstractmethod
+    def grid_stride(self) -> tuple[int, int]:
+        """Input pixels ``(y, x)`` between neighbouring cells of the feature grid."""
+
+    @property
+    @abc.abstractmethod
+    def grid_offset(self) -> tuple[float, float]:
+        """Input pixel ``(y, x)`` at the centre of feature cell ``(0, 0)``."""
+
+    @abc.abstractmethod
+    def forward(self, images: torch.Tensor, behaviour: torch.Tensor | None = None):
+        """Feature grid ``(B, *output_shape)``."""
+
+    @abc.abstractmethod
+    def regularizer(self) -> torch.Tensor:
+        """The core's penalty, added to the loss (weighted by its own coefficient)."""
+
+    def attention_modules(self) -> list[nn.Module]:
+        """The layers whose weights ``forward(..., return_attention=True)`` returns, in order (none here)."""
+        return []
+
+    def grid_to_pixels(self, grid_x, grid_y) -> tuple[np.ndarray, np.ndarray]:
+        """Readout grid units (−1…1 over the feature grid, ``align_corners=True``) → input pixels ``(x, y)``."""
+        (gh, gw), stride, offset = self.output_shape[1:], self.grid_stride, self.grid_offset
+        x = (np.asarray(grid_x) + 1) / 2 * (gw - 1) * stride[1] + offset[1]
+        y = (np.asarray(grid_y) + 1) / 2 * (gh - 1) * stride[0] + offset[0]
+        return x, y
 
 
 class BehaviourMLP(nn.Module):
@@ -64,241 +129,6 @@ class BehaviourMLP(nn.Module):
 
     def forward(self, behaviour: torch.Tensor) -> torch.Tensor:
         return self.net(behaviour)
-
-
-#: Elements of one block of attention scores in :class:`DropoutAttention` (4 MiB in float32): small
-#: enough to stay in cache, where the softmax and dropout passes over it are several times faster.
-ATTENTION_BLOCK_ELEMENTS = 2**20
-_DRAW_LEVELS = 2**15  # dropout draws are 15-bit integers
-
-
-def dropout_bits(seed: int | None = None) -> np.random.SFC64:
-    """The random-bit stream of dropout masks: numpy's SFC64, seeded from the torch RNG by default.
-
-    SFC64 makes 64 random bits 2.5× faster than torch's CPU generator (``random_`` on int64), which
-    was the largest cost after the matrix products in V1T training at stride 1. With ``seed=None``
-    the seed is drawn from the global torch RNG, so ``torch.manual_seed`` seeds the masks.
-    """
-    if seed is None:
-        seed = int(torch.randint(2**62, (1,)))
-    return np.random.SFC64(seed)
-
-
-def dropout_mask(shape, p: float, bits: np.random.SFC64 | None = None) -> tuple[torch.Tensor, float]:
-    """Dropout as a 0/1 keep-mask (int16) and the factor ``1 / (1 − p')`` for the kept values.
-
-    Four 15-bit draws are cut from every 64 random bits of ``bits`` (a fresh :func:`dropout_bits`
-    stream by default), so ``p`` is applied as ``p' = round(p · 2¹⁵) / 2¹⁵`` (within 1.6e-5 of
-    ``p``); the factor uses ``p'``, so ``x · mask · factor`` has exactly the expectation of ``x``.
-    On CPU this is cheaper than ``F.dropout``'s per-element Bernoulli draws: :class:`Dropout`
-    forward + backward is faster than ``nn.Dropout`` (``benchmarks/v1t_train.py`` measures it).
-    """
-    threshold, factor = _dropout_threshold(p)
-    if not factor:
-        return torch.zeros(shape, dtype=torch.int16), 0.0
-    bits = dropout_bits() if bits is None else bits
-    n = math.prod(shape)
-    draws = torch.from_numpy(bits.random_raw((n + 3) // 4).view(np.int16)[:n])
-    # 1 where the draw ≥ threshold, else 0, by integer arithmetic (boolean masks are slow on CPU)
-    keep = (draws & (_DRAW_LEVELS - 1)).sub_(threshold).clamp_(-1, 0).add_(1)
-    return keep.view(shape), factor
-
-
-def _apply_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
-    """``x`` with dropout ``p``: masks from :func:`dropout_mask` on the CPU (where they are faster),
-    ``F.dropout`` on a GPU (whose own generator draws on the device)."""
-    if x.device.type != "cpu":
-        return F.dropout(x, p, training=True)
-    keep, factor = dropout_mask(x.shape, p)
-    return x * keep.to(x.dtype) * factor
-
-
-def _dropout_threshold(p: float) -> tuple[int, float]:
-    """The 15-bit draw below which a value is dropped, and the factor ``1 / (1 − p')`` (0 if all drop)."""
-    threshold = round(p * _DRAW_LEVELS)
-    return threshold, (_DRAW_LEVELS / (_DRAW_LEVELS - threshold) if threshold < _DRAW_LEVELS else 0.0)
-
-
-class Dropout(nn.Module):
-    """``nn.Dropout`` with its masks from :func:`dropout_mask` (same distribution, faster on CPU)."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = check_float(p, "p", minimum=0.0, maximum=1.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return _apply_dropout(x, self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-def _attention_blocks(batch_heads: int, n_queries: int, n_keys: int):
-    """Slices ``(batch·head group, query rows)`` covering the scores in blocks of ≤ ATTENTION_BLOCK_ELEMENTS."""
-    group = max(1, ATTENTION_BLOCK_ELEMENTS // (n_queries * n_keys))
-    rows = n_queries if group > 1 else max(1, ATTENTION_BLOCK_ELEMENTS // n_keys)
-    for g in range(0, batch_heads, group):
-        for r in range(0, n_queries, rows):
-            yield slice(g, g + group), slice(r, r + rows)
-
-
-#: Head widths are padded with zeros to a multiple of this in :class:`DropoutAttention`.
-HEAD_DIM_ALIGNMENT = 16
-
-
-def _padded_heads(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """``factor · x`` for ``(B, heads, tokens, d)`` as ``(B·heads, tokens, d')``, zero-padded to d' ≥ d."""
-    b, h, n, d = x.shape
-    padded = x.new_zeros(b, h, n, -(-d // HEAD_DIM_ALIGNMENT) * HEAD_DIM_ALIGNMENT)
-    torch.mul(x, factor, out=padded[..., :d])
-    return padded.view(b * h, n, -1)
-
-
-class DropoutAttention(torch.autograd.Function):
-    """``dropout(softmax(Q·Kᵀ·scale), p) · V`` in cache-sized blocks, without storing the weights.
-
-    The forward pass keeps Q, K, V, the output, each row's log-sum-exp and the dropout mask (one byte
-    per weight); the backward pass recomputes each block's weights from the log-sum-exp (the
-    memory-efficient attention recipe of FlashAttention, in PyTorch operations). At V1T's paper
-    setting (1,653 tokens, batch 16, 4 heads) that is 175 MB per block where the float32 weights and
-    a float mask would take 1.4 GB. The dropout factor ``1 / (1 − p)`` multiplies the whole
-    gradients once instead of every block, and the softmax backward needs two passes over a block:
-    ``dS = dP ∘ D − P ∘ rowsum(dO ∘ O)`` with ``D`` the dropped weights.
-
-    Heads are zero-padded to a multiple of :data:`HEAD_DIM_ALIGNMENT` channels, which leaves every
-    product unchanged and makes MKL's products 1.2–1.5× faster at V1T's odd head width of 155.
-
-    ``apply(q, k, v, scale, p, seed)`` with ``q, k, v`` of shape ``(B, heads, tokens, head_dim)``;
-    ``seed`` seeds the masks (:func:`dropout_bits`). Matrix products run in the inputs' dtype
-    (bfloat16 under autocast), the softmax and the gradient sums in at least float32.
-    """
-
-    @staticmethod
-    def forward(ctx, q, k, v, scale: float, p: float, seed: int):
-        b, h, n, d = q.shape
-        q, k, v = (_padded_heads(t, by) for t, by in ((q, scale), (k, 1.0), (v, 1.0)))
-        bits, factor = dropout_bits(seed), _dropout_threshold(p)[1]
-        softmax_dtype = torch.promote_types(q.dtype, torch.float32)
-        out = torch.empty_like(v)
-        logsumexp = torch.empty(b * h, n, 1, dtype=softmax_dtype)
-        mask = torch.empty(b * h, n, k.shape[1], dtype=torch.uint8)
-        for g, r in _attention_blocks(b * h, n, k.shape[1]):
-            # in place on one float block: exp(s − max), its row sums; dropout and 1/sum go on the output
-            weights = torch.bmm(q[g, r], k[g].transpose(1, 2)).to(softmax_dtype)
-            row_max = weights.amax(-1, keepdim=True)
-            weights.sub_(row_max).exp_()
-            row_sum = weights.sum(-1, keepdim=True)
-            logsumexp[g, r] = row_max + row_sum.log()
-            keep = dropout_mask(weights.shape, p, bits)[0]
-            mask[g, r] = keep
-            out[g, r] = torch.bmm(weights.mul_(keep).to(v.dtype), v[g]) * (factor / row_sum)
-        ctx.save_for_backward(q, k, v, out, logsumexp, mask)
-        ctx.settings = (b, h, d, scale, factor)
-        return out.view(b, h, n, -1)[..., :d]
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        q, k, v, out, logsumexp, mask = ctx.saved_tensors  # q is already scaled
-        b, h, d, scale, factor = ctx.settings
-        n = q.shape[1]
-        grad_out = _padded_heads(grad_out.to(v.dtype), 1.0)
-        softmax_dtype = logsumexp.dtype
-        grad_q = torch.empty(q.shape, dtype=softmax_dtype)
-        grad_k, grad_v = (torch.zeros(t.shape, dtype=softmax_dtype) for t in (k, v))
-        # rowsum(dP ∘ P) = rowsum(dO ∘ O): the softmax backward's correction term, from the outputs;
-        # divided by the dropout factor, which multiplies the gradients once at the end
-        delta = (grad_out.to(softmax_dtype) * out).sum(-1, keepdim=True).mul_(1 / factor if factor else 0.0)
-        for g, r in _attention_blocks(b * h, n, k.shape[1]):
-            weights = torch.bmm(q[g, r], k[g].transpose(1, 2)).to(softmax_dtype).sub_(logsumexp[g, r]).exp_()
-            dropped = weights * mask[g, r].to(softmax_dtype)
-            grad_v[g] += torch.bmm(dropped.to(v.dtype).transpose(1, 2), grad_out[g, r])
-            grad_scores = torch.bmm(grad_out[g, r], v[g].transpose(1, 2)).to(softmax_dtype)
-            grad_scores = grad_scores.mul_(dropped).addcmul_(weights, delta[g, r], value=-1).to(q.dtype)
-            grad_q[g, r] = torch.bmm(grad_scores, k[g])
-            grad_k[g] += torch.bmm(grad_scores.transpose(1, 2), q[g, r])
-        shape = (b, h, n, -1)
-        grads = ((grad_q, scale * factor, q), (grad_k, factor, k), (grad_v, factor, v))
-        return (*((grad.view(shape)[..., :d] * f).to(t.dtype) for grad, f, t in grads), None, None, None)
-
-
-def attention(q, k, v, *, dropout: float = 0.0, return_weights: bool = False):
-    """``dropout(softmax(Q·Kᵀ/√head_dim)) · V`` for ``(B, heads, tokens, head_dim)`` tensors.
-
-    Four routes to the same maths, chosen by what is asked and where it runs:
-
-    - ``return_weights=True``, or dropout with all weights within :data:`ATTENTION_BLOCK_ELEMENTS`:
-      explicit softmax with :class:`Dropout`'s masks; the weights ``(B, heads, tokens, tokens)``
-      (before dropout) are returned for analysis;
-    - dropout with more weights than that (many tokens, e.g. V1T at stride 1):
-      :class:`DropoutAttention`, blockwise, weights recomputed in the backward pass;
-    - no dropout (evaluation): ``F.scaled_dot_product_attention``;
-    - on a GPU, unless the weights are asked for: ``F.scaled_dot_product_attention`` with its own
-      dropout (:func:`_fused_attention`), the GPU's fused kernels, with or without dropout.
-
-    On the CPU, dropout masks are seeded from the global torch RNG (:func:`dropout_bits`), so seeding
-    that seeds them; on a GPU, from the device's generator (seeded by ``torch.manual_seed`` too).
-
-    Returns
-    -------
-    out : tensor ``(B, heads, tokens, head_dim)``
-    weights : tensor or None
-    """
-    b, h, n, d = q.shape
-    if q.device.type != "cpu" and not return_weights:
-        return _fused_attention(q, k, v, dropout), None
-    if dropout and not return_weights and b * h * n * k.shape[2] > ATTENTION_BLOCK_ELEMENTS:
-        seed = int(torch.randint(2**62, (1,)))
-        return DropoutAttention.apply(q, k, v, d**-0.5, dropout, seed), None
-    if dropout or return_weights:
-        weights = torch.softmax(q @ k.transpose(-2, -1) * d**-0.5, dim=-1)
-        dropped = _apply_dropout(weights, dropout) if dropout else weights
-        return dropped.to(v.dtype) @ v, (weights if return_weights else None)
-    return F.scaled_dot_product_attention(q, k, v), None
-
-
-#: Head widths are padded with zeros to a multiple of this for the GPU's fused attention kernels.
-FUSED_HEAD_DIM_ALIGNMENT = 8
-
-
-def _fused_attention(q, k, v, dropout: float):
-    """``F.scaled_dot_product_attention`` (flash / memory-efficient kernels on a GPU, dropout drawn on
-    the device) with heads zero-padded to a multiple of :data:`FUSED_HEAD_DIM_ALIGNMENT` channels, which
-    those kernels need (V1T's head width is 155); the scale stays ``1/√head_dim`` of the true width."""
-    d = q.shape[-1]
-    pad = -d % FUSED_HEAD_DIM_ALIGNMENT
-    if pad:
-        q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
-    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=d**-0.5)[..., :d]
-
-
-class MultiHeadAttention(nn.Module):
-    """Multi-head self-attention through :func:`attention`, with attention dropout in training.
-
-    ``head_dim`` defaults to ``emb_dim`` (each head has the full embedding width, as in the reference
-    code); QKV have no bias and the scale is ``head_dim ** -0.5``. ``forward(x, return_attention=True)``
-    also returns the weights ``(batch, heads, tokens, tokens)`` (before dropout), for analysis;
-    ``forward(x, weights=w)`` uses ``w`` instead of computing them.
-    """
-
-    def __init__(self, emb_dim: int, n_heads: int, head_dim: int | None = None, dropout: float = 0.0):
-        super().__init__()
-        self.n_heads = n_heads
-        self.head_dim = head_dim or emb_dim
-        inner = n_heads * self.head_dim
-        self.qkv = nn.Linear(emb_dim, 3 * inner, bias=False)
-        self.dropout = check_float(dropout, "dropout", minimum=0.0, maximum=1.0)
-        self.proj = nn.Sequential(nn.Linear(inner, emb_dim), Dropout(dropout))
-
-    def forward(self, x: torch.Tensor, return_attention: bool = False, weights: torch.Tensor | None = None):
-        b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if weights is None:
-            out, weights = attention(q, k, v, dropout=self.dropout if self.training else 0.0, return_weights=return_attention)
-        else:  # weights given (analysis): used as they are, without dropout
-            out = weights.to(v.dtype) @ v
-        return self.proj(out.transpose(1, 2).reshape(b, n, -1)), weights
 
 
 class TransformerBlock(nn.Module):
@@ -326,14 +156,15 @@ class TransformerBlock(nn.Module):
         return z + self.mlp(z), weights
 
 
-class V1TCore(nn.Module):
+class V1TCore(Core):
     """V1T core: sliding-window patches → tokens (+ class token, learned positions) → blocks → grid.
 
     The tokenizer is a sliding ``patch_size`` window with ``stride`` followed by a linear layer to
     ``emb_dim``; it is computed as the equivalent convolution (kernel ``patch_size``, stride
     ``stride``), whose weights ``(emb_dim, 1, p, p)`` are the patch-embedding kernels. After the last
     block the class token is dropped and the patch tokens are reshaped to the true
-    :func:`patch_grid` ``(h', w')``.
+    :func:`patch_grid` ``(h', w')``; a feature cell sits at the centre of its patch.
+    With behaviour, the B-MLPs see behaviour and pupil centre (``behaviour_width`` 5).
 
     Defaults follow the paper's Table A.2 (4 blocks, 4 heads, emb 155, MLP 488, dropouts, L1 0.5379)
     except ``stride`` (paper: 1; 1,653 tokens), which is a CPU-budget choice measured in the
@@ -393,9 +224,31 @@ class V1TCore(nn.Module):
         nn.init.uniform_(self.tokenizer.weight, -bound, bound)
         nn.init.uniform_(self.tokenizer.bias, -bound, bound)
 
+    behaviour_width = 5  # behaviour (3) and pupil centre (2)
+    has_attention = True
+    mixed_precision = True
+
     @property
     def output_shape(self) -> tuple[int, int, int]:
         return (self.tokenizer.out_channels, *self.grid)
+
+    @property
+    def grid_stride(self) -> tuple[int, int]:
+        return self.tokenizer.stride
+
+    @property
+    def grid_offset(self) -> tuple[float, float]:
+        patch = self.tokenizer.kernel_size
+        return ((patch[0] - 1) / 2, (patch[1] - 1) / 2)
+
+    def attention_modules(self) -> list[nn.Module]:
+        return [block.attention for block in self.blocks]
+
+    def behaviour_embeddings(self, behaviour: torch.Tensor) -> torch.Tensor:
+        """Every block's B-MLP output for ``behaviour`` ``(B, behaviour_dim)``: ``(block, B, emb_dim)``."""
+        if not self.behaviour_dim:
+            raise ValueError("This V1T core was built without behaviour (behaviour_dim=0): it has no B-MLPs.")
+        return torch.stack([block.behaviour_mlp(behaviour) for block in self.blocks])
 
     def tokens(self, images: torch.Tensor) -> torch.Tensor:
         """Patch embeddings with the class token first and positions added: ``(B, 1 + h'w', d)``."""
@@ -446,7 +299,7 @@ def laplace_smoothness(weight: torch.Tensor) -> torch.Tensor:
     return laplace.pow(2).sum() / kernels.pow(2).sum()
 
 
-class CNNCore(nn.Module):
+class CNNCore(Core):
     """The Lurz et al. (2021) CNN core of the Sensorium 2022 baseline; behaviour as extra channels.
 
     An input convolution (``input_kernel``) and ``n_layers − 1`` hidden layers (``hidden_kernel``,
@@ -461,9 +314,8 @@ class CNNCore(nn.Module):
     ``pad_input=False`` is the baseline's unpadded input convolution (grid ``h − k + 1`` by
     ``w − k + 1``: 28×56 for 36×64 images, as the V1T paper describes it). It is not the default
     because at the chapter's budget (8 epochs, a few hundred trials) its readout positions barely
-    spread out: on the learning test's mice, seeds 0–2, single-trial correlation 0.30 / 0.28 / 0.30 and
-    aRFs at chance, against 0.45 / 0.47 / 0.43 and aRFs 4–5 px from the planted centres with 'same'
-    padding (the dense hidden layers of earlier versions: 0.40 / 0.45 / 0.27).
+    spread out, and the model learns less than with 'same' padding (``benchmarks/v1t_accuracy.py``
+    gives the measurements).
     """
 
     def __init__(
@@ -499,18 +351,26 @@ class CNNCore(nn.Module):
                                         nn.Conv2d(channels, channels, 1, bias=False)) if depth_separable else spatial)
         self.layers = nn.Sequential(*layers, nn.BatchNorm2d(channels), nn.ELU())
         # Dense convolutions Glorot-normal, as the baseline: with PyTorch's default (uniform ±1/√fan-in)
-        # the paper-sized CNN barely learned at the baseline's learning rate 0.009. Depthwise ones keep
+        # the paper-sized CNN barely learns at the baseline's learning rate 0.009. Depthwise ones keep
         # PyTorch's default: Glorot counts every group in their fan-out (std 0.025 for 64 channels of
-        # 7×7); on the learning test's mice all-Glorot reached 0.34 / 0.50 of the planted ceiling (seeds
-        # 0 / 1), this 0.49 / 0.54.
-        # Measurements: benchmarks/v1t_accuracy.py.
+        # 7×7), and all-Glorot learned less. Measurements: benchmarks/v1t_accuracy.py.
         for module in self.layers.modules():
             if isinstance(module, nn.Conv2d) and module.groups == 1:
                 nn.init.xavier_normal_(module.weight)
 
+    behaviour_width = 3  # pupil dilation, its derivative, running speed
+
     @property
     def output_shape(self):
         return (self.layers[0].out_channels, *self.grid)
+
+    @property
+    def grid_stride(self) -> tuple[int, int]:
+        return (1, 1)
+
+    @property
+    def grid_offset(self) -> tuple[int, int]:
+        return (self.margin, self.margin)
 
     def forward(self, images, behaviour=None):
         return self.layers(_behaviour_channels(images, behaviour, self.behaviour_dim))
@@ -519,10 +379,13 @@ class CNNCore(nn.Module):
         return self.input_smoothness * laplace_smoothness(self.layers[0].weight)
 
 
-class LinearCore(nn.Module):
-    """One linear convolution ('same' padding, no nonlinearity): the linear stage of an LN model."""
+class LinearCore(Core):
+    """One linear convolution ('same' padding, no nonlinearity): the linear stage of an LN model.
 
-    margin = 0  # 'same' padding: the feature grid is the image grid
+    'Same' padding: the feature grid is the image grid (``grid_stride`` 1, ``grid_offset`` 0).
+    """
+
+    behaviour_width = 3  # pupil dilation, its derivative, running speed
 
     def __init__(self, image_size=(36, 64), *, channels: int = 16, kernel: int = 13, behaviour_dim: int = 3, l1: float = 0.0):
         super().__init__()
@@ -536,6 +399,14 @@ class LinearCore(nn.Module):
     def output_shape(self):
         return (self.conv.out_channels, *self.image_size)
 
+    @property
+    def grid_stride(self) -> tuple[int, int]:
+        return (1, 1)
+
+    @property
+    def grid_offset(self) -> tuple[int, int]:
+        return (0, 0)
+
     def forward(self, images, behaviour=None):
         return self.conv(_behaviour_channels(images, behaviour, self.behaviour_dim))
 
@@ -543,5 +414,5 @@ class LinearCore(nn.Module):
         return self.l1 * self.conv.weight.abs().sum()
 
 
-#: Registry of core names → classes (the chapter's ``cores`` parameter).
+#: Registry of core names → :class:`Core` classes (the chapter's ``cores`` parameter).
 CORES = {"v1t": V1TCore, "cnn": CNNCore, "linear": LinearCore}

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..statistics import pearson_r
+
 
 def correlation(x: np.ndarray, y: np.ndarray, *, axis: int = 0, eps: float = 1e-8) -> np.ndarray:
-    """Pearson correlation of ``x`` and ``y`` along ``axis`` (``ddof=0``, ``eps`` in the denominator)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.shape != y.shape:
-        raise ValueError(f"'x' and 'y' must have the same shape; got {x.shape} and {y.shape}.")
-    xc = x - x.mean(axis, keepdims=True)
-    yc = y - y.mean(axis, keepdims=True)
-    return (xc * yc).mean(axis) / (xc.std(axis) * yc.std(axis) + eps)
+    """Pearson correlation of ``x`` and ``y`` along ``axis`` (``ddof=0``, ``eps`` in the denominator).
+
+    :func:`~neuroalign_utils.statistics.pearson_r` with the reference code's ``eps``; a constant
+    input scores 0 (``constant=0.0`` where ``eps=0`` leaves a zero denominator).
+    """
+    return pearson_r(x, y, axis=axis, constant=0.0, eps=eps)
 
 
 def single_trial_correlation(responses: np.ndarray, predictions: np.ndarray) -> np.ndarray:

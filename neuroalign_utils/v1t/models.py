@@ -2,7 +2,7 @@
 
 ``Encoder.forward(images, mouse, behaviour, pupil_center)`` returns ELU + 1 of the readout, a positive
 predicted response per neuron. The encoder holds no maths of its own; it composes the parts. A model
-is rebuilt from its plain-dict ``config`` (see :func:`build_model`), which is what checkpoints store.
+is rebuilt from its plain-dict ``config`` (see :func:`build_encoder`), which is what checkpoints store.
 """
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_in_allowed
-from .cores import CORES
+from .cores import CORES, Core
 from .readouts import GaussianReadout, Shifter
-
-#: How many behaviour values each core type takes when behaviour is used.
-BEHAVIOUR_DIM = {"v1t": 5, "cnn": 3, "linear": 3}  # V1T's B-MLP also sees the pupil centre
 
 
 class Encoder(nn.Module):
     """Core → feature grid → per-mouse Gaussian readout (+ shifter) → ELU + 1."""
 
-    def __init__(self, core: nn.Module, readouts: dict[str, GaussianReadout], shifters: dict[str, Shifter] | None, config: dict):
+    def __init__(self, core: Core, readouts: dict[str, GaussianReadout], shifters: dict[str, Shifter] | None, config: dict):
         super().__init__()
         self.core = core
         self.readouts = nn.ModuleDict(readouts)
@@ -35,7 +32,7 @@ class Encoder(nn.Module):
         return bool(self.config["use_behaviour"])
 
     def core_inputs(self, behaviour, pupil_center):
-        """The behaviour vector the core takes: behaviour (3) [+ pupil centre (2) for V1T]."""
+        """The behaviour vector the core takes: the first ``core.behaviour_dim`` of behaviour (3), pupil centre (2)."""
         if not self.core.behaviour_dim:
             return None
         return torch.cat([behaviour, pupil_center], dim=1)[:, : self.core.behaviour_dim]
@@ -43,13 +40,19 @@ class Encoder(nn.Module):
     def forward(self, images, mouse: str, behaviour=None, pupil_center=None, *, attention_weights=None):
         """Predicted responses ``(B, n_neurons)`` of ``mouse``.
 
-        ``attention_weights`` (V1T cores only) replaces the core's attention weights; see
-        :meth:`V1TCore.forward <neuroalign_utils.v1t.cores.V1TCore.forward>`.
+        ``attention_weights`` replaces the core's attention weights, for a core with attention
+        (``core.has_attention``; see :class:`~neuroalign_utils.v1t.cores.Core`).
         """
         if self.use_behaviour and (behaviour is None or pupil_center is None):
             raise ValueError("This encoder was built with use_behaviour=True: pass behaviour and pupil_center.")
         inputs = self.core_inputs(behaviour, pupil_center)
-        grid = self.core(images, inputs) if attention_weights is None else self.core(images, inputs, attention_weights=attention_weights)
+        if attention_weights is None:
+            grid = self.core(images, inputs)
+        elif self.core.has_attention:
+            grid = self.core(images, inputs, attention_weights=attention_weights)
+        else:
+            raise ValueError(f"'attention_weights' needs a core with attention; this encoder's core "
+                             f"({self.config['core']!r}) has none.")
         shift = self.shifters[mouse](pupil_center) if mouse in self.shifters else None
         return F.elu(self.readouts[mouse](grid, shift)) + 1
 
@@ -62,7 +65,7 @@ class Encoder(nn.Module):
         return core_scale * self.core.regularizer() + self.readouts[mouse].regularizer()
 
 
-def build_model(config: dict, coordinates: dict[str, np.ndarray] | None = None) -> Encoder:
+def build_encoder(config: dict, coordinates: dict[str, np.ndarray] | None = None) -> Encoder:
     """Build an :class:`Encoder` from a plain config.
 
     Parameters
@@ -76,8 +79,9 @@ def build_model(config: dict, coordinates: dict[str, np.ndarray] | None = None) 
         coordinates as buffers) is loaded afterwards.
     """
     check_in_allowed(config["core"], "core", list(CORES))
-    behaviour_dim = BEHAVIOUR_DIM[config["core"]] if config["use_behaviour"] else 0
-    core = CORES[config["core"]](tuple(config["image_size"]), behaviour_dim=behaviour_dim, **config.get("core_options", {}))
+    core_class = CORES[config["core"]]
+    behaviour_dim = core_class.behaviour_width if config["use_behaviour"] else 0
+    core = core_class(tuple(config["image_size"]), behaviour_dim=behaviour_dim, **config.get("core_options", {}))
     readouts, shifters = {}, {}
     for mouse, n_neurons in config["mice"].items():
         coords = coordinates[mouse] if coordinates is not None else np.zeros((n_neurons, 2), np.float32)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_float, check_int
+from ..sampling import bilinear_corners
 
 
 def normalise_coordinates(coordinates: np.ndarray) -> np.ndarray:
@@ -31,18 +32,11 @@ def _bilinear_corners(positions: torch.Tensor, h: int, w: int) -> tuple[torch.Te
     """Flat indices ``(B, N, 4)`` of the four grid points around each position and their weights.
 
     Positions are ``grid_sample`` units (x, y in −1 … 1, ``align_corners=True``); a corner outside the
-    grid gets weight 0 (``padding_mode='zeros'``).
+    grid gets weight 0 (``padding_mode='zeros'``). See :func:`~neuroalign_utils.sampling.bilinear_corners`.
     """
     x = (positions[..., 0] + 1) * (w - 1) / 2
     y = (positions[..., 1] + 1) * (h - 1) / 2
-    x0, y0 = torch.floor(x), torch.floor(y)
-    index, weight = [], []
-    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        xi, yi = x0 + dx, y0 + dy
-        inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
-        weight.append((1 - (x - xi).abs()) * (1 - (y - yi).abs()) * inside)
-        index.append((yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long())
-    return torch.stack(index, -1), torch.stack(weight, -1)
+    return bilinear_corners(x, y, h, w)
 
 
 def bilinear_readout(grid: torch.Tensor, positions: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -50,7 +44,7 @@ def bilinear_readout(grid: torch.Tensor, positions: torch.Tensor, features: torc
 
     Equal (values and gradients) to ``grid_sample(grid, positions[:, :, None], align_corners=True)``
     followed by the per-neuron feature product, but without gathering channel-first ``(B, C, N)``
-    samples (whose backward was the slowest step of V1T training on CPU). Two exact routes, chosen by
+    samples, whose backward is slow on CPU. Two exact routes, chosen by
     the grid size:
 
     - small grids (≤ :data:`PROJECTION_MAX_POSITIONS` positions, e.g. V1T at stride 8: 4×8): project

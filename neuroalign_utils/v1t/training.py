@@ -45,9 +45,8 @@ from .. import devices, storage
 from .._validation import check_float, check_int, check_in_allowed
 from ..progress import progress_bar
 from . import metrics
-from .cores import V1TCore
-from .models import Encoder, build_model
-from .sensorium import TIERS, MouseData
+from .models import Encoder, build_encoder
+from .loading import TIERS, MouseData
 
 logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -82,18 +81,19 @@ def has_native_bfloat16() -> bool:
 def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = None, device="cpu") -> str:
     """``'float32'``, ``'bfloat16'`` or ``'float16'`` for training an encoder with this ``core`` on ``device``.
 
-    On the CPU, ``'auto'`` is bfloat16 for a V1T core whose tokens × embedding width reach
+    The core says whether mixed precision may be used at all (``core.mixed_precision``: the V1T core).
+    On the CPU, ``'auto'`` is bfloat16 for such a core whose tokens × embedding width reach
     :data:`BFLOAT16_MIN_TOKEN_WIDTH`, on a CPU with native bfloat16 arithmetic (AVX-512 BF16 or AMX:
     e.g. Intel Sapphire Rapids, AMD Zen 4), and float32 otherwise:
 
-    - where it pays, bfloat16 makes V1T training 1.3–3× faster at the same accuracy (paper-sized V1T
-      at stride 8, 8 epochs, seeds 0–2: mean best validation correlation 0.0015 below float32,
-      within the seed-to-seed spread; ``benchmarks/v1t_train.py --precision-sweep``);
-    - below the threshold its casts cost more than its faster products save (measured: 33 tokens ×
-      48 or 64 channels, 0.92× and 0.85×; 33 × 96 and 121 × 48, 1.6× and 1.34×);
+    - where it pays, bfloat16 makes V1T training faster at the same accuracy, within the
+      seed-to-seed spread (``benchmarks/v1t_train.py --precision-sweep``);
+    - below the threshold its casts cost more than its faster products save;
     - the CNN stays float32: in bfloat16 the CNN of ``tests/test_v1t_learning.py`` trained worse
-      on one of two seeds (aRF position error 8.0 instead of 5.5 px);
+      on one of two seeds;
     - without native support bfloat16 would be emulated.
+
+    The measurements behind these are in ``benchmarks/README.md``.
 
     On a CUDA GPU, ``'auto'`` is mixed precision for every V1T core (its products are what a GPU's
     tensor cores speed up): bfloat16 where the GPU supports it, else float16 with loss scaling. The
@@ -108,7 +108,7 @@ def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = No
                              f"use 'auto' (float16 with loss scaling here), 'float16' or 'float32'.")
         if precision != "auto":
             return precision
-        if not isinstance(core, V1TCore):
+        if core is None or not core.mixed_precision:
             return "float32"
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if precision == "float16":
@@ -116,9 +116,9 @@ def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = No
                          f"{device.type} here: use 'auto', 'float32' or 'bfloat16'.")
     if precision != "auto":
         return precision
-    if device.type != "cpu" or not has_native_bfloat16() or not isinstance(core, V1TCore):
+    if device.type != "cpu" or not has_native_bfloat16() or core is None or not core.mixed_precision:
         return "float32"
-    channels, h, w = core.output_shape
+    channels, h, w = core.output_shape  # h·w patch tokens and the class token
     return "bfloat16" if (h * w + 1) * channels >= BFLOAT16_MIN_TOKEN_WIDTH else "float32"
 
 
@@ -132,8 +132,8 @@ def retain_freed_memory() -> bool:
 
     By default glibc gives blocks above its mmap threshold (at most 32 MiB) back to the system when
     they are freed, and trims the heap top, so every step of V1T training at stride 1 page-faults its
-    large activations and gradients anew: 1.5 million page faults and a quarter of the step's wall
-    time (measured, ``benchmarks/v1t_train.py``). This raises the mmap and trim thresholds to 1 GiB
+    large activations and gradients anew, a large share of the step's wall time
+    (``benchmarks/README.md``). This raises the mmap and trim thresholds to 1 GiB
     with ``mallopt``; freed blocks are then reused. The process's resident memory stays near its peak
     afterwards instead of shrinking. Called by :func:`train`; calling it again changes nothing.
 
@@ -153,8 +153,9 @@ def retain_freed_memory() -> bool:
 def make_optimizer(model: torch.nn.Module, learning_rate: float = 0.0016) -> torch.optim.AdamW:
     """The paper's AdamW (betas 0.9 / 0.9999, no weight decay), as one fused update of all parameters.
 
-    ``fused=True`` is the same algorithm as the default per-parameter loop, 3.6× faster on CPU for
-    the paper-sized V1T core (the loop's many small operations cost more than the arithmetic).
+    ``fused=True`` is the same algorithm as the default per-parameter loop, faster on CPU for the
+    paper-sized V1T core, where the loop's many small operations cost more than the arithmetic
+    (``benchmarks/README.md``).
     """
     return torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.9999), weight_decay=0.0, fused=True)
 
@@ -272,7 +273,7 @@ def train(
     Parameters
     ----------
     model : Encoder
-        Built with :func:`~neuroalign_utils.v1t.models.build_model` for the mice in ``data``.
+        Built with :func:`~neuroalign_utils.v1t.models.build_encoder` for the mice in ``data``.
     data : dict of mouse name → MouseData
     batch_size, learning_rate, max_epochs : training settings (paper: 16, 0.0016, ≤ 400).
     patience, factor, n_reductions : plateau schedule on the validation correlation (paper: 10, 0.3, 2).
@@ -323,61 +324,20 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")  # float16 needs loss scaling
     state = dict(epoch=0, best_score=-math.inf, best_state=copy.deepcopy(model.state_dict()), wait=0, reductions=0, history=[], done=False)
     checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-    saved = _read_checkpoint(checkpoint, device) if checkpoint is not None and checkpoint.exists() else None
-    if saved is not None:
-        if saved["settings"] == settings:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            if saved.get("scaler"):
-                scaler.load_state_dict(saved["scaler"])
-            state = saved["state"]
-            logger.info("resuming from %s at epoch %d", checkpoint, state["epoch"])
-        else:
-            logger.warning("ignoring %s: it was written for other settings", checkpoint)
-    scales = {name: math.sqrt(len(m.tier("train")) / batch_size) for name, m in data.items()}
-    core_scales = {name: core_penalty_scale(m.n_neurons, len(m.tier("train"))) if scale_core_penalty else 1.0
-                   for name, m in data.items()}
-    tensors = {name: _tensors(m, None, device, INPUTS + ("responses",)) for name, m in data.items()}  # moved once
+    state = _resume(checkpoint, settings, model, optimizer, scaler, device) or state
+    step = _EpochStep(model, optimizer, scaler, data, batch_size=batch_size, seed=seed, precision=precision,
+                      device=device, scale_core_penalty=scale_core_penalty)
 
     bar = progress_bar(total=max_epochs, initial=state["epoch"], desc=f"train {model.config['core']}", enabled=progress)
     while not state["done"] and state["epoch"] < max_epochs:
         epoch = state["epoch"]
-        model.train()
-        losses = []
-        with devices.fork_rng(device):
-            torch.manual_seed(seed * 100_003 + epoch)
-            for round_ in _epoch_batches(data, batch_size, seed, epoch):
-                optimizer.zero_grad(set_to_none=True)
-                for name, trials in round_:
-                    index = torch.from_numpy(trials).to(device, non_blocking=True)
-                    images, behaviour, pupil, responses = (t[index] for t in tensors[name])
-                    with torch.autocast(device.type, dtype=getattr(torch, precision), enabled=precision != "float32"):
-                        output = model(images, name, behaviour, pupil)
-                    loss = scales[name] * poisson_loss(responses, output) + model.regularizer(name, core_scales[name])
-                    scaler.scale(loss).backward()
-                    losses.append(loss.detach())  # read once per epoch: no device sync per step
-                scaler.step(optimizer)
-                scaler.update()
-        total = sum((loss.item() for loss in losses), 0.0)
+        total = step(epoch)
         score = validation_score(model, data)
-        improved = score > state["best_score"]
-        if improved:
-            state.update(best_score=score, best_state=copy.deepcopy(model.state_dict()), wait=0)
-        else:
-            state["wait"] += 1
-        lr = optimizer.param_groups[0]["lr"]
+        improved, lr = _plateau_update(state, model, optimizer, score, patience=patience, factor=factor,
+                                       n_reductions=n_reductions)
         record = dict(epoch=epoch + 1, train_loss=total, validation_correlation=score, learning_rate=lr, best=improved,
                       precision=precision, device=device.type)
         state["history"].append(record)
-        if state["wait"] >= patience:
-            if state["reductions"] >= n_reductions:
-                state["done"] = True
-            else:
-                model.load_state_dict(state["best_state"])
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * factor
-                state.update(wait=0, reductions=state["reductions"] + 1)
-                logger.info("epoch %d: learning rate → %.2g, best weights reloaded", epoch + 1, lr * factor)
         state["epoch"] = epoch + 1
         if checkpoint is not None:
             with storage.atomic_path(checkpoint) as tmp:
@@ -391,6 +351,90 @@ def train(
     model.load_state_dict(state["best_state"])
     model.eval()
     return pd.DataFrame(state["history"])
+
+
+def _resume(checkpoint: Path | None, settings: dict, model: Encoder, optimizer, scaler, device) -> dict | None:
+    """Load the checkpoint into model, optimiser and scaler and return its training state, if it was
+    written for the same ``settings``; else None (training starts afresh)."""
+    saved = _read_checkpoint(checkpoint, device) if checkpoint is not None and checkpoint.exists() else None
+    if saved is None:
+        return None
+    if saved["settings"] != settings:
+        logger.warning("ignoring %s: it was written for other settings", checkpoint)
+        return None
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if saved.get("scaler"):
+        scaler.load_state_dict(saved["scaler"])
+    logger.info("resuming from %s at epoch %d", checkpoint, saved["state"]["epoch"])
+    return saved["state"]
+
+
+class _EpochStep:
+    """One training epoch: rounds of one batch from every mouse, one optimiser step per round.
+
+    Holds what every epoch reuses: each mouse's data on the device (moved once), the Poisson term's
+    scale ``√(training trials / batch)`` and the core penalty's scale per mouse. Calling it with the
+    epoch number trains that epoch, seeded from ``(seed, epoch)``, and returns the summed loss.
+    """
+
+    def __init__(self, model: Encoder, optimizer, scaler, data: dict[str, MouseData], *, batch_size: int, seed: int,
+                 precision: str, device: torch.device, scale_core_penalty: bool):
+        self.model, self.optimizer, self.scaler, self.data = model, optimizer, scaler, data
+        self.batch_size, self.seed, self.precision, self.device = batch_size, seed, precision, device
+        self.scales = {name: math.sqrt(len(m.tier("train")) / batch_size) for name, m in data.items()}
+        self.core_scales = {name: core_penalty_scale(m.n_neurons, len(m.tier("train"))) if scale_core_penalty else 1.0
+                            for name, m in data.items()}
+        self.tensors = {name: _tensors(m, None, device, INPUTS + ("responses",)) for name, m in data.items()}
+
+    def __call__(self, epoch: int) -> float:
+        model, optimizer, scaler = self.model, self.optimizer, self.scaler
+        device, precision = self.device, self.precision
+        model.train()
+        losses = []
+        with devices.fork_rng(device):
+            torch.manual_seed(self.seed * 100_003 + epoch)
+            for round_ in _epoch_batches(self.data, self.batch_size, self.seed, epoch):
+                optimizer.zero_grad(set_to_none=True)
+                for name, trials in round_:
+                    index = torch.from_numpy(trials).to(device, non_blocking=True)
+                    images, behaviour, pupil, responses = (t[index] for t in self.tensors[name])
+                    with torch.autocast(device.type, dtype=getattr(torch, precision), enabled=precision != "float32"):
+                        output = model(images, name, behaviour, pupil)
+                    penalty = model.regularizer(name, self.core_scales[name])
+                    loss = self.scales[name] * poisson_loss(responses, output) + penalty
+                    scaler.scale(loss).backward()
+                    losses.append(loss.detach())  # read once per epoch: no device sync per step
+                scaler.step(optimizer)
+                scaler.update()
+        return sum((loss.item() for loss in losses), 0.0)
+
+
+def _plateau_update(state: dict, model: Encoder, optimizer, score: float, *, patience: int, factor: float,
+                    n_reductions: int) -> tuple[bool, float]:
+    """Apply the plateau schedule after an epoch with validation ``score``.
+
+    A better score keeps the weights as the best; after ``patience`` epochs without one the learning
+    rate is multiplied by ``factor`` and the best weights are reloaded, or, after ``n_reductions``
+    reductions, ``state['done']`` is set. Returns whether the score improved and the learning rate the
+    epoch trained with.
+    """
+    improved = score > state["best_score"]
+    if improved:
+        state.update(best_score=score, best_state=copy.deepcopy(model.state_dict()), wait=0)
+    else:
+        state["wait"] += 1
+    lr = optimizer.param_groups[0]["lr"]
+    if state["wait"] >= patience:
+        if state["reductions"] >= n_reductions:
+            state["done"] = True
+        else:
+            model.load_state_dict(state["best_state"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr * factor
+            state.update(wait=0, reductions=state["reductions"] + 1)
+            logger.info("epoch %d: learning rate → %.2g, best weights reloaded", state["epoch"] + 1, lr * factor)
+    return improved, lr
 
 
 def save_model(model: Encoder, path: str | os.PathLike) -> Path:
@@ -422,6 +466,6 @@ def load_model(path: str | os.PathLike, *, device="cpu") -> Encoder:
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise ValueError(f"{path} cannot be read as a saved model ({err}); run the V1T training chapter "
                          f"again (`neuroalign run v1t_training --force`).") from None
-    model = build_model(saved["config"])
+    model = build_encoder(saved["config"])
     model.load_state_dict(saved["state"])
     return model.to(device).eval()

@@ -1,6 +1,8 @@
-"""The "V1T training" experiment: train several (core, behaviour) encoders on the same mice, tabulate.
+"""The V1T lens's pipeline: what the "V1T training" chapter runs, and how the analysis chapter reads it back.
 
-Kept out of the chapter so the notebook stays thin and the loop is testable.
+Load the mice (:func:`load_data`), train one encoder per (core, behaviour) on them (:func:`run_experiment`),
+tabulate the test correlations (:func:`results_table`), and rebuild a finished run (:func:`load_run`).
+Its figures are in :mod:`~neuroalign_utils.v1t.figures`.
 """
 
 from __future__ import annotations
@@ -10,22 +12,21 @@ import logging
 import os
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
 from .. import devices
 from .._validation import check_subset
-from . import metrics, sensorium, training
+from . import loading, metrics, synthetic, training
 from .cores import CORES
-from .models import build_model
+from .models import build_encoder
 
 logger = logging.getLogger(__name__)
 
 
 def model_config(core: str, use_behaviour: bool, data: dict, core_options: dict | None = None, image_size=(36, 64)) -> dict:
-    """Plain config of an encoder for the mice in ``data`` (see :func:`models.build_model`)."""
+    """Plain config of an encoder for the mice in ``data`` (see :func:`models.build_encoder`)."""
     check_subset(core, "core", list(CORES))
     return dict(core=core, core_options=dict(core_options or {}), readout_options={}, use_behaviour=bool(use_behaviour),
                 image_size=tuple(image_size), mice={k: m.n_neurons for k, m in data.items()})
@@ -37,8 +38,8 @@ def load_data(data_folder: str, mice: str, *, n_neurons: int, n_trials: int, see
     if data_folder:
         root = data_folder
     else:
-        root = sensorium.write_synthetic_sensorium(mice=letters, n_neurons=n_neurons, n_trials=n_trials, seed=seed)
-    return sensorium.load_sensorium(root, letters)
+        root = synthetic.write_synthetic_sensorium(mice=letters, n_neurons=n_neurons, n_trials=n_trials, seed=seed)
+    return loading.load_sensorium(root, letters)
 
 
 def load_run(run_dir: str | os.PathLike, *, device="cpu") -> tuple[dict, dict, dict]:
@@ -62,7 +63,7 @@ def load_run(run_dir: str | os.PathLike, *, device="cpu") -> tuple[dict, dict, d
 def planted_expected_responses(data: dict) -> dict | None:
     """Noise-free expected responses in the loader's standardised units, or None for real data."""
     try:
-        return {k: sensorium.load_planted_truth(m.folder)["expected_responses"] / m.response_scale for k, m in data.items()}
+        return {k: loading.load_planted_truth(m.folder)["expected_responses"] / m.response_scale for k, m in data.items()}
     except FileNotFoundError:
         return None
 
@@ -100,7 +101,7 @@ def run_experiment(
     for core, use_behaviour in runs:
         tag = f"{core}_{'with' if use_behaviour else 'without'}_behaviour"
         torch.manual_seed(seed)  # weight initialisation; training itself is seeded inside train()
-        model = build_model(model_config(core, use_behaviour, data, core_options.get(core)),
+        model = build_encoder(model_config(core, use_behaviour, data, core_options.get(core)),
                             {k: m.coordinates for k, m in data.items()})
         history = training.train(model, data, seed=seed, checkpoint_dir=results_dir / "checkpoints" / tag, **train_options)
         training.save_model(model, results_dir / "models" / f"{tag}.pt")
@@ -122,7 +123,7 @@ def results_table(results: pd.DataFrame, metric: str = "single_trial_correlation
     vs the CNN with the same behaviour setting."""
     wide = results.pivot_table(index=["core", "behaviour"], columns="mouse", values=metric)
     wide = wide.loc[model_order(wide.index)]
-    wide.columns = [f"mouse {sensorium.mouse_label(c)}" for c in wide.columns]
+    wide.columns = [f"mouse {loading.mouse_label(c)}" for c in wide.columns]
     wide["average"] = wide.mean(axis=1)
     cnn = {b: wide.loc[("cnn", b), "average"] for b in wide.index.get_level_values(1) if ("cnn", b) in wide.index}
     wide["Δ% vs CNN"] = [100 * (v / cnn[b] - 1) if b in cnn else np.nan for (c, b), v in zip(wide.index, wide["average"])]
@@ -143,51 +144,3 @@ def short_label(core: str, behaviour: bool) -> str:
     """"V1T + behaviour", "CNN − behaviour", "linear + behaviour" (figure labels)."""
     name = {"v1t": "V1T", "cnn": "CNN"}.get(core, core)
     return f"{name} {'+' if behaviour else '−'} behaviour"
-
-
-def plot_training_curves(histories: pd.DataFrame, *, ax=None):
-    """Validation single-trial correlation per epoch, one line (distinct colour) per (core, behaviour)."""
-    from .. import style
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=style.book_size(3.2, 6.0))
-    keys = model_order(map(tuple, histories[["core", "behaviour"]].drop_duplicates().to_numpy()))
-    for (core, behaviour), colour in zip(keys, style.category_colours(len(keys))):
-        h = histories[(histories["core"] == core) & (histories["behaviour"] == behaviour)]
-        ax.plot(h["epoch"], h["validation_correlation"], "o-", ms=3, color=colour, label=short_label(core, behaviour))
-    ax.set(xlabel="epoch", ylabel="validation single-trial correlation")
-    ax.legend(frameon=False)
-    ax.figure.tight_layout()
-    return ax.figure
-
-
-def plot_test_correlations(results: pd.DataFrame, *, axes=None):
-    """Test correlations per model: single-trial (left) and to the repeat average (right).
-
-    Bars: mean over mice; dots: one per mouse; dashed line: the planted noise ceiling of that metric
-    (mean over mice), drawn only for synthetic mice (``*_ceiling`` columns present).
-    """
-    from .. import style
-
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=style.book_size(3.2), sharey=True)
-    keys = model_order(map(tuple, results[["core", "behaviour"]].drop_duplicates().to_numpy()))
-    colours = style.category_colours(len(keys))
-    names = {"v1t": "V1T", "cnn": "CNN"}
-    for ax, metric, ceiling, title in [
-        (axes[0], "single_trial_correlation", "single_trial_ceiling", "single trial"),
-        (axes[1], "correlation_to_average", "correlation_to_average_ceiling", "to the repeat average"),
-    ]:
-        for i, (key, colour) in enumerate(zip(keys, colours)):
-            values = results[(results["core"] == key[0]) & (results["behaviour"] == key[1])][metric].to_numpy()
-            ax.bar(i, values.mean(), color=colour, width=0.7)
-            ax.plot(np.full(len(values), i), values, "o", color="black", ms=3.5)
-        if ceiling in results:
-            level = results.groupby("mouse")[ceiling].first().mean()
-            ax.axhline(level, color="black", ls="--", lw=1)
-            ax.text(len(keys) - 0.6, level + 0.02, "planted ceiling", ha="right", va="bottom")
-        ax.set_xticks(range(len(keys)), [f"{names.get(c, c)}\n{'with' if b else 'without'}" for c, b in keys])
-        ax.set(title=title, ylim=(0, 1), xlabel="core, behaviour")
-    axes[0].set_ylabel("test correlation")
-    axes[0].figure.tight_layout()
-    return axes[0].figure

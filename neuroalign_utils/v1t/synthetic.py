@@ -1,9 +1,9 @@
-"""Sensorium 2022 (the V1T paper's DATASET S): a synthetic writer and the loader of the release layout.
+"""Synthetic mice in the Sensorium 2022 layout (the V1T paper's DATASET S), with planted ground truth.
 
 The writer produces the release's folder and file layout exactly:
 a root folder ``sensorium`` holding one folder per mouse named as in the release, one ``.npy`` per trial
 under ``data/``, unicode tiers, and float32 statistics computed on the training tier. The loader reads
-that layout and nothing else, so pointing it at the real release is a change of one path.
+that layout (:mod:`~neuroalign_utils.v1t.loading`) and nothing else, so the real release is read the same way.
 
 Planted ground truth (synthetic mice only, in ``<mouse>/ground_truth/``, which the loader ignores):
 each neuron is a V1-like unit (a Gabor pair: a half-squared simple part mixed with an energy part) on
@@ -21,62 +21,22 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
 from .. import storage
-from .._validation import check_float, check_float_pair, check_in_allowed, check_int, check_shape2d, check_subset
+from .._validation import check_float, check_float_pair, check_in_allowed, check_int, check_subset
 from ..images import natural_image_set
+from .loading import IMAGE_SHAPE, MOUSE_IDS, PLANTED_SHAPE, STAT_NAMES, TRIAL_FILES, block_average, mouse_folder_name
 
 logger = logging.getLogger(__name__)
 
-#: Release mouse names (DATASET S mice A–E) and the shared folder suffix.
-MOUSE_IDS = {
-    "A": "21067-10-18",
-    "B": "22846-10-16",
-    "C": "23343-5-17",
-    "D": "23656-14-22",
-    "E": "23964-4-22",
-}
-FOLDER_SUFFIX = "GrayImageNet-94c6ff995dac583098847cfecd43e7b6"
-IMAGE_SHAPE = (144, 256)
-#: Resolution at which the planted units see the image (and V1T's input size).
-PLANTED_SHAPE = (36, 64)
-TIERS = ("train", "validation", "test")
-STAT_NAMES = ("min", "max", "median", "mean", "std")
 #: Image sets the synthetic writer can show (``images`` of :func:`write_synthetic_sensorium`).
 IMAGE_KINDS = ("natural", "noise")
-TRIAL_FILES = {"images": (1, *IMAGE_SHAPE), "responses": None, "behavior": (3,), "pupil_center": (2,)}
-META_FILES = (
-    "meta/trials/tiers.npy",
-    "meta/trials/frame_image_id.npy",
-    "meta/trials/trial_idx.npy",
-    "meta/neurons/unit_ids.npy",
-    "meta/neurons/cell_motor_coordinates.npy",
-    "meta/neurons/animal_ids.npy",
-)
 
 
-def mouse_label(folder_name: str) -> str:
-    """Short label of a mouse folder: the release letter (``'A'``–``'E'``) or the folder's id part."""
-    for letter, mouse_id in MOUSE_IDS.items():
-        if folder_name.startswith(f"static{mouse_id}-"):
-            return letter
-    return folder_name.removeprefix("static").split("-GrayImageNet")[0]
-
-
-def mouse_folder_name(mouse: str) -> str:
-    """Release folder name of mouse ``'A'``–``'E'``, e.g. ``static21067-10-18-GrayImageNet-…``."""
-    check_subset(mouse, "mouse", list(MOUSE_IDS))
-    return f"static{MOUSE_IDS[mouse]}-{FOLDER_SUFFIX}"
-
-
-# --------------------------------------------------------------------------------------------- writer
 def write_synthetic_sensorium(
     root: str | os.PathLike | None = None,
     *,
@@ -146,26 +106,13 @@ def write_synthetic_sensorium(
     pathlib.Path
         The ``sensorium`` folder.
     """
-    mice = check_subset(mice, "mice", list(MOUSE_IDS))
-    n_neurons = check_int(n_neurons, "n_neurons", minimum=1)
-    n_test_images = check_int(n_test_images, "n_test_images", minimum=1)
-    n_repeats = check_int(n_repeats, "n_repeats", minimum=2)
-    n_trials = check_int(n_trials, "n_trials", minimum=n_test_images * n_repeats + 10)
-    validation_fraction = check_float(validation_fraction, "validation_fraction", minimum=0.01, maximum=0.5)
-    behaviour_gain = check_float(behaviour_gain, "behaviour_gain", minimum=0.0, maximum=2.0)
-    pupil_shift_px = check_float(pupil_shift_px, "pupil_shift_px", minimum=0.0, maximum=10.0)
-    rf_field = check_float_pair(rf_field, "rf_field", minimum=0.0, maximum=1.0)
-    mean_rate = check_float(mean_rate, "mean_rate", minimum=0.01)
-    gaze_gain = check_float(gaze_gain, "gaze_gain", minimum=0.0, maximum=2.0)
-    gaze_shift_px = check_float(gaze_shift_px, "gaze_shift_px", minimum=0.0, maximum=16.0)
-    images = check_in_allowed(images, "images", IMAGE_KINDS)
-    seed = check_int(seed, "seed", minimum=0)
-    settings = dict(
+    settings = _checked_settings(dict(
         mice=mice, n_neurons=n_neurons, n_trials=n_trials, n_test_images=n_test_images,
         n_repeats=n_repeats, validation_fraction=validation_fraction, behaviour_gain=behaviour_gain,
         pupil_shift_px=pupil_shift_px, rf_field=rf_field, mean_rate=mean_rate, gaze_gain=gaze_gain,
         gaze_shift_px=gaze_shift_px, images=images, seed=seed,
-    )
+    ))
+    mice, seed = settings["mice"], settings["seed"]
     if root is None:
         root = storage.get_data_dir() / "sensorium_synthetic" / storage.content_key(settings)
     target = Path(root) / "sensorium"
@@ -183,6 +130,30 @@ def write_synthetic_sensorium(
         storage.write_json(tmp / "synthetic_settings.json", settings)
     logger.info("wrote synthetic Sensorium mice %s to %s", mice, target)
     return target
+
+
+def _checked_settings(s: dict) -> dict:
+    """The writer's arguments, validated (errors name the argument), in the key order that keys the cache."""
+    mice = check_subset(s["mice"], "mice", list(MOUSE_IDS))
+    n_neurons = check_int(s["n_neurons"], "n_neurons", minimum=1)
+    n_test_images = check_int(s["n_test_images"], "n_test_images", minimum=1)
+    n_repeats = check_int(s["n_repeats"], "n_repeats", minimum=2)
+    return dict(
+        mice=mice,
+        n_neurons=n_neurons,
+        n_trials=check_int(s["n_trials"], "n_trials", minimum=n_test_images * n_repeats + 10),
+        n_test_images=n_test_images,
+        n_repeats=n_repeats,
+        validation_fraction=check_float(s["validation_fraction"], "validation_fraction", minimum=0.01, maximum=0.5),
+        behaviour_gain=check_float(s["behaviour_gain"], "behaviour_gain", minimum=0.0, maximum=2.0),
+        pupil_shift_px=check_float(s["pupil_shift_px"], "pupil_shift_px", minimum=0.0, maximum=10.0),
+        rf_field=check_float_pair(s["rf_field"], "rf_field", minimum=0.0, maximum=1.0),
+        mean_rate=check_float(s["mean_rate"], "mean_rate", minimum=0.01),
+        gaze_gain=check_float(s["gaze_gain"], "gaze_gain", minimum=0.0, maximum=2.0),
+        gaze_shift_px=check_float(s["gaze_shift_px"], "gaze_shift_px", minimum=0.0, maximum=16.0),
+        images=check_in_allowed(s["images"], "images", IMAGE_KINDS),
+        seed=check_int(s["seed"], "seed", minimum=0),
+    )
 
 
 def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) -> None:
@@ -315,14 +286,6 @@ def gabor_pair(neurons: dict, shape=PLANTED_SHAPE) -> tuple[np.ndarray, np.ndarr
     return even / norm, odd / norm
 
 
-def block_average(images: np.ndarray, shape=PLANTED_SHAPE) -> np.ndarray:
-    """Area-average ``(..., H, W)`` images to ``shape`` (what the planted units and V1T see)."""
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
-    lead = x.shape[:-2]
-    out = F.interpolate(x.reshape(-1, 1, *x.shape[-2:]), size=tuple(shape), mode="area")
-    return out.reshape(*lead, *shape).numpy()
-
-
 def planted_drive(images: np.ndarray, neurons: dict) -> np.ndarray:
     """Visual drive ``(n_images, n_neurons)`` of the planted units to 36×64 images in [0, 1] units.
 
@@ -373,167 +336,3 @@ def gaze_brightness(images: np.ndarray, z_pupil_center: np.ndarray, shift_px: fl
     window = np.exp(-((xx - gaze[:, :1, None]) ** 2 + (yy - gaze[:, 1:, None]) ** 2) / (2 * sigma**2))
     brightness = (window * images).sum((1, 2)) / window.sum((1, 2))
     return (brightness - brightness.mean()) / brightness.std()
-
-
-# --------------------------------------------------------------------------------------------- loader
-@dataclass
-class MouseData:
-    """One mouse, standardised as in the V1T paper, in trial order.
-
-    ``images`` ``(T, 1, h, w)``: ``(x − mean) / std``; ``responses`` ``(T, N)``: ``x / std`` per
-    neuron (std floored at 1 % of the mean std); ``behaviour`` ``(T, 3)``: ``x / std``;
-    ``pupil_center`` ``(T, 2)``: z-scored. Statistics come from ``meta/statistics`` (training tier).
-    """
-
-    name: str
-    folder: Path
-    images: np.ndarray
-    responses: np.ndarray
-    behaviour: np.ndarray
-    pupil_center: np.ndarray
-    tiers: np.ndarray
-    image_ids: np.ndarray
-    trial_idx: np.ndarray
-    unit_ids: np.ndarray
-    coordinates: np.ndarray
-    animal_id: int
-    response_scale: np.ndarray
-    statistics: dict = field(repr=False)
-
-    @property
-    def n_neurons(self) -> int:
-        return self.responses.shape[1]
-
-    def tier(self, name: str) -> np.ndarray:
-        """Trial indices of tier ``name`` (``'train'``, ``'validation'`` or ``'test'``)."""
-        check_subset(name, "tier", TIERS)
-        return np.flatnonzero(self.tiers == name)
-
-
-def _require(path: Path) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(
-            f"Malformed Sensorium folder: missing {path} (the folder layout of the Sensorium 2022 release is "
-            f"described in the docstring of neuroalign_utils.v1t.sensorium)."
-        )
-    return path
-
-
-def _read(path: Path, *, numeric: bool = True):
-    """A file of the layout, its errors naming it (missing, truncated, not numbers)."""
-    return storage.read_npy(_require(path), numeric=numeric)
-
-
-def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseData:
-    """Read one mouse folder of the Sensorium 2022 layout and standardise it.
-
-    Parameters
-    ----------
-    folder : path-like
-        A mouse folder, e.g. ``.../sensorium/static21067-10-18-GrayImageNet-…``.
-    image_size : (int, int), default=(36, 64)
-        Images are area-averaged to this size once at load time (V1T's input size; the reference
-        resizes bilinearly inside every forward pass).
-
-    Returns
-    -------
-    MouseData
-
-    Raises
-    ------
-    FileNotFoundError
-        Naming the first missing file of the layout.
-    ValueError
-        When tiers are not unicode strings or the statistics are not float32.
-    """
-    folder = Path(folder)
-    image_size = check_shape2d(image_size, "image_size")
-    for rel in META_FILES:
-        _require(folder / rel)
-    stats = {}
-    for name in TRIAL_FILES:
-        stats[name] = {}
-        for stat in STAT_NAMES:
-            value = _read(folder / "meta" / "statistics" / name / "all" / f"{stat}.npy")
-            if value.dtype != np.float32:
-                raise ValueError(
-                    f"{folder}/meta/statistics/{name}/all/{stat}.npy must be float32 as in the release; "
-                    f"found {value.dtype}."
-                )
-            stats[name][stat] = value
-    tiers = _read(folder / "meta/trials/tiers.npy", numeric=False)
-    if tiers.dtype.kind != "U":
-        raise ValueError(
-            f"{folder}/meta/trials/tiers.npy must hold unicode strings {TIERS}; found dtype {tiers.dtype} "
-            "(bytes compare unequal to every tier name)."
-        )
-    unknown = sorted(set(tiers) - set(TIERS))
-    if unknown or not (tiers == "train").any():
-        raise ValueError(f"{folder}/meta/trials/tiers.npy: tiers must be in {TIERS} with some 'train'; got {unknown}.")
-    n_trials = len(tiers)
-    raw = {}
-    for name in TRIAL_FILES:
-        files = [folder / "data" / name / f"{t}.npy" for t in range(n_trials)]
-        raw[name] = [_read(f) for f in files]
-    logger.info("read %d trials from %s", n_trials, folder)
-    images = np.stack(raw["images"]).astype(np.float32)
-    if images.shape[1:] != (1, *IMAGE_SHAPE):
-        raise ValueError(f"{folder}/data/images: each trial must be (1, 144, 256); found {images.shape[1:]}.")
-    if tuple(image_size) != IMAGE_SHAPE:
-        images = block_average(images, image_size)
-    images = (images - stats["images"]["mean"]) / stats["images"]["std"]
-    response_std = stats["responses"]["std"]
-    response_scale = np.maximum(response_std, 0.01 * response_std.mean()).astype(np.float32)
-    pupil = stats["pupil_center"]
-    animal_ids = _read(folder / "meta/neurons/animal_ids.npy")
-    return MouseData(
-        name=folder.name,
-        folder=folder,
-        images=images.astype(np.float32),
-        responses=(np.stack(raw["responses"]) / response_scale).astype(np.float32),
-        behaviour=(np.stack(raw["behavior"]) / stats["behavior"]["std"]).astype(np.float32),
-        pupil_center=((np.stack(raw["pupil_center"]) - pupil["mean"]) / pupil["std"]).astype(np.float32),
-        tiers=tiers,
-        image_ids=_read(folder / "meta/trials/frame_image_id.npy"),
-        trial_idx=_read(folder / "meta/trials/trial_idx.npy"),
-        unit_ids=_read(folder / "meta/neurons/unit_ids.npy"),
-        coordinates=_read(folder / "meta/neurons/cell_motor_coordinates.npy").astype(np.float32),
-        animal_id=int(np.unique(animal_ids)[0]),
-        response_scale=response_scale,
-        statistics=stats,
-    )
-
-
-def load_sensorium(root: str | os.PathLike, mice=None, *, image_size=PLANTED_SHAPE) -> dict[str, MouseData]:
-    """Load mouse folders under a ``sensorium`` root, keyed by folder name.
-
-    ``mice`` is a list of release letters (``'A'``–``'E'``) or folder names; default: every
-    ``static*`` folder under ``root``, sorted.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"'root' {root} is not a folder; point it at the 'sensorium' folder.")
-    available = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("static"))
-    if mice is None:
-        names = available
-    else:
-        names = [mouse_folder_name(m) if m in MOUSE_IDS else m for m in check_subset(mice, "mice", [*MOUSE_IDS, *available])]
-    if not names:
-        raise FileNotFoundError(f"No 'static*' mouse folders under {root}.")
-    return {name: load_mouse(root / name, image_size=image_size) for name in names}
-
-
-def load_planted_truth(folder: str | os.PathLike) -> dict:
-    """Planted ground truth of a synthetic mouse folder (absent from the real release).
-
-    Returns a dict with ``expected_responses`` ``(T, N)`` (noise-free, raw units), the planted unit
-    parameters (``centre_x``, ``centre_y``, ``sigma`` in pixels of the 36×64 image, ``orientation``,
-    …), ``pupil_shift_px``, ``gaze_gain`` and ``gaze_shift_px``.
-    """
-    truth = Path(folder) / "ground_truth"
-    _require(truth / "neurons.npz")
-    out = dict(np.load(truth / "neurons.npz"))
-    for name in ("pupil_shift_px", "gaze_gain", "gaze_shift_px"):
-        out[name] = float(out.get(name, 0.0))
-    out["expected_responses"] = np.load(_require(truth / "expected_responses.npy"))
-    return out
