@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._validation import check_in_allowed, check_int
+from ..sampling import bilinear_corners
 
 N_FREQUENCIES = 32
 TOKENS = ("both", "class", "patch")
@@ -161,18 +162,7 @@ class FactorTopy(nn.Module):
         if self.options["space_selection"]:
             # grid_sample convention: align_corners=False, zero padding
             pix = ((sel["space"] + 1) * g - 1) / 2  # (N, 2) as (x, y)
-            base = pix.detach().floor()
-            frac = pix - base
-            corners, weights = [], []
-            for dy in (0, 1):
-                for dx in (0, 1):
-                    cx, cy = base[:, 0] + dx, base[:, 1] + dy
-                    wx = frac[:, 0] if dx else 1 - frac[:, 0]
-                    wy = frac[:, 1] if dy else 1 - frac[:, 1]
-                    inside = (cx >= 0) & (cx < g) & (cy >= 0) & (cy < g)
-                    corners.append((cy.clamp(0, g - 1) * g + cx.clamp(0, g - 1)).long())
-                    weights.append(wx * wy * inside)
-            corner_idx, corner_w = torch.stack(corners, 1), torch.stack(weights, 1)  # (N, 4)
+            corner_idx, corner_w = bilinear_corners(pix[:, 0], pix[:, 1], g, g)  # (N, 4)
         else:
             corner_idx = torch.arange(g * g, device=sel["layer"].device).expand(n, -1)
             corner_w = torch.full((n, g * g), 1.0 / (g * g), device=sel["layer"].device)

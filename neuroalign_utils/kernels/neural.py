@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from .._validation import check_float, check_shape2d
+from ..statistics import pearson_r
 from .selection import SelectionSettings, checked_settings, select_representative_kernels
 
 logger = logging.getLogger(__name__)
@@ -182,11 +183,7 @@ def planted_rf_correlation(kernels: xr.DataArray, planted_maps: np.ndarray) -> n
     b = np.asarray(planted_maps, dtype=np.float64).reshape(len(a), -1)
     if a.shape != b.shape:
         raise ValueError(f"'planted_maps' must match the kernels' shape {kernels.shape}; got {np.shape(planted_maps)}.")
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((a**2).sum(axis=1) * (b**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, (a * b).sum(axis=1) / denominator, np.nan)
+    return pearson_r(a, b, axis=1, constant="nan")
 
 
 def select_balanced_kernels(
