@@ -185,3 +185,8 @@ class TrainedVsRandom(Record):
     margin: float
     ci_low: float
     ci_high: float
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("trained", "random", "margin", "ci_low", "ci_high"):  # whole numbers too, as floats
+            setattr(self, name, float(getattr(self, name)))
