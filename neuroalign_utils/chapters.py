@@ -366,8 +366,9 @@ def require_results(chapter: str, *, root: str | os.PathLike | None = None) -> s
 
     This is what lets a reader open any chapter alone: a missing upstream chapter is executed through
     the same runner as ``neuroalign run`` with :func:`small_parameters` (its own missing inputs are made
-    the same way), and one printed sentence says so. A run that was started but did not finish is
-    never replaced silently: :func:`storage.latest_run` refuses it.
+    the same way), and one printed sentence says so. A run of the chapter that is under way or crashed
+    leaves its last complete run in place; when that run had other parameters, it is never replaced
+    silently by the older complete one: :func:`storage.latest_run` refuses it.
 
     Returns
     -------

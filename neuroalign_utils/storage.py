@@ -107,7 +107,7 @@ def folder_is_intact(folder: str | os.PathLike) -> bool:
     """Whether a folder written by :func:`atomic_path` still holds every file at the size it was written.
 
     Generated caches call this before reusing a folder, and rebuild it when it says ``False`` (a file
-    deleted, truncated or added by hand, or a folder from before sizes were recorded).
+    deleted, truncated or added by hand, or a folder without a size record).
     """
     folder = Path(folder)
     try:
