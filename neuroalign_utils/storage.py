@@ -3,7 +3,9 @@
 Resolution order for the data folder (nilearn's pattern): the ``data_dir`` argument, then the
 ``NEUROALIGN_DATA`` environment variable, then ``$XDG_CACHE_HOME/neuroalign`` (``~/.cache/neuroalign``).
 Every file is written to a temporary name in its destination folder and renamed into place, so an
-interrupted run never leaves a half-written file under the final name.
+interrupted run never leaves a half-written file under the final name. A chapter run writes into its own
+``<key>.running`` folder, which :func:`finish_run` renames into place before moving the chapter's
+``latest`` pointer, so a run that crashes leaves the last complete one whole and in use.
 """
 
 from __future__ import annotations
