@@ -235,6 +235,18 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
 
     Points rather than bars, so that values far from zero (1 − RMSE near −0.41) still show their
     differences; each panel has its own scale.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`lens_table`.
+    axes : array of matplotlib Axes, optional
+        One per (lens, measure) panel; made (wide rows for panels with many results) when ``None``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        ``None`` when no chapter has results to show.
     """
     import matplotlib.pyplot as plt
 
@@ -283,7 +295,7 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
         ax.set_title(f"{lens.split(' (')[0]}:\n{title}" + (f"\n(grey: {rows['control'].iloc[0]})" if shared else ""))
     for ax in axes[len(groups):]:
         ax.set_visible(False)
-    return axes
+    return axes[0].figure
 
 
 def _short_result(label: str) -> str:
@@ -377,14 +389,15 @@ def v1t_alignment(neural: xr.DataArray, artificial: xr.DataArray, *, n_bootstrap
     return result
 
 
-def plot_margins(ranking: pd.DataFrame, highlight=(), *, ax=None):
+def plot_margins(ranking: pd.DataFrame, highlight=(), *, axes=None):
     """Each model's mean 1 − RMSE above its phase-randomised null, with bootstrap intervals.
 
     Models named in ``highlight`` (the trained V1T) are drawn in orange, the zoo models in blue.
+    ``axes`` is the one Axes to draw in (made when ``None``); returns its figure.
     """
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(4.5, 3))[1]
+    ax = axes or plt.subplots(figsize=(4.5, 3))[1]
     rows = ranking.sort_values("real_minus_null")
     margin = rows["value"] - rows["null_value"]
     colours = ["C1" if model in set(highlight) else "C0" for model in rows["model"]]
@@ -393,7 +406,7 @@ def plot_margins(ranking: pd.DataFrame, highlight=(), *, ax=None):
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)), rows["model"])
     ax.set(xlabel="mean 1 − RMSE above the null", title="margin over phase-randomised null")
-    return ax
+    return ax.figure
 
 
 def _number(table, chapter, measure, control=None, column="difference"):

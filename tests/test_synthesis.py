@@ -115,7 +115,8 @@ def test_lens_table_reads_every_planted_number(tmp_path):
     assert numbers["chance_cleared"] == "4 of 6"  # not the v1t row below its null, nor SAM-B (p = 0.3)
     assert numbers["v1t_vs_cnn"] == "0.050"
     assert "neuroalign run v1t_analysis" in numbers["v1t_kernel_margin"]
-    assert synthesis.plot_lens_table(table) is not None
+    fig = synthesis.plot_lens_table(table)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == table.groupby(["lens", "measure"]).ngroups == 7
 
 
 def test_a_headline_off_its_schema_is_an_error_naming_the_field(tmp_path):
@@ -225,8 +226,8 @@ def test_trained_v1t_joins_the_alignment_lens(tmp_path, rng):
                                          inputs["v1t_models"], result["kernel_counts"])
     assert numbers["v1t_kernel_rank"] == "1 of 2"
     assert numbers["v1t_kernels_compared"] == "0 of 4 attention map kernels, 20 of 20 weight kernels"
-    axes = synthesis.plot_margins(result["ranking"], inputs["v1t_models"])
-    assert [t.get_text() for t in axes.get_yticklabels()][-1] == "v1t"
+    fig = synthesis.plot_margins(result["ranking"], inputs["v1t_models"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][-1] == "v1t"
 
 
 def test_synthesis_sentences_flip_with_the_numbers(tmp_path):
