@@ -47,12 +47,11 @@ def _check(value, hint, where: str):
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _check(value, arg, where)
-            except ResultsError as err:
-                errors.append(str(err))
+            except ResultsError:
+                pass
         raise ResultsError(f"{where}: expected {_type_name(hint)}, got {type(value).__name__} {value!r:.80}.")
     if isinstance(value, np.generic):
         value = value.item()
