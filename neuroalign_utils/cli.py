@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sync":
             from . import launch
 
-            changed = launch.sync(root)
+            changed = launch.sync(root, ch.list_chapters(root))
             print("\n".join(f"rewrote {path.relative_to(root)}" for path in changed) or "nothing to change")
             return 0
     except (ValueError, TypeError, FileNotFoundError, ch.ChapterError) as err:

@@ -200,8 +200,19 @@ def natural_image_set(
     )
 
 
-def plot_image_grid(images: xr.DataArray, *, n_cols: int = 7, label: str = "name"):
+def plot_image_grid(images: xr.DataArray, *, n_cols: int = 7, label: str = "name", axes=None):
     """Show an ``(image, y, x[, channel])`` DataArray as a grid, at the book's width, one label per image.
+
+    Parameters
+    ----------
+    images : xarray.DataArray
+        ``(image, y, x[, channel])`` in [0, 1]; the coordinate named ``label`` titles each panel.
+    n_cols : int
+        Panels per row of a new figure.
+    label : str
+        The coordinate that titles each image (its index when absent).
+    axes : array of matplotlib.axes.Axes, optional
+        At least one Axes per image; a new figure of ``n_cols`` columns when None.
 
     Returns
     -------
@@ -213,12 +224,18 @@ def plot_image_grid(images: xr.DataArray, *, n_cols: int = 7, label: str = "name
 
     n_cols = check_int(n_cols, "n_cols", minimum=1)
     n = images.sizes["image"]
-    n_rows = int(np.ceil(n / n_cols))
-    panel = BOOK_WIDTH / n_cols
-    fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(BOOK_WIDTH, n_rows * (panel * images.sizes["y"] / images.sizes["x"] + 0.25)),
-        squeeze=False,
-    )
+    if axes is None:
+        n_rows = int(np.ceil(n / n_cols))
+        panel = BOOK_WIDTH / n_cols
+        fig, axes = plt.subplots(
+            n_rows, n_cols, figsize=(BOOK_WIDTH, n_rows * (panel * images.sizes["y"] / images.sizes["x"] + 0.25)),
+            squeeze=False,
+        )
+    else:
+        axes = np.atleast_1d(np.asarray(axes, dtype=object))
+        if axes.size < n:
+            raise ValueError(f"'axes' must hold at least {n} Axes (one per image); got {axes.size}.")
+        fig = axes.flat[0].figure
     for ax in axes.flat:
         ax.axis("off")
     for i, ax in zip(range(n), axes.flat):

@@ -103,20 +103,20 @@ def _replace_cell(text: str, cell: str) -> str:
     return text[:start] + cell + text[end:]
 
 
-def sync(root) -> list[Path]:
-    """Rewrite every chapter's set-up cell and the README badges from ``_config.yml``; the changed files.
+def sync(root, chapters) -> list[Path]:
+    """Rewrite the chapters' set-up cells and the README badges from ``_config.yml``; the changed files.
 
-    The paired ``.ipynb`` of a changed chapter is updated with jupytext (cell ids kept).
+    ``chapters`` are the book's chapters (``chapters.list_chapters(root)``: the caller passes them, so this
+    module does not import the runner that imports it). The paired ``.ipynb`` of a changed chapter is
+    updated with jupytext (cell ids kept).
     """
     import jupytext
-
-    from . import chapters
 
     root = Path(root)
     url, branch = read_repository(root)
     cell = colab_cell(url, branch)
     changed = []
-    for chapter in chapters.list_chapters(root):
+    for chapter in chapters:
         text = chapter.path.read_text()
         new = _replace_cell(text, cell)
         if new != text:

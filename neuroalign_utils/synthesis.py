@@ -6,8 +6,8 @@ puts every headline number next to its own control in one tidy table; a chapter 
 becomes one row that says which chapter to run. :func:`load_alignment_inputs` gathers the neural
 kernels, the zoo's artificial kernels and the trained V1T's exported kernels so that
 :func:`v1t_alignment` can put them through the kernel-alignment lens with the existing functions
-(:func:`neuroalign_utils.zoo.alignment.combine_kernel_sets` and
-:func:`~neuroalign_utils.zoo.alignment.alignment_summary`).
+(:func:`neuroalign_utils.kernels.pipeline.combine_kernel_sets` and
+:func:`~neuroalign_utils.kernels.pipeline.alignment_summary`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from . import paper_values, report, storage, style
 from ._validation import check_int
 from .factortopy import analysis
 from .factortopy import results as factortopy_results
+from .kernels import analysis as kernel_analysis
+from .kernels import pipeline as kernel_pipeline
 from .kernels import results as kernel_results
 from .results import HEADLINE_FILE, Headline, ResultsError, TrainedVsRandom
 from .v1t import results as v1t_results
-from .zoo import alignment
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def alignment_rows(ranking: pd.DataFrame, weights: str) -> list[dict]:
 
     ``weights`` is that of the paper's zoo models; a packaged model's label already says whether it is the
     trained build or its random twin, and the V1T's kernels come from a core trained on V1."""
-    from .zoo.kernels import WEIGHT_LABELS
+    from .kernels.artificial import WEIGHT_LABELS
 
     rows = []
     for row in ranking.itertuples():
@@ -342,7 +343,7 @@ def load_alignment_inputs(*, selected_only: bool = True, data_dir: str | os.Path
     size = (neural.sizes["y"], neural.sizes["x"])
     sets = [xr.open_dataarray(path, engine="h5netcdf").load() for path in v1t_files]
     weights = artificial.attrs.get("weights", "random")
-    combined = alignment.combine_kernel_sets([artificial, *sets], size)
+    combined = kernel_pipeline.combine_kernel_sets([artificial, *sets], size)
     combined.attrs["weights"] = weights
     v1t_parameters = {}
     for kernels in sets:
@@ -358,21 +359,21 @@ def v1t_alignment(neural: xr.DataArray, artificial: xr.DataArray, *, n_bootstrap
                   n_permutations: int = 1000, random_state: int = 0, device="auto") -> dict:
     """Kernel alignment of every model (the trained V1T included) by kernel kind, with the null.
 
-    A thin call of :func:`neuroalign_utils.zoo.alignment.alignment_summary` with the groupings the
+    A thin call of :func:`neuroalign_utils.kernels.pipeline.alignment_summary` with the groupings the
     synthesis shows: per model and per (model, kind). ``device`` is where the all-pairs products run
-    (see :func:`~neuroalign_utils.zoo.alignment.alignment_summary`).
+    (see :func:`~neuroalign_utils.kernels.pipeline.alignment_summary`).
 
     Returns
     -------
     dict
-        As :func:`~neuroalign_utils.zoo.alignment.alignment_summary`, plus ``ranking``: one row per
+        As :func:`~neuroalign_utils.kernels.pipeline.alignment_summary`, plus ``ranking``: one row per
         model with its mean 1 − RMSE, null, margin, permutation p and rank by margin (1 = largest);
         ``kernel_counts``: per (model, kind) the kernels given and those compared (the similarity
         engine drops constant kernels, such as a uniform attention map).
     """
     n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=1)
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
-    result = alignment.alignment_summary(
+    result = kernel_pipeline.alignment_summary(
         neural, artificial, {"model": ["model"], "kind": ["model", "kind"]},
         n_bootstrap=n_bootstrap, n_permutations=n_permutations, random_state=random_state, device=device,
     )
@@ -484,12 +485,12 @@ def describe_kernel_alignment(table: pd.DataFrame) -> str:
         return f"The kernel-alignment lens has no results (run {run_hint('kernel_alignment')})."
     best = rows.loc[rows["difference"].idxmax()]
     above = best["difference"] > 0 and best["p_value"] < ALPHA
-    meaningful = alignment.meaningful_margin()  # the size the kernel-alignment chapter asks of a finding
+    meaningful = kernel_analysis.meaningful_margin()  # the size the kernel-alignment chapter asks of a finding
     if above and best["difference"] >= meaningful:
         reading = "so it clears the null"
     elif above:
         reading = (f"so it is above the null statistically, but by less than the {report.format_number(meaningful)} "
-                   f"that r = {alignment.MEANINGFUL_R:g} above the null would give: negligible in size")
+                   f"that r = {kernel_analysis.MEANINGFUL_R:g} above the null would give: negligible in size")
     else:
         reading = "so it does not clear the null"
     text = (f"The zoo model with the largest margin over its phase-randomised null is {best['result']}: "

@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neuroalign_utils import chapters, devices, zoo
+from neuroalign_utils import chapters, devices
+from neuroalign_utils.kernels import artificial
 from neuroalign_utils.factortopy import features, model as ft_model, training as ft_training
 from neuroalign_utils.v1t import experiment, findings, models, sensorium, training
 from neuroalign_utils.v1t.cores import CNNCore, V1TCore, _fused_attention, attention
@@ -225,7 +226,7 @@ def test_backbone_is_built_on_the_chosen_device():
 
 def test_zoo_refuses_a_bad_device_before_building():
     with pytest.raises(ValueError, match=r"'device' must be"):
-        zoo.artificial_kernels(images=None, device="tpu")
+        artificial.artificial_kernels(images=None, device="tpu")
 
 
 # ------------------------------------------------------------------------------ chapters

@@ -37,3 +37,16 @@ def test_pink_noise_has_the_requested_spectral_slope():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         images.natural_image_set(**kwargs)
+
+
+def test_image_grid_draws_into_given_axes_or_its_own_figure():
+    import matplotlib.pyplot as plt
+
+    image_set = images.natural_image_set(3, (16, 16), random_state=0)
+    own = images.plot_image_grid(image_set, n_cols=2)
+    assert len(own.axes) == 4 and [ax.get_title() for ax in own.axes[:3]] == list(image_set["name"].values)
+    fig, axes = plt.subplots(1, 3)
+    assert images.plot_image_grid(image_set, axes=axes) is fig
+    with pytest.raises(ValueError, match="'axes' must hold at least 3 Axes"):
+        images.plot_image_grid(image_set, axes=axes[:2])
+    plt.close("all")

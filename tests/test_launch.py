@@ -43,11 +43,11 @@ def test_sync_follows_a_changed_config(tmp_path):
     root.mkdir()
     for name in ("_config.yml", "_toc.yml", "README.md", "notebooks"):
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(REPO / name, root / name)
-    assert launch.sync(root) == []  # in step with _config.yml
+    assert launch.sync(root, chapters.list_chapters(root)) == []  # in step with _config.yml
     config = yaml.safe_load((root / "_config.yml").read_text())
     config["repository"]["url"] = "https://github.com/someone/fork"
     (root / "_config.yml").write_text(yaml.safe_dump(config))
-    changed = launch.sync(root)
+    changed = launch.sync(root, chapters.list_chapters(root))
     assert root / "README.md" in changed and len(changed) == 1 + 2 * len(chapters.list_chapters(root))
     assert "mybinder.org/v2/gh/someone/fork/main" in (root / "README.md").read_text()
     nb = nbformat.read(root / "notebooks" / "00_overview.ipynb", as_version=4)

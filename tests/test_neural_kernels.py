@@ -11,6 +11,7 @@ import pytest
 from neuroalign_utils import report
 from neuroalign_utils.allen import loading, synthetic
 from neuroalign_utils.kernels import neural
+from neuroalign_utils.kernels.selection import SelectionSettings
 
 warnings.filterwarnings("ignore", category=UserWarning, module="allensdk")
 SIZE = (12, 16)
@@ -141,7 +142,7 @@ def test_balanced_selection_per_class_keeps_small_classes_whole():
     classes = np.array(["excitatory"] * 30 + ["inhibitory"] * 4)
     fake = xr.DataArray(values, dims=("kernel", "y", "x"), coords={"cell_class": ("kernel", classes)})
     with pytest.warns(UserWarning, match="Only 4 inhibitory kernels"):
-        chosen = neural.select_balanced_kernels(fake, n_clusters=3, per_cluster=4, n_neighbors=5)
+        chosen = neural.select_balanced_kernels(fake, SelectionSettings(n_clusters=3, per_cluster=4, n_neighbors=5))
     assert chosen["selected"][classes == "inhibitory"].all()
     assert (chosen["cluster"][classes == "inhibitory"] == -1).all()
     excitatory = chosen[classes == "excitatory"]
@@ -149,7 +150,7 @@ def test_balanced_selection_per_class_keeps_small_classes_whole():
     for _, group in excitatory.groupby("cluster"):  # the selected are the centroid-nearest of their cluster
         assert group.loc[group["selected"], "distance_to_centroid"].max() <= group.loc[
             ~group["selected"], "distance_to_centroid"].min()
-    again = neural.select_balanced_kernels(fake, n_clusters=3, per_cluster=4, n_neighbors=5)
+    again = neural.select_balanced_kernels(fake, SelectionSettings(n_clusters=3, per_cluster=4, n_neighbors=5))
     pd.testing.assert_frame_equal(chosen, again)
 
 

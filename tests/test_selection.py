@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuroalign_utils.kernels.selection import select_representative_kernels
+from neuroalign_utils.kernels.selection import SelectionSettings, select_representative_kernels
 
 N_GROUPS = 3
 PER_GROUP = 40
@@ -24,7 +24,7 @@ def planted_kernels():
 @pytest.fixture(scope="module")
 def selection(planted_kernels):
     kernels, _ = planted_kernels
-    return select_representative_kernels(kernels, n_clusters=N_GROUPS, per_cluster=10, n_neighbors=10)
+    return select_representative_kernels(kernels, SelectionSettings(n_clusters=N_GROUPS, per_cluster=10, n_neighbors=10))
 
 
 def test_clusters_recover_planted_groups(planted_kernels, selection):
@@ -52,7 +52,7 @@ def test_selected_are_nearest_to_centroid(selection):
 
 def test_same_seed_same_selection(planted_kernels, selection):
     kernels, _ = planted_kernels
-    again = select_representative_kernels(kernels, n_clusters=N_GROUPS, per_cluster=10, n_neighbors=10)
+    again = select_representative_kernels(kernels, SelectionSettings(n_clusters=N_GROUPS, per_cluster=10, n_neighbors=10))
     np.testing.assert_array_equal(again["selected"], selection["selected"])
     np.testing.assert_allclose(again[["umap_x", "umap_y"]], selection[["umap_x", "umap_y"]])
 
@@ -61,7 +61,7 @@ def test_fewer_members_than_asked_takes_all_and_warns(planted_kernels):
     kernels, _ = planted_kernels
     flat = kernels.reshape(len(kernels), -1)  # (n, d) input accepted too
     with pytest.warns(UserWarning, match="fewer than per_cluster=50"):
-        result = select_representative_kernels(flat, n_clusters=N_GROUPS, per_cluster=50, n_neighbors=10)
+        result = select_representative_kernels(flat, SelectionSettings(n_clusters=N_GROUPS, per_cluster=50, n_neighbors=10))
     assert result["selected"].all()  # every kernel once: nothing padded or duplicated
     assert len(result) == len(kernels)
 
@@ -75,10 +75,15 @@ def test_fewer_members_than_asked_takes_all_and_warns(planted_kernels):
         (dict(n_neighbors=1), ValueError, "n_neighbors"),
     ],
 )
-def test_invalid_arguments(planted_kernels, kwargs, error, match):
-    kernels, _ = planted_kernels
+def test_invalid_settings_are_refused_when_made(kwargs, error, match):
     with pytest.raises(error, match=match):
-        select_representative_kernels(kernels, **kwargs)
+        SelectionSettings(**kwargs)
+
+
+def test_settings_must_be_selection_settings(planted_kernels):
+    kernels, _ = planted_kernels
+    with pytest.raises(TypeError, match="'settings' must be a SelectionSettings"):
+        select_representative_kernels(kernels, {"n_clusters": 3})
 
 
 def test_rejects_bad_shapes_and_nan():
@@ -140,7 +145,7 @@ def test_selection_of_a_planted_population_is_more_diverse_than_the_population()
             })
     kernels = planted_rf_maps(pd.DataFrame(rows), (12, 16))
     kernels = kernels + 0.05 * kernels.std() * rng.normal(size=kernels.shape)
-    chosen = select_representative_kernels(kernels, n_clusters=len(sizes), per_cluster=30, n_neighbors=10)
+    chosen = select_representative_kernels(kernels, SelectionSettings(n_clusters=len(sizes), per_cluster=30, n_neighbors=10))
     assert chosen["selected"].sum() == 30 * len(sizes)
     diversity = selection_diversity(kernels, chosen["selected"].to_numpy(), n_random=50)
     assert diversity["selected"] < diversity["all"] - 0.1, diversity

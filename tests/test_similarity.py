@@ -9,7 +9,7 @@ import xarray as xr
 from torch.overrides import TorchFunctionMode
 
 from neuroalign_utils.kernels import similarity as sim
-from neuroalign_utils.zoo import alignment
+from neuroalign_utils.kernels import pipeline
 
 
 def _naive_one_minus_rmse(neural, artificial, size):
@@ -219,11 +219,11 @@ def test_bad_device_is_refused_before_any_work(kernels, monkeypatch):
     neural, artificial = kernels
     calls = []
     monkeypatch.setattr(sim, "prepare_kernels", lambda *a, **k: calls.append(a))
-    monkeypatch.setattr(alignment, "phase_randomize", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(pipeline, "phase_randomize", lambda *a, **k: calls.append(a))
     with pytest.raises(ValueError, match=r"'device' must be 'auto' .*'cpu', 'cuda', 'cuda:<index>' or 'mps'; 'gpu'"):
         sim.kernel_similarity(neural, artificial, device="gpu")
     with pytest.raises(ValueError, match=r"'device' must be"):
-        alignment.alignment_summary(neural, artificial, {"model": ["model"]}, device="tpu")
+        pipeline.alignment_summary(neural, artificial, {"model": ["model"]}, device="tpu")
     with pytest.raises(ValueError, match=r"'device' must be"):
         sim.iter_similarity_blocks(np.zeros((2, 4)), np.zeros((3, 4)), device=3)  # at the call, not at the first block
     if not torch.cuda.is_available():

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from neuroalign_utils import zoo
-from neuroalign_utils.zoo import kernels as zk
+from neuroalign_utils.kernels import artificial
+from neuroalign_utils.kernels.selection import SelectionSettings
+from neuroalign_utils.zoo import inputs as zoo_inputs
 
 
 def _tiny_sam():
@@ -36,7 +38,7 @@ def tiny_sam():
 
 
 def test_registry_lists_the_papers_15_models_with_reasons():
-    table = zoo.zoo_table(count_parameters=False)
+    table = zoo.zoo_table(n_parameters=False)
     assert len(table) == 15 and table.index.is_unique
     unavailable = table[~table["available"]]
     assert set(unavailable.index) == {"HQ-SAM-T", "MobileSAM", "Semantic-SAM-L", "Semantic-SAM-T", "Mask DINO"}
@@ -46,6 +48,19 @@ def test_registry_lists_the_papers_15_models_with_reasons():
         zoo.build_model("MobileSAM")
     with pytest.raises(ValueError, match="'name' must be one of"):
         zoo.build_model("SAM-XL")
+
+
+def test_every_buildable_family_has_one_registered_builder():
+    from neuroalign_utils.zoo import registry
+
+    assert {spec.builder for spec in zoo.MODELS if spec.available} == set(registry.BUILDERS)
+    with pytest.raises(ValueError, match="already registered"):
+        zoo.register_builder("sam")(lambda spec, image_size: None)
+    with pytest.raises(ValueError, match="'builder' must be one of"):
+        registry.get_builder("detectron2")
+    model_class, config = registry.get_builder("mask2former")(zoo.get_spec("Mask2Former-T"), 64)
+    assert model_class.__name__ == "Mask2FormerForUniversalSegmentation"
+    assert config.backbone_config.image_size == 64
 
 
 def test_parameter_counts_grow_with_variant():
@@ -79,7 +94,7 @@ def test_pretrained_from_local_checkpoint_gives_identical_weights(tmp_path, tiny
 
 
 def test_kernel_layers_exclude_small_convolutions(tiny_sam):
-    layers = zk.kernel_layers(tiny_sam)
+    layers = artificial.kernel_layers(tiny_sam)
     convs = {layer.name: layer for layer in layers if layer.layer_type == "convolution"}
     assert set(convs) == {"vision_encoder.patch_embed.projection", "vision_encoder.neck.conv2"}
     all_convs = [m for m in tiny_sam.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
@@ -90,7 +105,7 @@ def test_kernel_layers_exclude_small_convolutions(tiny_sam):
 
 
 def test_weight_kernel_counts_and_shapes(tiny_sam):
-    kernels = zk.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8, select=False, max_kernels_per_layer=10_000)
+    kernels = artificial.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8, select=False, max_kernels_per_layer=10_000)
     assert kernels.dims == ("kernel", "y", "x") and kernels.shape[1:] == (8, 8)
     per_layer = kernels.to_dataframe("v").reset_index().drop_duplicates("kernel").groupby("layer").size()
     assert per_layer["vision_encoder.patch_embed.projection"] == 32 * 3  # F·C kernels of 16×16
@@ -108,7 +123,8 @@ def test_weight_kernel_counts_and_shapes(tiny_sam):
 
 
 def test_weight_kernel_selection_keeps_per_cluster(tiny_sam):
-    kernels = zk.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8, n_clusters=3, per_cluster=5)
+    kernels = artificial.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8,
+                                         selection=SelectionSettings(n_clusters=3, per_cluster=5))
     per_layer = kernels.to_dataframe("v").reset_index().drop_duplicates("kernel").groupby("layer").size()
     assert per_layer["vision_encoder.patch_embed.projection"] == 15
     assert per_layer["vision_encoder.neck.conv2"] == 15
@@ -145,7 +161,7 @@ def test_windowed_attention_reshaped_to_grid(grid, window, shift):
     rows = windows / windows.sum(dim=1, keepdim=True)
     heads = 2
     weights = rows[:, None, None, :].expand(-1, heads, window * window, -1)  # every query: same row
-    maps = zk.attention_key_maps(weights, batch_size=1, grid=grid, window_size=window, shift_size=shift)
+    maps = artificial.attention_key_maps(weights, batch_size=1, grid=grid, window_size=window, shift_size=shift)
     # the reference treats padding as in the model (attended, then removed and renormalised)
     full = np.ones((pad_h, pad_w))
     full[: grid[0], : grid[1]] = truth
@@ -159,7 +175,7 @@ def test_global_attention_maps_are_key_distributions():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(2, 3, 12, 12))
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    maps = zk.attention_key_maps(probs, batch_size=2, grid=(3, 4))
+    maps = artificial.attention_key_maps(probs, batch_size=2, grid=(3, 4))
     np.testing.assert_allclose(maps.sum(axis=(2, 3)), 1.0)
     np.testing.assert_allclose(maps[1, 2].ravel(), probs[1, 2].mean(axis=0))
 
@@ -168,7 +184,7 @@ def test_attention_maps_from_a_real_model(tiny_sam):
     from neuroalign_utils import images
 
     scenes = images.natural_image_set(3, (96, 96))
-    maps = zk.attention_maps(tiny_sam, scenes, model_name="tiny", kernel_size=6)
+    maps = artificial.attention_maps(tiny_sam, scenes, model_name="tiny", kernel_size=6)
     # 2 vision layers (one windowed, one global) × 2 heads × 3 images, plus one rollout per image
     assert maps.sizes["kernel"] == 2 * 2 * 3 + 3
     assert (maps.where(maps.attention_head == -1, drop=True).source.str.startswith("rollout")).all()
@@ -178,7 +194,7 @@ def test_attention_maps_from_a_real_model(tiny_sam):
     assert sorted(set(maps.image.values)) == [0, 1, 2] and sorted(set(maps.attention_head.values)) == [-1, 0, 1]
     # the global layer's maps match transformers' own attention output
     with torch.no_grad():
-        pixels = torch.from_numpy(zk.pixel_values(scenes, 96))
+        pixels = torch.from_numpy(zoo_inputs.pixel_values(scenes, 96))
         reference = tiny_sam.vision_encoder(pixels, output_attentions=True).attentions[1]
     expected = reference.reshape(3, 2, 36, 36).mean(dim=2).reshape(3, 2, 6, 6).numpy()
     global_maps = maps.where(maps.layer == "vision_encoder.layers.1.attn", drop=True)
@@ -190,15 +206,15 @@ def test_artificial_kernels_shared_format(tmp_path):
     from neuroalign_utils import images
 
     scenes = images.natural_image_set(1, (64, 64), grayscale=False)
-    kernels = zoo.artificial_kernels(
+    kernels = artificial.artificial_kernels(
         ["Mask2Former-T"], images=scenes, image_size=64, kernel_size=8, max_kernels_per_layer=60,
-        n_clusters=2, per_cluster=5,
+        selection=SelectionSettings(n_clusters=2, per_cluster=5),
     )
     for coord in ("model", "layer", "layer_index", "layer_type", "kind", "n_parameters"):
         assert coord in kernels.coords
     assert kernels.name == "kernels" and kernels.dims == ("kernel", "y", "x")
     assert set(kernels.kind.values) == {"weight", "attention_map"}
-    counts = zoo.kernel_counts(kernels)
+    counts = artificial.kernel_counts(kernels)
     assert counts.loc["Mask2Former-T", ("weight", "convolution")] == 2 * 10  # two 3×3/4×4 conv layers × 2 × 5
     # Swin-T at 64 px: stages 16², 8², 4², 2² tokens; 12 blocks with 3,3,6,6,12×6,24,24 heads
     assert counts.loc["Mask2Former-T", ("attention_map", "attention")] == 3 * 2 + 6 * 2 + 12 * 6 + 24 * 2
@@ -210,7 +226,7 @@ def test_full_attention_matrix_and_rollout():
     window, grid, heads = 4, (8, 8), 3
     logits = rng.normal(size=(4, heads, window**2, window**2))  # 4 windows, batch 1
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    full = zk.full_attention_matrix(probs, batch_size=1, grid=grid, window_size=window)
+    full = artificial.full_attention_matrix(probs, batch_size=1, grid=grid, window_size=window)
     assert full.shape == (1, 64, 64)
     np.testing.assert_allclose(full.sum(axis=2), 1.0)
     # a token only attends inside its own window
@@ -219,14 +235,14 @@ def test_full_attention_matrix_and_rollout():
     # averaged over queries it is the key map of the same layer
     np.testing.assert_allclose(
         full[0].mean(axis=0).reshape(grid),
-        zk.attention_key_maps(probs, batch_size=1, grid=grid, window_size=window)[0].mean(axis=0), atol=1e-12,
+        artificial.attention_key_maps(probs, batch_size=1, grid=grid, window_size=window)[0].mean(axis=0), atol=1e-12,
     )
-    a1, a2 = full, zk.full_attention_matrix(
+    a1, a2 = full, artificial.full_attention_matrix(
         np.exp(rng.normal(size=(1, heads, 64, 64))) / np.exp(rng.normal(size=(1, heads, 64, 64))).sum(-1, keepdims=True),
         batch_size=1, grid=grid,
     )
     a2 = a2 / a2.sum(axis=2, keepdims=True)
-    rolled = zk.attention_rollout([a1, a2])
+    rolled = artificial.attention_rollout([a1, a2])
     eye = np.eye(64)
     np.testing.assert_allclose(rolled[0], 0.25 * (a2[0] + eye) @ (a1[0] + eye), atol=1e-12)
     np.testing.assert_allclose(rolled.sum(axis=2), 1.0)
@@ -245,37 +261,37 @@ def test_attention_coverage_and_its_sentence_flip():
     peaked[:, 1, 2] = 1.0
     coords = {"model": ("kernel", ["m", "m"]), "layer_index": ("kernel", [1, 2]), "kind": ("kernel", ["attention_map"] * 2),
               "attention_head": ("kernel", [0, 0]), "image": ("kernel", [0, 0])}
-    flat = zk.attention_coverage(xr.DataArray(uniform, dims=("kernel", "y", "x"), coords=coords))
+    flat = artificial.attention_coverage(xr.DataArray(uniform, dims=("kernel", "y", "x"), coords=coords))
     np.testing.assert_allclose(flat["coverage"], 1.0)
-    sharp = zk.attention_coverage(xr.DataArray(peaked, dims=("kernel", "y", "x"), coords=coords))
+    sharp = artificial.attention_coverage(xr.DataArray(peaked, dims=("kernel", "y", "x"), coords=coords))
     np.testing.assert_allclose(sharp["coverage"], 1 / 16, rtol=1e-6)
-    sentence = zk.describe_attention_coverage(flat, weights="random")
+    sentence = artificial.describe_attention_coverage(flat, weights="random")
     assert "almost uniform" in sentence and "random weights" in sentence
-    sentence = zk.describe_attention_coverage(sharp, weights="pretrained")
+    sentence = artificial.describe_attention_coverage(sharp, weights="pretrained")
     assert "concentrated on part of the grid" in sentence and "random" not in sentence
-    assert zk.describe_attention_coverage(pd.DataFrame(columns=flat.columns), weights="random").startswith("This run")
+    assert artificial.describe_attention_coverage(pd.DataFrame(columns=flat.columns), weights="random").startswith("This run")
 
 
 def test_weight_and_resize_sentences_follow_the_weights():
     import pandas as pd
 
-    assert "a control" in zk.describe_weights("random", ["SAM-B"])
-    assert "control" not in zk.describe_weights("pretrained", ["SAM-B"])
+    assert "a control" in artificial.describe_weights("random", ["SAM-B"])
+    assert "control" not in artificial.describe_weights("pretrained", ["SAM-B"])
     table = pd.DataFrame({"model": ["a", "a"], "layer": ["x.conv", "x.proj"], "filter": ["3×3", "16×16"],
                           "candidates": [2000, 288], "selected": [500, 288]})
-    sentence = zk.describe_conv_resize(table, weights="random", kernel_size=16)
+    sentence = artificial.describe_conv_resize(table, weights="random", kernel_size=16)
     assert "3×3 pixels to 16×16" in sentence and "all resizing" in sentence
-    assert "all resizing" not in zk.describe_conv_resize(table, weights="pretrained", kernel_size=16)
-    assert "only shrinks" in zk.describe_conv_resize(table.iloc[[1]], weights="random", kernel_size=16)
-    sentence = zk.describe_conv_selection(table, n_clusters=10, per_cluster=50)
+    assert "all resizing" not in artificial.describe_conv_resize(table, weights="pretrained", kernel_size=16)
+    assert "only shrinks" in artificial.describe_conv_resize(table.iloc[[1]], weights="random", kernel_size=16)
+    sentence = artificial.describe_conv_selection(table, n_clusters=10, per_cluster=50)
     assert "2 convolution layers keep 788" in sentence and "288 kernels of 16×16" in sentence
     full = table.assign(candidates=[2000, 2000], selected=[500, 500])
-    assert "fewer" not in zk.describe_conv_selection(full, n_clusters=10, per_cluster=50)
+    assert "fewer" not in artificial.describe_conv_selection(full, n_clusters=10, per_cluster=50)
 
 
 def test_weight_kernels_record_their_candidates(tiny_sam):
-    kernels = zk.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8, max_kernels_per_layer=30,
-                                n_clusters=2, per_cluster=4)
-    conv = zk.conv_selection(kernels)
+    kernels = artificial.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8, max_kernels_per_layer=30,
+                                        selection=SelectionSettings(n_clusters=2, per_cluster=4))
+    conv = artificial.conv_selection(kernels)
     assert (conv["candidates"] > 0).all() and (conv["selected"] <= conv["candidates"]).all()
     assert (kernels["candidates"].values[kernels["layer_type"].values == "attention"] == -1).all()

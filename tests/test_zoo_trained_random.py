@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuroalign_utils.zoo import kernels as zk
-from neuroalign_utils.zoo import trained_random as tr
+from neuroalign_utils.kernels import artificial
+from neuroalign_utils.kernels import trained_random as tr
 
 
 def gabors(rng, n, size, *, channels=None, frequency=0.25):
@@ -75,8 +75,8 @@ def test_bootstrap_difference_covers_a_planted_difference():
 
 
 def _filters(rng, trained, random):
-    return {zk.model_label("dinov2_s14_saliency", "pretrained"): {"embeddings.patch_embeddings.projection": trained},
-            zk.model_label("dinov2_s14_saliency", "random"): {"embeddings.patch_embeddings.projection": random}}
+    return {artificial.model_label("dinov2_s14_saliency", "pretrained"): {"embeddings.patch_embeddings.projection": trained},
+            artificial.model_label("dinov2_s14_saliency", "random"): {"embeddings.patch_embeddings.projection": random}}
 
 
 def test_filter_margins_and_their_sentence_flip():
@@ -109,7 +109,7 @@ def test_coverage_margins_pair_maps_and_their_sentence_flips():
     rng = np.random.default_rng(4)
 
     def coverage(trained_value, random_value):
-        rows = [keys.assign(model=zk.model_label("dinov2_s14_saliency", w), coverage=v + 0.01 * rng.normal(size=len(keys)))
+        rows = [keys.assign(model=artificial.model_label("dinov2_s14_saliency", w), coverage=v + 0.01 * rng.normal(size=len(keys)))
                 for w, v in (("pretrained", trained_value), ("random", random_value))]
         return pd.concat(rows + [keys.assign(model="SAM-B", coverage=0.99)], ignore_index=True)
 
@@ -126,12 +126,12 @@ def test_coverage_margins_pair_maps_and_their_sentence_flips():
 
 
 def test_labels_pairs_and_reference_measures():
-    assert zk.model_label("efficientnet_lite0", "pretrained") == "efficientnet_lite0 (trained)"
-    assert zk.model_label("efficientnet_lite0", "random") == "efficientnet_lite0 (random)"
+    assert artificial.model_label("efficientnet_lite0", "pretrained") == "efficientnet_lite0 (trained)"
+    assert artificial.model_label("efficientnet_lite0", "random") == "efficientnet_lite0 (random)"
     labels = ["SAM-B", "efficientnet_lite0 (trained)", "efficientnet_lite0 (random)", "dinov2_s14_saliency (trained)"]
-    assert zk.twin_pairs(labels) == {"efficientnet_lite0 (trained)": "efficientnet_lite0 (random)"}  # no dinov2 twin
+    assert artificial.twin_pairs(labels) == {"efficientnet_lite0 (trained)": "efficientnet_lite0 (random)"}  # no dinov2 twin
     with pytest.raises(ValueError, match="'weights' must be one of"):
-        zk.model_label("efficientnet_lite0", "trained")
+        artificial.model_label("efficientnet_lite0", "trained")
     with pytest.raises(ValueError, match="not a packaged model's"):
         tr.filter_measures({"SAM-B": {"layer": np.ones((2, 3, 3))}})
     rng = np.random.default_rng(5)
@@ -146,7 +146,7 @@ def test_filter_figures_fit_the_book():
 
     matplotlib.use("Agg")
     from neuroalign_utils import style
-    from neuroalign_utils.zoo import figures
+    from neuroalign_utils.kernels import figures
 
     rng = np.random.default_rng(6)
     filters = _filters(rng, gabors(rng, 30, 14, channels=3), rng.normal(size=(30, 3, 14, 14)))

@@ -1,7 +1,7 @@
 """Figures of the Allen natural-scenes chapter (Jalil et al. Figs S1–S3), sized for the book's column.
 
-Every function takes ``ax=`` / ``axes=`` (made at :func:`neuroalign_utils.style.book_size` when
-absent) and returns the figure.
+Every ``plot_*`` function takes ``axes=`` (one Axes, or an array of Axes where it draws several panels;
+made at :func:`neuroalign_utils.style.book_size` when ``None``) and returns the figure.
 """
 
 from __future__ import annotations
@@ -52,21 +52,21 @@ def plot_counts_by_area(cells: pd.DataFrame, experiments: pd.DataFrame, *, axes=
     return fig
 
 
-def plot_cells_by_genotype(cells: pd.DataFrame, *, ax=None):
+def plot_cells_by_genotype(cells: pd.DataFrame, *, axes=None):
     """Cells per Table S1 genotype, horizontal bars coloured by class, most cells on top."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     counts = cells.groupby("genotype_abbreviation").size().sort_values()
-    if ax is None:
-        _, ax = plt.subplots(figsize=style.book_size(0.8 + 0.24 * len(counts), width=6.0))
+    if axes is None:
+        _, axes = plt.subplots(figsize=style.book_size(0.8 + 0.24 * len(counts), width=6.0))
     cell_class = cells.drop_duplicates("genotype_abbreviation").set_index("genotype_abbreviation")["cell_class"]
     colours = class_colours()
-    ax.barh(counts.index, counts.to_numpy(), color=[colours[cell_class[g]] for g in counts.index])
+    axes.barh(counts.index, counts.to_numpy(), color=[colours[cell_class[g]] for g in counts.index])
     handles = [Patch(color=colours[cls], label=cls) for cls in CLASSES if (cell_class == cls).any()]
-    ax.set(xlabel="cells", title="Cells per genotype (Table S1 abbreviations)")
-    ax.legend(handles=handles, frameon=False, loc="lower right")
-    fig = ax.figure
+    axes.set(xlabel="cells", title="Cells per genotype (Table S1 abbreviations)")
+    axes.legend(handles=handles, frameon=False, loc="lower right")
+    fig = axes.figure
     fig.tight_layout()
     return fig
 

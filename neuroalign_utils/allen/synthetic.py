@@ -553,14 +553,29 @@ def _stimulus_table(n_scenes: int, n_repeats: int, rng) -> tuple[np.ndarray, np.
 def _write_nwb(path, exp, cells, amplitudes, template, n_repeats, rng) -> np.ndarray:
     """Write one NWB v1 file; return each cell's noiseless time to peak (s) for its preferred scene."""
     import h5py
-    from scipy.signal import fftconvolve
 
     scenes, starts = _stimulus_table(template.shape[0], n_repeats, rng)
-    frames_per_presentation = int(np.floor(PRESENTATION_S * FRAME_RATE))  # end − start, as in the release
     n_frames = int(starts[-1] + 4 * FRAME_RATE)
-    timestamps = 5.0 + np.arange(n_frames) / FRAME_RATE
-    n_cells = len(cells)
+    traces = _simulate_traces(exp, cells, amplitudes, scenes, starts, n_frames, rng)
+    with h5py.File(path, "w") as f:
+        _write_session(f, exp)
+        _write_traces(f, cells, traces, n_frames)
+        _write_behaviour(f, exp, traces["running"], traces["run_state"], n_frames, rng)
+        _write_stimulus(f, scenes, starts, template)
+    return traces["peaks"]
 
+
+#: Where the pipeline's outputs sit in an NWB v1 file of the Brain Observatory.
+_PIPELINE = "processing/brain_observatory_pipeline"
+#: Compression of the file's 1-D datasets.
+_COMPRESSION = dict(compression="gzip", compression_opts=4, shuffle=True)
+
+
+def _simulate_traces(exp, cells, amplitudes, scenes, starts, n_frames: int, rng) -> dict:
+    """Running speed, ΔF/F, demixed and neuropil traces of every cell, and each cell's noiseless time to peak."""
+    from scipy.signal import fftconvolve
+
+    n_cells = len(cells)
     running = _running_speed(n_frames, rng)
     run_state = (running > 1.0).astype(float)
     # each presentation drives its cells for 250 ms after the area's latency
@@ -582,75 +597,90 @@ def _write_nwb(path, exp, cells, amplitudes, template, n_repeats, rng) -> np.nda
     fluorescence = f0 * (1 + dff)
     neuropil = 0.5 * f0 + np.cumsum(rng.normal(size=(n_cells, n_frames)), axis=1) * 0.2
     r = cells["neuropil_r"].to_numpy()
-    demixed = fluorescence + r[:, None] * neuropil
+    return {
+        "running": running, "run_state": run_state, "dff": dff, "demixed": fluorescence + r[:, None] * neuropil,
+        "neuropil": neuropil, "r": r,
+        # noiseless time to peak of the response to one presentation (relative to onset)
+        "peaks": (np.argmax(one) + lag) / FRAME_RATE,
+    }
 
-    # noiseless time to peak of the response to one presentation (relative to onset)
-    peaks = (np.argmax(one) + lag) / FRAME_RATE
 
-    P = "processing/brain_observatory_pipeline"
-    comp = dict(compression="gzip", compression_opts=4, shuffle=True)
-    with h5py.File(path, "w") as f:
-        f["session_start_time"] = np.bytes_(_acquisition_date(exp))
-        g = f.create_group("general")
-        for key, value in {
-            "session_type": SESSION_TYPE,
-            "session_id": str(exp.experiment_id),
-            "experiment_container_id": str(exp.experiment_container_id),
-            "specimen_name": f"{exp.cre}-{exp.specimen_id}",
-            "fov": "400x400 microns (512 x 512 pixels)",
-            "devices/2-photon microscope": _DEVICE,
-            "subject/age": f"{exp.age_days} days",
-            "subject/sex": exp.sex,
-            "subject/genotype": exp.genotype,
-            "optophysiology/imaging_plane_1/imaging depth": f"{exp.imaging_depth} microns",
-            "optophysiology/imaging_plane_1/location": f"Area: {exp.area}",
-            "optophysiology/imaging_plane_1/excitation_lambda": "910 nanometers",
-            "optophysiology/imaging_plane_1/indicator": exp.indicator,
-        }.items():
-            g[key] = np.bytes_(value)
-        g["generated_by"] = np.array([b"neuroalign synthetic writer", b"pipeline version", b"2.0"])
+def _write_session(f, exp) -> None:
+    """The session's metadata (``session_start_time``, ``general/…``) as the release writes it."""
+    f["session_start_time"] = np.bytes_(_acquisition_date(exp))
+    g = f.create_group("general")
+    for key, value in {
+        "session_type": SESSION_TYPE,
+        "session_id": str(exp.experiment_id),
+        "experiment_container_id": str(exp.experiment_container_id),
+        "specimen_name": f"{exp.cre}-{exp.specimen_id}",
+        "fov": "400x400 microns (512 x 512 pixels)",
+        "devices/2-photon microscope": _DEVICE,
+        "subject/age": f"{exp.age_days} days",
+        "subject/sex": exp.sex,
+        "subject/genotype": exp.genotype,
+        "optophysiology/imaging_plane_1/imaging depth": f"{exp.imaging_depth} microns",
+        "optophysiology/imaging_plane_1/location": f"Area: {exp.area}",
+        "optophysiology/imaging_plane_1/excitation_lambda": "910 nanometers",
+        "optophysiology/imaging_plane_1/indicator": exp.indicator,
+    }.items():
+        g[key] = np.bytes_(value)
+    g["generated_by"] = np.array([b"neuroalign synthetic writer", b"pipeline version", b"2.0"])
 
-        # one timestamps dataset, hard-linked into every time series (2-photon frame times, s)
-        f.create_dataset(f"{P}/Fluorescence/imaging_plane_1/timestamps", data=timestamps, **comp)
-        timestamps = f[f"{P}/Fluorescence/imaging_plane_1/timestamps"]
-        seg = f.create_group(f"{P}/ImageSegmentation")
-        seg["cell_specimen_ids"] = cells["cell_specimen_id"].to_numpy(np.int64)
-        seg["roi_ids"] = np.array([str(i).encode() for i in range(n_cells)])
-        for name, data, digits in (
-            ("DfOverF/imaging_plane_1", dff, 3),
-            ("Fluorescence/imaging_plane_1_demixed_signal", demixed, 1),
-            ("Fluorescence/imaging_plane_1_neuropil_response", neuropil, 1),
-        ):
-            grp = f.create_group(f"{P}/{name}")
-            grp.create_dataset("data", data=data.astype(np.float32), chunks=(1, n_frames), scaleoffset=digits,
-                               compression="gzip", compression_opts=4)
-            grp["timestamps"] = timestamps
-        f[f"{P}/Fluorescence/imaging_plane_1_neuropil_response/r"] = r
-        # no crosstalk in the synthetic data: the raw ROI trace equals the demixed one (a hard link)
-        f[f"{P}/Fluorescence/imaging_plane_1/data"] = f[f"{P}/Fluorescence/imaging_plane_1_demixed_signal/data"]
 
-        run = f.create_group(f"{P}/BehavioralTimeSeries/running_speed")
-        run.create_dataset("data", data=running.astype(np.float32), **comp)
-        run["timestamps"] = timestamps
-        if exp.has_eye_tracking:
-            size = 1500 + 400 * np.convolve(run_state, np.ones(30) / 30, mode="same") + rng.normal(0, 20, n_frames)
-            pupil = f.create_group(f"{P}/PupilTracking/pupil_size")
-            pupil.create_dataset("data", data=size.astype(np.float32), **comp)
-            pupil["timestamps"] = timestamps
-            loc = np.cumsum(rng.normal(0, 0.05, size=(n_frames, 2)), axis=0)
-            eye = f.create_group(f"{P}/EyeTracking/pupil_location_spherical")
-            eye.create_dataset("data", data=(loc - loc.mean(axis=0)).astype(np.float32), **comp)
-            eye["timestamps"] = timestamps
+def _write_traces(f, cells, traces: dict, n_frames: int) -> None:
+    """Frame times, the segmentation's cell ids and the fluorescence traces (ΔF/F, demixed, neuropil)."""
+    P = _PIPELINE
+    timestamps = 5.0 + np.arange(n_frames) / FRAME_RATE
+    # one timestamps dataset, hard-linked into every time series (2-photon frame times, s)
+    f.create_dataset(f"{P}/Fluorescence/imaging_plane_1/timestamps", data=timestamps, **_COMPRESSION)
+    timestamps = f[f"{P}/Fluorescence/imaging_plane_1/timestamps"]
+    seg = f.create_group(f"{P}/ImageSegmentation")
+    seg["cell_specimen_ids"] = cells["cell_specimen_id"].to_numpy(np.int64)
+    seg["roi_ids"] = np.array([str(i).encode() for i in range(len(cells))])
+    for name, data, digits in (
+        ("DfOverF/imaging_plane_1", traces["dff"], 3),
+        ("Fluorescence/imaging_plane_1_demixed_signal", traces["demixed"], 1),
+        ("Fluorescence/imaging_plane_1_neuropil_response", traces["neuropil"], 1),
+    ):
+        grp = f.create_group(f"{P}/{name}")
+        grp.create_dataset("data", data=data.astype(np.float32), chunks=(1, n_frames), scaleoffset=digits,
+                           compression="gzip", compression_opts=4)
+        grp["timestamps"] = timestamps
+    f[f"{P}/Fluorescence/imaging_plane_1_neuropil_response/r"] = traces["r"]
+    # no crosstalk in the synthetic data: the raw ROI trace equals the demixed one (a hard link)
+    f[f"{P}/Fluorescence/imaging_plane_1/data"] = f[f"{P}/Fluorescence/imaging_plane_1_demixed_signal/data"]
 
-        stim = f.create_group("stimulus/presentation/natural_scenes_stimulus")
-        stim["data"] = scenes.astype(np.int32)
-        stim["frame_duration"] = np.stack([starts, starts + frames_per_presentation], axis=1).astype(np.float64)
-        tmpl = f.create_group("stimulus/templates/natural_scenes_image_stack")
-        tmpl.create_dataset(
-            "data", data=template, chunks=(1, *template.shape[1:]), compression="gzip", compression_opts=4
-        )
-        tmpl["data"].attrs["full_resolution_shape"] = np.array(TEMPLATE_SHAPE)
-    return peaks
+
+def _write_behaviour(f, exp, running, run_state, n_frames: int, rng) -> None:
+    """Running speed and, for sessions with eye tracking, pupil size (larger when running) and location."""
+    P = _PIPELINE
+    timestamps = f[f"{P}/Fluorescence/imaging_plane_1/timestamps"]
+    run = f.create_group(f"{P}/BehavioralTimeSeries/running_speed")
+    run.create_dataset("data", data=running.astype(np.float32), **_COMPRESSION)
+    run["timestamps"] = timestamps
+    if exp.has_eye_tracking:
+        size = 1500 + 400 * np.convolve(run_state, np.ones(30) / 30, mode="same") + rng.normal(0, 20, n_frames)
+        pupil = f.create_group(f"{P}/PupilTracking/pupil_size")
+        pupil.create_dataset("data", data=size.astype(np.float32), **_COMPRESSION)
+        pupil["timestamps"] = timestamps
+        loc = np.cumsum(rng.normal(0, 0.05, size=(n_frames, 2)), axis=0)
+        eye = f.create_group(f"{P}/EyeTracking/pupil_location_spherical")
+        eye.create_dataset("data", data=(loc - loc.mean(axis=0)).astype(np.float32), **_COMPRESSION)
+        eye["timestamps"] = timestamps
+
+
+def _write_stimulus(f, scenes, starts, template) -> None:
+    """The natural-scenes presentation table (scene, start and end frame) and the template image stack."""
+    frames_per_presentation = int(np.floor(PRESENTATION_S * FRAME_RATE))  # end − start, as in the release
+    stim = f.create_group("stimulus/presentation/natural_scenes_stimulus")
+    stim["data"] = scenes.astype(np.int32)
+    stim["frame_duration"] = np.stack([starts, starts + frames_per_presentation], axis=1).astype(np.float64)
+    tmpl = f.create_group("stimulus/templates/natural_scenes_image_stack")
+    tmpl.create_dataset(
+        "data", data=template, chunks=(1, *template.shape[1:]), compression="gzip", compression_opts=4
+    )
+    tmpl["data"].attrs["full_resolution_shape"] = np.array(TEMPLATE_SHAPE)
 
 
 def _running_speed(n_frames: int, rng) -> np.ndarray:

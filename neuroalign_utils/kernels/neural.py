@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from .._validation import check_float, check_shape2d
+from .selection import SelectionSettings, checked_settings, select_representative_kernels
 
 logger = logging.getLogger(__name__)
 
@@ -190,12 +191,8 @@ def planted_rf_correlation(kernels: xr.DataArray, planted_maps: np.ndarray) -> n
 
 def select_balanced_kernels(
     kernels: xr.DataArray,
+    settings: SelectionSettings | None = None,
     *,
-    n_clusters: int = 10,
-    per_cluster: int = 50,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    spread: float = 1.0,
     random_state: int = 0,
 ) -> pd.DataFrame:
     """The paper's balanced selection, run separately on excitatory and inhibitory kernels.
@@ -205,6 +202,15 @@ def select_balanced_kernels(
     ``per_cluster`` members nearest each centroid). A class with fewer than ``2 · n_clusters`` kernels
     is too small to embed and cluster meaningfully: all of its kernels are kept, with a warning.
 
+    Parameters
+    ----------
+    kernels : xarray.DataArray
+        Neural kernels ``(kernel, y, x)`` with a ``cell_class`` coordinate.
+    settings : SelectionSettings, optional
+        Clusters, kernels per cluster and UMAP settings (default: ``SelectionSettings()``, the paper's).
+    random_state : int, default=0
+        Seed of UMAP and K-means.
+
     Returns
     -------
     pandas.DataFrame
@@ -213,9 +219,10 @@ def select_balanced_kernels(
     """
     import warnings
 
-    from .selection import select_representative_kernels
     from .similarity import zscore_kernels
 
+    settings = checked_settings(settings)
+    n_clusters = settings.n_clusters
     classes = kernels["cell_class"].values
     out = pd.DataFrame({"cell_class": classes, "umap_x": np.nan, "umap_y": np.nan, "cluster": -1,
                         "distance_to_centroid": np.nan, "selected": False})
@@ -229,10 +236,8 @@ def select_balanced_kernels(
             )
             out.loc[rows, "selected"] = True
             continue
-        chosen = select_representative_kernels(
-            zscore_kernels(kernels.values[rows]), n_clusters=n_clusters, per_cluster=per_cluster,
-            n_neighbors=n_neighbors, min_dist=min_dist, spread=spread, random_state=random_state,
-        )
+        chosen = select_representative_kernels(zscore_kernels(kernels.values[rows]), settings,
+                                               random_state=random_state)
         for column in chosen.columns:
             out.loc[rows, column] = chosen[column].to_numpy()
     out["cluster"] = out["cluster"].astype(int)

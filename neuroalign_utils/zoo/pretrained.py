@@ -35,7 +35,8 @@ import pandas as pd
 
 from .. import storage
 from .._validation import check_in_allowed, check_int
-from .registry import PACKAGED_MODEL_NAMES, PACKAGED_MODELS, PackagedModelSpec, get_packaged_spec
+from .inputs import model_pixels
+from .registry import PACKAGED_MODEL_NAMES, PackagedModelSpec, get_packaged_spec
 
 logger = logging.getLogger(__name__)
 
@@ -377,66 +378,7 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def packaged_table(*, count_parameters: bool = True) -> pd.DataFrame:
-    """One row per packaged model: what it is, where its weights come from, its licence and size.
-
-    Parameters
-    ----------
-    count_parameters : bool, default=True
-        Count each architecture's parameters (built on PyTorch's ``meta`` device: nothing is allocated).
-        Needs the packages installed; without them, or with ``False``, the column is NaN.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``model``.
-    """
-    rows = []
-    for spec in PACKAGED_MODELS:
-        rows.append({
-            "model": spec.name, "description": spec.description, "architecture": spec.architecture,
-            "training": spec.training, "weights_package": f"{spec.weights_package} {spec.weights_version}",
-            "license": spec.license, "input_size": spec.input_size,
-            "n_parameters": _parameters_if_installed(spec.name) if count_parameters else float("nan"),
-        })
-    return pd.DataFrame(rows).set_index("model")
-
-
-def _parameters_if_installed(name: str) -> float:
-    from .build import count_parameters
-
-    try:
-        return float(count_parameters(name))
-    except ModuleNotFoundError:
-        return float("nan")
-
-
 # --------------------------------------------------------------------------- using them
-def model_pixels(images, model):
-    """Images as the model takes them: resized to its input size and normalised as it was trained.
-
-    Parameters
-    ----------
-    images : array-like or xarray.DataArray
-        ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, 3)``, values in [0, 1].
-    model : torch.nn.Module
-        A zoo model (its ``zoo_info`` gives the input size and normalisation; ImageNet statistics otherwise).
-
-    Returns
-    -------
-    torch.Tensor, shape (image, 3, size, size), float32, on the model's device
-    """
-    import torch
-
-    from ..devices import module_device
-    from .build import input_image_size, input_normalisation
-    from .kernels import pixel_values
-
-    mean, std = input_normalisation(model)
-    pixels = pixel_values(images, input_image_size(model), mean=mean, std=std)
-    return torch.from_numpy(pixels).to(module_device(model))
-
-
 def imagenet_predictions(model, images, *, top: int = 5) -> pd.DataFrame:
     """The ``top`` ImageNet-1k classes a classifier gives each image, with their probabilities.
 

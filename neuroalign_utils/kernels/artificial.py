@@ -26,22 +26,21 @@ from __future__ import annotations
 import gc
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from .._validation import check_in_allowed, check_int, check_shape2d, check_subset
-from ..kernels.selection import select_representative_kernels
-from ..kernels.similarity import resize_kernels, zscore_kernels
-from . import registry
-from .build import BUILDABLE_MODELS, build_model, input_image_size, input_normalisation
+from .selection import SelectionSettings, checked_settings, select_representative_kernels
+from .similarity import resize_kernels, zscore_kernels
+from ..zoo import registry
+from ..zoo.build import BUILDABLE_MODELS, build_model, count_parameters
+from ..zoo.inputs import input_image_size, input_normalisation, pixel_values
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = np.array(registry.IMAGENET_MEAN)
-IMAGENET_STD = np.array(registry.IMAGENET_STD)
 KINDS = ("weight", "attention_map")
 
 
@@ -117,8 +116,7 @@ def weight_kernels(
     kernel_size=16,
     select: bool = True,
     max_kernels_per_layer: int = 2000,
-    n_clusters: int = 10,
-    per_cluster: int = 50,
+    selection: SelectionSettings | None = None,
     random_state: int = 0,
 ) -> xr.DataArray:
     """Weight kernels of every convolution and attention layer (kind ``"weight"``).
@@ -137,9 +135,11 @@ def weight_kernels(
     max_kernels_per_layer : int, default=2000
         A convolution layer with more ``F·C`` kernels is first subsampled at random (seeded) to this
         many, to bound UMAP's cost (a 256×256×3×3 layer has 65,536 kernels).
-    n_clusters, per_cluster : int
-        Selection settings (paper: 10 and 50).
+    selection : SelectionSettings, optional
+        Settings of the selection (default: ``SelectionSettings()``, the paper's 10 clusters × 50); a layer
+        with fewer kernels uses at most as many clusters, and UMAP neighbours, as it has kernels.
     random_state : int
+        Seed of the subsampling and of the selection.
 
     Returns
     -------
@@ -148,6 +148,7 @@ def weight_kernels(
     """
     kernel_size = check_shape2d(kernel_size, "kernel_size")
     max_kernels_per_layer = check_int(max_kernels_per_layer, "max_kernels_per_layer", minimum=3)
+    selection = checked_settings(selection)
     rng = np.random.default_rng(random_state)
     blocks, candidates = [], {}
     for layer in kernel_layers(model):
@@ -166,10 +167,11 @@ def weight_kernels(
                     # shortfall is recorded in the ``candidates`` coordinate (see kernel_counts), not warned
                     warnings.filterwarnings("ignore", message=r"(Only \d+ kernels|\d+ cluster\(s\) had fewer)",
                                             category=UserWarning)
-                    chosen = select_representative_kernels(
-                        zscore_kernels(raw[keep]), n_clusters=min(n_clusters, keep.size),
-                        per_cluster=per_cluster, n_neighbors=min(15, keep.size - 1), random_state=random_state,
-                    )
+                    layer_selection = replace(
+                        selection, n_clusters=min(selection.n_clusters, keep.size),
+                        n_neighbors=min(selection.n_neighbors, keep.size - 1))
+                    chosen = select_representative_kernels(zscore_kernels(raw[keep]), layer_selection,
+                                                           random_state=random_state)
                 keep = keep[chosen["selected"].to_numpy()]
             for i in keep:
                 blocks.append((layer, raw[i], sources[i], -1, -1))
@@ -236,8 +238,8 @@ def attention_maps(
         on its device.
     images : xarray.DataArray
         ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, channel)`` in [0, 1], resized to
-        the model's input size and normalised as it was trained (:func:`~.build.input_normalisation`:
-        ImageNet's mean and std for every model here).
+        the model's input size and normalised as it was trained
+        (:func:`~neuroalign_utils.zoo.inputs.input_normalisation`: ImageNet's mean and std for every model here).
     model_name : str
     kernel_size : int or (int, int), default=16
     batch_size : int, default=1
@@ -358,8 +360,7 @@ def artificial_kernels(
     kinds=KINDS,
     select: bool = True,
     max_kernels_per_layer: int = 2000,
-    n_clusters: int = 10,
-    per_cluster: int = 50,
+    selection: SelectionSettings | None = None,
     random_state: int = 0,
     checkpoints: dict | None = None,
     trained_models=(),
@@ -381,7 +382,7 @@ def artificial_kernels(
         Input size of randomly initialised models (ignored for pretrained ones).
     kernel_size : int or (int, int)
     kinds : sequence of {"weight", "attention_map"}
-    select, max_kernels_per_layer, n_clusters, per_cluster, random_state
+    select, max_kernels_per_layer, selection, random_state
         See :func:`weight_kernels`.
     checkpoints : dict, optional
         ``{model: local folder or hub id}`` for ``weights="pretrained"``.
@@ -415,6 +416,7 @@ def artificial_kernels(
         raise ValueError("'models' and 'trained_models' are both empty; name at least one model to build.")
     kinds = check_subset(kinds, "kinds", KINDS)
     kernel_size = check_shape2d(kernel_size, "kernel_size")
+    selection = checked_settings(selection)
     checkpoints = dict(checkpoints or {})
     device = resolve_device(device)
     builds = [(name, weights, name, image_size if weights == "random" else None) for name in models]
@@ -432,8 +434,8 @@ def artificial_kernels(
             found.append(
                 weight_kernels(
                     model, model_name=label, kernel_size=kernel_size, select=select,
-                    max_kernels_per_layer=max_kernels_per_layer, n_clusters=n_clusters,
-                    per_cluster=per_cluster, random_state=random_state,
+                    max_kernels_per_layer=max_kernels_per_layer, selection=selection,
+                    random_state=random_state,
                 )
             )
         if "attention_map" in kinds and has_attention(model):
@@ -473,8 +475,6 @@ def twin_pairs(labels) -> dict[str, str]:
 def model_parameters(kernels: xr.DataArray) -> pd.Series:
     """Parameters of each model of a kernel array (its architecture at full size, counted on the ``meta``
     device), indexed by the ``model`` label."""
-    from .build import count_parameters
-
     labels = pd.unique(kernels["model"].values)
     architecture = dict(zip(kernels["model"].values, kernels["architecture"].values)) \
         if "architecture" in kernels.coords else {label: label for label in labels}
@@ -743,35 +743,6 @@ def _run_with_capture(encoder, pixels, sites):
             "attn_implementation='eager' (zoo.build_model does)."
         )
     return [(grids[i], probs[i]) for i in range(len(sites))]
-
-
-def pixel_values(images, size: int, *, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """Images in [0, 1] as a model input: RGB, resized to ``size`` × ``size``, normalised by ``mean``/``std``.
-
-    Parameters
-    ----------
-    images : array-like or xarray.DataArray
-        ``(image, y, x)`` grayscale (replicated to RGB) or ``(image, y, x, 3)``.
-    size : int
-    mean, std : sequence of 3 floats
-        Per-channel normalisation (default: ImageNet's).
-
-    Returns
-    -------
-    numpy.ndarray, shape (image, 3, size, size), float32
-    """
-    values = np.asarray(getattr(images, "values", images), dtype=np.float64)
-    if values.ndim == 3:
-        values = np.repeat(values[..., None], 3, axis=-1)
-    if values.ndim != 4 or values.shape[-1] != 3:
-        raise ValueError(
-            f"'images' must be (image, y, x) or (image, y, x, 3); shape {values.shape} was provided."
-        )
-    if values.shape[1:3] != (size, size):
-        channels_first = values.transpose(0, 3, 1, 2).reshape(-1, *values.shape[1:3])
-        values = resize_kernels(channels_first, size).reshape(values.shape[0], 3, size, size).transpose(0, 2, 3, 1)
-    values = (values - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
-    return np.ascontiguousarray(values.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 def _to_kernel_array(blocks, model_name, kind, kernel_size, *, candidates=None) -> xr.DataArray:

@@ -28,9 +28,9 @@ import pandas as pd
 import xarray as xr
 
 from .._validation import check_float, check_int, check_subset
-from . import registry
-from .build import build_model
-from .kernels import convolution_filters, model_label
+from ..zoo import registry
+from ..zoo.build import build_model
+from .artificial import convolution_filters, model_label, twin_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -106,14 +106,14 @@ def twin_filters(models=registry.PACKAGED_MODEL_NAMES, *, random_state: int = 0)
         Packaged trained models (:data:`~neuroalign_utils.zoo.registry.PACKAGED_MODEL_NAMES`).
     random_state : int, default=0
         Seed of the random twins (the same seed gives the same weights as
-        :func:`~neuroalign_utils.zoo.kernels.artificial_kernels`).
+        :func:`~neuroalign_utils.kernels.artificial.artificial_kernels`).
 
     Returns
     -------
     dict
         ``{model label: {layer: float32 array (out, in per group, height, width)}}`` with labels from
-        :func:`~neuroalign_utils.zoo.kernels.model_label`, trained first; layers as
-        :func:`~neuroalign_utils.zoo.kernels.convolution_filters` gives them (1×1 and 2×2 left out).
+        :func:`~neuroalign_utils.kernels.artificial.model_label`, trained first; layers as
+        :func:`~neuroalign_utils.kernels.artificial.convolution_filters` gives them (1×1 and 2×2 left out).
     """
     models = check_subset(models, "models", registry.PACKAGED_MODEL_NAMES)
     random_state = check_int(random_state, "random_state", minimum=0)
@@ -160,7 +160,8 @@ def _split_label(label: str) -> tuple[str, str]:
         for name in registry.PACKAGED_MODEL_NAMES:
             if label == model_label(name, weights):
                 return name, weights
-    raise ValueError(f"{label!r} is not a packaged model's trained or random label (see zoo.kernels.model_label).")
+    raise ValueError(f"{label!r} is not a packaged model's trained or random label "
+                     "(see kernels.artificial.model_label).")
 
 
 # --------------------------------------------------------------------------- trained − random
@@ -252,7 +253,7 @@ def coverage_margins(coverage: pd.DataFrame, *, n_bootstrap: int = 1000, random_
     Parameters
     ----------
     coverage : pandas.DataFrame
-        :func:`~neuroalign_utils.zoo.kernels.attention_coverage` output. A trained map is paired with its
+        :func:`~neuroalign_utils.kernels.artificial.attention_coverage` output. A trained map is paired with its
         random twin's map of the same layer, head and scene (rollout maps, head −1, with each other).
 
     Returns
@@ -261,8 +262,6 @@ def coverage_margins(coverage: pd.DataFrame, *, n_bootstrap: int = 1000, random_
         One row per architecture: ``trained``, ``random`` (mean coverage), ``margin``, ``ci_low``,
         ``ci_high`` (pairs of maps resampled), ``n_maps``.
     """
-    from .kernels import twin_pairs
-
     keys = ["layer_index", "attention_head", "image"]
     rows = []
     for trained, random in twin_pairs(coverage["model"].unique()).items():
