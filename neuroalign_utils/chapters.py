@@ -24,9 +24,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -383,7 +384,9 @@ def require_results(chapter: str, *, root: str | os.PathLike | None = None) -> s
         try:
             root = find_root(root)
         except FileNotFoundError:
-            raise storage.NoRunError(f"{err} The book's notebooks are not here to run it from; clone the repository.") from None
+            raise storage.NoRunError(
+                f"{err} The book's notebooks are not here to run it from; clone the repository."
+            ) from None
         params = small_parameters(chapter)
     settings = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "its defaults"
     print(

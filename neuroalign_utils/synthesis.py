@@ -640,7 +640,8 @@ def describe_trained_vs_random(table: pd.DataFrame) -> str:
         else:
             reading = (f"{report.format_count(above, n)} margins lie above 0, {report.format_count(below, n)} below, "
                        f"and {report.format_count(n - above - below, n)} have a 95 % interval that spans 0")
-        texts.append(f"{name}: {reading} ({report.plural(n, 'comparison')} of {report.join_words(pd.unique(measured['model']))}).")
+        models = report.join_words(pd.unique(measured["model"]))
+        texts.append(f"{name}: {reading} ({report.plural(n, 'comparison')} of {models}).")
     return " ".join(texts)
 
 

@@ -32,7 +32,8 @@ def test_results_are_keyed_by_parameters_and_latest_follows_finished_runs():
 def test_a_run_that_did_not_finish_is_refused_not_replaced_by_an_older_one():
     good = _finished_run("demo_killed", {"cache_dir": ""})
     storage.chapter_results_dir("demo_killed", {"cache_dir": "/my/real/cache"})  # started, then killed
-    with pytest.raises(storage.IncompleteRunError, match=r"'/my/real/cache'\) did not finish.*complete run \(cache_dir=''\) is not used"):
+    unfinished = r"'/my/real/cache'\) did not finish.*complete run \(cache_dir=''\) is not used"
+    with pytest.raises(storage.IncompleteRunError, match=unfinished):
         storage.latest_run("demo_killed")
     # finishing the real-data run makes it the one read
     running = storage.chapter_results_dir("demo_killed", {"cache_dir": "/my/real/cache"})

@@ -3,12 +3,12 @@ are named, and the trained V1T joins the kernel-alignment lens through the exist
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-
-import typing
 
 from neuroalign_utils import results, storage, synthesis
 from neuroalign_utils.factortopy import analysis
@@ -319,7 +319,8 @@ def test_trained_vs_random_table_gathers_every_lens_and_its_sentence_flips(tmp_p
 
     # a lens whose chapter never ran says which command makes it; a malformed entry is an error, not a gap
     only_ka = synthesis.trained_vs_random_table(data_dir=tmp_path / "none")
-    assert "run `neuroalign run kernel_alignment`" in only_ka.loc[only_ka["chapter"] == "kernel_alignment", "note"].iloc[0]
+    ka_note = only_ka.loc[only_ka["chapter"] == "kernel_alignment", "note"].iloc[0]
+    assert "run `neuroalign run kernel_alignment`" in ka_note
     _write_trained_vs_random(tmp_path / "bad", "kernel_alignment", [{"lens": lens_ka, "model": "x"}])
     with pytest.raises(results.ResultsError, match=r"trained_vs_random\[0\] lacks the field\(s\) \['quantity'.*"
                        r"neuroalign run kernel_alignment"):
