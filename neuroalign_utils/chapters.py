@@ -24,9 +24,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -366,8 +367,9 @@ def require_results(chapter: str, *, root: str | os.PathLike | None = None) -> s
 
     This is what lets a reader open any chapter alone: a missing upstream chapter is executed through
     the same runner as ``neuroalign run`` with :func:`small_parameters` (its own missing inputs are made
-    the same way), and one printed sentence says so. A run that was started but did not finish is
-    never replaced silently: :func:`storage.latest_run` refuses it.
+    the same way), and one printed sentence says so. A run of the chapter that is under way or crashed
+    leaves its last complete run in place; when that run had other parameters, it is never replaced
+    silently by the older complete one: :func:`storage.latest_run` refuses it.
 
     Returns
     -------
@@ -382,7 +384,9 @@ def require_results(chapter: str, *, root: str | os.PathLike | None = None) -> s
         try:
             root = find_root(root)
         except FileNotFoundError:
-            raise storage.NoRunError(f"{err} The book's notebooks are not here to run it from; clone the repository.") from None
+            raise storage.NoRunError(
+                f"{err} The book's notebooks are not here to run it from; clone the repository."
+            ) from None
         params = small_parameters(chapter)
     settings = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "its defaults"
     print(

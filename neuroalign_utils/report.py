@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -192,7 +193,8 @@ MATCHING = ("same", "close", "agrees")
 
 
 def _mid_sentence(label: str) -> str:
-    """A table label inside a sentence: first letter lower-cased unless the first word is a name (UMAP, Semantic-SAM-T)."""
+    """A table label inside a sentence: first letter lower-cased unless the first word is a name (UMAP,
+    Semantic-SAM-T)."""
     head, *tail = label.split(" ")[0].split("-")
     ordinary = head[1:].isalpha() and head[1:].islower() and all(t.isalpha() and t.islower() for t in tail)
     return label[0].lower() + label[1:] if ordinary else label
@@ -207,7 +209,8 @@ def describe_paper_agreement(table: pd.DataFrame) -> str:
     n, k = int(compared.sum()), int(matching.sum())
     tail = f" This run does not compute {join_words(_mid_sentence(q) for q in missing)}." if missing else ""
     if n == 0:
-        return "The paper reports none of the quantities this run computes, so nothing here can be checked against it." + tail
+        none = "The paper reports none of the quantities this run computes, so nothing here can be checked against it."
+        return none + tail
     others = [_mid_sentence(q) for q in table.loc[compared & ~matching, "quantity"]]
     if k == n:
         return f"All {n} quantities the paper reports match this run (same or within 10 %)." + tail

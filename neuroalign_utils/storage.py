@@ -3,7 +3,9 @@
 Resolution order for the data folder (nilearn's pattern): the ``data_dir`` argument, then the
 ``NEUROALIGN_DATA`` environment variable, then ``$XDG_CACHE_HOME/neuroalign`` (``~/.cache/neuroalign``).
 Every file is written to a temporary name in its destination folder and renamed into place, so an
-interrupted run never leaves a half-written file under the final name.
+interrupted run never leaves a half-written file under the final name. A chapter run writes into its own
+``<key>.running`` folder, which :func:`finish_run` renames into place before moving the chapter's
+``latest`` pointer, so a run that crashes leaves the last complete one whole and in use.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 ENV_DATA = "NEUROALIGN_DATA"
 
@@ -107,7 +110,7 @@ def folder_is_intact(folder: str | os.PathLike) -> bool:
     """Whether a folder written by :func:`atomic_path` still holds every file at the size it was written.
 
     Generated caches call this before reusing a folder, and rebuild it when it says ``False`` (a file
-    deleted, truncated or added by hand, or a folder from before sizes were recorded).
+    deleted, truncated or added by hand, or a folder without a size record).
     """
     folder = Path(folder)
     try:
@@ -165,12 +168,16 @@ def _plain(obj):
 # --------------------------------------------------------------------------------------------------
 # chapter runs
 #
-# <data dir>/results/<chapter>/<key>/ holds one run (key = hash of its parameters). A run is complete
-# once its notebook called finish_run, which writes run.json (parameters, data source, every file's
-# size) and only then moves <chapter>/latest to it. <chapter>/attempt names the run started last, so a
-# chapter that reads another's results can tell "never ran" from "the last run did not finish".
+# <data dir>/results/<chapter>/<key>/ holds one complete run (key = hash of its parameters). A run is
+# written in <key>.running/ and becomes complete when its notebook calls finish_run, which writes run.json
+# (parameters, data source, every file's size), renames the folder to <key>/ and only then moves
+# <chapter>/latest to it: a run that crashes leaves the complete runs, and latest, as they were.
+# <chapter>/attempt names the run started last, so a chapter that reads another's results can tell
+# "never ran" from "the last run, with other parameters, did not finish".
 
 RUN_RECORD = "run.json"
+#: Suffix of the folder a run writes into until :func:`finish_run` renames it.
+RUNNING_SUFFIX = ".running"
 ENV_RUN_LOG = "NEUROALIGN_RUN_LOG"
 
 
@@ -206,26 +213,36 @@ class RunRecord:
 def chapter_results_dir(
     chapter: str, parameters: Mapping[str, Any], *, data_dir: str | os.PathLike | None = None
 ) -> Path:
-    """Return (and create) the results folder of one chapter run, keyed by its parameters.
+    """Return (and create) the folder a chapter run writes its results into, keyed by its parameters.
 
-    The folder is ``<data dir>/results/<chapter>/<hash of parameters>``; it holds the chapter's tidy
-    results and a ``parameters.json``. The run counts as complete only after :func:`finish_run`;
-    until then :func:`latest_run` keeps returning the previous complete run, or refuses when the run
-    started last did not finish.
+    The folder is ``<data dir>/results/<chapter>/<hash of parameters>.running``; it holds the chapter's
+    tidy results and a ``parameters.json``. :func:`finish_run` makes it the complete run
+    ``<data dir>/results/<chapter>/<hash of parameters>``. Until then the complete runs are untouched:
+    :func:`latest_run` keeps returning the last complete one (or refuses when the run started last, with
+    other parameters, did not finish). A run with the parameters of a complete run starts from a copy of
+    its files (so saved models and checkpoints are reused); one whose earlier attempt did not finish
+    continues in that attempt's folder.
     """
     root = get_data_dir(data_dir) / "results" / chapter
-    run_dir = root / content_key(dict(parameters))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_RECORD).unlink(missing_ok=True)  # a rerun is incomplete until it finishes
-    write_json(run_dir / "parameters.json", dict(parameters))
-    _write_pointer(root / "attempt", run_dir.name)
-    return run_dir
+    key = content_key(dict(parameters))
+    complete, running = root / key, root / f"{key}{RUNNING_SUFFIX}"
+    if not running.is_dir():
+        with atomic_path(running, is_dir=True) as tmp:
+            if complete.is_dir():
+                shutil.copytree(complete, tmp, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns(RUN_RECORD, SIZES_FILE))
+        (running / SIZES_FILE).unlink(missing_ok=True)
+    write_json(running / "parameters.json", dict(parameters))
+    _write_pointer(root / "attempt", key)
+    return running
 
 
 def finish_run(results_dir: str | os.PathLike, *, synthetic: bool) -> RunRecord:
-    """Mark a chapter run complete: record its files and sizes, then point ``latest`` at it.
+    """Mark a chapter run complete: record its files and sizes, put the folder in place, point ``latest`` at it.
 
-    Call it last in a chapter, after every result is saved.
+    Call it last in a chapter, after every result is saved; the results then live in the returned
+    record's ``path`` (``results_dir`` without its ``.running`` suffix), replacing an earlier complete
+    run with the same parameters.
 
     Parameters
     ----------
@@ -236,16 +253,26 @@ def finish_run(results_dir: str | os.PathLike, *, synthetic: bool) -> RunRecord:
     """
     import datetime as dt
 
-    run_dir = Path(results_dir)
-    files = _file_sizes(run_dir, skip=lambda path: path.name == RUN_RECORD or path.name.startswith("."))
+    running = Path(results_dir)
+    if not (running.name.endswith(RUNNING_SUFFIX) and running.is_dir()):
+        raise ValueError(f"results_dir must be a running folder from chapter_results_dir (…{RUNNING_SUFFIX}); "
+                         f"got {running}.")
+    run_dir = running.with_name(running.name[: -len(RUNNING_SUFFIX)])
+    files = _file_sizes(running, skip=lambda path: path.name == RUN_RECORD or path.name.startswith("."))
     record = dict(
         chapter=run_dir.parent.name,
-        parameters=json.loads((run_dir / "parameters.json").read_text()),
+        parameters=json.loads((running / "parameters.json").read_text()),
         synthetic=bool(synthetic),
         finished=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         files=files,
     )
-    write_json(run_dir / RUN_RECORD, record)
+    write_json(running / RUN_RECORD, record)
+    replaced = run_dir.with_name(f".{run_dir.name}.replaced")
+    shutil.rmtree(replaced, ignore_errors=True)
+    if run_dir.exists():
+        os.replace(run_dir, replaced)
+    os.replace(running, run_dir)
+    shutil.rmtree(replaced, ignore_errors=True)
     _write_pointer(run_dir.parent / "latest", run_dir.name)
     log = os.environ.get(ENV_RUN_LOG)
     if log:  # the chapter runner records which runs a chapter completed, for its up-to-date check
@@ -283,6 +310,9 @@ def read_run(run_dir: str | os.PathLike) -> RunRecord:
 def latest_run(chapter: str, *, data_dir: str | os.PathLike | None = None) -> RunRecord:
     """The last complete run of ``chapter``.
 
+    A run that is under way, or crashed, with the parameters of the last complete run leaves that run
+    in place and returned here.
+
     Raises
     ------
     IncompleteRunError
@@ -292,12 +322,15 @@ def latest_run(chapter: str, *, data_dir: str | os.PathLike | None = None) -> Ru
     """
     root = get_data_dir(data_dir) / "results" / chapter
     latest, attempt = _read_pointer(root / "latest"), _read_pointer(root / "attempt")
-    if attempt is not None and attempt != latest and not (root / attempt / RUN_RECORD).is_file():
+    running = root / f"{attempt}{RUNNING_SUFFIX}"
+    unfinished = attempt is not None and (running.is_dir() or not (root / attempt / RUN_RECORD).is_file())
+    if attempt != latest and unfinished:
         older = (f"the last complete run ({_read_parameters(root / latest)}) is not used in its place"
                  if latest else "no run is complete")
+        started = _read_parameters(running if running.is_dir() else root / attempt)
         raise IncompleteRunError(
-            f"The last run of '{chapter}' ({_read_parameters(root / attempt)}) did not finish, so its results "
-            f"are missing; {older}. Run it again (`neuroalign run {chapter}` with those parameters)."
+            f"The last run of '{chapter}' ({started}) did not finish, so its results are missing; {older}. "
+            f"Run it again (`neuroalign run {chapter}` with those parameters)."
         )
     if latest is None:
         raise NoRunError(

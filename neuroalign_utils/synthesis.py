@@ -1,6 +1,7 @@
 """Synthesis: the three lenses side by side, read from the chapters' saved results.
 
-:func:`lens_table` reads each lens's saved results (kernel alignment, V1T training, FactorTopy) and
+:func:`lens_table` reads each lens's saved results (kernel alignment, V1T training, FactorTopy) through
+the lens's ``results`` module (the typed headlines of :data:`HEADLINES` and the file names beside them) and
 puts every headline number next to its own control in one tidy table; a chapter that has not run
 becomes one row that says which chapter to run. :func:`load_alignment_inputs` gathers the neural
 kernels, the zoo's artificial kernels and the trained V1T's exported kernels so that
@@ -11,10 +12,10 @@ kernels, the zoo's artificial kernels and the trained V1T's exported kernels so 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,12 @@ import xarray as xr
 from . import paper_values, report, storage, style
 from ._validation import check_int
 from .factortopy import analysis
+from .factortopy import results as factortopy_results
 from .kernels import analysis as kernel_analysis
 from .kernels import pipeline as kernel_pipeline
+from .kernels import results as kernel_results
+from .results import HEADLINE_FILE, Headline, ResultsError, TrainedVsRandom
+from .v1t import results as v1t_results
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,26 @@ TABLE_COLUMNS = ["lens", "chapter", "measure", "result", "value", "control", "co
                  "p_value", "note"]
 
 
+#: Each chapter's headline schema, by chapter name (the synthesis's own is :class:`SynthesisHeadline`).
+HEADLINES: dict[str, type[Headline]] = {cls.CHAPTER: cls for cls in (
+    kernel_results.AllenHeadline, kernel_results.NeuralKernelsHeadline, kernel_results.ArtificialKernelsHeadline,
+    kernel_results.KernelAlignmentHeadline, v1t_results.V1TTrainingHeadline, v1t_results.V1TAnalysisHeadline,
+    factortopy_results.FactorTopyHeadline)}
+
+
+@dataclass
+class SynthesisHeadline(Headline):
+    """The synthesis chapter's headline: chapters that were missing, the V1T models compared and the
+    display strings of :func:`headline_numbers`."""
+
+    CHAPTER = "synthesis"
+
+    missing_chapters: list[str]
+    v1t_models: list[str]
+    numbers: dict[str, str]
+    alignment_margin_by_model: dict[str, float] | None
+
+
 def run_hint(chapter: str) -> str:
     """The command that produces a chapter's results."""
     return f"`neuroalign run {chapter}`"
@@ -53,7 +78,16 @@ def _results_dir(chapter: str, data_dir) -> Path | None:
         folder = storage.latest_results_dir(chapter, data_dir=data_dir)
     except storage.NoRunError:  # never ran; an unfinished or damaged run is an error, not a gap
         return None
-    return folder if (folder / "headline.json").exists() else None
+    return folder if (folder / HEADLINE_FILE).exists() else None
+
+
+def load_headline(chapter: str, folder: Path) -> Headline:
+    """``chapter``'s headline from its run ``folder``, checked against :data:`HEADLINES`; a headline that does
+    not match its schema is an error naming the field and the command that writes it again."""
+    try:
+        return HEADLINES[chapter].load(folder)
+    except ResultsError as err:
+        raise ResultsError(f"{err} Run {run_hint(chapter)} again to write it with this version.") from None
 
 
 def _row(measure, result, value, control, control_value, note="", p_value=np.nan):
@@ -65,15 +99,15 @@ def _row(measure, result, value, control, control_value, note="", p_value=np.nan
 
 def kernel_alignment_rows(folder: Path) -> list[dict]:
     """Each zoo model's mean 1 − RMSE against its phase-randomised null (kernel-alignment chapter)."""
-    headline = json.loads((folder / "headline.json").read_text())
-    tests = pd.read_parquet(folder / "tests.parquet").set_index("model")
+    headline = load_headline("kernel_alignment", folder)
+    tests = pd.read_parquet(folder / kernel_results.ALIGNMENT_TESTS_FILE).set_index("model")
     ranking = pd.DataFrame({
-        "model": list(headline["mean_one_minus_rmse_by_model"]),
-        "value": list(headline["mean_one_minus_rmse_by_model"].values()),
-        "null_value": [headline["mean_null_by_model"][m] for m in headline["mean_one_minus_rmse_by_model"]],
+        "model": list(headline.mean_one_minus_rmse_by_model),
+        "value": list(headline.mean_one_minus_rmse_by_model.values()),
+        "null_value": [headline.mean_null_by_model[m] for m in headline.mean_one_minus_rmse_by_model],
     })
     ranking["p_real_vs_null"] = ranking["model"].map(tests["p_real_vs_null"]) if len(tests) else np.nan
-    return alignment_rows(ranking, headline.get("artificial_weights", "random"))
+    return alignment_rows(ranking, headline.artificial_weights)
 
 
 def alignment_rows(ranking: pd.DataFrame, weights: str) -> list[dict]:
@@ -97,7 +131,7 @@ def alignment_rows(ranking: pd.DataFrame, weights: str) -> list[dict]:
 
 def v1t_rows(folder: Path) -> list[dict]:
     """V1T against the CNN and linear cores, and against the planted noise ceiling (V1T training chapter)."""
-    results = pd.read_parquet(folder / "results.parquet")
+    results = pd.read_parquet(folder / v1t_results.RESULTS_FILE)
     labels = {"v1t": "V1T", "cnn": "CNN", "linear": "linear"}
     mean = results.groupby(["core", "behaviour"])["single_trial_correlation"].mean()
     if ("v1t", True) not in mean.index:
@@ -120,25 +154,25 @@ def v1t_rows(folder: Path) -> list[dict]:
 
 def factortopy_rows(folder: Path) -> list[dict]:
     """R² against the planted ceiling, the hierarchy slope against none, layer recovery against chance."""
-    headline = json.loads((folder / "headline.json").read_text())
-    slope = headline["hierarchy_slope"]
-    backbone = f"{headline['backbone']} ({headline.get('weights', 'random')} weights)"
+    headline = load_headline("factortopy_encoding", folder)
+    slope = headline.hierarchy_slope
+    backbone = f"{headline.backbone} ({headline.weights} weights)"
     rows = [
-        _row("mean test R²", backbone, headline["r2_mean"], "planted ceiling R²", headline.get("planted_ceiling_r2"),
+        _row("mean test R²", backbone, headline.r2_mean, "planted ceiling R²", headline.planted_ceiling_r2,
              "ceiling: explainable variance of the synthetic subject"),
     ]
     if slope:  # None for a subject without ROI labels
         rows.append(_row("hierarchy slope β", backbone, slope["slope"], "no hierarchy", 0.0,
                          f"95 % interval {report.format_interval(slope['slope_low'], slope['slope_high'])} (vertices)"))
-    recovery_path = folder / "recovery.parquet"
-    if recovery_path.exists() and np.isfinite(headline.get("layer_within_one_fraction", np.nan)):
+    recovery_path = folder / factortopy_results.RECOVERY_FILE
+    if recovery_path.exists() and np.isfinite(headline.layer_within_one_fraction):
         recovery = pd.read_parquet(recovery_path).drop(index="Unknown", errors="ignore")
-        n_layers = int(headline["n_layers"])
+        n_layers = headline.n_layers
         rows += [
-            _row("planted layer recovered within one", backbone, headline["layer_within_one_fraction"],
+            _row("planted layer recovered within one", backbone, headline.layer_within_one_fraction,
                  "random layer choice", analysis.within_one_chance(recovery["planted_layer"], n_layers),
                  f"{len(recovery)} named ROIs, {n_layers} layers"),
-            _row("planted layer recovered exactly", backbone, headline["layer_exact_fraction"],
+            _row("planted layer recovered exactly", backbone, headline.layer_exact_fraction,
                  "random layer choice", 1 / n_layers, f"{len(recovery)} named ROIs"),
         ]
     return rows
@@ -169,6 +203,11 @@ def lens_table(*, data_dir: str | os.PathLike | None = None, alignment_ranking: 
         Columns ``lens``, ``chapter``, ``measure``, ``result``, ``value``, ``control``,
         ``control_value``, ``difference`` (value − control) and ``note``. A chapter without saved
         results (or with unreadable ones) gives one row whose ``note`` names the command to run.
+
+    Raises
+    ------
+    ResultsError
+        When a chapter's headline does not match its schema (the field and the command are named).
     """
     rows = []
     for chapter, lens in LENS_CHAPTERS.items():
@@ -197,6 +236,18 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
 
     Points rather than bars, so that values far from zero (1 − RMSE near −0.41) still show their
     differences; each panel has its own scale.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`lens_table`.
+    axes : array of matplotlib Axes, optional
+        One per (lens, measure) panel; made (wide rows for panels with many results) when ``None``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        ``None`` when no chapter has results to show.
     """
     import matplotlib.pyplot as plt
 
@@ -245,7 +296,7 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
         ax.set_title(f"{lens.split(' (')[0]}:\n{title}" + (f"\n(grey: {rows['control'].iloc[0]})" if shared else ""))
     for ax in axes[len(groups):]:
         ax.set_visible(False)
-    return axes
+    return axes[0].figure
 
 
 def _short_result(label: str) -> str:
@@ -280,12 +331,13 @@ def load_alignment_inputs(*, selected_only: bool = True, data_dir: str | os.Path
     out = dict(neural=None, artificial=None, model_parameters=None, v1t_models=[], missing=missing)
     if folders["neural_kernels"] is None or folders["artificial_kernels"] is None:
         return out
-    neural = xr.open_dataarray(folders["neural_kernels"] / "neural_kernels.nc", engine="h5netcdf").load()
+    neural = xr.open_dataarray(folders["neural_kernels"] / kernel_results.NEURAL_KERNELS_FILE, engine="h5netcdf").load()
     if selected_only and "selected" in neural.coords:
         neural = neural.where(neural["selected"] == 1, drop=True)
-    artificial = xr.open_dataarray(folders["artificial_kernels"] / "kernels.nc", engine="h5netcdf").load()
-    parameters = pd.read_parquet(folders["artificial_kernels"] / "model_parameters.parquet")["n_parameters"]
-    v1t_files = sorted(folders["v1t_analysis"].glob("kernels_*.nc")) if folders["v1t_analysis"] else []
+    artificial = xr.open_dataarray(folders["artificial_kernels"] / kernel_results.ARTIFICIAL_KERNELS_FILE,
+                                   engine="h5netcdf").load()
+    parameters = pd.read_parquet(folders["artificial_kernels"] / kernel_results.MODEL_PARAMETERS_FILE)["n_parameters"]
+    v1t_files = v1t_results.kernel_files(folders["v1t_analysis"]) if folders["v1t_analysis"] else []
     if folders["v1t_analysis"] is not None and not v1t_files:
         missing.append("v1t_analysis")
     size = (neural.sizes["y"], neural.sizes["x"])
@@ -338,14 +390,15 @@ def v1t_alignment(neural: xr.DataArray, artificial: xr.DataArray, *, n_bootstrap
     return result
 
 
-def plot_margins(ranking: pd.DataFrame, highlight=(), *, ax=None):
+def plot_margins(ranking: pd.DataFrame, highlight=(), *, axes=None):
     """Each model's mean 1 − RMSE above its phase-randomised null, with bootstrap intervals.
 
     Models named in ``highlight`` (the trained V1T) are drawn in orange, the zoo models in blue.
+    ``axes`` is the one Axes to draw in (made when ``None``); returns its figure.
     """
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(4.5, 3))[1]
+    ax = axes or plt.subplots(figsize=(4.5, 3))[1]
     rows = ranking.sort_values("real_minus_null")
     margin = rows["value"] - rows["null_value"]
     colours = ["C1" if model in set(highlight) else "C0" for model in rows["model"]]
@@ -354,7 +407,7 @@ def plot_margins(ranking: pd.DataFrame, highlight=(), *, ax=None):
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)), rows["model"])
     ax.set(xlabel="mean 1 − RMSE above the null", title="margin over phase-randomised null")
-    return ax
+    return ax.figure
 
 
 def _number(table, chapter, measure, control=None, column="difference"):
@@ -520,9 +573,9 @@ def _chance_counts(table: pd.DataFrame) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------------
 # trained against random, by lens
 
-#: The fields of one trained-versus-random comparison, as chapters write them under the key
-#: ``trained_vs_random`` of their ``headline.json``.
-TRAINED_VS_RANDOM_FIELDS = ("lens", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high")
+#: The fields of one trained-versus-random comparison (:class:`~neuroalign_utils.results.TrainedVsRandom`), as
+#: chapters write them under the key ``trained_vs_random`` of their headline.
+TRAINED_VS_RANDOM_FIELDS = tuple(TrainedVsRandom.field_names())
 
 #: What a lens without trained-versus-random entries has instead (the V1T lens trains its models from scratch).
 NO_PRETRAINED_COUNTERPART = {
@@ -530,16 +583,9 @@ NO_PRETRAINED_COUNTERPART = {
 }
 
 
-def trained_vs_random_entry(lens: str, model: str, quantity: str, trained, random, margin, ci_low, ci_high) -> dict:
-    """One trained-versus-random comparison as a chapter stores it (floats, the fields of
-    :data:`TRAINED_VS_RANDOM_FIELDS`); ``margin`` is trained − random with its 95 % interval."""
-    return {"lens": str(lens), "model": str(model), "quantity": str(quantity), "trained": float(trained),
-            "random": float(random), "margin": float(margin), "ci_low": float(ci_low), "ci_high": float(ci_high)}
-
-
 def trained_vs_random_table(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Every chapter's trained-versus-random comparisons, read from the ``trained_vs_random`` key of its
-    last complete run's ``headline.json``, in book order, with a row for each lens that has none.
+    """Every chapter's trained-versus-random comparisons, read from the ``trained_vs_random`` field of its
+    last complete run's headline (:data:`HEADLINES`), in book order, with a row for each lens that has none.
 
     Returns
     -------
@@ -549,18 +595,15 @@ def trained_vs_random_table(*, data_dir: str | os.PathLike | None = None) -> pd.
     """
     rows = []
     for chapter in paper_values.CHAPTERS:
-        folder = None if chapter == "synthesis" else _results_dir(chapter, data_dir)  # not this chapter, running
+        # not this chapter (running), nor one whose headline holds no comparisons
+        folder = _results_dir(chapter, data_dir) if chapter in HEADLINES else None
         if folder is None:
             continue
-        entries = json.loads((folder / "headline.json").read_text()).get("trained_vs_random") or []
-        for entry in entries:
-            missing = [f for f in TRAINED_VS_RANDOM_FIELDS if f not in entry]
-            if missing:
-                raise ValueError(f"A trained_vs_random entry of the '{chapter}' results lacks {missing}: {entry}.")
-            if entry["lens"] not in LENS_CHAPTERS.values():
+        for entry in getattr(load_headline(chapter, folder), "trained_vs_random", []):
+            if entry.lens not in LENS_CHAPTERS.values():
                 raise ValueError(f"A trained_vs_random entry of the '{chapter}' results names the lens "
-                                 f"{entry['lens']!r}; accepted: {sorted(LENS_CHAPTERS.values())}.")
-            rows.append({"chapter": chapter, **{f: entry[f] for f in TRAINED_VS_RANDOM_FIELDS}, "note": ""})
+                                 f"{entry.lens!r}; accepted: {sorted(LENS_CHAPTERS.values())}.")
+            rows.append({"chapter": chapter, **entry.to_dict(), "note": ""})
     found = {row["lens"] for row in rows}
     for chapter, lens in LENS_CHAPTERS.items():
         if lens not in found:
@@ -597,7 +640,8 @@ def describe_trained_vs_random(table: pd.DataFrame) -> str:
         else:
             reading = (f"{report.format_count(above, n)} margins lie above 0, {report.format_count(below, n)} below, "
                        f"and {report.format_count(n - above - below, n)} have a 95 % interval that spans 0")
-        texts.append(f"{name}: {reading} ({report.plural(n, 'comparison')} of {report.join_words(pd.unique(measured['model']))}).")
+        models = report.join_words(pd.unique(measured["model"]))
+        texts.append(f"{name}: {reading} ({report.plural(n, 'comparison')} of {models}).")
     return " ".join(texts)
 
 

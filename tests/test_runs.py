@@ -72,3 +72,13 @@ def test_a_failing_chapter_leaves_only_its_named_failed_notebook(tmp_path, book_
     chapters.run_chapter("overview", root=book_root, output_dir=out, progress=False)
     assert not (out / "00_overview.failed.ipynb").exists()
     assert os.path.exists(out / "00_overview.ipynb")
+
+
+def test_a_crashed_rerun_leaves_the_last_good_run_to_the_next_chapter(data_folder, tmp_path, book_root):
+    data_folder("g")
+    chapters.run_chapter("overview", root=book_root, output_dir=tmp_path / "executed", progress=False)
+    good = storage.latest_run("overview")
+    running = storage.chapter_results_dir("overview", good.parameters)  # the same run started again
+    (running / "image_set.nc").write_bytes(b"half")  # and killed while writing
+    run = chapters.require_results("overview", root=book_root)
+    assert run.path == good.path and run.files == good.files

@@ -15,8 +15,7 @@ from neuroalign_utils import chapters, storage
 def _finished_run(chapter, params, *, synthetic=True, payload=b"12345"):
     run_dir = storage.chapter_results_dir(chapter, params)
     (run_dir / "table.bin").write_bytes(payload)
-    storage.finish_run(run_dir, synthetic=synthetic)
-    return run_dir
+    return storage.finish_run(run_dir, synthetic=synthetic).path
 
 
 def test_results_are_keyed_by_parameters_and_latest_follows_finished_runs():
@@ -33,11 +32,12 @@ def test_results_are_keyed_by_parameters_and_latest_follows_finished_runs():
 def test_a_run_that_did_not_finish_is_refused_not_replaced_by_an_older_one():
     good = _finished_run("demo_killed", {"cache_dir": ""})
     storage.chapter_results_dir("demo_killed", {"cache_dir": "/my/real/cache"})  # started, then killed
-    with pytest.raises(storage.IncompleteRunError, match=r"'/my/real/cache'\) did not finish.*complete run \(cache_dir=''\) is not used"):
+    unfinished = r"'/my/real/cache'\) did not finish.*complete run \(cache_dir=''\) is not used"
+    with pytest.raises(storage.IncompleteRunError, match=unfinished):
         storage.latest_run("demo_killed")
     # finishing the real-data run makes it the one read
-    real = storage.chapter_results_dir("demo_killed", {"cache_dir": "/my/real/cache"})
-    storage.finish_run(real, synthetic=False)
+    running = storage.chapter_results_dir("demo_killed", {"cache_dir": "/my/real/cache"})
+    real = storage.finish_run(running, synthetic=False).path
     assert storage.latest_run("demo_killed").path == real != good
     assert "the reader's data" in storage.latest_run("demo_killed").describe()
 
@@ -59,11 +59,36 @@ def test_damaged_results_are_named_in_the_error(damage):
         storage.latest_run("demo_damaged_" + damage)
 
 
-def test_rerunning_makes_a_run_incomplete_until_it_finishes_again():
-    run_dir = _finished_run("demo_rerun", {"seed": 0})
-    storage.chapter_results_dir("demo_rerun", {"seed": 0})
-    with pytest.raises(storage.IncompleteRunError):
-        storage.read_run(run_dir)
+def test_a_crashed_rerun_leaves_latest_on_the_last_good_run():
+    good = _finished_run("demo_crash", {"seed": 0})
+    running = storage.chapter_results_dir("demo_crash", {"seed": 0})  # same parameters: starts from its files
+    assert running != good and (running / "table.bin").read_bytes() == b"12345"
+    (running / "table.bin").write_bytes(b"half")  # then the run crashes before finish_run
+    assert (good.parent / "latest").read_text() == good.name
+    record = storage.latest_run("demo_crash")
+    assert record.path == good and (good / "table.bin").read_bytes() == b"12345"
+    storage.read_run(good)  # whole: every recorded size still holds
+    # the next attempt continues in the crashed one's folder and, finished, replaces the good run
+    again = storage.chapter_results_dir("demo_crash", {"seed": 0})
+    assert again == running and (again / "table.bin").read_bytes() == b"half"
+    (again / "table.bin").write_bytes(b"123456")
+    assert storage.finish_run(again, synthetic=True).path == good
+    assert not running.exists() and storage.latest_run("demo_crash").files["table.bin"] == 6
+
+
+def test_a_crashed_run_with_other_parameters_keeps_latest_but_is_named():
+    good = _finished_run("demo_other", {"seed": 0})
+    storage.chapter_results_dir("demo_other", {"seed": 1})  # started, then crashed
+    assert (good.parent / "latest").read_text() == good.name
+    storage.read_run(good)
+    with pytest.raises(storage.IncompleteRunError, match=r"\(seed=1\) did not finish.*\(seed=0\) is not used"):
+        storage.latest_run("demo_other")
+
+
+def test_finish_run_takes_only_a_running_folder(tmp_path):
+    done = _finished_run("demo_twice", {"seed": 0})
+    with pytest.raises(ValueError, match="results_dir must be a running folder"):
+        storage.finish_run(done, synthetic=True)
 
 
 def test_json_is_valid_and_files_follow_the_umask(tmp_path):

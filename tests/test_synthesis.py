@@ -3,12 +3,14 @@ are named, and the trained V1T joins the kernel-alignment lens through the exist
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
-from neuroalign_utils import storage, synthesis
+from neuroalign_utils import results, storage, synthesis
 from neuroalign_utils.factortopy import analysis
 
 # value, null, p per model; the v1t row (trained, as when chapter 04 re-runs after the V1T chapters) is below its null
@@ -19,15 +21,26 @@ FT = dict(r2_mean=0.42, planted_ceiling_r2=0.66, slope=1.04, within_one=0.75, ex
 PLANTED_LAYERS = {"V1v": 0, "hV4": 1, "OPA": 2, "EBA": 3, "Unknown": 2}
 
 
+def headline(chapter, **fields):
+    """``chapter``'s headline with ``fields`` and every other field empty (0, "", [], {}, None)."""
+    cls = synthesis.HEADLINES[chapter]
+    empty = {float: 0.0, int: 0, str: "", bool: False}
+    for name, hint in typing.get_type_hints(cls).items():
+        if name in fields or name not in cls.field_names():
+            continue
+        origin = typing.get_origin(hint)
+        fields[name] = (None if type(None) in typing.get_args(hint) else [] if origin is list
+                        else {} if origin is dict else empty[hint])
+    return cls(**fields)
+
+
 def write_kernel_alignment(data_dir):
     folder = storage.chapter_results_dir("kernel_alignment", {"seed": 0}, data_dir=data_dir)
     pd.DataFrame([{"model": m, "real_minus_null": v - n, "p_real_vs_null": p} for m, (v, n, p) in KA.items()]
                  ).to_parquet(folder / "tests.parquet")
-    storage.write_json(folder / "headline.json", {
-        "artificial_weights": "random",
-        "mean_one_minus_rmse_by_model": {m: v for m, (v, _, _) in KA.items()},
-        "mean_null_by_model": {m: n for m, (_, n, _) in KA.items()},
-    })
+    headline("kernel_alignment", artificial_weights="random",
+             mean_one_minus_rmse_by_model={m: v for m, (v, _, _) in KA.items()},
+             mean_null_by_model={m: n for m, (_, n, _) in KA.items()}).save(folder)
     storage.finish_run(folder, synthetic=True)
 
 
@@ -37,7 +50,7 @@ def write_v1t_training(data_dir):
                  fraction_of_single_trial_ceiling=f - offset)
             for (c, b), (r, f) in V1T.items() for mouse, offset in (("A", 0.01), ("B", -0.01))]
     pd.DataFrame(rows).to_parquet(folder / "results.parquet")
-    storage.write_json(folder / "headline.json", {"best_model": ["v1t", True]})
+    headline("v1t_training", best_model=["v1t", True]).save(folder)
     storage.finish_run(folder, synthetic=True)
 
 
@@ -45,12 +58,11 @@ def write_factortopy(data_dir):
     folder = storage.chapter_results_dir("factortopy_encoding", {"seed": 0}, data_dir=data_dir)
     pd.DataFrame({"planted_layer": list(PLANTED_LAYERS.values())}, index=list(PLANTED_LAYERS)).rename_axis(
         "roi").to_parquet(folder / "recovery.parquet")
-    storage.write_json(folder / "headline.json", {
-        "backbone": "vit", "weights": "random", "n_layers": FT["n_layers"], "r2_mean": FT["r2_mean"],
-        "planted_ceiling_r2": FT["planted_ceiling_r2"], "layer_within_one_fraction": FT["within_one"],
-        "layer_exact_fraction": FT["exact"],
-        "hierarchy_slope": {"slope": FT["slope"], "slope_low": 0.9, "slope_high": 1.1},
-    })
+    headline("factortopy_encoding",
+             backbone="vit", weights="random", n_layers=FT["n_layers"], r2_mean=FT["r2_mean"],
+             planted_ceiling_r2=FT["planted_ceiling_r2"], layer_within_one_fraction=FT["within_one"],
+             layer_exact_fraction=FT["exact"],
+             hierarchy_slope={"slope": FT["slope"], "slope_low": 0.9, "slope_high": 1.1}).save(folder)
     storage.finish_run(folder, synthetic=True)
 
 
@@ -103,7 +115,21 @@ def test_lens_table_reads_every_planted_number(tmp_path):
     assert numbers["chance_cleared"] == "4 of 6"  # not the v1t row below its null, nor SAM-B (p = 0.3)
     assert numbers["v1t_vs_cnn"] == "0.050"
     assert "neuroalign run v1t_analysis" in numbers["v1t_kernel_margin"]
-    assert synthesis.plot_lens_table(table) is not None
+    fig = synthesis.plot_lens_table(table)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == table.groupby(["lens", "measure"]).ngroups == 7
+
+
+def test_a_headline_off_its_schema_is_an_error_naming_the_field(tmp_path):
+    write_v1t_training(tmp_path)
+    folder = storage.chapter_results_dir("kernel_alignment", {"seed": 0}, data_dir=tmp_path)
+    pd.DataFrame({"model": ["m"], "p_real_vs_null": [0.5]}).to_parquet(folder / "tests.parquet")
+    broken = headline("kernel_alignment", mean_one_minus_rmse_by_model={"m": -0.4}).to_dict()
+    broken["mean_null_by_model"] = {"m": "low"}
+    storage.write_json(folder / results.HEADLINE_FILE, broken)
+    storage.finish_run(folder, synthetic=True)
+    with pytest.raises(results.ResultsError, match=r"mean_null_by_model\['m'\]: expected float, got str.*"
+                       r"`neuroalign run kernel_alignment` again"):
+        synthesis.lens_table(data_dir=tmp_path)
 
 
 def test_missing_chapters_are_named_not_raised(tmp_path):
@@ -156,7 +182,7 @@ def test_trained_v1t_joins_the_alignment_lens(tmp_path, rng):
                  coords=dict(selected=("kernel", np.r_[np.ones(n - 5), np.zeros(5)].astype(int)),
                              area=("kernel", ["VISp"] * n))
                  ).to_netcdf(folder / "neural_kernels.nc", engine="h5netcdf")
-    storage.write_json(folder / "headline.json", {})
+    headline("neural_kernels").save(folder)
     storage.finish_run(folder, synthetic=True)
     folder = storage.chapter_results_dir("artificial_kernels", {"seed": 0}, data_dir=tmp_path)
     zoo = kernel_array(rng.normal(size=(30, 7, 7)), "ZooNet", "weight", "convolution", 1000)
@@ -164,7 +190,7 @@ def test_trained_v1t_joins_the_alignment_lens(tmp_path, rng):
     zoo.to_netcdf(folder / "kernels.nc", engine="h5netcdf")
     pd.DataFrame({"n_parameters": [5000.0]}, index=pd.Index(["ZooNet"], name="model")).to_parquet(
         folder / "model_parameters.parquet")
-    storage.write_json(folder / "headline.json", {})
+    headline("artificial_kernels").save(folder)
     storage.finish_run(folder, synthetic=True)
 
     before = synthesis.load_alignment_inputs(data_dir=tmp_path)
@@ -178,7 +204,7 @@ def test_trained_v1t_joins_the_alignment_lens(tmp_path, rng):
                                                                          engine="h5netcdf")
     kernel_array(np.full((4, 3, 6), 1 / 18), "v1t", "attention_map", "attention", 200).to_netcdf(
         folder / "kernels_attention.nc", engine="h5netcdf")
-    storage.write_json(folder / "headline.json", {})
+    headline("v1t_analysis").save(folder)
     storage.finish_run(folder, synthetic=True)
 
     inputs = synthesis.load_alignment_inputs(data_dir=tmp_path)
@@ -200,8 +226,8 @@ def test_trained_v1t_joins_the_alignment_lens(tmp_path, rng):
                                          inputs["v1t_models"], result["kernel_counts"])
     assert numbers["v1t_kernel_rank"] == "1 of 2"
     assert numbers["v1t_kernels_compared"] == "0 of 4 attention map kernels, 20 of 20 weight kernels"
-    axes = synthesis.plot_margins(result["ranking"], inputs["v1t_models"])
-    assert [t.get_text() for t in axes.get_yticklabels()][-1] == "v1t"
+    fig = synthesis.plot_margins(result["ranking"], inputs["v1t_models"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][-1] == "v1t"
 
 
 def test_synthesis_sentences_flip_with_the_numbers(tmp_path):
@@ -244,7 +270,7 @@ def test_paper_comparisons_gather_the_chapters_tables_while_the_synthesis_runs(t
 
     folder = storage.chapter_results_dir("factortopy_encoding", {"seed": 0}, data_dir=tmp_path)
     report.paper_comparison("factortopy_encoding", {"n_clusters": 20}, why="", results_dir=folder)
-    storage.write_json(folder / "headline.json", {})
+    headline("factortopy_encoding").save(folder)
     storage.finish_run(folder, synthetic=True)
     storage.chapter_results_dir("synthesis", {"seed": 0}, data_dir=tmp_path)  # this chapter, running
     table = synthesis.paper_comparisons(data_dir=tmp_path)
@@ -253,7 +279,11 @@ def test_paper_comparisons_gather_the_chapters_tables_while_the_synthesis_runs(t
 
 def _write_trained_vs_random(data_dir, chapter, entries):
     folder = storage.chapter_results_dir(chapter, {"seed": 0}, data_dir=data_dir)
-    storage.write_json(folder / "headline.json", {"trained_vs_random": entries})
+    if all(isinstance(entry, results.TrainedVsRandom) for entry in entries):
+        headline(chapter, trained_vs_random=entries).save(folder)
+    else:  # a malformed headline, as an older or broken chapter may have left it
+        storage.write_json(folder / results.HEADLINE_FILE,
+                           dict(headline(chapter).to_dict(), trained_vs_random=entries))
     storage.finish_run(folder, synthetic=True)
 
 
@@ -261,15 +291,15 @@ def test_trained_vs_random_table_gathers_every_lens_and_its_sentence_flips(tmp_p
     lens_ka, lens_ft = synthesis.LENS_CHAPTERS["kernel_alignment"], synthesis.LENS_CHAPTERS["factortopy_encoding"]
     # written in the reverse of book order: the table puts the lenses in book order
     _write_trained_vs_random(tmp_path, "factortopy_encoding", [
-        synthesis.trained_vs_random_entry(lens_ft, "dinov2_s14_saliency", "cross-layer distinctness", 0.6, 0.2, 0.4,
+        results.TrainedVsRandom(lens_ft, "dinov2_s14_saliency", "cross-layer distinctness", 0.6, 0.2, 0.4,
                                           0.3, 0.5)])
     _write_trained_vs_random(tmp_path, "kernel_alignment", [
-        synthesis.trained_vs_random_entry(lens_ka, "efficientnet_lite0", "mean 1 − RMSE (all kernels)", -0.38, -0.40,
+        results.TrainedVsRandom(lens_ka, "efficientnet_lite0", "mean 1 − RMSE (all kernels)", -0.38, -0.40,
                                           0.02, 0.01, 0.03),
-        synthesis.trained_vs_random_entry(lens_ka, "dinov2_s14_saliency", "mean 1 − RMSE (all kernels)", -0.41, -0.405,
+        results.TrainedVsRandom(lens_ka, "dinov2_s14_saliency", "mean 1 − RMSE (all kernels)", -0.41, -0.405,
                                           -0.005, -0.006, -0.004)])
     _write_trained_vs_random(tmp_path, "artificial_kernels", [
-        synthesis.trained_vs_random_entry(lens_ka, "dinov2_s14_saliency", "attention coverage", 0.7, 0.99, -0.29,
+        results.TrainedVsRandom(lens_ka, "dinov2_s14_saliency", "attention coverage", 0.7, 0.99, -0.29,
                                           -0.31, -0.27)])
     storage.chapter_results_dir("synthesis", {"seed": 0}, data_dir=tmp_path)  # this chapter, running
     table = synthesis.trained_vs_random_table(data_dir=tmp_path)
@@ -289,11 +319,13 @@ def test_trained_vs_random_table_gathers_every_lens_and_its_sentence_flips(tmp_p
 
     # a lens whose chapter never ran says which command makes it; a malformed entry is an error, not a gap
     only_ka = synthesis.trained_vs_random_table(data_dir=tmp_path / "none")
-    assert "run `neuroalign run kernel_alignment`" in only_ka.loc[only_ka["chapter"] == "kernel_alignment", "note"].iloc[0]
+    ka_note = only_ka.loc[only_ka["chapter"] == "kernel_alignment", "note"].iloc[0]
+    assert "run `neuroalign run kernel_alignment`" in ka_note
     _write_trained_vs_random(tmp_path / "bad", "kernel_alignment", [{"lens": lens_ka, "model": "x"}])
-    with pytest.raises(ValueError, match="lacks"):
+    with pytest.raises(results.ResultsError, match=r"trained_vs_random\[0\] lacks the field\(s\) \['quantity'.*"
+                       r"neuroalign run kernel_alignment"):
         synthesis.trained_vs_random_table(data_dir=tmp_path / "bad")
     _write_trained_vs_random(tmp_path / "lens", "factortopy_encoding", [
-        synthesis.trained_vs_random_entry("FactorTopy", "m", "q", 0.6, 0.2, 0.4, 0.3, 0.5)])
+        results.TrainedVsRandom("FactorTopy", "m", "q", 0.6, 0.2, 0.4, 0.3, 0.5)])
     with pytest.raises(ValueError, match="names the lens 'FactorTopy'; accepted"):
         synthesis.trained_vs_random_table(data_dir=tmp_path / "lens")
