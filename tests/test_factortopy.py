@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from neuroalign_utils.factortopy import analysis, features, maps, model, nsd, pipeline, training
+from neuroalign_utils.factortopy import analysis, features, loading, maps, model, pipeline, synthetic, training
 
 N_IMAGES = 600
 N_VERTICES = 300  # per hemisphere
@@ -220,12 +220,12 @@ def test_random_layers_of_the_default_init_are_too_alike():
 @pytest.fixture(scope="session")
 def subject_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("nsd")
-    return nsd.write_synthetic_subject(root, n_images=N_IMAGES, n_vertices_per_hemisphere=N_VERTICES)
+    return synthetic.write_synthetic_subject(root, n_images=N_IMAGES, n_vertices_per_hemisphere=N_VERTICES)
 
 
 @pytest.fixture(scope="session")
 def fitted(subject_dir):
-    subject = nsd.load_algonauts_subject(subject_dir)
+    subject = loading.load_algonauts_subject(subject_dir)
     feats = features.cached_features(features.BackboneSpec(), subject.images.values)
     coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
                                                     subject.vertices["hemisphere"])
@@ -250,9 +250,9 @@ def test_synthetic_subject_matches_the_algonauts_layout(subject_dir):
         assert prf.shape == (N_VERTICES,)
     mapping = np.load(roi_dir / "mapping_prf-visualrois.npy", allow_pickle=True).item()
     assert mapping[1] == "V1v" and mapping[7] == "hV4"
-    subject = nsd.load_algonauts_subject(subject_dir)
+    subject = loading.load_algonauts_subject(subject_dir)
     assert {"V1v", "V1d", "V2v", "V3d", "hV4", "OPA", "PPA", "EBA", "FFA-1", "OFA"} <= set(subject.vertices["roi"])
-    truth = nsd.load_ground_truth(subject_dir)
+    truth = synthetic.load_ground_truth(subject_dir)
     assert (truth["roi"].to_numpy() == subject.vertices["roi"].to_numpy()).all()
     # the planted hierarchy: V1 reads layer 0, EBA the last layer, with a larger global share
     by_roi = truth.groupby("roi")[["layer", "scale"]].mean()
@@ -262,8 +262,8 @@ def test_synthetic_subject_matches_the_algonauts_layout(subject_dir):
 
 def test_writer_is_deterministic(tmp_path):
     small = dict(n_images=30, n_vertices_per_hemisphere=80, seed=3)
-    first = nsd.write_synthetic_subject(tmp_path / "a", **small)
-    second = nsd.write_synthetic_subject(tmp_path / "b", **small)
+    first = synthetic.write_synthetic_subject(tmp_path / "a", **small)
+    second = synthetic.write_synthetic_subject(tmp_path / "b", **small)
     for rel in ("training_split/training_fmri/lh_training_fmri.npy", "roi_masks/rh.floc-faces_fsaverage_space.npy"):
         np.testing.assert_array_equal(np.load(first / rel), np.load(second / rel))
     assert sorted(p.name for p in (first / "training_split/training_images").iterdir()) == sorted(
@@ -279,7 +279,7 @@ def test_r2_well_above_the_shuffled_control(fitted):
 
 def test_layer_selector_recovers_the_planted_ordering(fitted, subject_dir):
     subject, result, _ = fitted
-    truth = nsd.load_ground_truth(subject_dir)
+    truth = synthetic.load_ground_truth(subject_dir)
     table = analysis.selector_table(result.model, subject.vertices).assign(true_layer=truth["layer"])
     fit = analysis.hierarchy_slope(table["iota"], table["roi"], n_bootstrap=200)
     assert fit["slope"] > 0.3 and fit["slope_low"] > 0.2
@@ -292,7 +292,7 @@ def test_layer_selector_recovers_the_planted_ordering(fitted, subject_dir):
 
 def test_space_and_scale_selectors_recover_planted_values(fitted, subject_dir):
     subject, result, _ = fitted
-    truth = nsd.load_ground_truth(subject_dir)
+    truth = synthetic.load_ground_truth(subject_dir)
     table = analysis.selector_table(result.model, subject.vertices)
     local = truth["scale"].to_numpy() < 0.3  # mostly-local vertices: their position is identifiable
     error = np.hypot(table["space_x"] - truth["pos_x"], table["space_y"] - truth["pos_y"])[local]
@@ -319,7 +319,7 @@ def test_top_channel_image(fitted, subject_dir):
 
 
 def test_checkpoint_is_written_and_reloads(subject_dir, tmp_path):
-    subject = nsd.load_algonauts_subject(subject_dir)
+    subject = loading.load_algonauts_subject(subject_dir)
     feats = features.cached_features(features.BackboneSpec(), subject.images.values)
     coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
                                                     subject.vertices["hemisphere"])
@@ -333,7 +333,7 @@ def test_checkpoint_is_written_and_reloads(subject_dir, tmp_path):
 
 # --- surface maps -----------------------------------------------------------------------------------------
 def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
-    vertices = pd.concat([nsd.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
+    vertices = pd.concat([synthetic.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
     vertices["roi"] = np.where(vertices["rho"] < 0.5, "V1v", "EBA")
     fig = maps.plot_surface_maps(vertices["rho"].to_numpy(), vertices, title="rho", colorbar_label="ρ")
     fig.set_dpi(100)
@@ -353,7 +353,7 @@ def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
 
 
 def test_inflated_view_paints_the_roi_on_visible_faces(tmp_path):
-    vertices = pd.concat([nsd.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
+    vertices = pd.concat([synthetic.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
     fig = maps.plot_surface_maps(np.ones(300), vertices, surface="inflated", vmin=0, vmax=1, cmap="Reds",
                                  roi_outline=False)
     # the occipital cap faces the viewer, so saturated red (the ROI) must be visible in both panels
@@ -396,7 +396,7 @@ def test_raw_nsd_loader_reads_tiny_release_files(tmp_path):
     brick = rng.integers(0, 255, size=(40, 9, 9, 3), dtype=np.uint8)
     with h5py.File(stim_dir / "nsd_stimuli.hdf5", "w") as fh:
         fh["imgBrick"] = brick
-    subject = nsd.load_raw_nsd(tmp_path, subject=1, sessions=(1, 2))
+    subject = loading.load_raw_nsd(tmp_path, subject=1, sessions=(1, 2))
     seen = np.unique(order) - 1
     expected_ids = subjectim[0, seen] - 1
     assert subject.images["nsd_id"].values.tolist() == expected_ids.tolist()
@@ -482,33 +482,33 @@ def test_a_flat_or_constant_run_reads_as_no_hierarchy():
 
 
 def test_subject_files_are_checked_from_their_headers_before_images_are_read(tmp_path):
-    folder = nsd.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
+    folder = synthetic.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
     fmri = folder / "training_split" / "training_fmri" / "lh_training_fmri.npy"
     good = np.load(fmri)
     np.save(fmri, good[:, :-1])
     with pytest.raises(ValueError, match=r"lh_training_fmri.npy has shape \(12, 49\)"):
-        nsd.load_algonauts_subject(folder)
+        loading.load_algonauts_subject(folder)
     fmri.write_bytes(fmri.read_bytes()[:100])  # truncated
     with pytest.raises(ValueError, match="lh_training_fmri.npy cannot be read"):
-        nsd.load_algonauts_subject(folder)
+        loading.load_algonauts_subject(folder)
     np.save(fmri, good.astype(str))
     with pytest.raises(ValueError, match="lh_training_fmri.npy holds <U.* values; numbers are needed"):
-        nsd.load_algonauts_subject(folder)
+        loading.load_algonauts_subject(folder)
     np.save(fmri, good)
     for mapping in (folder / "roi_masks").glob("mapping_*.npy"):
         mapping.unlink()
-    subject = nsd.load_algonauts_subject(folder)
+    subject = loading.load_algonauts_subject(folder)
     assert set(subject.vertices["roi"]) == {"Unknown"}
     assert not analysis.can_fit_hierarchy(subject.vertices["roi"])
     assert "not computed" in analysis.describe_hierarchy_slope(None, median_confidence=1.0)
 
 
 def test_a_damaged_synthetic_subject_is_rebuilt(tmp_path):
-    folder = nsd.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
+    folder = synthetic.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
     fmri = folder / "training_split" / "training_fmri" / "rh_training_fmri.npy"
     good = fmri.read_bytes()
     fmri.write_bytes(good[:64])
-    again = nsd.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
+    again = synthetic.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
     assert again == folder and fmri.read_bytes() == good
 
 
@@ -675,27 +675,27 @@ def test_trained_layers_are_more_distinct_than_random_ones():
 @pytest.fixture(scope="module")
 def trained_subject(tmp_path_factory):
     spec = features.backbone_spec(f"{TRAINED}:pretrained", image_size=112)
-    folder = nsd.write_synthetic_subject(tmp_path_factory.mktemp("trained_nsd"), n_images=TRAINED_IMAGES,
+    folder = synthetic.write_synthetic_subject(tmp_path_factory.mktemp("trained_nsd"), n_images=TRAINED_IMAGES,
                                          n_vertices_per_hemisphere=TRAINED_VERTICES, backbone=spec)
     return spec, folder
 
 
 def test_trained_subject_records_its_stimuli_and_shares_the_feature_cache(trained_subject):
     spec, folder = trained_subject
-    stimuli = nsd.load_stimuli(folder)
+    stimuli = synthetic.load_stimuli(folder)
     assert len(stimuli) == TRAINED_IMAGES and set(stimuli["kind"]) == {"photograph", "crop", "texture"}
     assert (stimuli["kind"] == "photograph").sum() == 14
-    subject = nsd.load_algonauts_subject(folder)
+    subject = loading.load_algonauts_subject(folder)
     assert subject.images["nsd_id"].values.tolist() == stimuli["nsd_id"].tolist()
     # the planting features were computed from the stimuli as stored, so the fit reads the same cache entry
     assert features.cached_features(spec, subject.images.values)["hit"]
-    truth = nsd.load_ground_truth(folder)
+    truth = synthetic.load_ground_truth(folder)
     assert truth["n_layers"].iloc[0] == 12 and truth["layer"].max() == 11
 
 
 def test_planted_hierarchy_is_recovered_with_the_trained_backbone(trained_subject):
     spec, folder = trained_subject
-    subject, truth = nsd.load_algonauts_subject(folder), nsd.load_ground_truth(folder)
+    subject, truth = loading.load_algonauts_subject(folder), synthetic.load_ground_truth(folder)
     fit = pipeline.fit_backbone(subject, spec, n_steps=TRAINED_STEPS, lr=2e-3, progress=False, device="cpu")
     slope = analysis.hierarchy_slope(fit.table["iota"], fit.table["roi"], n_bootstrap=200)
     recovery = pipeline.ground_truth_recovery(fit.table, truth)

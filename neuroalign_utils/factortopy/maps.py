@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import style
 from .._validation import check_in_allowed
-from .nsd import FSAVERAGE5_N_VERTICES, HEMISPHERES, fsaverage5_mesh
+from .loading import FSAVERAGE5_N_VERTICES, HEMISPHERES, fsaverage5_mesh
 
 GREY = np.array([0.82, 0.82, 0.82])
 

@@ -1,59 +1,34 @@
-"""The Natural Scenes Dataset in the Algonauts 2023 layout: a synthetic subject writer and the loaders.
-
-Layout (that of the Algonauts 2023 release), per subject ``subjXX/``::
-
-    training_split/training_images/train-NNNN_nsd-MMMMM.png
-    training_split/training_fmri/{lh,rh}_training_fmri.npy          float32 (n_images, n_vertices_hemi)
-    roi_masks/{lh,rh}.all-vertices_fsaverage_space.npy               163,842 ints, 1 = vertex used
-    roi_masks/{lh,rh}.<roi file>_{fsaverage,challenge}_space.npy     ROI label per vertex
-    roi_masks/mapping_<roi file>.npy                                 dict label → ROI name
+"""The planted default subject: a synthetic NSD subject written in the Algonauts 2023 layout.
 
 :func:`write_synthetic_subject` writes a subject whose vertices all lie below 10,242 in each hemisphere
 (valid in fsaverage and fsaverage5 index spaces), in a cap around the occipital pole of the fsaverage
-sphere. Its ROIs are laid out as rings (V1 → V2 → V3 → hV4) and sectors (OPA dorsal, EBA lateral,
-OFA/FFA/VWFA ventral, PPA medial). Each vertex's response is a linear read-out of one backbone layer
-(later for higher ROIs) at a retinotopic image position, mixing local and global tokens with a global
-share that grows along the hierarchy, plus Gaussian noise at a stated SNR. The stimuli are the book's
-natural-image set (:func:`neuroalign_utils.images.natural_image_set`: bundled photographs, random crops
-of them and 1/f textures), and the features that drive the vertices are computed from the stimuli as
-stored (8-bit PNG). The planted truth goes to ``subjXX_ground_truth.parquet`` and what each stimulus is
-to ``subjXX_stimuli.parquet``, beside the subject, outside the release layout, so the loader
-(:func:`load_algonauts_subject`) reads only what a real subject has.
-
-:func:`load_raw_nsd` reads raw NSD (fsaverage betas ``.mgh``, ``nsd_expdesign.mat``,
-``nsd_stimuli.hdf5``) into the same :class:`NSDSubject`.
+sphere, in the release layout that :func:`.loading.load_algonauts_subject` reads. Its ROIs are laid out
+as rings (V1 → V2 → V3 → hV4) and sectors (OPA dorsal, EBA lateral, OFA/FFA/VWFA ventral, PPA medial).
+Each vertex's response is a linear read-out of one backbone layer (later for higher ROIs) at a
+retinotopic image position, mixing local and global tokens with a global share that grows along the
+hierarchy, plus Gaussian noise at a stated SNR. The stimuli are the book's natural-image set
+(:func:`neuroalign_utils.images.natural_image_set`: bundled photographs, random crops of them and 1/f
+textures), and the features that drive the vertices are computed from the stimuli as stored (8-bit
+PNG). The planted truth goes to ``subjXX_ground_truth.parquet`` (:func:`load_ground_truth`) and what
+each stimulus is to ``subjXX_stimuli.parquet`` (:func:`load_stimuli`), beside the subject, outside the
+release layout, so the loader reads only what a real subject has.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from .. import storage
-from .._validation import check_float, check_int, check_subset
+from .._validation import check_float, check_int
 from . import features as feats
+from .loading import FSAVERAGE5_N_VERTICES, FSAVERAGE_N_VERTICES, HEMISPHERES, ROI_MAPPINGS, sphere_coordinates
 
 logger = logging.getLogger(__name__)
 
-FSAVERAGE_N_VERTICES = 163_842
-FSAVERAGE5_N_VERTICES = 10_242
-HEMISPHERES = ("lh", "rh")
-#: ROI files and their label → name mappings, as in the Algonauts 2023 release
-ROI_MAPPINGS = {
-    "prf-visualrois": {0: "Unknown", 1: "V1v", 2: "V1d", 3: "V2v", 4: "V2d", 5: "V3v", 6: "V3d", 7: "hV4"},
-    "floc-bodies": {0: "Unknown", 1: "EBA", 2: "FBA-1", 3: "FBA-2", 4: "mTL-bodies"},
-    "floc-faces": {0: "Unknown", 1: "OFA", 2: "FFA-1", 3: "FFA-2", 4: "mTL-faces", 5: "aTL-faces"},
-    "floc-places": {0: "Unknown", 1: "OPA", 2: "PPA", 3: "RSC"},
-    "floc-words": {0: "Unknown", 1: "OWFA", 2: "VWFA-1", 3: "VWFA-2", 4: "mfs-words", 5: "mTL-words"},
-    "streams": {0: "Unknown", 1: "early", 2: "midventral", 3: "midlateral", 4: "midparietal",
-                5: "ventral", 6: "lateral", 7: "parietal"},
-}
 #: synthetic layout: ROI → (file, radial range ρ, angle range θ in degrees, hierarchy level in [0, 1]).
 #: ρ = distance from the occipital pole / cap radius; θ = 90 dorsal, 0 lateral, −90 ventral, ±180 medial.
 ROI_LAYOUT = {
@@ -74,45 +49,6 @@ ROI_LAYOUT = {
 }
 STREAM_RINGS = ((0.46, ("early", "early", "early")), (0.6, ("midventral", "midlateral", "midparietal")),
                 (1.01, ("ventral", "lateral", "parietal")))
-
-
-@dataclass
-class NSDSubject:
-    """One subject's stimuli, responses and vertices, however they were loaded.
-
-    Attributes
-    ----------
-    images : xarray.DataArray, (image, y, x, channel) float in [0, 1], coord ``nsd_id``
-    responses : ndarray, float32 (n_images, n_vertices), left hemisphere then right
-    vertices : pandas.DataFrame, one row per response column: ``hemisphere``, ``fsaverage_index``,
-        ``roi`` (first ROI found, else "Unknown"), ``stream``, sphere coordinates ``x, y, z``
-    """
-
-    images: xr.DataArray
-    responses: np.ndarray
-    vertices: pd.DataFrame
-
-
-def fsaverage5_mesh():
-    """nilearn's bundled fsaverage5 meshes (a dict-like with ``sphere_left``, ``flat_left``, …)."""
-    from nilearn import datasets
-
-    return datasets.fetch_surf_fsaverage("fsaverage5")
-
-
-def sphere_coordinates(hemisphere: str, fsaverage_index) -> np.ndarray:
-    """fsaverage-sphere coordinates (n, 3) of vertices below 10,242 (the fsaverage5 vertices)."""
-    from nilearn import surface
-
-    index = np.asarray(fsaverage_index)
-    if index.size and index.max() >= FSAVERAGE5_N_VERTICES:
-        raise ValueError(
-            f"'fsaverage_index' must be below {FSAVERAGE5_N_VERTICES} (fsaverage5 vertices) to use the "
-            f"bundled sphere; the largest is {index.max()}."
-        )
-    side = {"lh": "left", "rh": "right"}[hemisphere]
-    coords, _ = surface.load_surf_mesh(fsaverage5_mesh()[f"sphere_{side}"])
-    return np.asarray(coords, dtype=np.float64)[index]
 
 
 def cap_vertices(hemisphere: str, n_vertices: int) -> pd.DataFrame:
@@ -322,70 +258,6 @@ def _write_layout(folder: Path, truth: pd.DataFrame, fmri: np.ndarray, pixels: n
     return nsd_ids
 
 
-_IMAGE_NAME = re.compile(r"train-(\d{4})_nsd-(\d{5})\.png$")
-
-
-def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSDSubject:
-    """Load one subject in the Algonauts 2023 layout (real or synthetic).
-
-    Parameters
-    ----------
-    subject_dir : path-like
-        The ``subjXX`` folder.
-    image_size : int, optional
-        Resize images to this square size (the backbone's input); native size when ``None``.
-
-    Returns
-    -------
-    NSDSubject
-    """
-    from PIL import Image
-
-    subject_dir = Path(subject_dir)
-    img_dir = subject_dir / "training_split" / "training_images"
-    if not img_dir.is_dir():
-        raise FileNotFoundError(f"'subject_dir' {subject_dir} has no training_split/training_images folder.")
-    names = sorted(p.name for p in img_dir.glob("*.png"))
-    nsd_ids = [int(_IMAGE_NAME.match(n).group(2)) for n in names if _IMAGE_NAME.match(n)]
-    # shapes and types from the files' headers first: a mismatch is reported before any image is read
-    for hemi in HEMISPHERES:
-        fmri = storage.read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy", mmap=True)
-        used = storage.read_npy(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy", mmap=True)
-        n_used = int(np.count_nonzero(used))
-        if fmri.shape != (len(names), n_used):
-            raise ValueError(f"{hemi}_training_fmri.npy has shape {fmri.shape}; expected "
-                             f"({len(names)} images, {n_used} vertices of the all-vertices mask).")
-    pictures = []
-    for name in names:
-        img = Image.open(img_dir / name).convert("RGB")
-        if image_size is not None:
-            img = img.resize((image_size, image_size), Image.BILINEAR)
-        pictures.append(np.asarray(img, dtype=np.float32) / 255.0)
-    images = xr.DataArray(np.stack(pictures), dims=("image", "y", "x", "channel"),
-                          coords={"image": np.arange(len(names)), "nsd_id": ("image", nsd_ids)})
-    responses, tables = [], []
-    mappings = {f: storage.read_npy(subject_dir / "roi_masks" / f"mapping_{f}.npy", allow_pickle=True).item()
-                for f in ROI_MAPPINGS if (subject_dir / "roi_masks" / f"mapping_{f}.npy").exists()}
-    for hemi in HEMISPHERES:
-        fmri = storage.read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy")
-        index = np.flatnonzero(storage.read_npy(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy"))
-        roi = np.full(len(index), "Unknown", dtype=object)
-        stream = np.full(len(index), "Unknown", dtype=object)
-        for file, mapping in mappings.items():
-            labels = storage.read_npy(subject_dir / "roi_masks" / f"{hemi}.{file}_fsaverage_space.npy")[index]
-            names_here = np.array([mapping.get(int(v), "Unknown") for v in labels], dtype=object)
-            target = stream if file == "streams" else roi
-            fill = (target == "Unknown") & (names_here != "Unknown")
-            target[fill] = names_here[fill]
-        table = pd.DataFrame({"hemisphere": hemi, "fsaverage_index": index, "roi": roi, "stream": stream})
-        if index.size and index.max() < FSAVERAGE5_N_VERTICES:
-            table[["x", "y", "z"]] = sphere_coordinates(hemi, index)
-        responses.append(np.asarray(fmri, dtype=np.float32))
-        tables.append(table)
-    return NSDSubject(images=images, responses=np.concatenate(responses, axis=1),
-                      vertices=pd.concat(tables, ignore_index=True))
-
-
 def load_ground_truth(subject_dir) -> pd.DataFrame:
     """The planted truth written beside a synthetic subject (one row per response column)."""
     subject_dir = Path(subject_dir)
@@ -417,85 +289,3 @@ def load_stimuli(subject_dir) -> pd.DataFrame:
     ``crop`` of one, or 1/f ``texture``), ``source, licence`` (see :func:`neuroalign_utils.images.natural_image_set`)."""
     subject_dir = Path(subject_dir)
     return pd.read_parquet(subject_dir.parent / f"{subject_dir.name}_stimuli.parquet")
-
-
-def load_raw_nsd(
-    nsd_root,
-    *,
-    subject: int = 1,
-    sessions=(1,),
-    vertices: dict | None = None,
-    image_size: int | None = None,
-) -> NSDSubject:
-    """Load raw NSD fsaverage betas, average repeats per image and return an :class:`NSDSubject`.
-
-    Betas are z-scored per session and vertex (as in the Algonauts release), then averaged over the
-    repeats of each image.
-
-    Parameters
-    ----------
-    nsd_root : path-like
-        Folder holding ``nsddata``, ``nsddata_betas`` and ``nsddata_stimuli`` as released.
-    subject : int
-        1–8.
-    sessions : sequence of int
-        1-based session numbers (750 trials each).
-    vertices : dict, optional
-        ``{"lh": indices, "rh": indices}`` of fsaverage vertices to keep; all by default.
-    image_size : int, optional
-        Resize stimuli to this square size.
-
-    Returns
-    -------
-    NSDSubject
-    """
-    import h5py
-    import nibabel as nib
-    from scipy.io import loadmat
-
-    subject = check_int(subject, "subject", minimum=1, maximum=8)
-    sessions = [check_int(s, "sessions", minimum=1, maximum=40) for s in sessions]
-    if vertices is not None:
-        check_subset(list(vertices), "vertices", HEMISPHERES)
-    root = Path(nsd_root)
-    design = loadmat(root / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat")
-    order = np.asarray(design["masterordering"]).ravel().astype(int)  # 1-based into subjectim
-    subject_images = np.asarray(design["subjectim"])[subject - 1].astype(int)  # 1-based 73k ids
-    beta_dir = (root / "nsddata_betas" / "ppdata" / f"subj{subject:02d}" / "fsaverage"
-                / "betas_fithrf_GLMdenoise_RR")
-    per_hemi, trial_ids, tables = {h: [] for h in HEMISPHERES}, [], []
-    for session in sessions:
-        n_trials = None
-        for hemi in HEMISPHERES:
-            data = np.asarray(nib.load(beta_dir / f"{hemi}.betas_session{session:02d}.mgh").get_fdata(),
-                              dtype=np.float32)
-            data = data.reshape(data.shape[0], -1)  # (vertices, trials)
-            keep = np.arange(data.shape[0]) if vertices is None else np.asarray(vertices[hemi])
-            data = data[keep].T
-            data = (data - data.mean(0)) / (data.std(0) + 1e-8)
-            per_hemi[hemi].append(data)
-            n_trials = data.shape[0]
-        start = (session - 1) * n_trials  # every NSD session holds the same number (750) of trials
-        trial_ids.append(subject_images[order[start : start + n_trials] - 1] - 1)  # 0-based 73k ids
-    trial_ids = np.concatenate(trial_ids)
-    betas = np.concatenate([np.concatenate(per_hemi[h]) for h in HEMISPHERES], axis=1)
-    unique_ids, inverse = np.unique(trial_ids, return_inverse=True)
-    sums = np.zeros((len(unique_ids), betas.shape[1]), np.float64)
-    np.add.at(sums, inverse, betas)
-    responses = (sums / np.bincount(inverse)[:, None]).astype(np.float32)
-    with h5py.File(root / "nsddata_stimuli" / "stimuli" / "nsd" / "nsd_stimuli.hdf5", "r") as fh:
-        brick = fh["imgBrick"]
-        pictures = brick[np.sort(unique_ids)]  # h5py needs increasing indices; unique_ids are sorted
-    pictures = pictures.astype(np.float32) / 255.0
-    if image_size is not None:
-        from skimage.transform import resize
-
-        pictures = np.stack([resize(p, (image_size, image_size), anti_aliasing=True) for p in pictures])
-    images = xr.DataArray(pictures.astype(np.float32), dims=("image", "y", "x", "channel"),
-                          coords={"image": np.arange(len(unique_ids)), "nsd_id": ("image", unique_ids)})
-    for hemi in HEMISPHERES:
-        n_hemi = per_hemi[hemi][0].shape[1]
-        index = np.arange(n_hemi) if vertices is None else np.asarray(vertices[hemi])
-        tables.append(pd.DataFrame({"hemisphere": hemi, "fsaverage_index": index, "roi": "Unknown",
-                                    "stream": "Unknown"}))
-    return NSDSubject(images=images, responses=responses, vertices=pd.concat(tables, ignore_index=True))
