@@ -109,7 +109,8 @@ def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSD
     nsd_ids = [int(_IMAGE_NAME.match(n).group(2)) for n in names if _IMAGE_NAME.match(n)]
     # shapes and types from the files' headers first: a mismatch is reported before any image is read
     for hemi in HEMISPHERES:
-        fmri = storage.read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy", mmap=True)
+        fmri = storage.read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy",
+                                mmap=True)
         used = storage.read_npy(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy", mmap=True)
         n_used = int(np.count_nonzero(used))
         if fmri.shape != (len(names), n_used):
@@ -176,8 +177,6 @@ def load_raw_nsd(
     -------
     NSDSubject
     """
-    import h5py
-    import nibabel as nib
     from scipy.io import loadmat
 
     subject = check_int(subject, "subject", minimum=1, maximum=8)
@@ -190,18 +189,11 @@ def load_raw_nsd(
     subject_images = np.asarray(design["subjectim"])[subject - 1].astype(int)  # 1-based 73k ids
     beta_dir = (root / "nsddata_betas" / "ppdata" / f"subj{subject:02d}" / "fsaverage"
                 / "betas_fithrf_GLMdenoise_RR")
-    per_hemi, trial_ids, tables = {h: [] for h in HEMISPHERES}, [], []
+    per_hemi, trial_ids = {h: [] for h in HEMISPHERES}, []
     for session in sessions:
-        n_trials = None
-        for hemi in HEMISPHERES:
-            data = np.asarray(nib.load(beta_dir / f"{hemi}.betas_session{session:02d}.mgh").get_fdata(),
-                              dtype=np.float32)
-            data = data.reshape(data.shape[0], -1)  # (vertices, trials)
-            keep = np.arange(data.shape[0]) if vertices is None else np.asarray(vertices[hemi])
-            data = data[keep].T
-            data = (data - data.mean(0)) / (data.std(0) + 1e-8)
+        for hemi, data in _session_betas(beta_dir, session, vertices).items():
             per_hemi[hemi].append(data)
-            n_trials = data.shape[0]
+        n_trials = data.shape[0]
         start = (session - 1) * n_trials  # every NSD session holds the same number (750) of trials
         trial_ids.append(subject_images[order[start : start + n_trials] - 1] - 1)  # 0-based 73k ids
     trial_ids = np.concatenate(trial_ids)
@@ -210,19 +202,44 @@ def load_raw_nsd(
     sums = np.zeros((len(unique_ids), betas.shape[1]), np.float64)
     np.add.at(sums, inverse, betas)
     responses = (sums / np.bincount(inverse)[:, None]).astype(np.float32)
-    with h5py.File(root / "nsddata_stimuli" / "stimuli" / "nsd" / "nsd_stimuli.hdf5", "r") as fh:
-        brick = fh["imgBrick"]
-        pictures = brick[np.sort(unique_ids)]  # h5py needs increasing indices; unique_ids are sorted
-    pictures = pictures.astype(np.float32) / 255.0
-    if image_size is not None:
-        from skimage.transform import resize
-
-        pictures = np.stack([resize(p, (image_size, image_size), anti_aliasing=True) for p in pictures])
-    images = xr.DataArray(pictures.astype(np.float32), dims=("image", "y", "x", "channel"),
+    pictures = _stimulus_pictures(root / "nsddata_stimuli" / "stimuli" / "nsd" / "nsd_stimuli.hdf5", unique_ids,
+                                  image_size)
+    images = xr.DataArray(pictures, dims=("image", "y", "x", "channel"),
                           coords={"image": np.arange(len(unique_ids)), "nsd_id": ("image", unique_ids)})
+    tables = []
     for hemi in HEMISPHERES:
         n_hemi = per_hemi[hemi][0].shape[1]
         index = np.arange(n_hemi) if vertices is None else np.asarray(vertices[hemi])
         tables.append(pd.DataFrame({"hemisphere": hemi, "fsaverage_index": index, "roi": "Unknown",
                                     "stream": "Unknown"}))
     return NSDSubject(images=images, responses=responses, vertices=pd.concat(tables, ignore_index=True))
+
+
+def _session_betas(beta_dir: Path, session: int, vertices: dict | None) -> dict:
+    """One session's betas per hemisphere, (trials, kept vertices) float32, z-scored per vertex."""
+    import nibabel as nib
+
+    out = {}
+    for hemi in HEMISPHERES:
+        data = np.asarray(nib.load(beta_dir / f"{hemi}.betas_session{session:02d}.mgh").get_fdata(),
+                          dtype=np.float32)
+        data = data.reshape(data.shape[0], -1)  # (vertices, trials)
+        keep = np.arange(data.shape[0]) if vertices is None else np.asarray(vertices[hemi])
+        data = data[keep].T
+        out[hemi] = (data - data.mean(0)) / (data.std(0) + 1e-8)
+    return out
+
+
+def _stimulus_pictures(path: Path, nsd_ids: np.ndarray, image_size: int | None) -> np.ndarray:
+    """The images ``nsd_ids`` (0-based, increasing) of ``nsd_stimuli.hdf5``, float32 in [0, 1], resized
+    to ``image_size`` when given."""
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        pictures = fh["imgBrick"][np.sort(nsd_ids)]  # h5py needs increasing indices
+    pictures = pictures.astype(np.float32) / 255.0
+    if image_size is not None:
+        from skimage.transform import resize
+
+        pictures = np.stack([resize(p, (image_size, image_size), anti_aliasing=True) for p in pictures])
+    return pictures.astype(np.float32)

@@ -165,10 +165,7 @@ def write_synthetic_subject(
         key = dict(subject=subject, n_images=n_images, n_vert=n_vert, backbone=backbone.to_dict(),
                    snr=snr, seed=seed, version=(2, feats.CACHE_VERSION))
         root = storage.get_data_dir() / "nsd_synthetic" / storage.content_key(key)
-    root = Path(root)
-    subj_dir = root / f"subj{subject:02d}"
-    truth_path = root / f"subj{subject:02d}_ground_truth.parquet"
-    stimuli_path = root / f"subj{subject:02d}_stimuli.parquet"
+    subj_dir, truth_path, stimuli_path = _subject_paths(Path(root), subject)
     if storage.folder_is_intact(subj_dir) and truth_path.exists() and stimuli_path.exists() and not overwrite:
         return subj_dir
     if subj_dir.exists():
@@ -181,13 +178,56 @@ def write_synthetic_subject(
     # the 8-bit values the PNG stimuli hold, as the loader reads them back: the fit's features then equal
     # (and reuse the cache of) the planting ones
     pixels = _to_uint8(image_set.values).astype(np.float32) / 255.0
-    feat = feats.cached_features(backbone, pixels, device="cpu")  # the planted subject is the same on every machine
-    global_ = np.asarray(feat["global"], np.float32)
-    n_layers, n_channels = feat["local"].shape[1:3]
+    # on the CPU: the planted subject is the same on every machine
+    feat = feats.cached_features(backbone, pixels, device="cpu")
+    n_layers = feat["local"].shape[1]
 
     rng = np.random.default_rng(seed)
     truth = pd.concat([planted_truth(cap_vertices(h, n_vert), n_layers) for h in HEMISPHERES],
                       ignore_index=True)
+    signal = planted_signal(feat, truth, rng)
+    del feat  # unmaps the feature cache, whose pages would otherwise stay in this process's memory
+    noisy = signal + rng.standard_normal(signal.shape).astype(np.float32) / np.sqrt(snr)
+    fmri = ((noisy - noisy.mean(0)) / noisy.std(0)).astype(np.float32)
+
+    with storage.atomic_path(subj_dir, is_dir=True) as tmp:
+        nsd_ids = _write_layout(tmp, truth, fmri, pixels, rng)
+    truth = truth.assign(snr=snr, backbone=backbone.name, n_layers=n_layers)
+    with storage.atomic_path(truth_path) as tmp:
+        truth.to_parquet(tmp)
+    stimuli = pd.DataFrame({"nsd_id": nsd_ids,
+                            **{c: image_set[c].values for c in ("name", "kind", "source", "licence")}})
+    with storage.atomic_path(stimuli_path) as tmp:
+        stimuli.to_parquet(tmp)
+    logger.info("Wrote synthetic NSD subject to %s", subj_dir)
+    return subj_dir
+
+
+def _subject_paths(root: Path, subject: int) -> tuple[Path, Path, Path]:
+    """The ``subjXX`` folder and, beside it, the planted truth and the stimulus table."""
+    name = f"subj{subject:02d}"
+    return root / name, root / f"{name}_ground_truth.parquet", root / f"{name}_stimuli.parquet"
+
+
+def planted_signal(feat: dict, truth: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """Noise-free responses (n_images, N), each vertex standardised, of the vertices planted in ``truth``.
+
+    Vertex n reads layer ``truth.layer[n]`` at image position ``(pos_x, pos_y)`` with global share
+    ``scale``: w_n · ((1 − s) · bilinear(local, position) + s · global), through read-out weights w_n =
+    its ROI's direction plus a vertex-specific part, both drawn from ``rng`` (ROI directions first, in
+    sorted ROI order, then the vertices').
+
+    Parameters
+    ----------
+    feat : dict
+        Backbone features (:func:`.features.cached_features`): ``local`` (n_images, L, C, g, g),
+        ``global`` (n_images, L, C).
+    truth : DataFrame
+        :func:`planted_truth` rows of every vertex, in response-column order.
+    rng : numpy.random.Generator
+    """
+    global_ = np.asarray(feat["global"], np.float32)
+    n_images, n_layers, n_channels = feat["local"].shape[:3]
     # read-out weights: a direction per ROI plus a vertex-specific part
     roi_dirs = {r: rng.standard_normal(n_channels) for r in sorted(set(truth["roi"]))}
     weights = np.stack([roi_dirs[r] for r in truth["roi"]]) + 0.5 * rng.standard_normal((len(truth), n_channels))
@@ -204,21 +244,7 @@ def write_synthetic_subject(
             local_part = np.einsum("bnc,nc->bn", bilinear_sample(layer_local, position[chunk]), weights[chunk])
             global_part = global_[:, layer] @ weights[chunk].T
             signal[:, chunk] = (1 - scale[chunk]) * local_part + scale[chunk] * global_part
-    del feat  # unmaps the feature cache, whose pages would otherwise stay in this process's memory
-    signal = (signal - signal.mean(0)) / (signal.std(0) + 1e-8)
-    noisy = signal + rng.standard_normal(signal.shape).astype(np.float32) / np.sqrt(snr)
-    fmri = ((noisy - noisy.mean(0)) / noisy.std(0)).astype(np.float32)
-
-    with storage.atomic_path(subj_dir, is_dir=True) as tmp:
-        nsd_ids = _write_layout(tmp, truth, fmri, pixels, rng)
-    truth = truth.assign(snr=snr, backbone=backbone.name, n_layers=n_layers)
-    with storage.atomic_path(truth_path) as tmp:
-        truth.to_parquet(tmp)
-    stimuli = pd.DataFrame({"nsd_id": nsd_ids, **{c: image_set[c].values for c in ("name", "kind", "source", "licence")}})
-    with storage.atomic_path(stimuli_path) as tmp:
-        stimuli.to_parquet(tmp)
-    logger.info("Wrote synthetic NSD subject to %s", subj_dir)
-    return subj_dir
+    return (signal - signal.mean(0)) / (signal.std(0) + 1e-8)
 
 
 def _to_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -286,6 +312,7 @@ def describe_stimuli(kind) -> str:
 
 def load_stimuli(subject_dir) -> pd.DataFrame:
     """What each stimulus of a synthetic subject is, in image order: ``nsd_id, name, kind`` (``photograph``,
-    ``crop`` of one, or 1/f ``texture``), ``source, licence`` (see :func:`neuroalign_utils.images.natural_image_set`)."""
+    ``crop`` of one, or 1/f ``texture``), ``source, licence`` (see
+    :func:`neuroalign_utils.images.natural_image_set`)."""
     subject_dir = Path(subject_dir)
     return pd.read_parquet(subject_dir.parent / f"{subject_dir.name}_stimuli.parquet")
