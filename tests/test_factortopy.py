@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from neuroalign_utils.factortopy import analysis, features, loading, maps, model, pipeline, synthetic, training
+from neuroalign_utils.factortopy import analysis, features, figures, loading, model, pipeline, synthetic, training
 
 N_IMAGES = 600
 N_VERTICES = 300  # per hemisphere
@@ -335,7 +335,7 @@ def test_checkpoint_is_written_and_reloads(subject_dir, tmp_path):
 def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
     vertices = pd.concat([synthetic.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
     vertices["roi"] = np.where(vertices["rho"] < 0.5, "V1v", "EBA")
-    fig = maps.plot_surface_maps(vertices["rho"].to_numpy(), vertices, title="rho", colorbar_label="ρ")
+    fig = figures.plot_surface_maps(vertices["rho"].to_numpy(), vertices, title="rho", colorbar_label="ρ")
     fig.set_dpi(100)
     path = tmp_path / "map.png"
     fig.savefig(path, dpi=100)
@@ -346,15 +346,15 @@ def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
     assert Image.open(path).size == (round(100 * style.BOOK_WIDTH), 340)  # the book's width
     assert sum(a.get_title().endswith("hemisphere") for a in fig.axes) == 2
     with pytest.raises(ValueError, match="expected 300"):
-        maps.plot_surface_maps(np.zeros(299), vertices)
+        figures.plot_surface_maps(np.zeros(299), vertices)
     layer = np.stack([np.arange(300) % 4, np.linspace(0, 1, 300)], 1)
-    maps.plot_surface_maps(layer, vertices, kind="layer", n_layers=4)
-    maps.plot_surface_maps(np.zeros((300, 2)), vertices, kind="position")
+    figures.plot_surface_maps(layer, vertices, kind="layer", n_layers=4)
+    figures.plot_surface_maps(np.zeros((300, 2)), vertices, kind="position")
 
 
 def test_inflated_view_paints_the_roi_on_visible_faces(tmp_path):
     vertices = pd.concat([synthetic.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
-    fig = maps.plot_surface_maps(np.ones(300), vertices, surface="inflated", vmin=0, vmax=1, cmap="Reds",
+    fig = figures.plot_surface_maps(np.ones(300), vertices, surface="inflated", vmin=0, vmax=1, cmap="Reds",
                                  roi_outline=False)
     # the occipital cap faces the viewer, so saturated red (the ROI) must be visible in both panels
     fig.canvas.draw()
@@ -363,7 +363,61 @@ def test_inflated_view_paints_the_roi_on_visible_faces(tmp_path):
     half = rgb.shape[1] // 2
     assert red[:, :half].sum() > 200 and red[:, half:].sum() > 200
     with pytest.raises(ValueError, match="'surface' must be one of"):
-        maps.plot_surface_maps(np.ones(300), vertices, surface="pial")
+        figures.plot_surface_maps(np.ones(300), vertices, surface="pial")
+
+
+def _plot_calls():
+    """Every figures.plot_* with small inputs: name → (call with ``axes``, shape of the axes it draws into)."""
+    rng = np.random.default_rng(0)
+    roi = np.array(["V1v", "V2d", "OPA", "EBA"] * 10)
+    table = pd.DataFrame({"roi": roi, "iota": rng.uniform(size=40), "space_x": rng.uniform(-1, 1, 40),
+                          "space_y": rng.uniform(-1, 1, 40), "scale": rng.uniform(size=40)})
+    truth = pd.DataFrame({"pos_x": rng.uniform(-1, 1, 40), "pos_y": rng.uniform(-1, 1, 40),
+                          "scale": rng.uniform(size=40)})
+    recovery = pd.DataFrame({"planted_layer": [0, 1, 3], "recovered_layer": [0, 2, 3]}, index=["V1v", "hV4", "EBA"])
+    matrices = {"random": rng.uniform(size=(4, 4)), "trained": rng.uniform(size=(4, 4))}
+    by_distance = pd.DataFrame({"model": ["random"] * 3 + ["trained"] * 3, "layers_apart": [1, 2, 3] * 2,
+                                "r2": rng.uniform(size=6), "ci_low": 0.0, "ci_high": 1.0})
+    vertices = pd.concat([synthetic.cap_vertices(h, 60) for h in ("lh", "rh")], ignore_index=True)
+    images = rng.uniform(size=(2, 16, 16, 3))
+    return {
+        "plot_stimuli": (lambda axes: figures.plot_stimuli(images, ["a", "b"], axes=axes), (2,)),
+        "plot_training_history": (lambda axes: figures.plot_training_history(
+            pd.DataFrame({"step": [10, 20], "val_r2": [0.1, 0.2]}), decay_steps=5, ceiling=0.5, axes=axes), ()),
+        "plot_hierarchy_slope": (lambda axes: figures.plot_hierarchy_slope(
+            table, {"b0": 0.1, "slope": 0.8}, axes=axes), ()),
+        "plot_layer_recovery": (lambda axes: figures.plot_layer_recovery(recovery, 4, axes=axes), ()),
+        "plot_position_scale_recovery": (lambda axes: figures.plot_position_scale_recovery(table, truth, axes=axes),
+                                         (2,)),
+        "plot_top_channels": (lambda axes: figures.plot_top_channels(
+            images, {"V1v": list(rng.uniform(size=(2, 8, 8, 3)))}, axes=axes), (2, 2)),
+        "plot_layer_predictability": (lambda axes: figures.plot_layer_predictability(matrices, axes=axes), (2,)),
+        "plot_layer_distinctness": (lambda axes: figures.plot_layer_distinctness(matrices, by_distance, axes=axes),
+                                    (3,)),
+        "plot_surface_maps": (lambda axes: figures.plot_surface_maps(vertices["rho"].to_numpy(), vertices, axes=axes),
+                              (2,)),
+    }
+
+
+def test_every_plot_function_draws_into_given_axes_and_returns_the_figure():
+    import matplotlib.pyplot as plt
+
+    calls = _plot_calls()
+    assert sorted(calls) == sorted(n for n in dir(figures) if n.startswith("plot_"))  # none left unchecked
+    for name, (call, shape) in calls.items():
+        own = call(None)
+        assert isinstance(own, plt.Figure) and own.axes, name
+        plt.close(own)
+        fig, axes = plt.subplots(*shape) if shape else plt.subplots()
+        open_figures = plt.get_fignums()
+        assert call(axes) is fig, name
+        assert plt.get_fignums() == open_figures, name  # no figure of its own when given axes
+        assert all(a.has_data() for a in np.ravel(axes)), name
+        plt.close(fig)
+    fig, axes = plt.subplots(1, 3)
+    with pytest.raises(ValueError, match="'axes' must hold 2 matplotlib Axes"):
+        calls["plot_position_scale_recovery"][0](axes)
+    plt.close(fig)
 
 
 # --- raw NSD loader on tiny files in the release format -------------------------------------------------------
