@@ -488,7 +488,8 @@ def test_recovery_sentence_flips_when_the_run_is_broken():
     assert good.startswith("The layer selector recovered the planted hierarchy:") and "Missed" not in good
     partial = analysis.describe_recovery(_recovery(planted, [0, 0, 0, 0, 2, 2, 2, 1]), 4, slope=GOOD_SLOPE,
                                          position_error=0.04, scale_correlation=0.9)
-    assert "only in part" in partial and "roi2 (planted 1, chosen 0)" in partial and "roi7 (planted 3, chosen 1)" in partial
+    assert "only in part" in partial
+    assert "roi2 (planted 1, chosen 0)" in partial and "roi7 (planted 3, chosen 1)" in partial
     broken = analysis.describe_recovery(_recovery(planted, [0] * 8), 4, slope=FLAT_SLOPE, position_error=0.6,
                                         scale_correlation=0.0)
     assert broken.startswith("The layer selector did not recover the planted hierarchy:")
@@ -627,7 +628,8 @@ def test_trained_backbone_tokens_and_streamed_cache(tmp_path):
     assert sorted(p.name for p in cached["path"].iterdir()) == [".sizes.json", "global.npy", "local.npy", "meta.json"]
     assert "weights_sha256" in json.loads((cached["path"] / "meta.json").read_text())["key"]
     # the random control has other features, under another key
-    other = features.cached_features(features.backbone_spec(f"{TRAINED}:random", image_size=112), imgs, data_dir=tmp_path)
+    other = features.cached_features(features.backbone_spec(f"{TRAINED}:random", image_size=112), imgs,
+                                     data_dir=tmp_path)
     assert other["path"] != cached["path"] and np.abs(np.asarray(other["local"], np.float32)
                                                       - np.asarray(cached["local"], np.float32)).mean() > 0.1
 
@@ -665,7 +667,8 @@ def test_distinctness_comparison_follows_constructed_layers():
     swapped = analysis.compare_layer_distinctness(alike, distinct, n_bootstrap=200)["table"]
     assert swapped.loc["all_pairs", "ci_high"] < 0
     same = analysis.compare_layer_distinctness(alike, alike, n_bootstrap=200)["table"]
-    assert same.loc["all_pairs", "margin"] == 0 and same.loc["all_pairs", "ci_low"] == 0 == same.loc["all_pairs", "ci_high"]
+    all_pairs = same.loc["all_pairs"]
+    assert all_pairs["margin"] == 0 and all_pairs["ci_low"] == 0 == all_pairs["ci_high"]
     with pytest.raises(ValueError, match="must hold the same images"):
         analysis.compare_layer_distinctness(distinct, alike[:30])
 
@@ -688,13 +691,15 @@ def test_trained_vs_random_sentence_flips_with_the_interval():
     assert "less distinct" in reversed_
     no_interval = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, np.nan, np.nan), model="m")
     assert "cannot be told apart" in no_interval and "no interval" in no_interval
-    brief = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, 0.5, 0.63), model="m", brief=True)
+    brief = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, 0.5, 0.63), model="m",
+                                                       brief=True)
     assert brief == good.split(" Trained:")[0]
 
 
 def test_trained_vs_random_rows_have_the_synthesis_shape():
     rows = analysis.trained_vs_random_rows(_distinctness_table(0.58, 0.03, 0.5, 0.63), lens="L", model="m")
-    assert [set(r) for r in rows] == [{"lens", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high"}] * 2
+    columns = {"lens", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high"}
+    assert [set(r) for r in rows] == [columns] * 2
     assert rows[0]["lens"] == "L" and rows[0]["margin"] == pytest.approx(0.55)
     assert all(isinstance(r[k], float) for r in rows for k in ("trained", "random", "margin", "ci_low", "ci_high"))
     assert np.isnan(rows[1]["ci_low"]) and json.loads(json.dumps(rows))  # NaN survives the JSON round trip
