@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from neuroalign_utils.factortopy import analysis, features, maps, model, nsd, pipeline, training
+from neuroalign_utils.factortopy import analysis, features, figures, loading, model, pipeline, synthetic, training
 
 N_IMAGES = 600
 N_VERTICES = 300  # per hemisphere
@@ -220,12 +220,12 @@ def test_random_layers_of_the_default_init_are_too_alike():
 @pytest.fixture(scope="session")
 def subject_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("nsd")
-    return nsd.write_synthetic_subject(root, n_images=N_IMAGES, n_vertices_per_hemisphere=N_VERTICES)
+    return synthetic.write_synthetic_subject(root, n_images=N_IMAGES, n_vertices_per_hemisphere=N_VERTICES)
 
 
 @pytest.fixture(scope="session")
 def fitted(subject_dir):
-    subject = nsd.load_algonauts_subject(subject_dir)
+    subject = loading.load_algonauts_subject(subject_dir)
     feats = features.cached_features(features.BackboneSpec(), subject.images.values)
     coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
                                                     subject.vertices["hemisphere"])
@@ -250,9 +250,9 @@ def test_synthetic_subject_matches_the_algonauts_layout(subject_dir):
         assert prf.shape == (N_VERTICES,)
     mapping = np.load(roi_dir / "mapping_prf-visualrois.npy", allow_pickle=True).item()
     assert mapping[1] == "V1v" and mapping[7] == "hV4"
-    subject = nsd.load_algonauts_subject(subject_dir)
+    subject = loading.load_algonauts_subject(subject_dir)
     assert {"V1v", "V1d", "V2v", "V3d", "hV4", "OPA", "PPA", "EBA", "FFA-1", "OFA"} <= set(subject.vertices["roi"])
-    truth = nsd.load_ground_truth(subject_dir)
+    truth = synthetic.load_ground_truth(subject_dir)
     assert (truth["roi"].to_numpy() == subject.vertices["roi"].to_numpy()).all()
     # the planted hierarchy: V1 reads layer 0, EBA the last layer, with a larger global share
     by_roi = truth.groupby("roi")[["layer", "scale"]].mean()
@@ -262,8 +262,8 @@ def test_synthetic_subject_matches_the_algonauts_layout(subject_dir):
 
 def test_writer_is_deterministic(tmp_path):
     small = dict(n_images=30, n_vertices_per_hemisphere=80, seed=3)
-    first = nsd.write_synthetic_subject(tmp_path / "a", **small)
-    second = nsd.write_synthetic_subject(tmp_path / "b", **small)
+    first = synthetic.write_synthetic_subject(tmp_path / "a", **small)
+    second = synthetic.write_synthetic_subject(tmp_path / "b", **small)
     for rel in ("training_split/training_fmri/lh_training_fmri.npy", "roi_masks/rh.floc-faces_fsaverage_space.npy"):
         np.testing.assert_array_equal(np.load(first / rel), np.load(second / rel))
     assert sorted(p.name for p in (first / "training_split/training_images").iterdir()) == sorted(
@@ -279,7 +279,7 @@ def test_r2_well_above_the_shuffled_control(fitted):
 
 def test_layer_selector_recovers_the_planted_ordering(fitted, subject_dir):
     subject, result, _ = fitted
-    truth = nsd.load_ground_truth(subject_dir)
+    truth = synthetic.load_ground_truth(subject_dir)
     table = analysis.selector_table(result.model, subject.vertices).assign(true_layer=truth["layer"])
     fit = analysis.hierarchy_slope(table["iota"], table["roi"], n_bootstrap=200)
     assert fit["slope"] > 0.3 and fit["slope_low"] > 0.2
@@ -292,7 +292,7 @@ def test_layer_selector_recovers_the_planted_ordering(fitted, subject_dir):
 
 def test_space_and_scale_selectors_recover_planted_values(fitted, subject_dir):
     subject, result, _ = fitted
-    truth = nsd.load_ground_truth(subject_dir)
+    truth = synthetic.load_ground_truth(subject_dir)
     table = analysis.selector_table(result.model, subject.vertices)
     local = truth["scale"].to_numpy() < 0.3  # mostly-local vertices: their position is identifiable
     error = np.hypot(table["space_x"] - truth["pos_x"], table["space_y"] - truth["pos_y"])[local]
@@ -319,7 +319,7 @@ def test_top_channel_image(fitted, subject_dir):
 
 
 def test_checkpoint_is_written_and_reloads(subject_dir, tmp_path):
-    subject = nsd.load_algonauts_subject(subject_dir)
+    subject = loading.load_algonauts_subject(subject_dir)
     feats = features.cached_features(features.BackboneSpec(), subject.images.values)
     coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
                                                     subject.vertices["hemisphere"])
@@ -333,9 +333,9 @@ def test_checkpoint_is_written_and_reloads(subject_dir, tmp_path):
 
 # --- surface maps -----------------------------------------------------------------------------------------
 def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
-    vertices = pd.concat([nsd.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
+    vertices = pd.concat([synthetic.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
     vertices["roi"] = np.where(vertices["rho"] < 0.5, "V1v", "EBA")
-    fig = maps.plot_surface_maps(vertices["rho"].to_numpy(), vertices, title="rho", colorbar_label="ρ")
+    fig = figures.plot_surface_maps(vertices["rho"].to_numpy(), vertices, title="rho", colorbar_label="ρ")
     fig.set_dpi(100)
     path = tmp_path / "map.png"
     fig.savefig(path, dpi=100)
@@ -346,15 +346,15 @@ def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
     assert Image.open(path).size == (round(100 * style.BOOK_WIDTH), 340)  # the book's width
     assert sum(a.get_title().endswith("hemisphere") for a in fig.axes) == 2
     with pytest.raises(ValueError, match="expected 300"):
-        maps.plot_surface_maps(np.zeros(299), vertices)
+        figures.plot_surface_maps(np.zeros(299), vertices)
     layer = np.stack([np.arange(300) % 4, np.linspace(0, 1, 300)], 1)
-    maps.plot_surface_maps(layer, vertices, kind="layer", n_layers=4)
-    maps.plot_surface_maps(np.zeros((300, 2)), vertices, kind="position")
+    figures.plot_surface_maps(layer, vertices, kind="layer", n_layers=4)
+    figures.plot_surface_maps(np.zeros((300, 2)), vertices, kind="position")
 
 
 def test_inflated_view_paints_the_roi_on_visible_faces(tmp_path):
-    vertices = pd.concat([nsd.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
-    fig = maps.plot_surface_maps(np.ones(300), vertices, surface="inflated", vmin=0, vmax=1, cmap="Reds",
+    vertices = pd.concat([synthetic.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
+    fig = figures.plot_surface_maps(np.ones(300), vertices, surface="inflated", vmin=0, vmax=1, cmap="Reds",
                                  roi_outline=False)
     # the occipital cap faces the viewer, so saturated red (the ROI) must be visible in both panels
     fig.canvas.draw()
@@ -363,7 +363,61 @@ def test_inflated_view_paints_the_roi_on_visible_faces(tmp_path):
     half = rgb.shape[1] // 2
     assert red[:, :half].sum() > 200 and red[:, half:].sum() > 200
     with pytest.raises(ValueError, match="'surface' must be one of"):
-        maps.plot_surface_maps(np.ones(300), vertices, surface="pial")
+        figures.plot_surface_maps(np.ones(300), vertices, surface="pial")
+
+
+def _plot_calls():
+    """Every figures.plot_* with small inputs: name → (call with ``axes``, shape of the axes it draws into)."""
+    rng = np.random.default_rng(0)
+    roi = np.array(["V1v", "V2d", "OPA", "EBA"] * 10)
+    table = pd.DataFrame({"roi": roi, "iota": rng.uniform(size=40), "space_x": rng.uniform(-1, 1, 40),
+                          "space_y": rng.uniform(-1, 1, 40), "scale": rng.uniform(size=40)})
+    truth = pd.DataFrame({"pos_x": rng.uniform(-1, 1, 40), "pos_y": rng.uniform(-1, 1, 40),
+                          "scale": rng.uniform(size=40)})
+    recovery = pd.DataFrame({"planted_layer": [0, 1, 3], "recovered_layer": [0, 2, 3]}, index=["V1v", "hV4", "EBA"])
+    matrices = {"random": rng.uniform(size=(4, 4)), "trained": rng.uniform(size=(4, 4))}
+    by_distance = pd.DataFrame({"model": ["random"] * 3 + ["trained"] * 3, "layers_apart": [1, 2, 3] * 2,
+                                "r2": rng.uniform(size=6), "ci_low": 0.0, "ci_high": 1.0})
+    vertices = pd.concat([synthetic.cap_vertices(h, 60) for h in ("lh", "rh")], ignore_index=True)
+    images = rng.uniform(size=(2, 16, 16, 3))
+    return {
+        "plot_stimuli": (lambda axes: figures.plot_stimuli(images, ["a", "b"], axes=axes), (2,)),
+        "plot_training_history": (lambda axes: figures.plot_training_history(
+            pd.DataFrame({"step": [10, 20], "val_r2": [0.1, 0.2]}), decay_steps=5, ceiling=0.5, axes=axes), ()),
+        "plot_hierarchy_slope": (lambda axes: figures.plot_hierarchy_slope(
+            table, {"b0": 0.1, "slope": 0.8}, axes=axes), ()),
+        "plot_layer_recovery": (lambda axes: figures.plot_layer_recovery(recovery, 4, axes=axes), ()),
+        "plot_position_scale_recovery": (lambda axes: figures.plot_position_scale_recovery(table, truth, axes=axes),
+                                         (2,)),
+        "plot_top_channels": (lambda axes: figures.plot_top_channels(
+            images, {"V1v": list(rng.uniform(size=(2, 8, 8, 3)))}, axes=axes), (2, 2)),
+        "plot_layer_predictability": (lambda axes: figures.plot_layer_predictability(matrices, axes=axes), (2,)),
+        "plot_layer_distinctness": (lambda axes: figures.plot_layer_distinctness(matrices, by_distance, axes=axes),
+                                    (3,)),
+        "plot_surface_maps": (lambda axes: figures.plot_surface_maps(vertices["rho"].to_numpy(), vertices, axes=axes),
+                              (2,)),
+    }
+
+
+def test_every_plot_function_draws_into_given_axes_and_returns_the_figure():
+    import matplotlib.pyplot as plt
+
+    calls = _plot_calls()
+    assert sorted(calls) == sorted(n for n in dir(figures) if n.startswith("plot_"))  # none left unchecked
+    for name, (call, shape) in calls.items():
+        own = call(None)
+        assert isinstance(own, plt.Figure) and own.axes, name
+        plt.close(own)
+        fig, axes = plt.subplots(*shape) if shape else plt.subplots()
+        open_figures = plt.get_fignums()
+        assert call(axes) is fig, name
+        assert plt.get_fignums() == open_figures, name  # no figure of its own when given axes
+        assert all(a.has_data() for a in np.ravel(axes)), name
+        plt.close(fig)
+    fig, axes = plt.subplots(1, 3)
+    with pytest.raises(ValueError, match="'axes' must hold 2 matplotlib Axes"):
+        calls["plot_position_scale_recovery"][0](axes)
+    plt.close(fig)
 
 
 # --- raw NSD loader on tiny files in the release format -------------------------------------------------------
@@ -396,7 +450,7 @@ def test_raw_nsd_loader_reads_tiny_release_files(tmp_path):
     brick = rng.integers(0, 255, size=(40, 9, 9, 3), dtype=np.uint8)
     with h5py.File(stim_dir / "nsd_stimuli.hdf5", "w") as fh:
         fh["imgBrick"] = brick
-    subject = nsd.load_raw_nsd(tmp_path, subject=1, sessions=(1, 2))
+    subject = loading.load_raw_nsd(tmp_path, subject=1, sessions=(1, 2))
     seen = np.unique(order) - 1
     expected_ids = subjectim[0, seen] - 1
     assert subject.images["nsd_id"].values.tolist() == expected_ids.tolist()
@@ -434,7 +488,8 @@ def test_recovery_sentence_flips_when_the_run_is_broken():
     assert good.startswith("The layer selector recovered the planted hierarchy:") and "Missed" not in good
     partial = analysis.describe_recovery(_recovery(planted, [0, 0, 0, 0, 2, 2, 2, 1]), 4, slope=GOOD_SLOPE,
                                          position_error=0.04, scale_correlation=0.9)
-    assert "only in part" in partial and "roi2 (planted 1, chosen 0)" in partial and "roi7 (planted 3, chosen 1)" in partial
+    assert "only in part" in partial
+    assert "roi2 (planted 1, chosen 0)" in partial and "roi7 (planted 3, chosen 1)" in partial
     broken = analysis.describe_recovery(_recovery(planted, [0] * 8), 4, slope=FLAT_SLOPE, position_error=0.6,
                                         scale_correlation=0.0)
     assert broken.startswith("The layer selector did not recover the planted hierarchy:")
@@ -482,33 +537,33 @@ def test_a_flat_or_constant_run_reads_as_no_hierarchy():
 
 
 def test_subject_files_are_checked_from_their_headers_before_images_are_read(tmp_path):
-    folder = nsd.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
+    folder = synthetic.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
     fmri = folder / "training_split" / "training_fmri" / "lh_training_fmri.npy"
     good = np.load(fmri)
     np.save(fmri, good[:, :-1])
     with pytest.raises(ValueError, match=r"lh_training_fmri.npy has shape \(12, 49\)"):
-        nsd.load_algonauts_subject(folder)
+        loading.load_algonauts_subject(folder)
     fmri.write_bytes(fmri.read_bytes()[:100])  # truncated
     with pytest.raises(ValueError, match="lh_training_fmri.npy cannot be read"):
-        nsd.load_algonauts_subject(folder)
+        loading.load_algonauts_subject(folder)
     np.save(fmri, good.astype(str))
     with pytest.raises(ValueError, match="lh_training_fmri.npy holds <U.* values; numbers are needed"):
-        nsd.load_algonauts_subject(folder)
+        loading.load_algonauts_subject(folder)
     np.save(fmri, good)
     for mapping in (folder / "roi_masks").glob("mapping_*.npy"):
         mapping.unlink()
-    subject = nsd.load_algonauts_subject(folder)
+    subject = loading.load_algonauts_subject(folder)
     assert set(subject.vertices["roi"]) == {"Unknown"}
     assert not analysis.can_fit_hierarchy(subject.vertices["roi"])
     assert "not computed" in analysis.describe_hierarchy_slope(None, median_confidence=1.0)
 
 
 def test_a_damaged_synthetic_subject_is_rebuilt(tmp_path):
-    folder = nsd.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
+    folder = synthetic.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
     fmri = folder / "training_split" / "training_fmri" / "rh_training_fmri.npy"
     good = fmri.read_bytes()
     fmri.write_bytes(good[:64])
-    again = nsd.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
+    again = synthetic.write_synthetic_subject(tmp_path / "subject", n_images=12, n_vertices_per_hemisphere=50)
     assert again == folder and fmri.read_bytes() == good
 
 
@@ -573,7 +628,8 @@ def test_trained_backbone_tokens_and_streamed_cache(tmp_path):
     assert sorted(p.name for p in cached["path"].iterdir()) == [".sizes.json", "global.npy", "local.npy", "meta.json"]
     assert "weights_sha256" in json.loads((cached["path"] / "meta.json").read_text())["key"]
     # the random control has other features, under another key
-    other = features.cached_features(features.backbone_spec(f"{TRAINED}:random", image_size=112), imgs, data_dir=tmp_path)
+    other = features.cached_features(features.backbone_spec(f"{TRAINED}:random", image_size=112), imgs,
+                                     data_dir=tmp_path)
     assert other["path"] != cached["path"] and np.abs(np.asarray(other["local"], np.float32)
                                                       - np.asarray(cached["local"], np.float32)).mean() > 0.1
 
@@ -611,7 +667,8 @@ def test_distinctness_comparison_follows_constructed_layers():
     swapped = analysis.compare_layer_distinctness(alike, distinct, n_bootstrap=200)["table"]
     assert swapped.loc["all_pairs", "ci_high"] < 0
     same = analysis.compare_layer_distinctness(alike, alike, n_bootstrap=200)["table"]
-    assert same.loc["all_pairs", "margin"] == 0 and same.loc["all_pairs", "ci_low"] == 0 == same.loc["all_pairs", "ci_high"]
+    all_pairs = same.loc["all_pairs"]
+    assert all_pairs["margin"] == 0 and all_pairs["ci_low"] == 0 == all_pairs["ci_high"]
     with pytest.raises(ValueError, match="must hold the same images"):
         analysis.compare_layer_distinctness(distinct, alike[:30])
 
@@ -634,13 +691,15 @@ def test_trained_vs_random_sentence_flips_with_the_interval():
     assert "less distinct" in reversed_
     no_interval = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, np.nan, np.nan), model="m")
     assert "cannot be told apart" in no_interval and "no interval" in no_interval
-    brief = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, 0.5, 0.63), model="m", brief=True)
+    brief = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, 0.5, 0.63), model="m",
+                                                       brief=True)
     assert brief == good.split(" Trained:")[0]
 
 
 def test_trained_vs_random_rows_have_the_synthesis_shape():
     rows = analysis.trained_vs_random_rows(_distinctness_table(0.58, 0.03, 0.5, 0.63), lens="L", model="m")
-    assert [set(r) for r in rows] == [{"lens", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high"}] * 2
+    columns = {"lens", "model", "quantity", "trained", "random", "margin", "ci_low", "ci_high"}
+    assert [set(r) for r in rows] == [columns] * 2
     assert rows[0]["lens"] == "L" and rows[0]["margin"] == pytest.approx(0.55)
     assert all(isinstance(r[k], float) for r in rows for k in ("trained", "random", "margin", "ci_low", "ci_high"))
     assert np.isnan(rows[1]["ci_low"]) and json.loads(json.dumps(rows))  # NaN survives the JSON round trip
@@ -675,27 +734,27 @@ def test_trained_layers_are_more_distinct_than_random_ones():
 @pytest.fixture(scope="module")
 def trained_subject(tmp_path_factory):
     spec = features.backbone_spec(f"{TRAINED}:pretrained", image_size=112)
-    folder = nsd.write_synthetic_subject(tmp_path_factory.mktemp("trained_nsd"), n_images=TRAINED_IMAGES,
+    folder = synthetic.write_synthetic_subject(tmp_path_factory.mktemp("trained_nsd"), n_images=TRAINED_IMAGES,
                                          n_vertices_per_hemisphere=TRAINED_VERTICES, backbone=spec)
     return spec, folder
 
 
 def test_trained_subject_records_its_stimuli_and_shares_the_feature_cache(trained_subject):
     spec, folder = trained_subject
-    stimuli = nsd.load_stimuli(folder)
+    stimuli = synthetic.load_stimuli(folder)
     assert len(stimuli) == TRAINED_IMAGES and set(stimuli["kind"]) == {"photograph", "crop", "texture"}
     assert (stimuli["kind"] == "photograph").sum() == 14
-    subject = nsd.load_algonauts_subject(folder)
+    subject = loading.load_algonauts_subject(folder)
     assert subject.images["nsd_id"].values.tolist() == stimuli["nsd_id"].tolist()
     # the planting features were computed from the stimuli as stored, so the fit reads the same cache entry
     assert features.cached_features(spec, subject.images.values)["hit"]
-    truth = nsd.load_ground_truth(folder)
+    truth = synthetic.load_ground_truth(folder)
     assert truth["n_layers"].iloc[0] == 12 and truth["layer"].max() == 11
 
 
 def test_planted_hierarchy_is_recovered_with_the_trained_backbone(trained_subject):
     spec, folder = trained_subject
-    subject, truth = nsd.load_algonauts_subject(folder), nsd.load_ground_truth(folder)
+    subject, truth = loading.load_algonauts_subject(folder), synthetic.load_ground_truth(folder)
     fit = pipeline.fit_backbone(subject, spec, n_steps=TRAINED_STEPS, lr=2e-3, progress=False, device="cpu")
     slope = analysis.hierarchy_slope(fit.table["iota"], fit.table["roi"], n_bootstrap=200)
     recovery = pipeline.ground_truth_recovery(fit.table, truth)

@@ -397,9 +397,11 @@ def describe_trained_vs_random_layers(table: pd.DataFrame, *, model: str, brief:
                 f"{report.format_interval(low, high)}" if np.isfinite(low) and np.isfinite(high)
                 else f"difference {report.format_number(row['margin'])}, no interval")
     if np.isfinite(low) and low > 0:
-        verdict = f"The trained layers of {model} are more distinct than those of the same architecture at random weights"
+        verdict = (f"The trained layers of {model} are more distinct than those of the same architecture at random "
+                   f"weights")
     elif np.isfinite(high) and high < 0:
-        verdict = f"The trained layers of {model} are less distinct than those of the same architecture at random weights"
+        verdict = (f"The trained layers of {model} are less distinct than those of the same architecture at random "
+                   f"weights")
     else:
         verdict = (f"The trained layers of {model} cannot be told apart from those of the same architecture at random "
                    f"weights by how distinct they are")
@@ -416,7 +418,8 @@ def describe_trained_vs_random_layers(table: pd.DataFrame, *, model: str, brief:
         return first
     return (f"{first} Trained: {state(row['trained'])}; "
             f"random: {state(row['random'])}. Between neighbouring layers alone the distinctness is "
-            f"{report.format_number(adjacent['trained'])} trained and {report.format_number(adjacent['random'])} random.")
+            f"{report.format_number(adjacent['trained'])} trained and {report.format_number(adjacent['random'])} "
+            f"random.")
 
 
 def describe_hierarchy_slope(slope: dict | None, *, median_confidence: float,
@@ -553,5 +556,6 @@ def describe_setting(*, synthetic: bool, backbones: pd.DataFrame, size: str) -> 
         if row["weights"] == "pretrained":
             parts.append(f"{label}: the hub checkpoint named in the table's notes")
         else:
-            parts.append(f"{label}: random weights" + (f", {size} size, not the paper's base" if size != "base" else ""))
+            size_note = f", {size} size, not the paper's base" if size != "base" else ""
+            parts.append(f"{label}: random weights{size_note}")
     return "; ".join(parts)

@@ -551,7 +551,8 @@ def cross_layer_r2(parts: dict, weights=None) -> np.ndarray:
     n_test = len(parts["held_out"])
     weights = np.ones(n_test) if weights is None else np.asarray(weights, dtype=np.float64)
     if weights.shape != (n_test,):
-        raise ValueError(f"'weights' must have one entry per held-out image ({n_test}); shape {weights.shape} was provided.")
+        raise ValueError(f"'weights' must have one entry per held-out image ({n_test}); shape {weights.shape} "
+                         f"was provided.")
     count = weights.sum() * parts["tokens_per_image"]
     residual = np.tensordot(weights, parts["residual"], axes=1)
     total = np.tensordot(weights, parts["target"], axes=1)

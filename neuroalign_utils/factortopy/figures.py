@@ -1,6 +1,9 @@
-"""Figures of the FactorTopy chapter that are not surface maps (those are in :mod:`.maps`).
+"""Every figure of the FactorTopy lens.
 
-Each function draws one figure at the book's width (:mod:`neuroalign_utils.style`) and returns it.
+Each ``plot_*`` function follows nilearn's convention: it draws into ``axes`` (one matplotlib Axes, or an
+array of them where it draws several panels) or, when ``axes`` is omitted, into a new figure sized for
+the book (:mod:`neuroalign_utils.style`), and returns the Figure. The surface maps take their meshes and
+colours from :mod:`.maps`.
 """
 
 from __future__ import annotations
@@ -9,15 +12,88 @@ import numpy as np
 import pandas as pd
 
 from .. import style
-from . import analysis
+from .._validation import check_in_allowed
+from . import analysis, maps
+from .loading import FSAVERAGE5_N_VERTICES, HEMISPHERES
 
 
-def plot_hierarchy_slope(table: pd.DataFrame, fit: dict, ax=None):
-    """ι̂ of every vertex in V1, V2&V3, OPA, EBA against its ideal level, with the fitted line."""
+def _axes_grid(axes, shape: tuple) -> np.ndarray:
+    """``axes`` as an array of ``shape``; a clear error when it holds another number of Axes."""
+    axes = np.asarray(axes, dtype=object)
+    if axes.size != int(np.prod(shape)):
+        raise ValueError(f"'axes' must hold {int(np.prod(shape))} matplotlib Axes (one per panel); "
+                         f"{axes.size} were given.")
+    return axes.reshape(shape)
+
+
+def plot_stimuli(images, titles, axes=None):
+    """Stimuli side by side, each with its title (what it is, or its NSD id).
+
+    Parameters
+    ----------
+    images : sequence of (H, W, 3) arrays in [0, 1]
+    titles : sequence of str, one per image
+    axes : array of matplotlib Axes, optional
+        One per image; a new row at the book's width when omitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3.4))
+    if axes is None:
+        _, axes = plt.subplots(1, len(images), figsize=style.book_size(1.6))
+    axes = _axes_grid(axes, (len(images),))
+    for ax, image, title in zip(axes, images, titles):
+        ax.imshow(image)
+        ax.set_title(title)
+        ax.set_axis_off()
+    return axes[0].figure
+
+
+def plot_training_history(history: pd.DataFrame, *, decay_steps: int, ceiling: float | None = None, axes=None):
+    """Validation R² against training step, the step where the entropy term ends and the planted ceiling.
+
+    Parameters
+    ----------
+    history : DataFrame
+        ``step`` and ``val_r2`` (:attr:`.training.TrainingResult.history`).
+    decay_steps : int
+        Step at which the entropy term reaches zero (dotted line).
+    ceiling : float, optional
+        Best reachable R² of a synthetic subject (dashed line); omitted for a real one.
+    axes : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(figsize=(4.5, 3))
+    ax = axes
+    ax.plot(history["step"], history["val_r2"], marker="o", ms=3, label="validation R²")
+    ax.axvline(decay_steps, color="grey", ls=":", label="entropy term off")
+    if ceiling is not None:
+        ax.axhline(ceiling, color="k", ls="--", lw=0.8, label="planted ceiling")
+    ax.set(xlabel="step", ylabel="validation R²")
+    ax.legend(frameon=False)
+    return ax.figure
+
+
+def plot_hierarchy_slope(table: pd.DataFrame, fit: dict, axes=None):
+    """ι̂ of every vertex in V1, V2&V3, OPA, EBA against its ideal level, with the fitted line.
+
+    ``fit`` is :func:`.analysis.hierarchy_slope`'s result; ``axes`` one matplotlib Axes (a new figure when
+    omitted). Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(figsize=(4.5, 3.4))
+    ax = axes
     family = table["roi"].map(analysis.roi_family)
     keep = family.isin(list(analysis.HIERARCHY_LEVELS))
     level = family[keep].map(analysis.HIERARCHY_LEVELS).to_numpy()
@@ -32,13 +108,18 @@ def plot_hierarchy_slope(table: pd.DataFrame, fit: dict, ax=None):
     return ax.figure
 
 
-def plot_layer_recovery(recovery: pd.DataFrame, n_layers: int, ax=None):
-    """Planted and chosen layer of every ROI, one row per ROI (planted: open circle; chosen: dot)."""
+def plot_layer_recovery(recovery: pd.DataFrame, n_layers: int, axes=None):
+    """Planted and chosen layer of every ROI, one row per ROI (planted: open circle; chosen: dot).
+
+    ``recovery`` is :func:`.pipeline.ground_truth_recovery`'s table; ``axes`` one matplotlib Axes (a new
+    figure when omitted). Returns the Figure.
+    """
     import matplotlib.pyplot as plt
 
     named = recovery.drop(index="Unknown", errors="ignore")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 0.28 * len(named) + 0.9))
+    if axes is None:
+        _, axes = plt.subplots(figsize=(4.5, 0.28 * len(named) + 0.9))
+    ax = axes
     rows = np.arange(len(named))
     hit = (named["planted_layer"] == named["recovered_layer"]).to_numpy()
     ax.scatter(named["planted_layer"], rows, s=90, facecolors="none", edgecolors="k", label="planted")
@@ -52,12 +133,16 @@ def plot_layer_recovery(recovery: pd.DataFrame, n_layers: int, ax=None):
 
 
 def plot_position_scale_recovery(table: pd.DataFrame, truth: pd.DataFrame, axes=None):
-    """Planted vs chosen image position (mostly local vertices) and planted vs chosen global share."""
+    """Planted vs chosen image position (mostly local vertices) and planted vs chosen global share.
+
+    ``axes``: two matplotlib Axes (a new figure at the book's width when omitted). Returns the Figure.
+    """
     import matplotlib.pyplot as plt
 
-    if axes is None:
+    created = axes is None
+    if created:
         _, axes = plt.subplots(1, 2, figsize=style.book_size(3.2))
-    a1, a2 = axes
+    a1, a2 = _axes_grid(axes, (2,))
     local = truth["scale"].to_numpy() < 0.3
     for axis, (col, true_col) in enumerate((("space_x", "pos_x"), ("space_y", "pos_y"))):
         a1.scatter(truth[true_col][local], table[col][local], s=4, alpha=0.4, color=f"C{axis}",
@@ -68,17 +153,36 @@ def plot_position_scale_recovery(table: pd.DataFrame, truth: pd.DataFrame, axes=
     a2.scatter(truth["scale"], table["scale"], s=4, alpha=0.4, color="C2")
     a2.plot([0, 1], [0, 1], color="grey", ls=":")
     a2.set(xlabel="planted global share", ylabel="scale selector", title="Scale per vertex")
-    axes[0].figure.tight_layout()
-    return axes[0].figure
+    if created:
+        a1.figure.tight_layout()
+    return a1.figure
 
 
-def plot_top_channels(images, rgb_by_roi: dict):
-    """Each ROI's top-3 read-out components as RGB over the local tokens, beside the image."""
+def plot_top_channels(images, rgb_by_roi: dict, axes=None):
+    """Each ROI's top-3 read-out components as RGB over the local tokens, beside the image.
+
+    Parameters
+    ----------
+    images : sequence of (H, W, 3) arrays in [0, 1]
+    rgb_by_roi : dict
+        ROI → one (g, g, 3) image per image (:func:`.analysis.top_channel_image`).
+    axes : array of matplotlib Axes, optional
+        ``len(images)`` rows × ``len(rgb_by_roi) + 1`` columns; a new figure at the book's width when
+        omitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import matplotlib.pyplot as plt
 
     n_img, n_roi = len(images), len(rgb_by_roi)
-    panel = style.BOOK_WIDTH / (n_roi + 1)
-    fig, axes = plt.subplots(n_img, n_roi + 1, figsize=(style.BOOK_WIDTH, panel * n_img + 0.3), squeeze=False)
+    created = axes is None
+    if created:
+        panel = style.BOOK_WIDTH / (n_roi + 1)
+        _, axes = plt.subplots(n_img, n_roi + 1, figsize=(style.BOOK_WIDTH, panel * n_img + 0.3), squeeze=False)
+    axes = _axes_grid(axes, (n_img, n_roi + 1))
+    fig = axes[0, 0].figure
     for i, img in enumerate(images):
         axes[i, 0].imshow(np.clip(img, 0, 1))
         for j, (roi, rgbs) in enumerate(rgb_by_roi.items(), start=1):
@@ -88,23 +192,31 @@ def plot_top_channels(images, rgb_by_roi: dict):
     axes[0, 0].set_title("image")
     for a in axes.ravel():
         a.set_axis_off()
-    fig.tight_layout()
+    if created:
+        fig.tight_layout()
     return fig
 
 
-def plot_layer_predictability(matrices: dict):
-    """Heat maps of :func:`features.cross_layer_predictability`, one per labelled backbone."""
+def plot_layer_predictability(matrices: dict, axes=None):
+    """Heat maps of :func:`.features.cross_layer_predictability`, one per labelled backbone.
+
+    ``matrices``: label → (L, L) matrix; ``axes``: one matplotlib Axes per matrix (a new figure at the
+    book's width when omitted). Returns the Figure.
+    """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(matrices), figsize=style.book_size(3.2, 3.3 * len(matrices) + 0.8),
-                             squeeze=False)
-    for a, (label, mat) in zip(axes[0], matrices.items()):
+    if axes is None:
+        _, axes = plt.subplots(1, len(matrices), figsize=style.book_size(3.2, 3.3 * len(matrices) + 0.8),
+                               squeeze=False)
+    axes = _axes_grid(axes, (len(matrices),))
+    fig = axes[0].figure
+    for a, (label, mat) in zip(axes, matrices.items()):
         im = a.imshow(mat, vmin=0, vmax=1, cmap="magma")
         for (i, j), v in np.ndenumerate(mat):
             a.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k")
         a.set(title=label, xlabel="predictor layer", ylabel="read-out of layer",
               xticks=range(len(mat)), yticks=range(len(mat)))
-    fig.colorbar(im, ax=list(axes[0]), fraction=0.03, label="held-out R²")
+    fig.colorbar(im, ax=list(axes), fraction=0.03, label="held-out R²")
     return fig
 
 
@@ -139,8 +251,8 @@ def plot_layer_distinctness(matrices: dict, by_distance: pd.DataFrame, *, labels
         colour_bar_axis = fig.add_subplot(grid[0, len(matrices)])
     else:
         colour_bar_axis = None
-    *maps, curve = axes
-    for a, colour, (key, mat) in zip(maps, style.category_colours(len(matrices)), matrices.items()):
+    *heat_maps, curve = axes
+    for a, colour, (key, mat) in zip(heat_maps, style.category_colours(len(matrices)), matrices.items()):
         label = labels.get(key, key)
         im = a.imshow(mat, vmin=0, vmax=1, cmap="magma")
         ticks = range(0, len(mat), max(1, len(mat) // 4))
@@ -148,7 +260,7 @@ def plot_layer_distinctness(matrices: dict, by_distance: pd.DataFrame, *, labels
         rows = by_distance[by_distance["model"] == key]
         curve.plot(rows["layers_apart"], rows["r2"], marker="o", ms=3, color=colour, label=label)
         curve.fill_between(rows["layers_apart"], rows["ci_low"], rows["ci_high"], color=colour, alpha=0.25, lw=0)
-    maps[0].set_ylabel("read-out of layer")
+    heat_maps[0].set_ylabel("read-out of layer")
     curve.set(xlabel="layers apart", ylabel="mean held-out R²", ylim=(min(0.0, curve.get_ylim()[0]), 1.02))
     curve.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     curve.legend(frameon=False, loc="lower left")
@@ -156,5 +268,121 @@ def plot_layer_distinctness(matrices: dict, by_distance: pd.DataFrame, *, labels
     if colour_bar_axis is not None:
         fig.colorbar(im, cax=colour_bar_axis, label="held-out R²")
     else:
-        fig.colorbar(im, ax=list(maps), fraction=0.04, pad=0.03, label="held-out R²")
+        fig.colorbar(im, ax=list(heat_maps), fraction=0.04, pad=0.03, label="held-out R²")
     return fig
+
+
+def plot_surface_maps(
+    values,
+    vertices: pd.DataFrame,
+    *,
+    kind: str = "scalar",
+    surface: str = "flat",
+    title: str = "",
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    n_layers: int | None = None,
+    roi_outline: bool = True,
+    colorbar_label: str = "",
+    axes=None,
+):
+    """Draw per-vertex values on both hemispheres' fsaverage5 flat maps (or inflated, seen from behind).
+
+    Parameters
+    ----------
+    values : array-like
+        ``kind="scalar"``: (N,) numbers; ``"category"``: (N,) labels (ROI names, cluster ids), drawn
+        with a qualitative palette and a legend; ``"layer"``: (N, 2) argmax layer and confidence;
+        ``"position"``: (N, 2) image x, y in [−1, 1]. N = ``len(vertices)``.
+    vertices : DataFrame
+        ``hemisphere`` and ``fsaverage_index`` (below 10,242) of each value, and optionally ``roi``.
+    kind : {"scalar", "category", "layer", "position"}
+    surface : {"flat", "inflated"}, default="flat"
+        nilearn's flattened cortex, or the inflated surface seen from behind (occipital pole in front).
+    title, cmap, vmin, vmax, colorbar_label
+        Scalar maps' colour scale.
+    n_layers : int, optional
+        Number of layers (``kind="layer"``), default max argmax + 1.
+    roi_outline : bool
+        Draw the borders between ROIs.
+    axes : array of two matplotlib Axes, optional
+        Left and right hemisphere; a new figure at the book's width when omitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    check_in_allowed(kind, "kind", maps.KINDS)
+    check_in_allowed(surface, "surface", maps.SURFACES)
+    values = np.asarray(values)
+    if len(values) != len(vertices):
+        raise ValueError(f"'values' has {len(values)} entries; expected {len(vertices)} (one per vertex of "
+                         f"'vertices').")
+    index = vertices["fsaverage_index"].to_numpy()
+    if index.size and index.max() >= FSAVERAGE5_N_VERTICES:
+        raise ValueError(f"'vertices' must index fsaverage5 (below {FSAVERAGE5_N_VERTICES}); the largest "
+                         f"index is {index.max()}.")
+    colours = maps.vertex_colours(values, kind, cmap=cmap, vmin=vmin, vmax=vmax, n_layers=n_layers)
+
+    if axes is None:  # a legend beside the maps widens the saved figure: leave it room in the column
+        legend_outside = kind in ("category", "layer")
+        _, axes = plt.subplots(1, 2, figsize=style.book_size(3.4, width=6.4 if legend_outside else style.BOOK_WIDTH))
+    axes = _axes_grid(axes, (2,))
+    fig = axes[0].figure
+    for a, hemi in zip(axes, HEMISPHERES):
+        xy, faces, shade = maps.surface_mesh(hemi, surface)
+        rows = (vertices["hemisphere"] == hemi).to_numpy()
+        vertex_rgb = np.tile(maps.GREY, (len(xy), 1))
+        vertex_rgb[index[rows]] = colours.rgb[rows]
+        face_rgb = vertex_rgb[faces].mean(1) * shade[:, None]
+        a.add_collection(PolyCollection(xy[faces], facecolors=face_rgb, edgecolors=face_rgb, linewidths=0.2))
+        if roi_outline and "roi" in vertices:
+            borders = maps.roi_borders(xy, faces, index[rows], vertices.loc[rows, "roi"].to_numpy())
+            a.add_collection(LineCollection(borders, colors="k", linewidths=0.5))
+        # flat maps zoom on the ROI; the inflated view shows the whole hemisphere from behind
+        inside = xy[index[rows]] if rows.any() and surface == "flat" else xy[np.unique(faces)]
+        pad = 0.08 * np.ptp(inside, axis=0)
+        a.set(xlim=(inside[:, 0].min() - pad[0], inside[:, 0].max() + pad[0]),
+              ylim=(inside[:, 1].min() - pad[1], inside[:, 1].max() + pad[1]), aspect="equal",
+              title=f"{'left' if hemi == 'lh' else 'right'} hemisphere")
+        a.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    _surface_legend(fig, axes, kind, colours, cmap, colorbar_label)
+    return fig
+
+
+def _surface_legend(fig, axes, kind: str, colours: maps.VertexColours, cmap: str, label: str) -> None:
+    """The colour bar (scalar), legend (category, layer) or position key of a surface map."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if kind == "scalar":
+        sm = matplotlib.cm.ScalarMappable(norm=colours.norm, cmap=cmap)
+        fig.colorbar(sm, ax=list(axes), fraction=0.04, label=label)
+    elif kind == "category":
+        handles = [Patch(color=c, label=name) for name, c in colours.palette.items()
+                   if name != "Unknown"]
+        axes[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                       ncol=1 + len(handles) // 12)
+    elif kind == "layer":
+        n_layers = colours.n_layers
+        handles = [Patch(color=maps.layer_colours(np.array([i]), np.array([1.0]), n_layers)[0], label=f"layer {i}")
+                   for i in range(n_layers)]
+        axes[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                       title="argmax layer\n(dim = soft)")
+    elif kind == "position":
+        inset = fig.add_axes([0.92, 0.35, 0.07, 0.3])
+        g = np.linspace(-1, 1, 41)
+        gx, gy = np.meshgrid(g, g)
+        inset.imshow(maps.position_colours(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(41, 41, 3),
+                     extent=(-1, 1, 1, -1))
+        inset.set_title("image\nposition")
+        inset.set_xticks([-1, 1])
+        inset.set_yticks([-1, 1])
+    plt.figure(fig.number)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import storage
-from . import analysis, features, model, nsd, training
+from . import analysis, features, loading, model, synthetic, training
 
 logger = logging.getLogger(__name__)
 
@@ -38,22 +38,22 @@ def load_subject(data_dir: str = "", *, n_images: int = 600, n_vertices_per_hemi
     -------
     subject : NSDSubject
         For the synthetic subject, its images carry the coordinates ``name`` and ``kind`` (photograph,
-        crop or texture) of :func:`nsd.load_stimuli`.
+        crop or texture) of :func:`synthetic.load_stimuli`.
     truth : DataFrame or None
         The planted truth (synthetic subject only).
     """
     if data_dir:
-        return nsd.load_algonauts_subject(data_dir), None
-    folder = nsd.write_synthetic_subject(n_images=n_images, n_vertices_per_hemisphere=n_vertices_per_hemisphere,
-                                         backbone=backbone, snr=snr, seed=seed)
-    subject = nsd.load_algonauts_subject(folder)
-    stimuli = nsd.load_stimuli(folder)
+        return loading.load_algonauts_subject(data_dir), None
+    folder = synthetic.write_synthetic_subject(n_images=n_images, n_vertices_per_hemisphere=n_vertices_per_hemisphere,
+                                               backbone=backbone, snr=snr, seed=seed)
+    subject = loading.load_algonauts_subject(folder)
+    stimuli = synthetic.load_stimuli(folder)
     subject.images = subject.images.assign_coords(name=("image", stimuli["name"].to_numpy()),
                                                   kind=("image", stimuli["kind"].to_numpy()))
-    return subject, nsd.load_ground_truth(folder)
+    return subject, synthetic.load_ground_truth(folder)
 
 
-def backbone_images(subject: nsd.NSDSubject, spec: features.BackboneSpec) -> np.ndarray:
+def backbone_images(subject: loading.NSDSubject, spec: features.BackboneSpec) -> np.ndarray:
     """The subject's images at ``spec``'s input size (resized with anti-aliasing where they differ), float32.
 
     Every use of a backbone's features of the subject goes through here, so they share one cache entry.
@@ -67,7 +67,7 @@ def backbone_images(subject: nsd.NSDSubject, spec: features.BackboneSpec) -> np.
     return np.stack([resize(img, (size, size), anti_aliasing=True) for img in images]).astype(np.float32)
 
 
-def subject_tokens(subject: nsd.NSDSubject, spec: features.BackboneSpec, rows, *, device="auto") -> np.ndarray:
+def subject_tokens(subject: loading.NSDSubject, spec: features.BackboneSpec, rows, *, device="auto") -> np.ndarray:
     """Local tokens (len(rows), L, C, 8, 8), float16, of the subject's images ``rows`` for ``spec``.
 
     Read from the cached features of every image where they exist (the planting backbone's always do),
@@ -81,7 +81,7 @@ def subject_tokens(subject: nsd.NSDSubject, spec: features.BackboneSpec, rows, *
     return np.array(features.cached_features(spec, images[rows], device=device)["local"])
 
 
-def fit_backbone(subject: nsd.NSDSubject, spec: features.BackboneSpec, *, layers=None, n_steps: int = 1500,
+def fit_backbone(subject: loading.NSDSubject, spec: features.BackboneSpec, *, layers=None, n_steps: int = 1500,
                  decay_steps: int | None = None, lr: float = 1e-3, seed: int = 0, checkpoint_dir=None,
                  device="auto", **options) -> Fit:
     """Features of ``spec`` for the subject's images (cached), then a trained FactorTopy model.

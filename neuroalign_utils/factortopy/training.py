@@ -166,7 +166,8 @@ def train_factortopy(
     TrainingResult
     """
     n_steps = check_int(n_steps, "n_steps", minimum=1)
-    decay_steps = default_decay_steps(n_steps) if decay_steps is None else check_int(decay_steps, "decay_steps", minimum=1)
+    decay_steps = (default_decay_steps(n_steps) if decay_steps is None
+                   else check_int(decay_steps, "decay_steps", minimum=1))
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     check_float(lr, "lr", minimum=0)
     check_int(eval_every, "eval_every", minimum=1)
@@ -181,47 +182,65 @@ def train_factortopy(
                        seed=seed, **model_options).to(device)
     local, global_, targets = resident((local, global_, responses), device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
-    rng = np.random.default_rng(seed)
-    best = (-np.inf, 0, _state_on_cpu(model))
+    batches = _batches(split["train"], batch_size, np.random.default_rng(seed))
+    best_r2, best_step, best_state = -np.inf, 0, _state_on_cpu(model)
     history, stale = [], 0
-    order = rng.permutation(split["train"])
-    cursor = 0
     bar = progress_bar(range(1, n_steps + 1), desc="FactorTopy", enabled=progress, leave=False)
     for step in bar:
-        if cursor + batch_size > len(order):
-            order, cursor = rng.permutation(split["train"]), 0
-        rows = np.sort(order[cursor : cursor + batch_size])
-        cursor += batch_size
-        model.train()
-        pred = model(take_rows(local, rows, device), take_rows(global_, rows, device))
-        loss_fit = F.smooth_l1_loss(pred, take_rows(targets, rows, device), beta=0.1)
-        decay = max(0.0, 1.0 - step / decay_steps)
-        loss = loss_fit
-        if decay > 0:
-            sel = model.selectors()
-            loss = loss + entropy_weight * decay * (entropy_regulariser(sel["layer"])
-                                                    + ((sel["scale"] - 0.5) ** 2).mean())
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        if step % eval_every == 0 or step == n_steps:
-            val_r2 = float(np.mean(r2_score(responses[split["val"]], predict(model, local, global_, split["val"]))))
-            history.append({"step": step, "loss": loss_fit.item(), "val_r2": val_r2})
-            bar.set_postfix(val_r2=f"{val_r2:.3f}")
-            if val_r2 > best[0]:
-                best, stale = (val_r2, step, _state_on_cpu(model)), 0
-            else:
-                stale += 1
-                if stale >= patience and step > decay_steps:
-                    logger.info("Early stop at step %d (best %d)", step, best[1])
-                    break
-    model.load_state_dict(best[2])
+        rows = next(batches)
+        loss_fit = _training_step(model, optimiser, (take_rows(local, rows, device), take_rows(global_, rows, device)),
+                                  take_rows(targets, rows, device), entropy_weight=entropy_weight,
+                                  decay=max(0.0, 1.0 - step / decay_steps))
+        if step % eval_every and step != n_steps:
+            continue
+        val_r2 = float(np.mean(r2_score(responses[split["val"]], predict(model, local, global_, split["val"]))))
+        history.append({"step": step, "loss": loss_fit.item(), "val_r2": val_r2})
+        bar.set_postfix(val_r2=f"{val_r2:.3f}")
+        if val_r2 > best_r2:
+            best_r2, best_step, best_state, stale = val_r2, step, _state_on_cpu(model), 0
+            continue
+        stale += 1
+        if stale >= patience and step > decay_steps:  # never stopped while the entropy term still acts
+            logger.info("Early stop at step %d (best %d)", step, best_step)
+            break
+    model.load_state_dict(best_state)
     if checkpoint is not None:
         with storage.atomic_path(checkpoint) as tmp:
-            torch.save({"state": best[2], "options": model.options, "step": best[1]}, tmp)
+            torch.save({"state": best_state, "options": model.options, "step": best_step}, tmp)
     test_r2 = r2_score(responses[split["test"]], predict(model, local, global_, split["test"]))
     return TrainingResult(model=model, history=pd.DataFrame(history), test_r2=test_r2, split=split,
-                          best_step=best[1], options=dict(model.options))
+                          best_step=best_step, options=dict(model.options))
+
+
+def _batches(train_rows: np.ndarray, batch_size: int, rng: np.random.Generator):
+    """Endless batches of training rows (each sorted): ``train_rows`` in a random order, reshuffled when
+    fewer than ``batch_size`` rows of the current order are left."""
+    order, cursor = rng.permutation(train_rows), 0
+    while True:
+        if cursor + batch_size > len(order):
+            order, cursor = rng.permutation(train_rows), 0
+        yield np.sort(order[cursor : cursor + batch_size])
+        cursor += batch_size
+
+
+def _training_step(model: FactorTopy, optimiser, inputs: tuple, target: torch.Tensor, *, entropy_weight: float,
+                   decay: float) -> torch.Tensor:
+    """One optimiser step on a batch; returns the fit term (smooth L1) of its loss.
+
+    While ``decay`` > 0 the loss adds ``entropy_weight · decay`` times the layer-entropy term and the
+    scale selector's mean (s − 0.5)².
+    """
+    model.train()
+    pred = model(*inputs)
+    loss_fit = F.smooth_l1_loss(pred, target, beta=0.1)
+    loss = loss_fit
+    if decay > 0:
+        sel = model.selectors()
+        loss = loss + entropy_weight * decay * (entropy_regulariser(sel["layer"]) + ((sel["scale"] - 0.5) ** 2).mean())
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return loss_fit
 
 
 def _state_on_cpu(model: torch.nn.Module) -> dict:
