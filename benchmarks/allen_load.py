@@ -32,9 +32,15 @@ def main() -> None:
     from neuroalign_utils.allen import loading, synthetic
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = args.cache / "manifest.json" if args.cache else synthetic.make_synthetic_cache(
-            Path(tmp) / "cache", n_experiments=args.experiments, cells_per_experiment=args.cells,
-            n_repeats=8 if args.quick else 50,
+        manifest = (
+            args.cache / "manifest.json"
+            if args.cache
+            else synthetic.make_synthetic_cache(
+                Path(tmp) / "cache",
+                n_experiments=args.experiments,
+                cells_per_experiment=args.cells,
+                n_repeats=8 if args.quick else 50,
+            )
         )
         cache = loading.open_cache(manifest)
         ids = loading.select_experiments(cache)["experiment_id"].tolist()

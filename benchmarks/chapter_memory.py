@@ -42,7 +42,10 @@ def chapter_peak(name: str, output_dir: Path, env: dict, small: bool) -> int:
     """Peak resident memory (MiB) of one chapter's run, measured in a fresh process."""
     result = subprocess.run(
         [sys.executable, "-c", _ONE, name, str(output_dir), "1" if small else "0"],
-        cwd=REPO, env=env, capture_output=True, text=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise SystemExit(f"chapter {name} failed:\n{result.stderr[-3000:]}")

@@ -30,8 +30,13 @@ def dense_listing_1(model: FactorTopy, local, global_):
     tokens = torch.einsum("blchw,lcd->bldhw", local, model.local_bottleneck)
     glob = torch.einsum("blc,lcd->bld", global_, model.global_bottleneck)
     grid = sel["space"][None, None].expand(b, -1, -1, -1)
-    v_local = torch.stack([F.grid_sample(tokens[:, l], grid, align_corners=False)[:, :, 0].transpose(1, 2)
-                           for l in range(model.n_layers)], -1)
+    v_local = torch.stack(
+        [
+            F.grid_sample(tokens[:, l], grid, align_corners=False)[:, :, 0].transpose(1, 2)
+            for l in range(model.n_layers)
+        ],
+        -1,
+    )
     s = sel["scale"][None, :, None, None]
     v = (v_local * (1 - s) + glob.transpose(1, 2)[:, None] * s) * sel["layer"][None, :, None, :]
     return (v.sum(-1) * model.readout_weight).mean(-1) + model.readout_bias

@@ -63,19 +63,35 @@ def v1t_step(case: dict, device: torch.device):
     rng = np.random.default_rng(0)
     coords = {m: rng.uniform(-300, 300, (n, 3)) for m, n in mice.items()}
     torch.manual_seed(0)
-    model = build_encoder(dict(core="v1t", core_options=case["core"], readout_options={}, use_behaviour=True,
-                             image_size=(36, 64), mice=mice), coords).to(device)
+    model = build_encoder(
+        dict(
+            core="v1t",
+            core_options=case["core"],
+            readout_options={},
+            use_behaviour=True,
+            image_size=(36, 64),
+            mice=mice,
+        ),
+        coords,
+    ).to(device)
     precision = resolve_precision("auto", model.core, device)
     optimizer = make_optimizer(model)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")
     if device.type == "cpu":
         retain_freed_memory()  # as train does
     generator = torch.Generator().manual_seed(0)
-    batches = {m: tuple(t.to(device) for t in (torch.randn(V1T_BATCH, 1, 36, 64, generator=generator),
-                                               torch.randn(V1T_BATCH, 3, generator=generator),
-                                               torch.randn(V1T_BATCH, 2, generator=generator),
-                                               torch.rand(V1T_BATCH, n, generator=generator)))
-               for m, n in mice.items()}
+    batches = {
+        m: tuple(
+            t.to(device)
+            for t in (
+                torch.randn(V1T_BATCH, 1, 36, 64, generator=generator),
+                torch.randn(V1T_BATCH, 3, generator=generator),
+                torch.randn(V1T_BATCH, 2, generator=generator),
+                torch.rand(V1T_BATCH, n, generator=generator),
+            )
+        )
+        for m, n in mice.items()
+    }
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -108,7 +124,8 @@ def factortopy_step(case: dict, device: torch.device):
         pred = model(local.float(), global_.float())
         sel = model.selectors()
         loss = F.smooth_l1_loss(pred, target, beta=0.1) + 0.1 * 0.5 * (
-            entropy_regulariser(sel["layer"]) + ((sel["scale"] - 0.5) ** 2).mean())
+            entropy_regulariser(sel["layer"]) + ((sel["scale"] - 0.5) ** 2).mean()
+        )
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -149,7 +166,9 @@ def measure(case: dict, device: torch.device, steps: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS), cuda, cuda:N, mps, or cpu to check the script")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS), cuda, cuda:N, mps, or cpu to check the script"
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps on the device (default 10)")
     parser.add_argument("--cpu-steps", type=int, default=2, help="timed steps on the CPU (default 2; 1 at stride 1)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds on a CPU)")
@@ -158,19 +177,26 @@ def main(argv=None) -> int:
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown or args.steps < 1 or args.cpu_steps < 1:
-        parser.error(f"'--cases' must name cases from {list(CASES)} (got {unknown}); '--steps' and '--cpu-steps' must be ≥ 1")
+        parser.error(
+            f"'--cases' must name cases from {list(CASES)} (got {unknown}); '--steps' and '--cpu-steps' must be ≥ 1"
+        )
     try:
         device = devices.resolve_device(args.device, name="--device")
     except ValueError as err:
         print(f"gpu.py: {err}", file=sys.stderr)
         return 2
     if device.type == "cpu" and str(args.device).strip().lower() != "cpu":
-        print("gpu.py: no accelerator on this machine (torch.cuda.is_available() and torch.backends.mps.is_available() "
-              "are False), so there is nothing to time. Run it where a CUDA GPU or Apple MPS is present, or pass "
-              "'--device cpu --quick' to check the script itself.", file=sys.stderr)
+        print(
+            "gpu.py: no accelerator on this machine (torch.cuda.is_available() and torch.backends.mps.is_available() "
+            "are False), so there is nothing to time. Run it where a CUDA GPU or Apple MPS is present, or pass "
+            "'--device cpu --quick' to check the script itself.",
+            file=sys.stderr,
+        )
         return 0
-    print(f"gpu.py: timing on {devices.describe_device(device)}; CPU reference with {torch.get_num_threads()} threads",
-          file=sys.stderr)
+    print(
+        f"gpu.py: timing on {devices.describe_device(device)}; CPU reference with {torch.get_num_threads()} threads",
+        file=sys.stderr,
+    )
     sizes = QUICK if args.quick else CASES
     cpu = torch.device("cpu")
     for name in cases:

@@ -62,7 +62,9 @@ def main():
     parser.add_argument("--loop-artificial", type=int, default=500, help="artificial kernels in the loop subset")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (best kept)")
     parser.add_argument("--quick", action="store_true", help="200 × 5,000 kernels, one repeat")
-    parser.add_argument("--device", default="cpu", help="where the products run: cpu (default), auto, cuda, cuda:N, mps")
+    parser.add_argument(
+        "--device", default="cpu", help="where the products run: cpu (default), auto, cuda, cuda:N, mps"
+    )
     args = parser.parse_args()
     try:
         device = devices.resolve_device(args.device, name="--device")
@@ -84,16 +86,20 @@ def main():
 
     flops = 2.0 * args.n_neural * args.n_artificial * args.size**2
     engine_s = min(
-        _timed(lambda: engine_reduce(neural, artificial, args.chunk_size, args.dtype, device)) for _ in range(args.repeats)
+        _timed(lambda: engine_reduce(neural, artificial, args.chunk_size, args.dtype, device))
+        for _ in range(args.repeats)
     )
-    print(f"engine all-pairs 1-RMSE ({args.n_neural} x {args.n_artificial}, {args.size}x{args.size}, {args.dtype}): {engine_s:.2f} s")
+    print(
+        f"engine all-pairs 1-RMSE ({args.n_neural} x {args.n_artificial}, {args.size}x{args.size}, {args.dtype}): {engine_s:.2f} s"
+    )
     print(f"engine throughput: {flops / engine_s / 1e9:.1f} GFLOP/s")
     print(f"peak memory after engine: {peak_rss_mib():.0f} MiB")
 
     neural_t = torch.from_numpy(neural).to(device)
     artificial_t = torch.from_numpy(artificial).to(device)
-    matmul_s = min(_timed(lambda: _synchronised(torch.matmul(neural_t, artificial_t.T), device))
-                   for _ in range(args.repeats))
+    matmul_s = min(
+        _timed(lambda: _synchronised(torch.matmul(neural_t, artificial_t.T), device)) for _ in range(args.repeats)
+    )
     print(f"bare torch.matmul same shapes: {matmul_s:.2f} s")
     print(f"bare torch.matmul throughput: {flops / matmul_s / 1e9:.1f} GFLOP/s")
     print(f"engine / bare matmul throughput ratio: {matmul_s / engine_s:.2f} x")

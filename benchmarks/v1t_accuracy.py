@@ -74,8 +74,16 @@ import time
 from pathlib import Path
 
 #: The dataset of the comparison (arguments of ``write_synthetic_sensorium``).
-DATASET = dict(mice=("A", "B"), n_neurons=1000, n_trials=1200, n_test_images=20, n_repeats=10,
-               validation_fraction=0.1, images="noise", seed=0)
+DATASET = dict(
+    mice=("A", "B"),
+    n_neurons=1000,
+    n_trials=1200,
+    n_test_images=20,
+    n_repeats=10,
+    validation_fraction=0.1,
+    images="noise",
+    seed=0,
+)
 #: Model settings: (core options, learning rate).
 MODELS = {
     "v1t": (dict(emb_dim=155, n_blocks=4, n_heads=4, mlp_dim=488, patch_size=8, stride=8), 0.0016),
@@ -96,14 +104,22 @@ def train_once(data: dict, model_name: str, seed: int, epochs: int) -> tuple[flo
 
     options, learning_rate = MODELS[model_name]
     torch.manual_seed(seed)
-    model = build_encoder(pipeline.model_config(model_name, True, data, options), {k: m.coordinates for k, m in data.items()})
+    model = build_encoder(
+        pipeline.model_config(model_name, True, data, options), {k: m.coordinates for k, m in data.items()}
+    )
     start = time.perf_counter()
-    def report(epoch, record):
-        print(f"{model_name} seed {seed} epoch {epoch}: validation correlation {record['validation_correlation']:.4f}, "
-              f"learning rate {record['learning_rate']:.2g}", file=sys.stderr, flush=True)
 
-    history = training.train(model, data, learning_rate=learning_rate, max_epochs=epochs, seed=seed, progress=False,
-                             callback=report)
+    def report(epoch, record):
+        print(
+            f"{model_name} seed {seed} epoch {epoch}: validation correlation {record['validation_correlation']:.4f}, "
+            f"learning rate {record['learning_rate']:.2g}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    history = training.train(
+        model, data, learning_rate=learning_rate, max_epochs=epochs, seed=seed, progress=False, callback=report
+    )
     return float(history["validation_correlation"].max()), (time.perf_counter() - start) / len(history)
 
 

@@ -80,11 +80,16 @@ def run_case(name: str, steps: int, precision: str) -> dict:
     rng = np.random.default_rng(0)
     coords = {m: rng.uniform(-300, 300, (n, 3)) for m, n in mice.items()}
     torch.manual_seed(0)
-    model = build_encoder(dict(core=core, core_options=options, readout_options={}, use_behaviour=True,
-                             image_size=(36, 64), mice=mice), coords)
+    model = build_encoder(
+        dict(core=core, core_options=options, readout_options={}, use_behaviour=True, image_size=(36, 64), mice=mice),
+        coords,
+    )
     optimizer = make_optimizer(model)
     retain_freed_memory()  # as training.train does
-    batch = {m: (torch.randn(16, 1, 36, 64), torch.randn(16, 3), torch.randn(16, 2), torch.rand(16, n)) for m, n in mice.items()}
+    batch = {
+        m: (torch.randn(16, 1, 36, 64), torch.randn(16, 3), torch.randn(16, 2), torch.rand(16, n))
+        for m, n in mice.items()
+    }
 
     def step():  # the step of training.train
         optimizer.zero_grad(set_to_none=True)
@@ -114,6 +119,7 @@ def run_part(part: str, variant: str, size: str, steps: int) -> dict:
     grid_shape = (4, 8) if size == "stride8" else (29, 57)
     if part == "attention":
         q, k, v = (torch.randn(16, 4, n, 155, requires_grad=True) for _ in range(3))
+
         def run():
             if variant == "ours":
                 out = attention(q, k, v, dropout=0.2544)[0]
@@ -124,17 +130,22 @@ def run_part(part: str, variant: str, size: str, steps: int) -> dict:
         grid = torch.randn(16, 155, *grid_shape, requires_grad=True)
         positions = (torch.rand(16, 1000, 2) * 2 - 1).requires_grad_()
         features = torch.randn(1000, 155, requires_grad=True)
+
         def run():
             if variant == "ours":
                 out = bilinear_readout(grid, positions, features)
             else:
-                out = torch.einsum("bcn,nc->bn", F.grid_sample(grid, positions[:, :, None], align_corners=True)[..., 0], features)
+                out = torch.einsum(
+                    "bcn,nc->bn", F.grid_sample(grid, positions[:, :, None], align_corners=True)[..., 0], features
+                )
             out.sum().backward()
     else:
         layer = (Dropout(0.2544) if variant == "ours" else torch.nn.Dropout(0.2544)).train()
         x = torch.randn(16, n, 488, requires_grad=True)
+
         def run():
             layer(x).sum().backward()
+
     run()  # warm-up
     return dict(seconds=median_seconds(run, steps), peak_gib=peak_gib())
 
@@ -154,7 +165,9 @@ def stride_sweep(strides=(8, 4, 2), max_epochs: int = 8) -> None:
     _, options = CASES["v1t_chapter_default"]
     for stride in strides:
         torch.manual_seed(0)
-        config = pipeline.model_config("v1t", True, data, dict(options, stride=stride, attention_dropout=0.1, mlp_dropout=0.1))
+        config = pipeline.model_config(
+            "v1t", True, data, dict(options, stride=stride, attention_dropout=0.1, mlp_dropout=0.1)
+        )
         model = build_encoder(config, {k: m.coordinates for k, m in data.items()})
         start = time.perf_counter()
         history = training.train(model, data, max_epochs=max_epochs, patience=3, progress=False)
@@ -176,8 +189,12 @@ def precision_sweep(seeds=(0, 1, 2), max_epochs: int = 8) -> None:
     for precision in ("float32", "bfloat16"):
         for seed in seeds:
             torch.manual_seed(seed)
-            model = build_encoder(pipeline.model_config("v1t", True, data, options), {k: m.coordinates for k, m in data.items()})
-            history = training.train(model, data, max_epochs=max_epochs, patience=3, seed=seed, precision=precision, progress=False)
+            model = build_encoder(
+                pipeline.model_config("v1t", True, data, options), {k: m.coordinates for k, m in data.items()}
+            )
+            history = training.train(
+                model, data, max_epochs=max_epochs, patience=3, seed=seed, precision=precision, progress=False
+            )
             best[precision, seed] = history["validation_correlation"].max()
             print(f"v1t_stride8_{precision}_seed{seed}_best_validation_correlation: {best[precision, seed]:.3f} corr")
     difference = np.mean([best["bfloat16", s] - best["float32", s] for s in seeds])
@@ -221,7 +238,9 @@ def main():
         precisions = ("float32", "bfloat16") if native or name != "v1t_stride1" else ("float32",)
         results = {}
         for precision in precisions:
-            result = results[precision] = measure("--case", name, "--steps", str(1 if name == "v1t_stride1" else steps), "--precision", precision)
+            result = results[precision] = measure(
+                "--case", name, "--steps", str(1 if name == "v1t_stride1" else steps), "--precision", precision
+            )
             label = f"{name}_{precision}"
             if precision == "float32":
                 print(f"{name}_auto_picks_bfloat16: {result['auto_picks_bfloat16']} bool")
@@ -235,10 +254,16 @@ def main():
         if "bfloat16" in results:
             speedup = results["float32"]["seconds_per_sample"] / results["bfloat16"]["seconds_per_sample"]
             print(f"{name}_bfloat16_speedup_vs_float32: {speedup:.2f} x")
-    for part, sizes in (("attention", ("stride8", "stride1")), ("readout", ("stride8", "stride1")), ("dropout", ("stride1",))):
+    for part, sizes in (
+        ("attention", ("stride8", "stride1")),
+        ("readout", ("stride8", "stride1")),
+        ("dropout", ("stride1",)),
+    ):
         for size in sizes:
             part_steps = str(1 if (part == "attention" and size == "stride1") else steps)
-            ours, stock = (measure("--part", part, variant, size, "--steps", part_steps) for variant in ("ours", "stock"))
+            ours, stock = (
+                measure("--part", part, variant, size, "--steps", part_steps) for variant in ("ours", "stock")
+            )
             print(f"{part}_{size}_time: {1000 * ours['seconds']:.2f} ms")
             print(f"{part}_{size}_speedup_vs_stock: {stock['seconds'] / ours['seconds']:.2f} x")
             print(f"{part}_{size}_peak_memory: {ours['peak_gib']:.2f} GiB")

@@ -6,8 +6,9 @@ that names the parameter, what was given and what is accepted (nilearn's style).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 
 def check_in_allowed(value: Any, name: str, allowed: Iterable[Any]) -> Any:
@@ -25,9 +26,7 @@ def check_subset(values: Any, name: str, allowed: Sequence[Any]) -> list:
     values = list(values)
     unknown = [v for v in values if v not in allowed]
     if unknown:
-        raise ValueError(
-            f"'{name}' has unknown value(s) {unknown}; accepted values are {list(allowed)}."
-        )
+        raise ValueError(f"'{name}' has unknown value(s) {unknown}; accepted values are {list(allowed)}.")
     return values
 
 
@@ -39,9 +38,7 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
     return int(value)
 
 
-def check_float(
-    value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None
-) -> float:
+def check_float(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None) -> float:
     """Return ``value`` as ``float`` if it is a real number (not a bool) within the bounds."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"'{name}' must be a number; {value!r} ({type(value).__name__}) was provided.")

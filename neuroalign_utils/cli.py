@@ -19,7 +19,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute one chapter (or all) with papermill")
     run.add_argument("chapter", help="chapter name, or 'all'")
     run.add_argument(
-        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
         help="override a parameter (value parsed as YAML); repeatable",
     )
     run.add_argument("-f", "--file", help="YAML file of parameters (or chapter name -> parameters)")
@@ -43,11 +48,15 @@ def _collect_parameters(args, names: list[str], all_names: list[str]) -> dict[st
     if per_chapter:
         unknown = sorted(set(from_file) - set(all_names))
         if unknown:
-            raise ValueError(f"Parameter file '{args.file}' names no chapter {', '.join(map(repr, unknown))}; "
-                             f"chapters are: {', '.join(all_names)}.")
+            raise ValueError(
+                f"Parameter file '{args.file}' names no chapter {', '.join(map(repr, unknown))}; "
+                f"chapters are: {', '.join(all_names)}."
+            )
     if from_file and not per_chapter and len(names) > 1:
-        raise ValueError(f"With 'run all', the parameter file '{args.file}' must map chapter names to parameters "
-                         f"(chapters are: {', '.join(all_names)}).")
+        raise ValueError(
+            f"With 'run all', the parameter file '{args.file}' must map chapter names to parameters "
+            f"(chapters are: {', '.join(all_names)})."
+        )
     result = {}
     for name in names:
         params = dict(from_file.get(name, {}) if per_chapter and from_file else from_file)

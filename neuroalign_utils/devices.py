@@ -73,16 +73,22 @@ def resolve_device(device="auto", name: str = "device") -> torch.device:
             raise ValueError(f"'{name}' must be {_accepted()}; {device!r} was provided.")
         if resolved.type == "cuda":
             if not torch.cuda.is_available():
-                raise ValueError(f"'{name}'={device!r} asks for a CUDA GPU, but torch.cuda.is_available() is False "
-                                 f"on this machine; use 'auto' or 'cpu' (accepted: {_accepted()}).")
+                raise ValueError(
+                    f"'{name}'={device!r} asks for a CUDA GPU, but torch.cuda.is_available() is False "
+                    f"on this machine; use 'auto' or 'cpu' (accepted: {_accepted()})."
+                )
             index = torch.cuda.current_device() if resolved.index is None else resolved.index
             if index >= torch.cuda.device_count():
-                raise ValueError(f"'{name}'={device!r} asks for CUDA device {index}, but this machine has "
-                                 f"{torch.cuda.device_count()}; accepted: {_accepted()}.")
+                raise ValueError(
+                    f"'{name}'={device!r} asks for CUDA device {index}, but this machine has "
+                    f"{torch.cuda.device_count()}; accepted: {_accepted()}."
+                )
             resolved = torch.device("cuda", index)
         elif resolved.type == "mps" and not _mps_available():
-            raise ValueError(f"'{name}'={device!r} asks for Apple's MPS, which is not available on this machine; "
-                             f"use 'auto' or 'cpu' (accepted: {_accepted()}).")
+            raise ValueError(
+                f"'{name}'={device!r} asks for Apple's MPS, which is not available on this machine; "
+                f"use 'auto' or 'cpu' (accepted: {_accepted()})."
+            )
     if resolved.type == "cuda":
         configure_cuda()
     return resolved

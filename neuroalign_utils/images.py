@@ -228,7 +228,9 @@ def plot_image_grid(images: xr.DataArray, *, n_cols: int = 7, label: str = "name
         n_rows = int(np.ceil(n / n_cols))
         panel = BOOK_WIDTH / n_cols
         fig, axes = plt.subplots(
-            n_rows, n_cols, figsize=(BOOK_WIDTH, n_rows * (panel * images.sizes["y"] / images.sizes["x"] + 0.25)),
+            n_rows,
+            n_cols,
+            figsize=(BOOK_WIDTH, n_rows * (panel * images.sizes["y"] / images.sizes["x"] + 0.25)),
             squeeze=False,
         )
     else:
@@ -272,5 +274,7 @@ def describe_spectral_slope(median_slope: float, *, tolerance: float = 0.2) -> s
         verdict = "close to"
     else:
         verdict = "steeper than" if median_slope > 1 else "shallower than"
-    return (f"The median slope of the photographs is α = {median_slope:.2f}, {verdict} the α = 1 of the "
-            f"1/f textures (within ±{tolerance:g} counts as close).")
+    return (
+        f"The median slope of the photographs is α = {median_slope:.2f}, {verdict} the α = 1 of the "
+        f"1/f textures (within ±{tolerance:g} counts as close)."
+    )

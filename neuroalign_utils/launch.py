@@ -27,7 +27,7 @@ import yaml
 #: First line of the set-up cell; :func:`sync` finds the cell by it.
 CELL_MARK = "# Colab: install this book's package"
 
-_CELL = '''{mark} from the repository at the commit the book was built from, adding only what
+_CELL = """{mark} from the repository at the commit the book was built from, adding only what
 # Colab lacks and keeping every version Colab already has; then say whether to restart. Where the package
 # is already installed (make book, Binder) this cell does nothing. Written from _config.yml: `neuroalign sync`.
 REPOSITORY, COMMIT = "{url}", "{ref}"
@@ -66,7 +66,7 @@ if importlib.util.find_spec("neuroalign_utils") is None:
     print(f"Installed {{len(added)}} missing distributions ({{', '.join(added)}}) from {{REPOSITORY}} at {{COMMIT}}"
           + (f"; updated {{', '.join(updated)}}." if updated else "; kept every version already installed."))
     print(f"Restart the runtime (Runtime > Restart session), then run again: {{', '.join(changed)}} changed after "
-          "being imported." if changed else "No restart is needed: nothing already imported was changed.")'''
+          "being imported." if changed else "No restart is needed: nothing already imported was changed.")"""
 
 
 def read_repository(root) -> tuple[str, str]:
@@ -87,10 +87,12 @@ def colab_cell(url: str, ref: str) -> str:
 def badges(url: str, branch: str, notebook: str = "notebooks/00_overview.ipynb") -> str:
     """The README's Binder and Colab badges (Markdown), opening ``notebook`` on ``branch``."""
     slug = url.removeprefix("https://github.com/")
-    return (f"[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/{slug}/{branch}"
-            f"?urlpath=tree/{notebook})\n"
-            f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{slug}/blob/{branch}/{notebook})")
+    return (
+        f"[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/{slug}/{branch}"
+        f"?urlpath=tree/{notebook})\n"
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/{slug}/blob/{branch}/{notebook})"
+    )
 
 
 _BADGES = re.compile(r"\[!\[Binder\]\(.*?\n\[!\[Open In Colab\]\([^\n]*")
@@ -139,8 +141,7 @@ def sync(root, chapters) -> list[Path]:
 def current_commit(root) -> str | None:
     """The git commit checked out at ``root``, or None outside a git checkout."""
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip() or None

@@ -71,7 +71,7 @@ def format_percent(fraction, digits: int = 0) -> str:
 
 
 def format_interval(low, high, digits: int = 2) -> str:
-    """"``low`` to ``high``", both ends with the decimals that ``digits`` significant digits of the
+    """ "``low`` to ``high``", both ends with the decimals that ``digits`` significant digits of the
     larger end need, and more (up to six) where fewer would print two equal ends."""
     if not (_finite(low) and _finite(high)):
         return "n/a"
@@ -84,12 +84,12 @@ def format_interval(low, high, digits: int = 2) -> str:
 
 
 def format_count(k: int, n: int) -> str:
-    """"``k`` of ``n``"."""
+    """ "``k`` of ``n``"."""
     return f"{int(k)} of {int(n)}"
 
 
 def join_words(items) -> str:
-    """"a", "a and b", "a, b and c"."""
+    """ "a", "a and b", "a, b and c"."""
     items = [str(i) for i in items]
     if len(items) <= 1:
         return "".join(items)
@@ -97,7 +97,7 @@ def join_words(items) -> str:
 
 
 def plural(n: int, singular: str, plural_form: str | None = None) -> str:
-    """"1 cell", "2 cells"."""
+    """ "1 cell", "2 cells"."""
     return f"{int(n):,} {singular if int(n) == 1 else plural_form or singular + 's'}"
 
 
@@ -172,13 +172,15 @@ def paper_comparison(
         verdict = (verdicts or {}).get(entry.key) or compare_to_paper(ours, paper)
         shown = format_number(ours, 3) if _finite(ours) else ("n/a" if ours is None else str(ours))
         unit = f" {entry.unit}" if isinstance(entry.unit, str) and entry.unit and _finite(ours) else ""
-        rows.append({
-            "quantity": entry.quantity,
-            "paper": entry.paper,
-            "source": entry.source,
-            "this run": shown + unit,
-            "reading": f"{verdict}; {reason}" if reason else verdict,
-        })
+        rows.append(
+            {
+                "quantity": entry.quantity,
+                "paper": entry.paper,
+                "source": entry.source,
+                "this run": shown + unit,
+                "reading": f"{verdict}; {reason}" if reason else verdict,
+            }
+        )
     table = pd.DataFrame(rows, columns=["quantity", "paper", "source", "this run", "reading"])
     if results_dir is not None:
         from .storage import atomic_path
@@ -216,5 +218,7 @@ def describe_paper_agreement(table: pd.DataFrame) -> str:
         return f"All {n} quantities the paper reports match this run (same or within 10 %)." + tail
     if k == 0:
         return f"None of the {n} quantities the paper reports matches this run: {join_words(others)} differ." + tail
-    return (f"{k} of the {n} quantities the paper reports {'matches' if k == 1 else 'match'} this run (same or "
-            f"within 10 %); {join_words(others)} {'differs' if len(others) == 1 else 'differ'}." + tail)
+    return (
+        f"{k} of the {n} quantities the paper reports {'matches' if k == 1 else 'match'} this run (same or "
+        f"within 10 %); {join_words(others)} {'differs' if len(others) == 1 else 'differ'}." + tail
+    )

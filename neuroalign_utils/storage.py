@@ -229,8 +229,9 @@ def chapter_results_dir(
     if not running.is_dir():
         with atomic_path(running, is_dir=True) as tmp:
             if complete.is_dir():
-                shutil.copytree(complete, tmp, dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns(RUN_RECORD, SIZES_FILE))
+                shutil.copytree(
+                    complete, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(RUN_RECORD, SIZES_FILE)
+                )
         (running / SIZES_FILE).unlink(missing_ok=True)
     write_json(running / "parameters.json", dict(parameters))
     _write_pointer(root / "attempt", key)
@@ -255,8 +256,9 @@ def finish_run(results_dir: str | os.PathLike, *, synthetic: bool) -> RunRecord:
 
     running = Path(results_dir)
     if not (running.name.endswith(RUNNING_SUFFIX) and running.is_dir()):
-        raise ValueError(f"results_dir must be a running folder from chapter_results_dir (…{RUNNING_SUFFIX}); "
-                         f"got {running}.")
+        raise ValueError(
+            f"results_dir must be a running folder from chapter_results_dir (…{RUNNING_SUFFIX}); got {running}."
+        )
     run_dir = running.with_name(running.name[: -len(RUNNING_SUFFIX)])
     files = _file_sizes(running, skip=lambda path: path.name == RUN_RECORD or path.name.startswith("."))
     record = dict(
@@ -325,8 +327,11 @@ def latest_run(chapter: str, *, data_dir: str | os.PathLike | None = None) -> Ru
     running = root / f"{attempt}{RUNNING_SUFFIX}"
     unfinished = attempt is not None and (running.is_dir() or not (root / attempt / RUN_RECORD).is_file())
     if attempt != latest and unfinished:
-        older = (f"the last complete run ({_read_parameters(root / latest)}) is not used in its place"
-                 if latest else "no run is complete")
+        older = (
+            f"the last complete run ({_read_parameters(root / latest)}) is not used in its place"
+            if latest
+            else "no run is complete"
+        )
         started = _read_parameters(running if running.is_dir() else root / attempt)
         raise IncompleteRunError(
             f"The last run of '{chapter}' ({started}) did not finish, so its results are missing; {older}. "

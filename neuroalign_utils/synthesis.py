@@ -44,15 +44,33 @@ LENS_CHAPTERS = {
 #: Controls that stand for chance (no structure), as opposed to competing models or ceilings.
 CHANCE_CONTROLS = ("phase-randomised null", "no hierarchy", "random layer choice")
 
-TABLE_COLUMNS = ["lens", "chapter", "measure", "result", "value", "control", "control_value", "difference",
-                 "p_value", "note"]
+TABLE_COLUMNS = [
+    "lens",
+    "chapter",
+    "measure",
+    "result",
+    "value",
+    "control",
+    "control_value",
+    "difference",
+    "p_value",
+    "note",
+]
 
 
 #: Each chapter's headline schema, by chapter name (the synthesis's own is :class:`SynthesisHeadline`).
-HEADLINES: dict[str, type[Headline]] = {cls.CHAPTER: cls for cls in (
-    kernel_results.AllenHeadline, kernel_results.NeuralKernelsHeadline, kernel_results.ArtificialKernelsHeadline,
-    kernel_results.KernelAlignmentHeadline, v1t_results.V1TTrainingHeadline, v1t_results.V1TAnalysisHeadline,
-    factortopy_results.FactorTopyHeadline)}
+HEADLINES: dict[str, type[Headline]] = {
+    cls.CHAPTER: cls
+    for cls in (
+        kernel_results.AllenHeadline,
+        kernel_results.NeuralKernelsHeadline,
+        kernel_results.ArtificialKernelsHeadline,
+        kernel_results.KernelAlignmentHeadline,
+        v1t_results.V1TTrainingHeadline,
+        v1t_results.V1TAnalysisHeadline,
+        factortopy_results.FactorTopyHeadline,
+    )
+}
 
 
 @dataclass
@@ -93,19 +111,29 @@ def load_headline(chapter: str, folder: Path) -> Headline:
 def _row(measure, result, value, control, control_value, note="", p_value=np.nan):
     value = float(value) if value is not None else np.nan
     control_value = float(control_value) if control_value is not None else np.nan
-    return dict(measure=measure, result=result, value=value, control=control, control_value=control_value,
-                difference=value - control_value, p_value=float(p_value), note=note)
+    return dict(
+        measure=measure,
+        result=result,
+        value=value,
+        control=control,
+        control_value=control_value,
+        difference=value - control_value,
+        p_value=float(p_value),
+        note=note,
+    )
 
 
 def kernel_alignment_rows(folder: Path) -> list[dict]:
     """Each zoo model's mean 1 − RMSE against its phase-randomised null (kernel-alignment chapter)."""
     headline = load_headline("kernel_alignment", folder)
     tests = pd.read_parquet(folder / kernel_results.ALIGNMENT_TESTS_FILE).set_index("model")
-    ranking = pd.DataFrame({
-        "model": list(headline.mean_one_minus_rmse_by_model),
-        "value": list(headline.mean_one_minus_rmse_by_model.values()),
-        "null_value": [headline.mean_null_by_model[m] for m in headline.mean_one_minus_rmse_by_model],
-    })
+    ranking = pd.DataFrame(
+        {
+            "model": list(headline.mean_one_minus_rmse_by_model),
+            "value": list(headline.mean_one_minus_rmse_by_model.values()),
+            "null_value": [headline.mean_null_by_model[m] for m in headline.mean_one_minus_rmse_by_model],
+        }
+    )
     ranking["p_real_vs_null"] = ranking["model"].map(tests["p_real_vs_null"]) if len(tests) else np.nan
     return alignment_rows(ranking, headline.artificial_weights)
 
@@ -124,8 +152,17 @@ def alignment_rows(ranking: pd.DataFrame, weights: str) -> list[dict]:
             result = model
         else:
             result = f"{model} ({'trained on V1' if model.lower().startswith('v1t') else f'{weights} weights'})"
-        rows.append(_row("mean 1 − RMSE", result, row.value, "phase-randomised null",
-                         row.null_value, f"permutation {report.format_p(row.p_real_vs_null)}", row.p_real_vs_null))
+        rows.append(
+            _row(
+                "mean 1 − RMSE",
+                result,
+                row.value,
+                "phase-randomised null",
+                row.null_value,
+                f"permutation {report.format_p(row.p_real_vs_null)}",
+                row.p_real_vs_null,
+            )
+        )
     return rows
 
 
@@ -137,18 +174,43 @@ def v1t_rows(folder: Path) -> list[dict]:
     if ("v1t", True) not in mean.index:
         return []
     v1t = mean[("v1t", True)]
-    rows = [_row("single-trial correlation", "V1T", v1t, f"{labels.get(core, core)} core", mean[(core, True)],
-                 "same readout, with behaviour")
-            for core in mean.index.get_level_values(0).unique() if core != "v1t" and (core, True) in mean.index]
+    rows = [
+        _row(
+            "single-trial correlation",
+            "V1T",
+            v1t,
+            f"{labels.get(core, core)} core",
+            mean[(core, True)],
+            "same readout, with behaviour",
+        )
+        for core in mean.index.get_level_values(0).unique()
+        if core != "v1t" and (core, True) in mean.index
+    ]
     if ("v1t", False) in mean.index:
-        rows.append(_row("single-trial correlation", "V1T", v1t, "V1T without behaviour", mean[("v1t", False)],
-                         "behaviour planted as gain and RF shift"))
+        rows.append(
+            _row(
+                "single-trial correlation",
+                "V1T",
+                v1t,
+                "V1T without behaviour",
+                mean[("v1t", False)],
+                "behaviour planted as gain and RF shift",
+            )
+        )
     if "fraction_of_single_trial_ceiling" in results:
         fraction = results.groupby(["core", "behaviour"])["fraction_of_single_trial_ceiling"].mean()
         for core in fraction.index.get_level_values(0).unique():
             if core != "v1t" and (core, True) in fraction.index:
-                rows.append(_row("fraction of the planted noise ceiling", "V1T", fraction[("v1t", True)],
-                                 f"{labels.get(core, core)} core", fraction[(core, True)], "1 = the planted ceiling"))
+                rows.append(
+                    _row(
+                        "fraction of the planted noise ceiling",
+                        "V1T",
+                        fraction[("v1t", True)],
+                        f"{labels.get(core, core)} core",
+                        fraction[(core, True)],
+                        "1 = the planted ceiling",
+                    )
+                )
     return rows
 
 
@@ -158,32 +220,61 @@ def factortopy_rows(folder: Path) -> list[dict]:
     slope = headline.hierarchy_slope
     backbone = f"{headline.backbone} ({headline.weights} weights)"
     rows = [
-        _row("mean test R²", backbone, headline.r2_mean, "planted ceiling R²", headline.planted_ceiling_r2,
-             "ceiling: explainable variance of the synthetic subject"),
+        _row(
+            "mean test R²",
+            backbone,
+            headline.r2_mean,
+            "planted ceiling R²",
+            headline.planted_ceiling_r2,
+            "ceiling: explainable variance of the synthetic subject",
+        ),
     ]
     if slope:  # None for a subject without ROI labels
-        rows.append(_row("hierarchy slope β", backbone, slope["slope"], "no hierarchy", 0.0,
-                         f"95 % interval {report.format_interval(slope['slope_low'], slope['slope_high'])} (vertices)"))
+        rows.append(
+            _row(
+                "hierarchy slope β",
+                backbone,
+                slope["slope"],
+                "no hierarchy",
+                0.0,
+                f"95 % interval {report.format_interval(slope['slope_low'], slope['slope_high'])} (vertices)",
+            )
+        )
     recovery_path = folder / factortopy_results.RECOVERY_FILE
     if recovery_path.exists() and np.isfinite(headline.layer_within_one_fraction):
         recovery = pd.read_parquet(recovery_path).drop(index="Unknown", errors="ignore")
         n_layers = headline.n_layers
         rows += [
-            _row("planted layer recovered within one", backbone, headline.layer_within_one_fraction,
-                 "random layer choice", analysis.within_one_chance(recovery["planted_layer"], n_layers),
-                 f"{len(recovery)} named ROIs, {n_layers} layers"),
-            _row("planted layer recovered exactly", backbone, headline.layer_exact_fraction,
-                 "random layer choice", 1 / n_layers, f"{len(recovery)} named ROIs"),
+            _row(
+                "planted layer recovered within one",
+                backbone,
+                headline.layer_within_one_fraction,
+                "random layer choice",
+                analysis.within_one_chance(recovery["planted_layer"], n_layers),
+                f"{len(recovery)} named ROIs, {n_layers} layers",
+            ),
+            _row(
+                "planted layer recovered exactly",
+                backbone,
+                headline.layer_exact_fraction,
+                "random layer choice",
+                1 / n_layers,
+                f"{len(recovery)} named ROIs",
+            ),
         ]
     return rows
 
 
-_ROW_BUILDERS = {"kernel_alignment": kernel_alignment_rows, "v1t_training": v1t_rows,
-                 "factortopy_encoding": factortopy_rows}
+_ROW_BUILDERS = {
+    "kernel_alignment": kernel_alignment_rows,
+    "v1t_training": v1t_rows,
+    "factortopy_encoding": factortopy_rows,
+}
 
 
-def lens_table(*, data_dir: str | os.PathLike | None = None, alignment_ranking: pd.DataFrame | None = None,
-               weights: str = "random") -> pd.DataFrame:
+def lens_table(
+    *, data_dir: str | os.PathLike | None = None, alignment_ranking: pd.DataFrame | None = None, weights: str = "random"
+) -> pd.DataFrame:
     """One row per headline result of each lens, next to its own control, read from saved results.
 
     Parameters
@@ -273,8 +364,11 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
         # rotated tick labels reach past the axes: the figure is drawn a little narrower than the column
         fig = plt.figure(figsize=(style.BOOK_WIDTH - 0.5, 3.0 * len(rows_of_panels)))
         grid = fig.add_gridspec(len(rows_of_panels), ncols)
-        axes = [fig.add_subplot(grid[r, :] if kinds == ["wide"] else grid[r, c])
-                for r, kinds in enumerate(rows_of_panels) for c in range(len(kinds))]
+        axes = [
+            fig.add_subplot(grid[r, :] if kinds == ["wide"] else grid[r, c])
+            for r, kinds in enumerate(rows_of_panels)
+            for c in range(len(kinds))
+        ]
     axes = np.ravel(axes)
     for ax, ((lens, measure), rows) in zip(axes, groups):
         labels = list(dict.fromkeys(rows["result"]))
@@ -289,12 +383,17 @@ def plot_lens_table(table: pd.DataFrame, *, axes=None):
             ax.plot([x_result, x_control], [row.value, row.control_value], color="0.8", lw=0.8, zorder=1)
             ax.scatter(x_control, row.control_value, color="0.5", zorder=2)
             ax.scatter(x_result, row.value, color="C0", zorder=3)
-        ax.set_xticks(range(len(labels)), [_short_result(label) for label in labels], rotation=40, ha="right",
-                      rotation_mode="anchor")
+        ax.set_xticks(
+            range(len(labels)),
+            [_short_result(label) for label in labels],
+            rotation=40,
+            ha="right",
+            rotation_mode="anchor",
+        )
         ax.set_xlim(-0.5, len(labels) - 0.2 if shared else len(labels) - 0.5)
         title = measure if shared else textwrap.fill(measure, 24)  # a narrow panel's title wraps
         ax.set_title(f"{lens.split(' (')[0]}:\n{title}" + (f"\n(grey: {rows['control'].iloc[0]})" if shared else ""))
-    for ax in axes[len(groups):]:
+    for ax in axes[len(groups) :]:
         ax.set_visible(False)
     return axes[0].figure
 
@@ -334,8 +433,9 @@ def load_alignment_inputs(*, selected_only: bool = True, data_dir: str | os.Path
     neural = xr.open_dataarray(folders["neural_kernels"] / kernel_results.NEURAL_KERNELS_FILE, engine="h5netcdf").load()
     if selected_only and "selected" in neural.coords:
         neural = neural.where(neural["selected"] == 1, drop=True)
-    artificial = xr.open_dataarray(folders["artificial_kernels"] / kernel_results.ARTIFICIAL_KERNELS_FILE,
-                                   engine="h5netcdf").load()
+    artificial = xr.open_dataarray(
+        folders["artificial_kernels"] / kernel_results.ARTIFICIAL_KERNELS_FILE, engine="h5netcdf"
+    ).load()
     parameters = pd.read_parquet(folders["artificial_kernels"] / kernel_results.MODEL_PARAMETERS_FILE)["n_parameters"]
     v1t_files = v1t_results.kernel_files(folders["v1t_analysis"]) if folders["v1t_analysis"] else []
     if folders["v1t_analysis"] is not None and not v1t_files:
@@ -350,13 +450,24 @@ def load_alignment_inputs(*, selected_only: bool = True, data_dir: str | os.Path
         for model in np.unique(kernels["model"].values):
             counts = np.unique(kernels["n_parameters"].values[kernels["model"].values == model])
             v1t_parameters[str(model)] = v1t_parameters.get(str(model), 0.0) + float(counts.sum())
-    out.update(neural=neural, artificial=combined, v1t_models=sorted(v1t_parameters),
-               model_parameters=pd.concat([parameters, pd.Series(v1t_parameters, dtype=float)]))
+    out.update(
+        neural=neural,
+        artificial=combined,
+        v1t_models=sorted(v1t_parameters),
+        model_parameters=pd.concat([parameters, pd.Series(v1t_parameters, dtype=float)]),
+    )
     return out
 
 
-def v1t_alignment(neural: xr.DataArray, artificial: xr.DataArray, *, n_bootstrap: int = 200,
-                  n_permutations: int = 1000, random_state: int = 0, device="auto") -> dict:
+def v1t_alignment(
+    neural: xr.DataArray,
+    artificial: xr.DataArray,
+    *,
+    n_bootstrap: int = 200,
+    n_permutations: int = 1000,
+    random_state: int = 0,
+    device="auto",
+) -> dict:
     """Kernel alignment of every model (the trained V1T included) by kernel kind, with the null.
 
     A thin call of :func:`neuroalign_utils.kernels.pipeline.alignment_summary` with the groupings the
@@ -374,15 +485,22 @@ def v1t_alignment(neural: xr.DataArray, artificial: xr.DataArray, *, n_bootstrap
     n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=1)
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
     result = kernel_pipeline.alignment_summary(
-        neural, artificial, {"model": ["model"], "kind": ["model", "kind"]},
-        n_bootstrap=n_bootstrap, n_permutations=n_permutations, random_state=random_state, device=device,
+        neural,
+        artificial,
+        {"model": ["model"], "kind": ["model", "kind"]},
+        n_bootstrap=n_bootstrap,
+        n_permutations=n_permutations,
+        random_state=random_state,
+        device=device,
     )
     ranking = result["tables"]["model"][["model", "value", "ci_low", "ci_high", "null_value"]].merge(
-        result["tests"][["model", "real_minus_null", "p_real_vs_null"]], on="model")
+        result["tests"][["model", "real_minus_null", "p_real_vs_null"]], on="model"
+    )
     ranking["rank_by_margin"] = ranking["real_minus_null"].rank(ascending=False, method="min").astype(int)
     result["ranking"] = ranking.sort_values("rank_by_margin").reset_index(drop=True)
-    given = pd.DataFrame({"model": artificial["model"].values.astype(str),
-                          "kind": artificial["kind"].values.astype(str)})
+    given = pd.DataFrame(
+        {"model": artificial["model"].values.astype(str), "kind": artificial["kind"].values.astype(str)}
+    )
     counts = given.value_counts(["model", "kind"]).rename("given").reset_index()
     compared = result["tables"]["kind"][["model", "kind", "n_artificial"]].rename(columns={"n_artificial": "compared"})
     counts = counts.merge(compared, on=["model", "kind"], how="left").fillna({"compared": 0})
@@ -402,8 +520,13 @@ def plot_margins(ranking: pd.DataFrame, highlight=(), *, axes=None):
     rows = ranking.sort_values("real_minus_null")
     margin = rows["value"] - rows["null_value"]
     colours = ["C1" if model in set(highlight) else "C0" for model in rows["model"]]
-    ax.barh(range(len(rows)), margin, color=colours,
-            xerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]], error_kw=dict(lw=0.8))
+    ax.barh(
+        range(len(rows)),
+        margin,
+        color=colours,
+        xerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
+        error_kw=dict(lw=0.8),
+    )
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)), rows["model"])
     ax.set(xlabel="mean 1 − RMSE above the null", title="margin over phase-randomised null")
@@ -417,8 +540,9 @@ def _number(table, chapter, measure, control=None, column="difference"):
     return float(rows[column].iloc[0]) if len(rows) and np.isfinite(rows[column].iloc[0]) else None
 
 
-def headline_numbers(table: pd.DataFrame, ranking: pd.DataFrame | None = None, v1t_models=(),
-                     kernel_counts: pd.DataFrame | None = None) -> dict:
+def headline_numbers(
+    table: pd.DataFrame, ranking: pd.DataFrame | None = None, v1t_models=(), kernel_counts: pd.DataFrame | None = None
+) -> dict:
     """Short display strings of the synthesis's headline figures, for the text.
 
     A figure whose chapter has not run reads ``"not available (run `neuroalign run <chapter>`)"``.
@@ -426,6 +550,7 @@ def headline_numbers(table: pd.DataFrame, ranking: pd.DataFrame | None = None, v
     ``ft_within_one``, ``chance_cleared`` (results above a chance-level control, of those with one),
     ``v1t_kernel_margin``, ``v1t_kernel_rank``, ``v1t_kernels_compared``.
     """
+
     def missing(chapter):
         return f"not available (run {run_hint(chapter)})"
 
@@ -438,13 +563,23 @@ def headline_numbers(table: pd.DataFrame, ranking: pd.DataFrame | None = None, v
         out["ka_best"] = missing("kernel_alignment")
     figures = {
         "v1t_vs_cnn": ("v1t_training", "single-trial correlation", "CNN core", "difference", report.format_number),
-        "v1t_vs_linear": ("v1t_training", "single-trial correlation", "linear core", "difference",
-                          report.format_number),
+        "v1t_vs_linear": (
+            "v1t_training",
+            "single-trial correlation",
+            "linear core",
+            "difference",
+            report.format_number,
+        ),
         "v1t_fraction": ("v1t_training", "fraction of the planted noise ceiling", None, "value", report.format_percent),
         "ft_r2": ("factortopy_encoding", "mean test R²", None, "value", report.format_number),
         "ft_slope": ("factortopy_encoding", "hierarchy slope β", None, "value", report.format_number),
-        "ft_within_one": ("factortopy_encoding", "planted layer recovered within one", None, "difference",
-                          report.format_percent),
+        "ft_within_one": (
+            "factortopy_encoding",
+            "planted layer recovered within one",
+            None,
+            "difference",
+            report.format_percent,
+        ),
     }
     for key, (chapter, measure, control, column, fmt) in figures.items():
         value = _number(table, chapter, measure, control, column)
@@ -455,12 +590,15 @@ def headline_numbers(table: pd.DataFrame, ranking: pd.DataFrame | None = None, v
         out["v1t_kernel_margin"] = out["v1t_kernel_rank"] = out["v1t_kernels_compared"] = missing("v1t_analysis")
     else:
         row = v1t_rows_.iloc[0]
-        out["v1t_kernel_margin"] = (f"{report.format_number(row['real_minus_null'])} "
-                                    f"(permutation {report.format_p(row['p_real_vs_null'])})")
+        out["v1t_kernel_margin"] = (
+            f"{report.format_number(row['real_minus_null'])} (permutation {report.format_p(row['p_real_vs_null'])})"
+        )
         out["v1t_kernel_rank"] = f"{int(row['rank_by_margin'])} of {len(ranking)}"
         rows = kernel_counts[kernel_counts["model"].isin(list(v1t_models))] if kernel_counts is not None else []
-        out["v1t_kernels_compared"] = ", ".join(
-            f"{r.compared} of {r.given} {r.kind.replace('_', ' ')} kernels" for r in rows.itertuples()) or "not counted"
+        out["v1t_kernels_compared"] = (
+            ", ".join(f"{r.compared} of {r.given} {r.kind.replace('_', ' ')} kernels" for r in rows.itertuples())
+            or "not counted"
+        )
     return out
 
 
@@ -489,19 +627,27 @@ def describe_kernel_alignment(table: pd.DataFrame) -> str:
     if above and best["difference"] >= meaningful:
         reading = "so it clears the null"
     elif above:
-        reading = (f"so it is above the null statistically, but by less than the {report.format_number(meaningful)} "
-                   f"that r = {kernel_analysis.MEANINGFUL_R:g} above the null would give: negligible in size")
+        reading = (
+            f"so it is above the null statistically, but by less than the {report.format_number(meaningful)} "
+            f"that r = {kernel_analysis.MEANINGFUL_R:g} above the null would give: negligible in size"
+        )
     else:
         reading = "so it does not clear the null"
-    text = (f"The zoo model with the largest margin over its phase-randomised null is {best['result']}: "
-            f"{report.format_number(best['difference'])} in 1 − RMSE ({best['note']}), {reading}.")
+    text = (
+        f"The zoo model with the largest margin over its phase-randomised null is {best['result']}: "
+        f"{report.format_number(best['difference'])} in 1 − RMSE ({best['note']}), {reading}."
+    )
     if best["result"].endswith(("(random weights)", "(random)")):
-        text += (" Its weights are random, so whatever margin there is comes from the architecture (filter "
-                 "sizes, smoothness, how attention spreads over the scenes), not from learning on images.")
+        text += (
+            " Its weights are random, so whatever margin there is comes from the architecture (filter "
+            "sizes, smoothness, how attention spreads over the scenes), not from learning on images."
+        )
     if abs(best["difference"]) < 0.01:
-        text += (f" Near r = 0 a margin Δ in 1 − RMSE is a correlation of about √2·Δ "
-                 f"= {report.format_number(np.sqrt(2) * best['difference'])}: a very weak correlation, "
-                 f"detectable only because hundreds of kernels are averaged.")
+        text += (
+            f" Near r = 0 a margin Δ in 1 − RMSE is a correlation of about √2·Δ "
+            f"= {report.format_number(np.sqrt(2) * best['difference'])}: a very weak correlation, "
+            f"detectable only because hundreds of kernels are averaged."
+        )
     return text
 
 
@@ -512,9 +658,11 @@ def describe_v1t_kernels(ranking: pd.DataFrame | None, v1t_models) -> str:
         return f"No trained V1T kernels were found (run {run_hint('v1t_analysis')})."
     row = rows.iloc[0]
     clears = row["real_minus_null"] > 0 and row["p_real_vs_null"] < ALPHA
-    return (f"The trained V1T's kernels have a margin of {report.format_number(row['real_minus_null'])} over "
-            f"their null (permutation {report.format_p(row['p_real_vs_null'])}), rank "
-            f"{int(row['rank_by_margin'])} of {len(ranking)}: they {'clear' if clears else 'do not clear'} it.")
+    return (
+        f"The trained V1T's kernels have a margin of {report.format_number(row['real_minus_null'])} over "
+        f"their null (permutation {report.format_p(row['p_real_vs_null'])}), rank "
+        f"{int(row['rank_by_margin'])} of {len(ranking)}: they {'clear' if clears else 'do not clear'} it."
+    )
 
 
 def describe_v1t_lens(table: pd.DataFrame) -> str:
@@ -528,8 +676,11 @@ def describe_v1t_lens(table: pd.DataFrame) -> str:
         if len(row):
             diff = float(row["difference"].iloc[0])
             verb = "beats" if diff > 0 else "does not beat"
-            parts.append(f"{verb} the {control.replace(' core', '')} by {report.format_number(diff)}"
-                         if diff > 0 else f"{verb} the {control.replace(' core', '')} ({report.format_number(diff)})")
+            parts.append(
+                f"{verb} the {control.replace(' core', '')} by {report.format_number(diff)}"
+                if diff > 0
+                else f"{verb} the {control.replace(' core', '')} ({report.format_number(diff)})"
+            )
     text = "In single-trial correlation, V1T " + report.join_words(parts) + "."
     fraction = _rows(table, "v1t_training", "fraction of the planted noise ceiling")
     if len(fraction):
@@ -543,24 +694,30 @@ def describe_factortopy_lens(table: pd.DataFrame) -> str:
     if not len(r2):
         return f"The FactorTopy lens has no results (run {run_hint('factortopy_encoding')})."
     slope = _rows(table, "factortopy_encoding", "hierarchy slope β")
-    text = (f"FactorTopy reaches a mean test R² of {report.format_number(r2['value'].iloc[0])} "
-            f"(planted ceiling {report.format_number(r2['control_value'].iloc[0])})")
+    text = (
+        f"FactorTopy reaches a mean test R² of {report.format_number(r2['value'].iloc[0])} "
+        f"(planted ceiling {report.format_number(r2['control_value'].iloc[0])})"
+    )
     if len(slope):
         text += f" and a hierarchy slope of {report.format_number(slope['value'].iloc[0])}"
     within = _rows(table, "factortopy_encoding", "planted layer recovered within one")
     if len(within):
         w, chance = within["value"].iloc[0], within["control_value"].iloc[0]
-        text += (f"; its layer choice is within one layer of the planted one in {report.format_percent(w)} of "
-                 f"the ROIs, {'more' if w > chance else 'no more'} than the {report.format_percent(chance)} "
-                 f"a random layer choice would reach")
+        text += (
+            f"; its layer choice is within one layer of the planted one in {report.format_percent(w)} of "
+            f"the ROIs, {'more' if w > chance else 'no more'} than the {report.format_percent(chance)} "
+            f"a random layer choice would reach"
+        )
     return text + "."
 
 
 def describe_chance(table: pd.DataFrame) -> str:
     """How many results clear a control that stands for chance."""
     n, total = _chance_counts(table)
-    return (f"{n} of {total} results lie above a control that stands for chance (for kernel "
-            f"alignment: a positive margin with permutation p < {ALPHA:g}).")
+    return (
+        f"{n} of {total} results lie above a control that stands for chance (for kernel "
+        f"alignment: a positive margin with permutation p < {ALPHA:g})."
+    )
 
 
 def _chance_counts(table: pd.DataFrame) -> tuple[int, int]:
@@ -601,24 +758,43 @@ def trained_vs_random_table(*, data_dir: str | os.PathLike | None = None) -> pd.
             continue
         for entry in getattr(load_headline(chapter, folder), "trained_vs_random", []):
             if entry.lens not in LENS_CHAPTERS.values():
-                raise ValueError(f"A trained_vs_random entry of the '{chapter}' results names the lens "
-                                 f"{entry.lens!r}; accepted: {sorted(LENS_CHAPTERS.values())}.")
+                raise ValueError(
+                    f"A trained_vs_random entry of the '{chapter}' results names the lens "
+                    f"{entry.lens!r}; accepted: {sorted(LENS_CHAPTERS.values())}."
+                )
             rows.append({"chapter": chapter, **entry.to_dict(), "note": ""})
     found = {row["lens"] for row in rows}
     for chapter, lens in LENS_CHAPTERS.items():
         if lens not in found:
             note = NO_PRETRAINED_COUNTERPART.get(lens) or (
-                f"no comparison found: run {run_hint(chapter)}" if _results_dir(chapter, data_dir) is None
-                else "this lens's results hold no trained-versus-random comparison")
-            rows.append({"chapter": chapter, "lens": lens, "model": "—", "quantity": "—", "trained": np.nan,
-                         "random": np.nan, "margin": np.nan, "ci_low": np.nan, "ci_high": np.nan, "note": note})
+                f"no comparison found: run {run_hint(chapter)}"
+                if _results_dir(chapter, data_dir) is None
+                else "this lens's results hold no trained-versus-random comparison"
+            )
+            rows.append(
+                {
+                    "chapter": chapter,
+                    "lens": lens,
+                    "model": "—",
+                    "quantity": "—",
+                    "trained": np.nan,
+                    "random": np.nan,
+                    "margin": np.nan,
+                    "ci_low": np.nan,
+                    "ci_high": np.nan,
+                    "note": note,
+                }
+            )
     lens_order = {lens: i for i, lens in enumerate(LENS_CHAPTERS.values())}
     chapter_order = {chapter: i for i, chapter in enumerate(paper_values.CHAPTERS)}
     table = pd.DataFrame(rows, columns=["chapter", *TRAINED_VS_RANDOM_FIELDS, "note"])
     keys = {"lens": lens_order, "chapter": chapter_order}
     # a lens's rows by chapter, then by model (each chapter's own order kept within a model)
-    return table.sort_values(["lens", "chapter", "model"], key=lambda column: column.map(keys[column.name])
-                             if column.name in keys else column, kind="stable").reset_index(drop=True)
+    return table.sort_values(
+        ["lens", "chapter", "model"],
+        key=lambda column: column.map(keys[column.name]) if column.name in keys else column,
+        kind="stable",
+    ).reset_index(drop=True)
 
 
 def describe_trained_vs_random(table: pd.DataFrame) -> str:
@@ -638,8 +814,10 @@ def describe_trained_vs_random(table: pd.DataFrame) -> str:
         elif below == n:
             reading = "every trained model sits below its random twin"
         else:
-            reading = (f"{report.format_count(above, n)} margins lie above 0, {report.format_count(below, n)} below, "
-                       f"and {report.format_count(n - above - below, n)} have a 95 % interval that spans 0")
+            reading = (
+                f"{report.format_count(above, n)} margins lie above 0, {report.format_count(below, n)} below, "
+                f"and {report.format_count(n - above - below, n)} have a 95 % interval that spans 0"
+            )
         models = report.join_words(pd.unique(measured["model"]))
         texts.append(f"{name}: {reading} ({report.plural(n, 'comparison')} of {models}).")
     return " ".join(texts)

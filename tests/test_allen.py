@@ -88,7 +88,11 @@ def test_planted_metadata_come_back_exactly(cache, truth, dff):
     cells, experiments = truth
     planted = cells.merge(experiments, on="experiment_id")
     loaded = loading.cell_table(dff)
-    for column, planted_column in [("area", "area"), ("cre", "cre"), ("genotype_abbreviation", "genotype_abbreviation")]:
+    for column, planted_column in [
+        ("area", "area"),
+        ("cre", "cre"),
+        ("genotype_abbreviation", "genotype_abbreviation"),
+    ]:
         assert loaded[column].value_counts().to_dict() == planted[planted_column].value_counts().to_dict()
     merged = loaded.merge(planted, on="cell_specimen_id")
     assert (merged["depth"] == merged["imaging_depth"]).all()
@@ -225,8 +229,10 @@ def test_same_seed_gives_the_same_cache_and_it_is_reused(tmp_path):
             key = "processing/brain_observatory_pipeline/DfOverF/imaging_plane_1/data"
             np.testing.assert_array_equal(fa[key][()], fb[key][()])
     stamp = a.stat().st_mtime_ns
-    assert synthetic.make_synthetic_cache(tmp_path / "a", n_experiments=2, cells_per_experiment=3, n_repeats=2,
-                                          seed=9) == a
+    assert (
+        synthetic.make_synthetic_cache(tmp_path / "a", n_experiments=2, cells_per_experiment=3, n_repeats=2, seed=9)
+        == a
+    )
     assert a.stat().st_mtime_ns == stamp  # a complete cache with the same settings is not rewritten
 
 
@@ -235,9 +241,16 @@ def test_same_seed_gives_the_same_cache_and_it_is_reused(tmp_path):
 
 
 def test_allensdk_agreement_sentence_flips():
-    good = pd.DataFrame({"preferred_scene": [3, 7], "scene_ns": [3, 7], "peak_dff": [20.0, 5.0],
-                         "peak_dff_ns": [20.001, 5.0], "time_to_peak": [0.3, 0.4],
-                         "time_to_peak_ns": [0.3 + 1e-12, 0.4]})
+    good = pd.DataFrame(
+        {
+            "preferred_scene": [3, 7],
+            "scene_ns": [3, 7],
+            "peak_dff": [20.0, 5.0],
+            "peak_dff_ns": [20.001, 5.0],
+            "time_to_peak": [0.3, 0.4],
+            "time_to_peak_ns": [0.3 + 1e-12, 0.4],
+        }
+    )
     sentence = responses.describe_allensdk_agreement(responses.allensdk_agreement(good, 30.0))
     assert "agree with allensdk's" in sentence and "floating-point rounding" in sentence
     assert "1e-12" not in sentence
@@ -249,15 +262,19 @@ def test_allensdk_agreement_sentence_flips():
     # a weak cell whose noise maximum sits on another frame is reported apart and does not flip the verdict
     weak = good.assign(time_to_peak_ns=[0.3, -0.4])
     sentence = responses.describe_allensdk_agreement(responses.allensdk_agreement(weak, 30.0, peak_threshold=10.0))
-    assert "agree with allensdk's" in sentence and "every one of the 1 cell with a peak dF/F of at least 10 %" in sentence
+    assert (
+        "agree with allensdk's" in sentence and "every one of the 1 cell with a peak dF/F of at least 10 %" in sentence
+    )
     assert "For 1 of the 1 weaker cells allensdk puts the maximum on another frame" in sentence
     sentence = responses.describe_allensdk_agreement(responses.allensdk_agreement(weak, 30.0))
     assert "do not agree everywhere" in sentence and "24 imaging frames" in sentence
 
 
 def test_area_latency_sentence_flips():
-    good = pd.DataFrame({"mean": [0.36, 0.37, 0.33, 0.46], "sem": 0.01, "n_strong": [66, 46, 53, 49],
-                         "n_cells": 80}, index=["VISp", "VISl", "VISpm", "VISam"])
+    good = pd.DataFrame(
+        {"mean": [0.36, 0.37, 0.33, 0.46], "sem": 0.01, "n_strong": [66, 46, 53, 49], "n_cells": 80},
+        index=["VISp", "VISl", "VISpm", "VISam"],
+    )
     sentence = responses.describe_area_latencies(good, peak_threshold=10.0, synthetic=True)
     assert "VISam peaks last" in sentence and "This is the paper's order" in sentence
     assert "tests the pipeline" in sentence
@@ -308,7 +325,8 @@ def test_planted_population_is_balanced_and_its_fields_vary_by_area_and_line():
     rng = np.random.default_rng(0)
     experiments = synthetic._experiment_table(60, 60, rng)
     cells = synthetic._cell_table(experiments, 0.75, rng).merge(
-        experiments[["experiment_id", "area", "cre", "genotype_abbreviation"]], on="experiment_id")
+        experiments[["experiment_id", "area", "cre", "genotype_abbreviation"]], on="experiment_id"
+    )
     cells["cell_class"] = [metadata.cell_class(c) for c in cells["cre"]]
     counts = cells["cell_class"].value_counts()
     assert counts.min() >= 1000 and counts.max() / counts.min() < 1.1, counts  # enough for 500 + 500
@@ -331,15 +349,35 @@ def test_planted_population_is_balanced_and_its_fields_vary_by_area_and_line():
 
 
 def test_planted_fields_follow_their_formulas():
-    base = {"rf_x": 0.5, "rf_y": 0.5, "rf_sigma": 0.1, "polarity": 1, "rf_surround_scale": np.nan,
-            "rf_surround_strength": np.nan, "rf_orientation": 0.0, "rf_sf": 5.0, "rf_phase": 0.0, "rf_aspect": 2.0}
-    rows = pd.DataFrame([
-        dict(base, rf_shape="gabor"),
-        dict(base, rf_shape="gabor", polarity=-1),
-        dict(base, rf_shape="gabor", rf_orientation=np.pi / 2),
-        dict(base, rf_shape="blob", rf_orientation=np.nan, rf_sf=np.nan, rf_phase=np.nan, rf_aspect=np.nan,
-             rf_surround_scale=2.5, rf_surround_strength=0.5),
-    ])
+    base = {
+        "rf_x": 0.5,
+        "rf_y": 0.5,
+        "rf_sigma": 0.1,
+        "polarity": 1,
+        "rf_surround_scale": np.nan,
+        "rf_surround_strength": np.nan,
+        "rf_orientation": 0.0,
+        "rf_sf": 5.0,
+        "rf_phase": 0.0,
+        "rf_aspect": 2.0,
+    }
+    rows = pd.DataFrame(
+        [
+            dict(base, rf_shape="gabor"),
+            dict(base, rf_shape="gabor", polarity=-1),
+            dict(base, rf_shape="gabor", rf_orientation=np.pi / 2),
+            dict(
+                base,
+                rf_shape="blob",
+                rf_orientation=np.nan,
+                rf_sf=np.nan,
+                rf_phase=np.nan,
+                rf_aspect=np.nan,
+                rf_surround_scale=2.5,
+                rf_surround_strength=0.5,
+            ),
+        ]
+    )
     maps = synthetic.planted_rf_maps(rows, (101, 101))  # square grid: x and y both span the image width
     np.testing.assert_allclose(np.sqrt((maps**2).sum(axis=(1, 2))), 1.0)
     np.testing.assert_allclose(maps[1], -maps[0])
@@ -355,11 +393,13 @@ def test_planted_fields_follow_their_formulas():
 
 def test_class_sentence_flips():
     def cells(n_excitatory, n_inhibitory, per_experiment_excitatory=60, per_experiment_inhibitory=30):
-        return pd.DataFrame({
-            "cell_class": ["excitatory"] * n_excitatory + ["inhibitory"] * n_inhibitory,
-            "experiment_id": [i // per_experiment_excitatory for i in range(n_excitatory)]
-            + [1000 + i // per_experiment_inhibitory for i in range(n_inhibitory)],
-        })
+        return pd.DataFrame(
+            {
+                "cell_class": ["excitatory"] * n_excitatory + ["inhibitory"] * n_inhibitory,
+                "experiment_id": [i // per_experiment_excitatory for i in range(n_excitatory)]
+                + [1000 + i // per_experiment_inhibitory for i in range(n_inhibitory)],
+            }
+        )
 
     sentence = loading.describe_classes(cells(1200, 1200), synthetic=True)
     assert "are 1,200 of the 2,400 (50 %), recorded in 40 of the 60 experiments" in sentence

@@ -44,7 +44,9 @@ def _ids(cache):
 
 @needs_allensdk
 def test_metadata_equal_allensdk(own, sdk):
-    assert own.get_ophys_experiments(stimuli=["natural_scenes"]) == sdk.get_ophys_experiments(stimuli=["natural_scenes"])
+    assert own.get_ophys_experiments(stimuli=["natural_scenes"]) == sdk.get_ophys_experiments(
+        stimuli=["natural_scenes"]
+    )
     assert own.get_experiment_containers() == sdk.get_experiment_containers()
     assert own.get_cell_specimens() == sdk.get_cell_specimens()
     pd.testing.assert_frame_equal(loading.select_experiments(own), loading.select_experiments(sdk))
@@ -56,8 +58,9 @@ def test_every_nwb_accessor_equals_allensdk(own, sdk):
         mine, theirs = loading._data_set(own, experiment_id), loading._data_set(sdk, experiment_id)
         assert isinstance(mine, observatory.ExperimentData)
         assert type(theirs).__name__ == "BrainObservatoryNwbDataSet"
-        pd.testing.assert_frame_equal(mine.get_stimulus_table("natural_scenes"),
-                                      theirs.get_stimulus_table("natural_scenes"))
+        pd.testing.assert_frame_equal(
+            mine.get_stimulus_table("natural_scenes"), theirs.get_stimulus_table("natural_scenes")
+        )
         assert mine.get_metadata() == theirs.get_metadata()
         for name in ("get_dff_traces", "get_corrected_fluorescence_traces", "get_running_speed"):
             for a, b in zip(getattr(mine, name)(), getattr(theirs, name)(), strict=True):
@@ -67,8 +70,9 @@ def test_every_nwb_accessor_equals_allensdk(own, sdk):
             a, b = getattr(mine, name)(), getattr(theirs, name)()
             np.testing.assert_array_equal(a, b)
             assert a.dtype == b.dtype, name
-        np.testing.assert_array_equal(mine.get_stimulus_template("natural_scenes"),
-                                      theirs.get_stimulus_template("natural_scenes"))
+        np.testing.assert_array_equal(
+            mine.get_stimulus_template("natural_scenes"), theirs.get_stimulus_template("natural_scenes")
+        )
 
 
 @needs_allensdk
@@ -98,8 +102,9 @@ def test_tidy_tensor_is_identical_through_either_reader(own, sdk):
     theirs = loading.load_responses(sdk, _ids(sdk), scheduler="synchronous")
     xr.testing.assert_identical(mine, theirs)
     pd.testing.assert_frame_equal(loading.cell_table(mine), loading.cell_table(theirs))
-    xr.testing.assert_identical(loading.load_scene_templates(own, _ids(own)[0]),
-                                loading.load_scene_templates(sdk, _ids(sdk)[0]))
+    xr.testing.assert_identical(
+        loading.load_scene_templates(own, _ids(own)[0]), loading.load_scene_templates(sdk, _ids(sdk)[0])
+    )
 
 
 def test_own_reader_recovers_the_planted_cells(own, manifest):
@@ -118,8 +123,9 @@ def test_own_reader_recovers_the_planted_cells(own, manifest):
     with h5py.File(own.get_cache_path(None, own.EXPERIMENT_DATA_KEY, first)) as f:
         trace = f["processing/brain_observatory_pipeline/DfOverF/imaging_plane_1/data"][0]
     cell = dff.sel(cell=dff["experiment_id"] == first).isel(cell=0)
-    np.testing.assert_array_equal(cell.sel(presentation=(cell["scene"] == 0) & (cell["trial"] == 0)).values[0],
-                                  trace[onset - 28: onset + 35])
+    np.testing.assert_array_equal(
+        cell.sel(presentation=(cell["scene"] == 0) & (cell["trial"] == 0)).values[0], trace[onset - 28 : onset + 35]
+    )
 
 
 def test_own_reader_refuses_downloads_offline_and_names_bad_arguments(own, tmp_path):
@@ -158,10 +164,13 @@ class _FakeAllenServer:
             experiment_id = int(query.split("[attachable_id$eq", 1)[1].split("]", 1)[0])
             rows = [{"download_link": f"/api/v2/well_known_file_download/{experiment_id}"}]
         else:
-            name = {"OphysExperiment": "ophys_experiments.json", "ExperimentContainer": "experiment_containers.json",
-                    "ApiCamCellMetric": "cell_specimens.json"}[query.split(",", 1)[0].removeprefix("model::")]
+            name = {
+                "OphysExperiment": "ophys_experiments.json",
+                "ExperimentContainer": "experiment_containers.json",
+                "ApiCamCellMetric": "cell_specimens.json",
+            }[query.split(",", 1)[0].removeprefix("model::")]
             rows = json.loads((self.folder / name).read_text())
-        page = rows[start: start + self.page_rows]
+        page = rows[start : start + self.page_rows]
         return io.BytesIO(json.dumps({"success": True, "msg": page, "total_rows": len(rows)}).encode())
 
 
@@ -172,15 +181,19 @@ def test_online_reader_downloads_metadata_page_by_page_and_nwb_files(manifest, t
     online = observatory.ObservatoryCache(tmp_path / "new_cache", offline=False)
     local = observatory.ObservatoryCache(manifest)
     assert online.get_ophys_experiments(stimuli=["natural_scenes"]) == local.get_ophys_experiments(
-        stimuli=["natural_scenes"])
+        stimuli=["natural_scenes"]
+    )
     assert online.get_cell_specimens() == local.get_cell_specimens()
     n_cells = len(local.get_cell_specimens())
     assert sum("ApiCamCellMetric" in u for u in server.urls) == n_cells // 5 + 1  # paged
-    assert all("[order$eq'cell_specimen_id']" in urllib.parse.unquote(u) for u in server.urls if "ApiCamCellMetric" in u)
+    assert all(
+        "[order$eq'cell_specimen_id']" in urllib.parse.unquote(u) for u in server.urls if "ApiCamCellMetric" in u
+    )
     experiment_id = _ids(local)[0]
     data = online.get_ophys_experiment_data(experiment_id)
-    np.testing.assert_array_equal(data.get_dff_traces()[1],
-                                  local.get_ophys_experiment_data(experiment_id).get_dff_traces()[1])
+    np.testing.assert_array_equal(
+        data.get_dff_traces()[1], local.get_ophys_experiment_data(experiment_id).get_dff_traces()[1]
+    )
     assert (tmp_path / "new_cache" / "manifest.json").exists()
     assert not list((tmp_path / "new_cache").rglob("*.tmp*"))  # downloads were renamed into place
     # the second call reads the cached file: no new request
@@ -193,7 +206,8 @@ def test_online_reader_downloads_metadata_page_by_page_and_nwb_files(manifest, t
 def test_crosscheck_sentence_says_when_allensdk_is_missing():
     empty = responses.allensdk_agreement(pd.DataFrame(), 30.0)
     assert "does not install on this Python stack" in responses.describe_allensdk_agreement(
-        empty, allensdk_installed=False)
+        empty, allensdk_installed=False
+    )
     assert "crosscheck=False" in responses.describe_allensdk_agreement(empty, allensdk_installed=True)
 
 

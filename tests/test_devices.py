@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 
 from neuroalign_utils import chapters, devices
+from neuroalign_utils.factortopy import features
+from neuroalign_utils.factortopy import model as ft_model
+from neuroalign_utils.factortopy import training as ft_training
 from neuroalign_utils.kernels import artificial
-from neuroalign_utils.factortopy import features, model as ft_model, training as ft_training
 from neuroalign_utils.v1t import findings, loading, models, pipeline, synthetic, training
 from neuroalign_utils.v1t.attention import _fused_attention, attention
 from neuroalign_utils.v1t.cores import CNNCore, V1TCore
@@ -41,7 +42,9 @@ def machine(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ resolution
-@pytest.mark.parametrize("cuda, mps, expected", [(1, True, "cuda:0"), (2, False, "cuda:0"), (0, True, "mps"), (0, False, "cpu")])
+@pytest.mark.parametrize(
+    "cuda, mps, expected", [(1, True, "cuda:0"), (2, False, "cuda:0"), (0, True, "mps"), (0, False, "cpu")]
+)
 def test_auto_prefers_cuda_then_mps_then_cpu(machine, cuda, mps, expected):
     machine(cuda=cuda, mps=mps)
     assert devices.resolve_device("auto") == torch.device(expected)
@@ -75,8 +78,12 @@ def test_unknown_devices_name_the_parameter_and_the_accepted_values(bad):
 
 
 def test_configure_cuda_sets_every_switch_explicitly():
-    names = [(torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32"),
-             (torch.backends.cudnn, "benchmark"), (torch.backends.cudnn, "deterministic")]
+    names = [
+        (torch.backends.cuda.matmul, "allow_tf32"),
+        (torch.backends.cudnn, "allow_tf32"),
+        (torch.backends.cudnn, "benchmark"),
+        (torch.backends.cudnn, "deterministic"),
+    ]
     before = [getattr(obj, attr) for obj, attr in names]
     try:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -157,9 +164,12 @@ def test_v1t_model_and_batches_are_on_the_chosen_device(tiny_data, device, tmp_p
     torch.manual_seed(0)
     model = _tiny_v1t(tiny_data)
     seen = []
-    model.core.register_forward_pre_hook(lambda module, args: seen.append({a.device for a in args if torch.is_tensor(a)}))
-    history = training.train(model, tiny_data, max_epochs=1, batch_size=8, progress=False, device=device,
-                             checkpoint_dir=tmp_path)
+    model.core.register_forward_pre_hook(
+        lambda module, args: seen.append({a.device for a in args if torch.is_tensor(a)})
+    )
+    history = training.train(
+        model, tiny_data, max_epochs=1, batch_size=8, progress=False, device=device, checkpoint_dir=tmp_path
+    )
     expected = devices.resolve_device(device)
     assert {p.device for p in model.parameters()} == {expected}
     assert seen and all(found == {expected} for found in seen)  # every training and validation batch
@@ -167,7 +177,7 @@ def test_v1t_model_and_batches_are_on_the_chosen_device(tiny_data, device, tmp_p
     saved = training.save_model(model, tmp_path / "model.pt")
     loaded = training.load_model(saved, device=device)
     assert {p.device for p in loaded.parameters()} == {expected}
-    (name, mouse), = tiny_data.items()
+    ((name, mouse),) = tiny_data.items()
     np.testing.assert_array_equal(training.predict(loaded, mouse), training.predict(model, mouse))
 
 
@@ -196,8 +206,10 @@ def test_fused_attention_route_equals_the_explicit_softmax(head_dim):
 def test_factortopy_features_and_training_run_on_the_chosen_device(tmp_path):
     rng = np.random.default_rng(0)
     n_images, n_layers, n_channels = 40, 2, 6
-    feats = {"local": rng.standard_normal((n_images, n_layers, n_channels, 8, 8)).astype(np.float16),
-             "global": rng.standard_normal((n_images, n_layers, n_channels)).astype(np.float16)}
+    feats = {
+        "local": rng.standard_normal((n_images, n_layers, n_channels, 8, 8)).astype(np.float16),
+        "global": rng.standard_normal((n_images, n_layers, n_channels)).astype(np.float16),
+    }
     coords = ft_model.hemisphere_separated_coordinates(rng.standard_normal((20, 3)), np.repeat(["lh", "rh"], 10))
     responses = rng.standard_normal((n_images, 20)).astype(np.float32)
     # on the CPU the cache stays memory-mapped: nothing is copied, batches are read from it
@@ -207,8 +219,17 @@ def test_factortopy_features_and_training_run_on_the_chosen_device(tmp_path):
     from_array = ft_training.take_rows(feats["local"], rows, torch.device("cpu"))
     from_tensor = ft_training.take_rows(torch.from_numpy(feats["local"]), rows, torch.device("cpu"))
     assert from_array.dtype == torch.float32 and torch.equal(from_array, from_tensor)
-    result = ft_training.train_factortopy(feats, responses, coords, n_steps=4, eval_every=2, bottleneck=4,
-                                          progress=False, device="auto", checkpoint=tmp_path / "ft.pt")
+    result = ft_training.train_factortopy(
+        feats,
+        responses,
+        coords,
+        n_steps=4,
+        eval_every=2,
+        bottleneck=4,
+        progress=False,
+        device="auto",
+        checkpoint=tmp_path / "ft.pt",
+    )
     assert {p.device for p in result.model.parameters()} == {devices.resolve_device("auto")}
     assert torch.load(tmp_path / "ft.pt")["state"]["readout_bias"].device == torch.device("cpu")
     with pytest.raises(ValueError, match=r"'device' must be"):
@@ -231,8 +252,10 @@ def test_zoo_refuses_a_bad_device_before_building():
 
 
 # ------------------------------------------------------------------------------ chapters
-@pytest.mark.parametrize("chapter", ["artificial_kernels", "kernel_alignment", "v1t_training", "v1t_analysis",
-                                     "factortopy_encoding", "synthesis"])
+@pytest.mark.parametrize(
+    "chapter",
+    ["artificial_kernels", "kernel_alignment", "v1t_training", "v1t_analysis", "factortopy_encoding", "synthesis"],
+)
 def test_every_torch_chapter_takes_device_auto(chapter):
     assert chapters.get_chapter(chapter).defaults()["device"] == "auto"
     devices.resolve_device(chapters.get_chapter(chapter).defaults()["device"])
@@ -263,8 +286,12 @@ def test_gpu_benchmark_says_when_there_is_no_accelerator(capsys):
 
 def test_gpu_benchmark_cpu_path_prints_one_figure_per_line(capsys):
     benchmark = _gpu_benchmark()
-    assert benchmark.main(["--device", "cpu", "--quick", "--steps", "1", "--cpu-steps", "1",
-                           "--cases", "v1t_stride8,factortopy"]) == 0
+    assert (
+        benchmark.main(
+            ["--device", "cpu", "--quick", "--steps", "1", "--cpu-steps", "1", "--cases", "v1t_stride8,factortopy"]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 12
     for line in lines:

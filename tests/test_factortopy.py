@@ -45,8 +45,13 @@ def test_sparse_sampling_equals_dense_listing_1():
     tokens = torch.einsum("blchw,lcd->bldhw", local, m.local_bottleneck)
     glob = torch.einsum("blc,lcd->bld", global_, m.global_bottleneck)
     grid = sel["space"][None, None].expand(4, -1, -1, -1)
-    v_local = torch.stack([torch.nn.functional.grid_sample(tokens[:, l], grid, align_corners=False)[:, :, 0]
-                           .permute(0, 2, 1) for l in range(3)], -1)  # (B, N, D, L)
+    v_local = torch.stack(
+        [
+            torch.nn.functional.grid_sample(tokens[:, l], grid, align_corners=False)[:, :, 0].permute(0, 2, 1)
+            for l in range(3)
+        ],
+        -1,
+    )  # (B, N, D, L)
     s = sel["scale"][None, :, None, None]
     v = (v_local * (1 - s) + glob.permute(0, 2, 1)[:, None] * s) * sel["layer"][None, :, None, :]
     expected = (v.sum(-1) * m.readout_weight).mean(-1) + m.readout_bias
@@ -227,10 +232,10 @@ def subject_dir(tmp_path_factory):
 def fitted(subject_dir):
     subject = loading.load_algonauts_subject(subject_dir)
     feats = features.cached_features(features.BackboneSpec(), subject.images.values)
-    coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
-                                                    subject.vertices["hemisphere"])
-    result = training.train_factortopy(feats, subject.responses, coords, n_steps=1000, lr=2e-3,
-                                       progress=False)
+    coords = model.hemisphere_separated_coordinates(
+        subject.vertices[["x", "y", "z"]].to_numpy(), subject.vertices["hemisphere"]
+    )
+    result = training.train_factortopy(feats, subject.responses, coords, n_steps=1000, lr=2e-3, progress=False)
     shuffled = subject.responses[np.random.default_rng(1).permutation(len(subject.responses))]
     control = training.train_factortopy(feats, shuffled, coords, n_steps=300, lr=2e-3, progress=False)
     return subject, result, control
@@ -267,7 +272,8 @@ def test_writer_is_deterministic(tmp_path):
     for rel in ("training_split/training_fmri/lh_training_fmri.npy", "roi_masks/rh.floc-faces_fsaverage_space.npy"):
         np.testing.assert_array_equal(np.load(first / rel), np.load(second / rel))
     assert sorted(p.name for p in (first / "training_split/training_images").iterdir()) == sorted(
-        p.name for p in (second / "training_split/training_images").iterdir())
+        p.name for p in (second / "training_split/training_images").iterdir()
+    )
 
 
 def test_r2_well_above_the_shuffled_control(fitted):
@@ -284,8 +290,9 @@ def test_layer_selector_recovers_the_planted_ordering(fitted, subject_dir):
     fit = analysis.hierarchy_slope(table["iota"], table["roi"], n_bootstrap=200)
     assert fit["slope"] > 0.3 and fit["slope_low"] > 0.2
     named = table[table["roi"] != "Unknown"]
-    per_roi = named.groupby("roi").agg(true=("true_layer", "first"),
-                                       found=("layer_argmax", lambda a: np.bincount(a).argmax()))
+    per_roi = named.groupby("roi").agg(
+        true=("true_layer", "first"), found=("layer_argmax", lambda a: np.bincount(a).argmax())
+    )
     within_one = (per_roi["true"] - per_roi["found"]).abs() <= 1
     assert within_one.mean() >= 0.7, per_roi
 
@@ -321,11 +328,21 @@ def test_top_channel_image(fitted, subject_dir):
 def test_checkpoint_is_written_and_reloads(subject_dir, tmp_path):
     subject = loading.load_algonauts_subject(subject_dir)
     feats = features.cached_features(features.BackboneSpec(), subject.images.values)
-    coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
-                                                    subject.vertices["hemisphere"])
+    coords = model.hemisphere_separated_coordinates(
+        subject.vertices[["x", "y", "z"]].to_numpy(), subject.vertices["hemisphere"]
+    )
     ckpt = tmp_path / "model.pt"
-    result = training.train_factortopy(feats, subject.responses, coords, n_steps=20, eval_every=10,
-                                       progress=False, checkpoint=ckpt, space_selection=False, tokens="patch")
+    result = training.train_factortopy(
+        feats,
+        subject.responses,
+        coords,
+        n_steps=20,
+        eval_every=10,
+        progress=False,
+        checkpoint=ckpt,
+        space_selection=False,
+        tokens="patch",
+    )
     saved = torch.load(ckpt)
     assert saved["options"]["space_selection"] is False and saved["step"] == result.best_step
     assert (result.model.selectors()["scale"] == 0).all()
@@ -354,12 +371,13 @@ def test_flat_maps_draw_both_hemispheres_and_check_length(tmp_path):
 
 def test_inflated_view_paints_the_roi_on_visible_faces(tmp_path):
     vertices = pd.concat([synthetic.cap_vertices(h, 150) for h in ("lh", "rh")], ignore_index=True)
-    fig = figures.plot_surface_maps(np.ones(300), vertices, surface="inflated", vmin=0, vmax=1, cmap="Reds",
-                                 roi_outline=False)
+    fig = figures.plot_surface_maps(
+        np.ones(300), vertices, surface="inflated", vmin=0, vmax=1, cmap="Reds", roi_outline=False
+    )
     # the occipital cap faces the viewer, so saturated red (the ROI) must be visible in both panels
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
-    red = (rgb[..., 0] - rgb[..., 1] > 80)
+    red = rgb[..., 0] - rgb[..., 1] > 80
     half = rgb.shape[1] // 2
     assert red[:, :half].sum() > 200 and red[:, half:].sum() > 200
     with pytest.raises(ValueError, match="'surface' must be one of"):
@@ -370,32 +388,61 @@ def _plot_calls():
     """Every figures.plot_* with small inputs: name → (call with ``axes``, shape of the axes it draws into)."""
     rng = np.random.default_rng(0)
     roi = np.array(["V1v", "V2d", "OPA", "EBA"] * 10)
-    table = pd.DataFrame({"roi": roi, "iota": rng.uniform(size=40), "space_x": rng.uniform(-1, 1, 40),
-                          "space_y": rng.uniform(-1, 1, 40), "scale": rng.uniform(size=40)})
-    truth = pd.DataFrame({"pos_x": rng.uniform(-1, 1, 40), "pos_y": rng.uniform(-1, 1, 40),
-                          "scale": rng.uniform(size=40)})
+    table = pd.DataFrame(
+        {
+            "roi": roi,
+            "iota": rng.uniform(size=40),
+            "space_x": rng.uniform(-1, 1, 40),
+            "space_y": rng.uniform(-1, 1, 40),
+            "scale": rng.uniform(size=40),
+        }
+    )
+    truth = pd.DataFrame(
+        {"pos_x": rng.uniform(-1, 1, 40), "pos_y": rng.uniform(-1, 1, 40), "scale": rng.uniform(size=40)}
+    )
     recovery = pd.DataFrame({"planted_layer": [0, 1, 3], "recovered_layer": [0, 2, 3]}, index=["V1v", "hV4", "EBA"])
     matrices = {"random": rng.uniform(size=(4, 4)), "trained": rng.uniform(size=(4, 4))}
-    by_distance = pd.DataFrame({"model": ["random"] * 3 + ["trained"] * 3, "layers_apart": [1, 2, 3] * 2,
-                                "r2": rng.uniform(size=6), "ci_low": 0.0, "ci_high": 1.0})
+    by_distance = pd.DataFrame(
+        {
+            "model": ["random"] * 3 + ["trained"] * 3,
+            "layers_apart": [1, 2, 3] * 2,
+            "r2": rng.uniform(size=6),
+            "ci_low": 0.0,
+            "ci_high": 1.0,
+        }
+    )
     vertices = pd.concat([synthetic.cap_vertices(h, 60) for h in ("lh", "rh")], ignore_index=True)
     images = rng.uniform(size=(2, 16, 16, 3))
     return {
         "plot_stimuli": (lambda axes: figures.plot_stimuli(images, ["a", "b"], axes=axes), (2,)),
-        "plot_training_history": (lambda axes: figures.plot_training_history(
-            pd.DataFrame({"step": [10, 20], "val_r2": [0.1, 0.2]}), decay_steps=5, ceiling=0.5, axes=axes), ()),
-        "plot_hierarchy_slope": (lambda axes: figures.plot_hierarchy_slope(
-            table, {"b0": 0.1, "slope": 0.8}, axes=axes), ()),
+        "plot_training_history": (
+            lambda axes: figures.plot_training_history(
+                pd.DataFrame({"step": [10, 20], "val_r2": [0.1, 0.2]}), decay_steps=5, ceiling=0.5, axes=axes
+            ),
+            (),
+        ),
+        "plot_hierarchy_slope": (
+            lambda axes: figures.plot_hierarchy_slope(table, {"b0": 0.1, "slope": 0.8}, axes=axes),
+            (),
+        ),
         "plot_layer_recovery": (lambda axes: figures.plot_layer_recovery(recovery, 4, axes=axes), ()),
-        "plot_position_scale_recovery": (lambda axes: figures.plot_position_scale_recovery(table, truth, axes=axes),
-                                         (2,)),
-        "plot_top_channels": (lambda axes: figures.plot_top_channels(
-            images, {"V1v": list(rng.uniform(size=(2, 8, 8, 3)))}, axes=axes), (2, 2)),
+        "plot_position_scale_recovery": (
+            lambda axes: figures.plot_position_scale_recovery(table, truth, axes=axes),
+            (2,),
+        ),
+        "plot_top_channels": (
+            lambda axes: figures.plot_top_channels(images, {"V1v": list(rng.uniform(size=(2, 8, 8, 3)))}, axes=axes),
+            (2, 2),
+        ),
         "plot_layer_predictability": (lambda axes: figures.plot_layer_predictability(matrices, axes=axes), (2,)),
-        "plot_layer_distinctness": (lambda axes: figures.plot_layer_distinctness(matrices, by_distance, axes=axes),
-                                    (3,)),
-        "plot_surface_maps": (lambda axes: figures.plot_surface_maps(vertices["rho"].to_numpy(), vertices, axes=axes),
-                              (2,)),
+        "plot_layer_distinctness": (
+            lambda axes: figures.plot_layer_distinctness(matrices, by_distance, axes=axes),
+            (3,),
+        ),
+        "plot_surface_maps": (
+            lambda axes: figures.plot_surface_maps(vertices["rho"].to_numpy(), vertices, axes=axes),
+            (2,),
+        ),
     }
 
 
@@ -432,8 +479,10 @@ def test_raw_nsd_loader_reads_tiny_release_files(tmp_path):
     subjectim = np.tile(np.arange(n_stim) * 3 + 5, (8, 1))  # 1-based 73k ids of each subject's images
     design_dir = tmp_path / "nsddata" / "experiments" / "nsd"
     design_dir.mkdir(parents=True)
-    savemat(design_dir / "nsd_expdesign.mat", {"masterordering": order[None], "subjectim": subjectim,
-                                               "sharedix": np.arange(1, 4)[None]})
+    savemat(
+        design_dir / "nsd_expdesign.mat",
+        {"masterordering": order[None], "subjectim": subjectim, "sharedix": np.arange(1, 4)[None]},
+    )
     beta_dir = tmp_path / "nsddata_betas/ppdata/subj01/fsaverage/betas_fithrf_GLMdenoise_RR"
     beta_dir.mkdir(parents=True)
     signal = rng.standard_normal((2 * n_vertices, n_stim))  # per vertex (lh then rh) and image
@@ -443,8 +492,10 @@ def test_raw_nsd_loader_reads_tiny_release_files(tmp_path):
         for h, hemi in enumerate(("lh", "rh")):
             data = signal[h * n_vertices : (h + 1) * n_vertices][:, trials] * 3 + 10 * session
             zscored.append((session, h, trials, (data - data.mean(1, keepdims=True)) / data.std(1, keepdims=True)))
-            nib.save(nib.MGHImage(data.reshape(n_vertices, 1, 1, n_trials).astype(np.float32), np.eye(4)),
-                     beta_dir / f"{hemi}.betas_session{session:02d}.mgh")
+            nib.save(
+                nib.MGHImage(data.reshape(n_vertices, 1, 1, n_trials).astype(np.float32), np.eye(4)),
+                beta_dir / f"{hemi}.betas_session{session:02d}.mgh",
+            )
     stim_dir = tmp_path / "nsddata_stimuli" / "stimuli" / "nsd"
     stim_dir.mkdir(parents=True)
     brick = rng.integers(0, 255, size=(40, 9, 9, 3), dtype=np.uint8)
@@ -483,15 +534,18 @@ FLAT_SLOPE = {"slope": 0.02, "slope_low": -0.1, "slope_high": 0.12}
 
 def test_recovery_sentence_flips_when_the_run_is_broken():
     planted = [0, 0, 1, 1, 2, 2, 3, 3]
-    good = analysis.describe_recovery(_recovery(planted, planted), 4, slope=GOOD_SLOPE, position_error=0.04,
-                                      scale_correlation=0.9)
+    good = analysis.describe_recovery(
+        _recovery(planted, planted), 4, slope=GOOD_SLOPE, position_error=0.04, scale_correlation=0.9
+    )
     assert good.startswith("The layer selector recovered the planted hierarchy:") and "Missed" not in good
-    partial = analysis.describe_recovery(_recovery(planted, [0, 0, 0, 0, 2, 2, 2, 1]), 4, slope=GOOD_SLOPE,
-                                         position_error=0.04, scale_correlation=0.9)
+    partial = analysis.describe_recovery(
+        _recovery(planted, [0, 0, 0, 0, 2, 2, 2, 1]), 4, slope=GOOD_SLOPE, position_error=0.04, scale_correlation=0.9
+    )
     assert "only in part" in partial
     assert "roi2 (planted 1, chosen 0)" in partial and "roi7 (planted 3, chosen 1)" in partial
-    broken = analysis.describe_recovery(_recovery(planted, [0] * 8), 4, slope=FLAT_SLOPE, position_error=0.6,
-                                        scale_correlation=0.0)
+    broken = analysis.describe_recovery(
+        _recovery(planted, [0] * 8), 4, slope=FLAT_SLOPE, position_error=0.6, scale_correlation=0.0
+    )
     assert broken.startswith("The layer selector did not recover the planted hierarchy:")
     assert "2 of 8 named ROIs" in broken
 
@@ -500,11 +554,13 @@ def test_slope_sentence_follows_the_interval():
     assert "later ROIs choose later layers" in analysis.describe_hierarchy_slope(GOOD_SLOPE, median_confidence=0.5)
     flat = analysis.describe_hierarchy_slope(FLAT_SLOPE, median_confidence=0.5)
     assert "no layer hierarchy was found" in flat and "narrow" not in flat
-    reversed_ = analysis.describe_hierarchy_slope({"slope": -0.5, "slope_low": -0.6, "slope_high": -0.4},
-                                                  median_confidence=0.5)
+    reversed_ = analysis.describe_hierarchy_slope(
+        {"slope": -0.5, "slope_low": -0.6, "slope_high": -0.4}, median_confidence=0.5
+    )
     assert "reversed" in reversed_
-    hard = analysis.describe_hierarchy_slope({"slope": 1.0410, "slope_low": 1.0409, "slope_high": 1.0411},
-                                             median_confidence=1.0, planted_slope=1.0)
+    hard = analysis.describe_hierarchy_slope(
+        {"slope": 1.0410, "slope_low": 1.0409, "slope_high": 1.0411}, median_confidence=1.0, planted_slope=1.0
+    )
     assert "1.0409 to 1.0411" in hard and "planted: 1.0" in hard and "hard" in hard
 
 
@@ -523,16 +579,22 @@ def test_layer_distinctness_sentence_follows_the_r2():
 
 
 def test_a_flat_or_constant_run_reads_as_no_hierarchy():
-    flat = analysis.describe_hierarchy_slope({"slope": -3.7e-9, "slope_low": -5.8e-9, "slope_high": -2.2e-9},
-                                             median_confidence=1.0)
+    flat = analysis.describe_hierarchy_slope(
+        {"slope": -3.7e-9, "slope_low": -5.8e-9, "slope_high": -2.2e-9}, median_confidence=1.0
+    )
     assert "flat" in flat and "reversed" not in flat
     planted = [0, 1, 2, 3]
     truth = pd.DataFrame({"scale": [0.1, 0.2, 0.5, 0.6], "pos_x": 0.0, "pos_y": 0.0})
     table = pd.DataFrame({"scale": 0.5, "space_x": 0.1, "space_y": 0.0}, index=range(4))
     scores = analysis.recovery_scores(table, truth, _recovery(planted, [2, 2, 2, 2]))
     assert np.isnan(scores["scale_correlation"]) and scores["position_error"] == pytest.approx(0.1)
-    text = analysis.describe_recovery(_recovery(planted, [2, 2, 2, 2]), 4, slope={"slope": 0.0, "slope_low": 0.0,
-                                      "slope_high": 0.0}, position_error=0.1, scale_correlation=np.nan)
+    text = analysis.describe_recovery(
+        _recovery(planted, [2, 2, 2, 2]),
+        4,
+        slope={"slope": 0.0, "slope_low": 0.0, "slope_high": 0.0},
+        position_error=0.1,
+        scale_correlation=np.nan,
+    )
     assert "did not recover" in text and "is the same for every vertex" in text
 
 
@@ -628,10 +690,13 @@ def test_trained_backbone_tokens_and_streamed_cache(tmp_path):
     assert sorted(p.name for p in cached["path"].iterdir()) == [".sizes.json", "global.npy", "local.npy", "meta.json"]
     assert "weights_sha256" in json.loads((cached["path"] / "meta.json").read_text())["key"]
     # the random control has other features, under another key
-    other = features.cached_features(features.backbone_spec(f"{TRAINED}:random", image_size=112), imgs,
-                                     data_dir=tmp_path)
-    assert other["path"] != cached["path"] and np.abs(np.asarray(other["local"], np.float32)
-                                                      - np.asarray(cached["local"], np.float32)).mean() > 0.1
+    other = features.cached_features(
+        features.backbone_spec(f"{TRAINED}:random", image_size=112), imgs, data_dir=tmp_path
+    )
+    assert (
+        other["path"] != cached["path"]
+        and np.abs(np.asarray(other["local"], np.float32) - np.asarray(cached["local"], np.float32)).mean() > 0.1
+    )
 
 
 def test_cross_layer_r2_from_held_out_sums():
@@ -646,8 +711,9 @@ def test_cross_layer_r2_from_held_out_sums():
     # counting one held-out image twice equals giving it twice the weight in the sums
     counts = np.ones(len(parts["held_out"]))
     counts[0] = 2
-    doubled = {k: (np.concatenate([v, v[:1]]) if isinstance(v, np.ndarray) and v.ndim == 4 else v)
-               for k, v in parts.items()} | {"held_out": np.arange(len(counts) + 1)}
+    doubled = {
+        k: (np.concatenate([v, v[:1]]) if isinstance(v, np.ndarray) and v.ndim == 4 else v) for k, v in parts.items()
+    } | {"held_out": np.arange(len(counts) + 1)}
     np.testing.assert_allclose(features.cross_layer_r2(parts, counts), features.cross_layer_r2(doubled))
     with pytest.raises(ValueError, match="one entry per held-out image"):
         features.cross_layer_r2(parts, np.ones(3))
@@ -674,9 +740,16 @@ def test_distinctness_comparison_follows_constructed_layers():
 
 
 def _distinctness_table(trained, random, low, high, adjacent=(0.2, 0.01)):
-    return pd.DataFrame({"trained": [trained, adjacent[0]], "random": [random, adjacent[1]],
-                         "margin": [trained - random, adjacent[0] - adjacent[1]], "ci_low": [low, np.nan],
-                         "ci_high": [high, np.nan]}, index=pd.Index(["all_pairs", "adjacent"], name="quantity"))
+    return pd.DataFrame(
+        {
+            "trained": [trained, adjacent[0]],
+            "random": [random, adjacent[1]],
+            "margin": [trained - random, adjacent[0] - adjacent[1]],
+            "ci_low": [low, np.nan],
+            "ci_high": [high, np.nan],
+        },
+        index=pd.Index(["all_pairs", "adjacent"], name="quantity"),
+    )
 
 
 def test_trained_vs_random_sentence_flips_with_the_interval():
@@ -691,8 +764,9 @@ def test_trained_vs_random_sentence_flips_with_the_interval():
     assert "less distinct" in reversed_
     no_interval = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, np.nan, np.nan), model="m")
     assert "cannot be told apart" in no_interval and "no interval" in no_interval
-    brief = analysis.describe_trained_vs_random_layers(_distinctness_table(0.58, 0.03, 0.5, 0.63), model="m",
-                                                       brief=True)
+    brief = analysis.describe_trained_vs_random_layers(
+        _distinctness_table(0.58, 0.03, 0.5, 0.63), model="m", brief=True
+    )
     assert brief == good.split(" Trained:")[0]
 
 
@@ -706,8 +780,16 @@ def test_trained_vs_random_rows_have_the_synthesis_shape():
 
 
 def test_paper_values_are_matched_by_backbone_name():
-    table = pd.DataFrame({"name": ["dinov2_s14_saliency", "vit"], "r2_mean": [0.4, 0.1], "slope": [0.9, 0.2],
-                          "b0": [0.1, 0.3], "b1": [1.0, 0.5]}, index=["dinov2_s14_saliency (trained)", "vit (random)"])
+    table = pd.DataFrame(
+        {
+            "name": ["dinov2_s14_saliency", "vit"],
+            "r2_mean": [0.4, 0.1],
+            "slope": [0.9, 0.2],
+            "b0": [0.1, 0.3],
+            "b1": [1.0, 0.5],
+        },
+        index=["dinov2_s14_saliency (trained)", "vit (random)"],
+    )
     values = analysis.paper_comparison_values(table, n_clusters=20)
     assert values["r2_all_imagenet"] == 0.1 and values["hierarchy_b1_imagenet"] == 0.5
     assert not any("saliency" in key or key.endswith("_dinov2") for key in values)
@@ -734,8 +816,12 @@ def test_trained_layers_are_more_distinct_than_random_ones():
 @pytest.fixture(scope="module")
 def trained_subject(tmp_path_factory):
     spec = features.backbone_spec(f"{TRAINED}:pretrained", image_size=112)
-    folder = synthetic.write_synthetic_subject(tmp_path_factory.mktemp("trained_nsd"), n_images=TRAINED_IMAGES,
-                                         n_vertices_per_hemisphere=TRAINED_VERTICES, backbone=spec)
+    folder = synthetic.write_synthetic_subject(
+        tmp_path_factory.mktemp("trained_nsd"),
+        n_images=TRAINED_IMAGES,
+        n_vertices_per_hemisphere=TRAINED_VERTICES,
+        backbone=spec,
+    )
     return spec, folder
 
 

@@ -31,8 +31,11 @@ def test_pink_noise_has_the_requested_spectral_slope():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"n_images": 0}, "'n_images' must be >= 1"), ({"shape": (0, 4)}, "'shape' must be >= 1"),
-     ({"grayscale": "yes"}, "'grayscale' must be a bool")],
+    [
+        ({"n_images": 0}, "'n_images' must be >= 1"),
+        ({"shape": (0, 4)}, "'shape' must be >= 1"),
+        ({"grayscale": "yes"}, "'grayscale' must be a bool"),
+    ],
 )
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):

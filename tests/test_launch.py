@@ -66,8 +66,9 @@ def test_pin_to_commit_points_buttons_and_cells_at_the_build(tmp_path):
 
 def test_the_cell_does_nothing_where_the_package_is_installed():
     url, branch = launch.read_repository(REPO)
-    out = subprocess.run([sys.executable, "-c", launch.colab_cell(url, branch)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", launch.colab_cell(url, branch)], capture_output=True, text=True, check=True
+    )
     assert out.stdout == "" and out.stderr == ""
 
 

@@ -80,8 +80,11 @@ def test_kernels_from_scene_traces_equal_kernels_from_the_tidy_array(allen, kern
     traces = responses.scene_traces(dff)
     np.testing.assert_allclose(neural.neural_kernels(traces, scenes, size=SIZE).values, kernels.values, rtol=1e-10)
     resolved = neural.neural_kernels(traces, scenes, size=SIZE, time_resolved=True, bins_end=0.5)
-    np.testing.assert_allclose(resolved.values, neural.neural_kernels(dff, scenes, size=SIZE, time_resolved=True,
-                                                                      bins_end=0.5).values, rtol=1e-10)
+    np.testing.assert_allclose(
+        resolved.values,
+        neural.neural_kernels(dff, scenes, size=SIZE, time_resolved=True, bins_end=0.5).values,
+        rtol=1e-10,
+    )
 
 
 def test_time_resolved_bins_equal_single_windows(allen, kernels):
@@ -148,8 +151,10 @@ def test_balanced_selection_per_class_keeps_small_classes_whole():
     excitatory = chosen[classes == "excitatory"]
     assert excitatory["selected"].sum() == 12 and excitatory["cluster"].nunique() == 3
     for _, group in excitatory.groupby("cluster"):  # the selected are the centroid-nearest of their cluster
-        assert group.loc[group["selected"], "distance_to_centroid"].max() <= group.loc[
-            ~group["selected"], "distance_to_centroid"].min()
+        assert (
+            group.loc[group["selected"], "distance_to_centroid"].max()
+            <= group.loc[~group["selected"], "distance_to_centroid"].min()
+        )
     again = neural.select_balanced_kernels(fake, SelectionSettings(n_clusters=3, per_cluster=4, n_neighbors=5))
     pd.testing.assert_frame_equal(chosen, again)
 
@@ -165,9 +170,15 @@ def test_rf_recovery_numbers_and_sentence(allen, kernels):
 
 
 def test_rf_recovery_sentence_flips():
-    good = pd.DataFrame({"area": ["VISp", "VISp", "VISam", "VISam", "VISl"], "responsive": [True] * 4 + [False],
-                         "rf_sigma": [0.05, 0.05, 0.12, 0.12, 0.07], "r_planted_rf": [0.25, 0.3, 0.5, 0.45, 0.01],
-                         "r_best_kernel": [0.99, 0.98, 0.99, 0.97, 0.2]})
+    good = pd.DataFrame(
+        {
+            "area": ["VISp", "VISp", "VISam", "VISam", "VISl"],
+            "responsive": [True] * 4 + [False],
+            "rf_sigma": [0.05, 0.05, 0.12, 0.12, 0.07],
+            "r_planted_rf": [0.25, 0.3, 0.5, 0.45, 0.01],
+            "r_best_kernel": [0.99, 0.98, 0.99, 0.97, 0.2],
+        }
+    )
     sentence = neural.describe_rf_recovery(good)
     assert "resemble their planted receptive fields" in sentence and "loses nothing" in sentence
     assert "weakest in VISp" in sentence and "smallest planted fields" in sentence
@@ -181,14 +192,19 @@ def test_rf_recovery_sentence_flips():
 def test_selection_sentence_says_how_far_from_the_papers_balance():
     def selection(n_excitatory, n_inhibitory, selected_excitatory, cluster_sizes):
         clusters = np.repeat(np.arange(len(cluster_sizes)), cluster_sizes)
-        return pd.DataFrame({
-            "cell_class": ["excitatory"] * n_excitatory + ["inhibitory"] * n_inhibitory,
-            "cluster": np.concatenate([clusters, clusters[:n_inhibitory]]),
-            "selected": [True] * selected_excitatory + [False] * (n_excitatory - selected_excitatory) + [True] * n_inhibitory,
-        })
+        return pd.DataFrame(
+            {
+                "cell_class": ["excitatory"] * n_excitatory + ["inhibitory"] * n_inhibitory,
+                "cluster": np.concatenate([clusters, clusters[:n_inhibitory]]),
+                "selected": [True] * selected_excitatory
+                + [False] * (n_excitatory - selected_excitatory)
+                + [True] * n_inhibitory,
+            }
+        )
 
-    broken = neural.selection_summary(selection(394, 42, 374, [27, 36, 60, 60, 60, 26, 34, 33, 44, 14]),
-                                      n_clusters=10, per_cluster=50)
+    broken = neural.selection_summary(
+        selection(394, 42, 374, [27, 36, 60, 60, 60, 26, 34, 33, 44, 14]), n_clusters=10, per_cluster=50
+    )
     sentence = neural.describe_selection(broken)
     assert "374 of 394 excitatory and all 42 inhibitory" in sentence and "416 in all" in sentence
     assert "not balanced" in sentence and f"{report.format_number(374 / 42)} to 1" in sentence
@@ -204,7 +220,9 @@ def test_diversity_sentence_flips():
     good = {"selected": 0.22, "all": 0.30, "random": random, "n_selected": 1000, "n_all": 2400}
     sentence = neural.describe_diversity(good)
     assert sentence.startswith("The selected kernels are more diverse than the population")
-    assert "0.220 among the 1,000 selected kernels against 0.300 among all 2,400" in sentence and "p = 0.005" in sentence
+    assert (
+        "0.220 among the 1,000 selected kernels against 0.300 among all 2,400" in sentence and "p = 0.005" in sentence
+    )
     assert "200 random picks of the same size per class (95 % of them from 0.29" in sentence
     broken = dict(good, selected=0.40)
     sentence = neural.describe_diversity(broken)
@@ -224,11 +242,20 @@ def test_diversity_sentence_flips():
 
 
 def test_example_pickers_take_the_median_cell_and_the_centroid_nearest_kernel():
-    recovery = pd.DataFrame({"area": ["VISp"] * 4 + ["VISl"] * 3, "responsive": [True, True, True, False] + [True] * 3,
-                             "r_planted_rf": [0.1, 0.3, 0.8, 0.31, 0.9, 0.5, 0.6]})
+    recovery = pd.DataFrame(
+        {
+            "area": ["VISp"] * 4 + ["VISl"] * 3,
+            "responsive": [True, True, True, False] + [True] * 3,
+            "r_planted_rf": [0.1, 0.3, 0.8, 0.31, 0.9, 0.5, 0.6],
+        }
+    )
     examples = neural.typical_recoveries(recovery, ["VISp", "VISam", "VISl"])
     assert examples.to_dict() == {"VISp": 1, "VISl": 6}  # the responsive cell at its area's median r
-    selection = pd.DataFrame({"cell_class": ["excitatory"] * 5 + ["inhibitory"] * 3,
-                              "cluster": [0, 1, 1, 1, 0, -1, -1, -1],
-                              "distance_to_centroid": [0.5, 0.9, 0.2, 0.4, 0.1, np.nan, np.nan, np.nan]})
+    selection = pd.DataFrame(
+        {
+            "cell_class": ["excitatory"] * 5 + ["inhibitory"] * 3,
+            "cluster": [0, 1, 1, 1, 0, -1, -1, -1],
+            "distance_to_centroid": [0.5, 0.9, 0.2, 0.4, 0.1, np.nan, np.nan, np.nan],
+        }
+    )
     assert neural.centroid_kernels(selection).to_dict() == {"exc. 1": 2, "exc. 2": 4}  # largest cluster first

@@ -105,16 +105,18 @@ def test_the_cycle_finder_finds_a_cycle(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("lens", LENS_PACKAGES)
 def test_every_lens_has_the_same_module_set(lens):
-    present = {info.name for package in LENS_PACKAGES[lens]
-               for info in pkgutil.iter_modules([str(PACKAGE / package)])}
+    present = {info.name for package in LENS_PACKAGES[lens] for info in pkgutil.iter_modules([str(PACKAGE / package)])}
     missing = (LENS_MODULES | TRAINING_MODULES.get(lens, set())) - present
     assert not missing, f"the {lens} lens lacks {sorted(missing)}"
 
 
 def test_no_code_outside_the_cores_module_asks_for_a_concrete_core():
     cores = importlib.import_module("neuroalign_utils.v1t.cores")
-    concrete = {name for name, cls in inspect.getmembers(cores, inspect.isclass)
-                if cls.__module__ == cores.__name__ and issubclass(cls, cores.Core) and not inspect.isabstract(cls)}
+    concrete = {
+        name
+        for name, cls in inspect.getmembers(cores, inspect.isclass)
+        if cls.__module__ == cores.__name__ and issubclass(cls, cores.Core) and not inspect.isabstract(cls)
+    }
     assert concrete, "no concrete core found in v1t.cores"
     offenders = []
     for name, path in _modules().items():

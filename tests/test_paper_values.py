@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from neuroalign_utils import chapters, paper_values as pv
+from neuroalign_utils import chapters
+from neuroalign_utils import paper_values as pv
 
 REPO = Path(__file__).resolve().parents[1]
 YAML = REPO / "neuroalign_utils" / "paper_values.yaml"
@@ -69,8 +70,15 @@ def test_values_are_finite_numbers_or_null(raw_entries):
 
 def test_every_reproduced_chapter_has_entries(raw_entries):
     counts = pd.Series([e["chapter"] for e in raw_entries]).value_counts()
-    for chapter in ("allen_natural_scenes", "neural_kernels", "artificial_kernels", "kernel_alignment",
-                    "v1t_training", "v1t_analysis", "factortopy_encoding"):
+    for chapter in (
+        "allen_natural_scenes",
+        "neural_kernels",
+        "artificial_kernels",
+        "kernel_alignment",
+        "v1t_training",
+        "v1t_analysis",
+        "factortopy_encoding",
+    ):
         assert counts.get(chapter, 0) >= 3, chapter
 
 

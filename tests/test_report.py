@@ -11,8 +11,16 @@ from neuroalign_utils import report, style
 
 @pytest.mark.parametrize(
     "value, expected",
-    [(0.4226, "0.42"), (1234, "1,234"), (-0.40432, "−0.40"), (0.0004997, "5.0 × 10⁻⁴"), (1e-12, "1.0 × 10⁻¹²"),
-     (0.0, "0"), (math.nan, "n/a"), (None, "n/a")],
+    [
+        (0.4226, "0.42"),
+        (1234, "1,234"),
+        (-0.40432, "−0.40"),
+        (0.0004997, "5.0 × 10⁻⁴"),
+        (1e-12, "1.0 × 10⁻¹²"),
+        (0.0, "0"),
+        (math.nan, "n/a"),
+        (None, "n/a"),
+    ],
 )
 def test_format_number(value, expected):
     assert report.format_number(value) == expected
@@ -72,14 +80,19 @@ def test_paper_table_and_its_sentence_flip():
     broken = report.paper_comparison("allen_natural_scenes", {"n_scenes": 60, "fastest_area": "VISam"}, why="synthetic")
     assert list(broken["reading"]) == ["lower; synthetic", "differs; synthetic"]
     assert report.describe_paper_agreement(broken).startswith("None of the 2 quantities")
-    judged = report.paper_comparison("kernel_alignment", {"attention_minus_convolution": "−0.01 (p = 0.4)"},
-                               why="random weights", verdicts={"attention_minus_convolution": "does not agree"})
+    judged = report.paper_comparison(
+        "kernel_alignment",
+        {"attention_minus_convolution": "−0.01 (p = 0.4)"},
+        why="random weights",
+        verdicts={"attention_minus_convolution": "does not agree"},
+    )
     assert judged["reading"].iloc[0] == "does not agree; random weights"
 
 
 def test_paper_sentence_keeps_names_and_grammar():
-    table = report.paper_comparison("neural_kernels", {"n_clusters": 3, "umap_n_neighbors": 15, "n_selected": 400},
-                              why="small run")
+    table = report.paper_comparison(
+        "neural_kernels", {"n_clusters": 3, "umap_n_neighbors": 15, "n_selected": 400}, why="small run"
+    )
     sentence = report.describe_paper_agreement(table)
     assert sentence.startswith("1 of the 3 quantities the paper reports matches")
     assert "K-means clusters per class" in sentence and "neural kernels selected" in sentence

@@ -24,7 +24,9 @@ def planted_kernels():
 @pytest.fixture(scope="module")
 def selection(planted_kernels):
     kernels, _ = planted_kernels
-    return select_representative_kernels(kernels, SelectionSettings(n_clusters=N_GROUPS, per_cluster=10, n_neighbors=10))
+    return select_representative_kernels(
+        kernels, SelectionSettings(n_clusters=N_GROUPS, per_cluster=10, n_neighbors=10)
+    )
 
 
 def test_clusters_recover_planted_groups(planted_kernels, selection):
@@ -52,7 +54,9 @@ def test_selected_are_nearest_to_centroid(selection):
 
 def test_same_seed_same_selection(planted_kernels, selection):
     kernels, _ = planted_kernels
-    again = select_representative_kernels(kernels, SelectionSettings(n_clusters=N_GROUPS, per_cluster=10, n_neighbors=10))
+    again = select_representative_kernels(
+        kernels, SelectionSettings(n_clusters=N_GROUPS, per_cluster=10, n_neighbors=10)
+    )
     np.testing.assert_array_equal(again["selected"], selection["selected"])
     np.testing.assert_allclose(again[["umap_x", "umap_y"]], selection[["umap_x", "umap_y"]])
 
@@ -61,7 +65,9 @@ def test_fewer_members_than_asked_takes_all_and_warns(planted_kernels):
     kernels, _ = planted_kernels
     flat = kernels.reshape(len(kernels), -1)  # (n, d) input accepted too
     with pytest.warns(UserWarning, match="fewer than per_cluster=50"):
-        result = select_representative_kernels(flat, SelectionSettings(n_clusters=N_GROUPS, per_cluster=50, n_neighbors=10))
+        result = select_representative_kernels(
+            flat, SelectionSettings(n_clusters=N_GROUPS, per_cluster=50, n_neighbors=10)
+        )
     assert result["selected"].all()  # every kernel once: nothing padded or duplicated
     assert len(result) == len(kernels)
 
@@ -133,19 +139,26 @@ def test_selection_of_a_planted_population_is_more_diverse_than_the_population()
     for group, n in enumerate(sizes):
         for _ in range(n):
             gabor = group > 0
-            rows.append({
-                "rf_shape": "gabor" if gabor else "blob",
-                "rf_x": (0.5 if not gabor else 0.25 + 0.5 * (group % 2)) + rng.normal(0, 0.01),
-                "rf_y": (0.5 if not gabor else 0.3 + 0.4 * (group > 2)) + rng.normal(0, 0.01),
-                "rf_sigma": 0.1 * rng.lognormal(0, 0.05), "polarity": 1,
-                "rf_orientation": group * np.pi / 4 + rng.normal(0, 0.05) if gabor else np.nan,
-                "rf_sf": 4.0 if gabor else np.nan, "rf_phase": 0.0 if gabor else np.nan,
-                "rf_aspect": 1.5 if gabor else np.nan,
-                "rf_surround_scale": np.nan if gabor else 2.5, "rf_surround_strength": np.nan if gabor else 0.3,
-            })
+            rows.append(
+                {
+                    "rf_shape": "gabor" if gabor else "blob",
+                    "rf_x": (0.5 if not gabor else 0.25 + 0.5 * (group % 2)) + rng.normal(0, 0.01),
+                    "rf_y": (0.5 if not gabor else 0.3 + 0.4 * (group > 2)) + rng.normal(0, 0.01),
+                    "rf_sigma": 0.1 * rng.lognormal(0, 0.05),
+                    "polarity": 1,
+                    "rf_orientation": group * np.pi / 4 + rng.normal(0, 0.05) if gabor else np.nan,
+                    "rf_sf": 4.0 if gabor else np.nan,
+                    "rf_phase": 0.0 if gabor else np.nan,
+                    "rf_aspect": 1.5 if gabor else np.nan,
+                    "rf_surround_scale": np.nan if gabor else 2.5,
+                    "rf_surround_strength": np.nan if gabor else 0.3,
+                }
+            )
     kernels = planted_rf_maps(pd.DataFrame(rows), (12, 16))
     kernels = kernels + 0.05 * kernels.std() * rng.normal(size=kernels.shape)
-    chosen = select_representative_kernels(kernels, SelectionSettings(n_clusters=len(sizes), per_cluster=30, n_neighbors=10))
+    chosen = select_representative_kernels(
+        kernels, SelectionSettings(n_clusters=len(sizes), per_cluster=30, n_neighbors=10)
+    )
     assert chosen["selected"].sum() == 30 * len(sizes)
     diversity = selection_diversity(kernels, chosen["selected"].to_numpy(), n_random=50)
     assert diversity["selected"] < diversity["all"] - 0.1, diversity
@@ -157,7 +170,9 @@ def test_selection_of_a_planted_population_is_more_diverse_than_the_population()
     assert again["selected"] == diversity["selected"] and again["random"].shape == (5,)
     assert again["random_within_clusters"] is None
     # picks at random within each cluster: the balance over clusters without the centroid rule
-    within = selection_diversity(kernels, chosen["selected"].to_numpy(), clusters=chosen["cluster"].to_numpy(), n_random=20)
+    within = selection_diversity(
+        kernels, chosen["selected"].to_numpy(), clusters=chosen["cluster"].to_numpy(), n_random=20
+    )
     assert within["random_within_clusters"].shape == (20,) and within["selected"] < diversity["random"].min()
     np.testing.assert_array_equal(within["random"], diversity["random"][:20])  # the same stream for the blind picks
     with pytest.raises(ValueError, match="'selected'"):

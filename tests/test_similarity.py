@@ -8,8 +8,8 @@ import torch
 import xarray as xr
 from torch.overrides import TorchFunctionMode
 
-from neuroalign_utils.kernels import similarity as sim
 from neuroalign_utils.kernels import pipeline
+from neuroalign_utils.kernels import similarity as sim
 
 
 def _naive_one_minus_rmse(neural, artificial, size):
@@ -31,7 +31,10 @@ def kernels():
     neural = xr.DataArray(
         rng.normal(size=(12, 16, 16)),
         dims=("kernel", "y", "x"),
-        coords={"area": ("kernel", np.repeat(["VISp", "VISl", "VISal"], 4)), "cell_class": ("kernel", ["exc", "inh"] * 6)},
+        coords={
+            "area": ("kernel", np.repeat(["VISp", "VISl", "VISal"], 4)),
+            "cell_class": ("kernel", ["exc", "inh"] * 6),
+        },
     )
     artificial = xr.DataArray(
         rng.normal(size=(30, 7, 7)),
@@ -92,7 +95,8 @@ def test_constant_and_nan_kernels_dropped_with_count(kernels):
     # the kept pairs are unchanged
     clean = sim.kernel_similarity(neural, artificial)
     np.testing.assert_allclose(
-        result["one_minus_rmse"].values, clean["one_minus_rmse"].sel(artificial=result["artificial_index"].values).values
+        result["one_minus_rmse"].values,
+        clean["one_minus_rmse"].sel(artificial=result["artificial_index"].values).values,
     )
 
 
@@ -118,7 +122,9 @@ def test_aggregation_recovers_group_means_and_planted_order():
     far = rng.normal(size=(20, 10, 10))
     neural = xr.DataArray(base, dims=("kernel", "y", "x"), coords={"area": ("kernel", ["VISp"] * 20 + ["VISl"] * 20)})
     artificial = xr.DataArray(
-        np.concatenate([close, far]), dims=("kernel", "y", "x"), coords={"model": ("kernel", ["close"] * 20 + ["far"] * 20)}
+        np.concatenate([close, far]),
+        dims=("kernel", "y", "x"),
+        coords={"model": ("kernel", ["close"] * 20 + ["far"] * 20)},
     )
     table = sim.kernel_similarity(neural, artificial)
     summary = sim.aggregate_similarity(table, ["area", "model"], n_bootstrap=200)
@@ -241,5 +247,7 @@ def test_float64_stays_off_apple_mps(kernels, monkeypatch):
     with pytest.raises(ValueError, match=r"'device'='mps' cannot run dtype='float64'.*dtype='float32'"):
         sim.kernel_similarity(neural, artificial, device="mps")
     # 'auto' on a Mac runs the default float64 product on the CPU, unchanged
-    np.testing.assert_array_equal(sim.kernel_similarity(neural, artificial, device="auto")["pearson_r"].values,
-                                  sim.kernel_similarity(neural, artificial, device="cpu")["pearson_r"].values)
+    np.testing.assert_array_equal(
+        sim.kernel_similarity(neural, artificial, device="auto")["pearson_r"].values,
+        sim.kernel_similarity(neural, artificial, device="cpu")["pearson_r"].values,
+    )

@@ -15,8 +15,12 @@ from neuroalign_utils.factortopy import analysis
 
 # value, null, p per model; the v1t row (trained, as when chapter 04 re-runs after the V1T chapters) is below its null
 KA = {"Mask2Former-T": (-0.39, -0.41, 0.002), "SAM-B": (-0.40, -0.405, 0.3), "v1t": (-0.42, -0.41, 0.9)}
-V1T = {("v1t", True): (0.40, 0.6), ("cnn", True): (0.35, 0.5), ("linear", True): (0.10, 0.15),
-       ("v1t", False): (0.30, 0.45)}
+V1T = {
+    ("v1t", True): (0.40, 0.6),
+    ("cnn", True): (0.35, 0.5),
+    ("linear", True): (0.10, 0.15),
+    ("v1t", False): (0.30, 0.45),
+}
 FT = dict(r2_mean=0.42, planted_ceiling_r2=0.66, slope=1.04, within_one=0.75, exact=0.5, n_layers=4)
 PLANTED_LAYERS = {"V1v": 0, "hV4": 1, "OPA": 2, "EBA": 3, "Unknown": 2}
 
@@ -29,26 +33,45 @@ def headline(chapter, **fields):
         if name in fields or name not in cls.field_names():
             continue
         origin = typing.get_origin(hint)
-        fields[name] = (None if type(None) in typing.get_args(hint) else [] if origin is list
-                        else {} if origin is dict else empty[hint])
+        fields[name] = (
+            None
+            if type(None) in typing.get_args(hint)
+            else []
+            if origin is list
+            else {}
+            if origin is dict
+            else empty[hint]
+        )
     return cls(**fields)
 
 
 def write_kernel_alignment(data_dir):
     folder = storage.chapter_results_dir("kernel_alignment", {"seed": 0}, data_dir=data_dir)
-    pd.DataFrame([{"model": m, "real_minus_null": v - n, "p_real_vs_null": p} for m, (v, n, p) in KA.items()]
-                 ).to_parquet(folder / "tests.parquet")
-    headline("kernel_alignment", artificial_weights="random",
-             mean_one_minus_rmse_by_model={m: v for m, (v, _, _) in KA.items()},
-             mean_null_by_model={m: n for m, (_, n, _) in KA.items()}).save(folder)
+    pd.DataFrame(
+        [{"model": m, "real_minus_null": v - n, "p_real_vs_null": p} for m, (v, n, p) in KA.items()]
+    ).to_parquet(folder / "tests.parquet")
+    headline(
+        "kernel_alignment",
+        artificial_weights="random",
+        mean_one_minus_rmse_by_model={m: v for m, (v, _, _) in KA.items()},
+        mean_null_by_model={m: n for m, (_, n, _) in KA.items()},
+    ).save(folder)
     storage.finish_run(folder, synthetic=True)
 
 
 def write_v1t_training(data_dir):
     folder = storage.chapter_results_dir("v1t_training", {"seed": 0}, data_dir=data_dir)
-    rows = [dict(core=c, behaviour=b, mouse=mouse, single_trial_correlation=r + offset,
-                 fraction_of_single_trial_ceiling=f - offset)
-            for (c, b), (r, f) in V1T.items() for mouse, offset in (("A", 0.01), ("B", -0.01))]
+    rows = [
+        dict(
+            core=c,
+            behaviour=b,
+            mouse=mouse,
+            single_trial_correlation=r + offset,
+            fraction_of_single_trial_ceiling=f - offset,
+        )
+        for (c, b), (r, f) in V1T.items()
+        for mouse, offset in (("A", 0.01), ("B", -0.01))
+    ]
     pd.DataFrame(rows).to_parquet(folder / "results.parquet")
     headline("v1t_training", best_model=["v1t", True]).save(folder)
     storage.finish_run(folder, synthetic=True)
@@ -57,12 +80,19 @@ def write_v1t_training(data_dir):
 def write_factortopy(data_dir):
     folder = storage.chapter_results_dir("factortopy_encoding", {"seed": 0}, data_dir=data_dir)
     pd.DataFrame({"planted_layer": list(PLANTED_LAYERS.values())}, index=list(PLANTED_LAYERS)).rename_axis(
-        "roi").to_parquet(folder / "recovery.parquet")
-    headline("factortopy_encoding",
-             backbone="vit", weights="random", n_layers=FT["n_layers"], r2_mean=FT["r2_mean"],
-             planted_ceiling_r2=FT["planted_ceiling_r2"], layer_within_one_fraction=FT["within_one"],
-             layer_exact_fraction=FT["exact"],
-             hierarchy_slope={"slope": FT["slope"], "slope_low": 0.9, "slope_high": 1.1}).save(folder)
+        "roi"
+    ).to_parquet(folder / "recovery.parquet")
+    headline(
+        "factortopy_encoding",
+        backbone="vit",
+        weights="random",
+        n_layers=FT["n_layers"],
+        r2_mean=FT["r2_mean"],
+        planted_ceiling_r2=FT["planted_ceiling_r2"],
+        layer_within_one_fraction=FT["within_one"],
+        layer_exact_fraction=FT["exact"],
+        hierarchy_slope={"slope": FT["slope"], "slope_low": 0.9, "slope_high": 1.1},
+    ).save(folder)
     storage.finish_run(folder, synthetic=True)
 
 
@@ -108,7 +138,8 @@ def test_lens_table_reads_every_planted_number(tmp_path):
     named = [layer for roi, layer in PLANTED_LAYERS.items() if roi != "Unknown"]
     assert r["control_value"] == pytest.approx(analysis.within_one_chance(named, FT["n_layers"]))
     assert row(table, "factortopy_encoding", "planted layer recovered exactly", "random layer choice")[
-        "control_value"] == pytest.approx(1 / FT["n_layers"])
+        "control_value"
+    ] == pytest.approx(1 / FT["n_layers"])
 
     numbers = synthesis.headline_numbers(table)
     assert numbers["ka_best"].startswith("Mask2Former-T")
@@ -127,8 +158,11 @@ def test_a_headline_off_its_schema_is_an_error_naming_the_field(tmp_path):
     broken["mean_null_by_model"] = {"m": "low"}
     storage.write_json(folder / results.HEADLINE_FILE, broken)
     storage.finish_run(folder, synthetic=True)
-    with pytest.raises(results.ResultsError, match=r"mean_null_by_model\['m'\]: expected float, got str.*"
-                       r"`neuroalign run kernel_alignment` again"):
+    with pytest.raises(
+        results.ResultsError,
+        match=r"mean_null_by_model\['m'\]: expected float, got str.*"
+        r"`neuroalign run kernel_alignment` again",
+    ):
         synthesis.lens_table(data_dir=tmp_path)
 
 
@@ -155,10 +189,17 @@ def test_missing_chapters_are_named_not_raised(tmp_path):
 def kernel_array(values, model, kind, layer_type, n_parameters):
     n = len(values)
     return xr.DataArray(
-        np.asarray(values, np.float32), dims=("kernel", "y", "x"), name="kernels",
-        coords=dict(model=("kernel", [model] * n), layer=("kernel", [f"{kind}_0"] * n),
-                    layer_index=("kernel", [0] * n), layer_type=("kernel", [layer_type] * n),
-                    kind=("kernel", [kind] * n), n_parameters=("kernel", [n_parameters] * n)),
+        np.asarray(values, np.float32),
+        dims=("kernel", "y", "x"),
+        name="kernels",
+        coords=dict(
+            model=("kernel", [model] * n),
+            layer=("kernel", [f"{kind}_0"] * n),
+            layer_index=("kernel", [0] * n),
+            layer_type=("kernel", [layer_type] * n),
+            kind=("kernel", [kind] * n),
+            n_parameters=("kernel", [n_parameters] * n),
+        ),
     )
 
 
@@ -178,10 +219,12 @@ def test_trained_v1t_joins_the_alignment_lens(tmp_path, rng):
     neural = gabors(rng, 40, size)
     folder = storage.chapter_results_dir("neural_kernels", {"seed": 0}, data_dir=tmp_path)
     n = len(neural)
-    xr.DataArray(neural, dims=("kernel", "y", "x"), name="kernels",
-                 coords=dict(selected=("kernel", np.r_[np.ones(n - 5), np.zeros(5)].astype(int)),
-                             area=("kernel", ["VISp"] * n))
-                 ).to_netcdf(folder / "neural_kernels.nc", engine="h5netcdf")
+    xr.DataArray(
+        neural,
+        dims=("kernel", "y", "x"),
+        name="kernels",
+        coords=dict(selected=("kernel", np.r_[np.ones(n - 5), np.zeros(5)].astype(int)), area=("kernel", ["VISp"] * n)),
+    ).to_netcdf(folder / "neural_kernels.nc", engine="h5netcdf")
     headline("neural_kernels").save(folder)
     storage.finish_run(folder, synthetic=True)
     folder = storage.chapter_results_dir("artificial_kernels", {"seed": 0}, data_dir=tmp_path)
@@ -189,7 +232,8 @@ def test_trained_v1t_joins_the_alignment_lens(tmp_path, rng):
     zoo.attrs["weights"] = "random"
     zoo.to_netcdf(folder / "kernels.nc", engine="h5netcdf")
     pd.DataFrame({"n_parameters": [5000.0]}, index=pd.Index(["ZooNet"], name="model")).to_parquet(
-        folder / "model_parameters.parquet")
+        folder / "model_parameters.parquet"
+    )
     headline("artificial_kernels").save(folder)
     storage.finish_run(folder, synthetic=True)
 
@@ -200,10 +244,12 @@ def test_trained_v1t_joins_the_alignment_lens(tmp_path, rng):
     folder = storage.chapter_results_dir("v1t_analysis", {"seed": 0}, data_dir=tmp_path)
     # planted: the "trained" patch kernels are noisy half-size copies of neural kernels; attention maps are uniform
     copies = neural[:20, ::2, ::2] + 0.05 * rng.normal(size=(20, size // 2, size // 2))
-    kernel_array(copies, "v1t", "weight", "convolution", 300).to_netcdf(folder / "kernels_patch_embedding.nc",
-                                                                         engine="h5netcdf")
+    kernel_array(copies, "v1t", "weight", "convolution", 300).to_netcdf(
+        folder / "kernels_patch_embedding.nc", engine="h5netcdf"
+    )
     kernel_array(np.full((4, 3, 6), 1 / 18), "v1t", "attention_map", "attention", 200).to_netcdf(
-        folder / "kernels_attention.nc", engine="h5netcdf")
+        folder / "kernels_attention.nc", engine="h5netcdf"
+    )
     headline("v1t_analysis").save(folder)
     storage.finish_run(folder, synthetic=True)
 
@@ -222,8 +268,9 @@ def test_trained_v1t_joins_the_alignment_lens(tmp_path, rng):
     counts = result["kernel_counts"].set_index(["model", "kind"])["compared"].to_dict()
     assert counts == {("ZooNet", "weight"): 30, ("v1t", "attention_map"): 0, ("v1t", "weight"): 20}
 
-    numbers = synthesis.headline_numbers(synthesis.lens_table(data_dir=tmp_path), result["ranking"],
-                                         inputs["v1t_models"], result["kernel_counts"])
+    numbers = synthesis.headline_numbers(
+        synthesis.lens_table(data_dir=tmp_path), result["ranking"], inputs["v1t_models"], result["kernel_counts"]
+    )
     assert numbers["v1t_kernel_rank"] == "1 of 2"
     assert numbers["v1t_kernels_compared"] == "0 of 4 attention map kernels, 20 of 20 weight kernels"
     fig = synthesis.plot_margins(result["ranking"], inputs["v1t_models"])
@@ -282,25 +329,35 @@ def _write_trained_vs_random(data_dir, chapter, entries):
     if all(isinstance(entry, results.TrainedVsRandom) for entry in entries):
         headline(chapter, trained_vs_random=entries).save(folder)
     else:  # a malformed headline, as an older or broken chapter may have left it
-        storage.write_json(folder / results.HEADLINE_FILE,
-                           dict(headline(chapter).to_dict(), trained_vs_random=entries))
+        storage.write_json(folder / results.HEADLINE_FILE, dict(headline(chapter).to_dict(), trained_vs_random=entries))
     storage.finish_run(folder, synthetic=True)
 
 
 def test_trained_vs_random_table_gathers_every_lens_and_its_sentence_flips(tmp_path):
     lens_ka, lens_ft = synthesis.LENS_CHAPTERS["kernel_alignment"], synthesis.LENS_CHAPTERS["factortopy_encoding"]
     # written in the reverse of book order: the table puts the lenses in book order
-    _write_trained_vs_random(tmp_path, "factortopy_encoding", [
-        results.TrainedVsRandom(lens_ft, "dinov2_s14_saliency", "cross-layer distinctness", 0.6, 0.2, 0.4,
-                                          0.3, 0.5)])
-    _write_trained_vs_random(tmp_path, "kernel_alignment", [
-        results.TrainedVsRandom(lens_ka, "efficientnet_lite0", "mean 1 − RMSE (all kernels)", -0.38, -0.40,
-                                          0.02, 0.01, 0.03),
-        results.TrainedVsRandom(lens_ka, "dinov2_s14_saliency", "mean 1 − RMSE (all kernels)", -0.41, -0.405,
-                                          -0.005, -0.006, -0.004)])
-    _write_trained_vs_random(tmp_path, "artificial_kernels", [
-        results.TrainedVsRandom(lens_ka, "dinov2_s14_saliency", "attention coverage", 0.7, 0.99, -0.29,
-                                          -0.31, -0.27)])
+    _write_trained_vs_random(
+        tmp_path,
+        "factortopy_encoding",
+        [results.TrainedVsRandom(lens_ft, "dinov2_s14_saliency", "cross-layer distinctness", 0.6, 0.2, 0.4, 0.3, 0.5)],
+    )
+    _write_trained_vs_random(
+        tmp_path,
+        "kernel_alignment",
+        [
+            results.TrainedVsRandom(
+                lens_ka, "efficientnet_lite0", "mean 1 − RMSE (all kernels)", -0.38, -0.40, 0.02, 0.01, 0.03
+            ),
+            results.TrainedVsRandom(
+                lens_ka, "dinov2_s14_saliency", "mean 1 − RMSE (all kernels)", -0.41, -0.405, -0.005, -0.006, -0.004
+            ),
+        ],
+    )
+    _write_trained_vs_random(
+        tmp_path,
+        "artificial_kernels",
+        [results.TrainedVsRandom(lens_ka, "dinov2_s14_saliency", "attention coverage", 0.7, 0.99, -0.29, -0.31, -0.27)],
+    )
     storage.chapter_results_dir("synthesis", {"seed": 0}, data_dir=tmp_path)  # this chapter, running
     table = synthesis.trained_vs_random_table(data_dir=tmp_path)
     assert list(table["lens"]) == [lens_ka] * 3 + [synthesis.LENS_CHAPTERS["v1t_training"], lens_ft]
@@ -322,10 +379,16 @@ def test_trained_vs_random_table_gathers_every_lens_and_its_sentence_flips(tmp_p
     ka_note = only_ka.loc[only_ka["chapter"] == "kernel_alignment", "note"].iloc[0]
     assert "run `neuroalign run kernel_alignment`" in ka_note
     _write_trained_vs_random(tmp_path / "bad", "kernel_alignment", [{"lens": lens_ka, "model": "x"}])
-    with pytest.raises(results.ResultsError, match=r"trained_vs_random\[0\] lacks the field\(s\) \['quantity'.*"
-                       r"neuroalign run kernel_alignment"):
+    with pytest.raises(
+        results.ResultsError,
+        match=r"trained_vs_random\[0\] lacks the field\(s\) \['quantity'.*"
+        r"neuroalign run kernel_alignment",
+    ):
         synthesis.trained_vs_random_table(data_dir=tmp_path / "bad")
-    _write_trained_vs_random(tmp_path / "lens", "factortopy_encoding", [
-        results.TrainedVsRandom("FactorTopy", "m", "q", 0.6, 0.2, 0.4, 0.3, 0.5)])
+    _write_trained_vs_random(
+        tmp_path / "lens",
+        "factortopy_encoding",
+        [results.TrainedVsRandom("FactorTopy", "m", "q", 0.6, 0.2, 0.4, 0.3, 0.5)],
+    )
     with pytest.raises(ValueError, match="names the lens 'FactorTopy'; accepted"):
         synthesis.trained_vs_random_table(data_dir=tmp_path / "lens")

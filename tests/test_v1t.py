@@ -57,7 +57,12 @@ def test_writer_produces_the_release_layout(tiny_root):
 def test_writer_is_deterministic(tiny_root, tmp_path):
     again = synthetic.write_synthetic_sensorium(tmp_path, **TINY)
     name = loading.mouse_folder_name("A")
-    for rel in ["data/images/7.npy", "data/responses/7.npy", "meta/trials/tiers.npy", "ground_truth/expected_responses.npy"]:
+    for rel in [
+        "data/images/7.npy",
+        "data/responses/7.npy",
+        "meta/trials/tiers.npy",
+        "ground_truth/expected_responses.npy",
+    ]:
         np.testing.assert_array_equal(np.load(tiny_root / name / rel), np.load(again / name / rel))
 
 
@@ -71,7 +76,9 @@ def test_loader_standardises_with_the_release_statistics(tiny_data, tiny_root):
     assert mouse.tiers.dtype.kind == "U" and len(mouse.tier("test")) == 12
 
 
-@pytest.mark.parametrize("missing", ["meta/trials/tiers.npy", "meta/statistics/behavior/all/std.npy", "data/responses/5.npy"])
+@pytest.mark.parametrize(
+    "missing", ["meta/trials/tiers.npy", "meta/statistics/behavior/all/std.npy", "data/responses/5.npy"]
+)
 def test_loader_names_the_missing_file(tiny_root, tmp_path, missing):
     name = loading.mouse_folder_name("A")
     broken = tmp_path / "sensorium" / name
@@ -103,13 +110,26 @@ def test_loader_rejects_byte_tiers_and_float64_statistics(tiny_root, tmp_path):
 )
 def test_patch_grid_from_geometry_and_token_positions(size, patch, stride, grid):
     assert patch_grid(size, patch, stride) == grid
-    core = V1TCore(size, patch_size=patch, stride=stride, emb_dim=8, n_blocks=1, n_heads=2, mlp_dim=8, behaviour_dim=0).eval()
+    core = V1TCore(
+        size, patch_size=patch, stride=stride, emb_dim=8, n_blocks=1, n_heads=2, mlp_dim=8, behaviour_dim=0
+    ).eval()
     images = torch.randn(2, 1, *size)
     assert core(images).shape == (2, 8, *grid) == (2, *core.output_shape)
     # perturbing one pixel changes exactly the tokens whose patch covers it, at their grid places
     y, x = size[0] - 3, 2
-    delta = (core.tokens(images.clone().index_put_((torch.tensor([0]), torch.tensor([0]), torch.tensor([y]), torch.tensor([x])), torch.tensor(5.0)))
-             - core.tokens(images))[0, 1:].abs().sum(-1).reshape(grid)
+    delta = (
+        (
+            core.tokens(
+                images.clone().index_put_(
+                    (torch.tensor([0]), torch.tensor([0]), torch.tensor([y]), torch.tensor([x])), torch.tensor(5.0)
+                )
+            )
+            - core.tokens(images)
+        )[0, 1:]
+        .abs()
+        .sum(-1)
+        .reshape(grid)
+    )
     rows = [i for i in range(grid[0]) if i * stride <= y < i * stride + patch]
     cols = [j for j in range(grid[1]) if j * stride <= x < j * stride + patch]
     expected = np.zeros(grid, bool)
@@ -144,7 +164,9 @@ def test_laplace_smoothness_of_known_kernels():
 
 def test_attention_fast_path_equals_explicit_path():
     torch.manual_seed(0)
-    core = V1TCore((20, 30), patch_size=5, stride=3, emb_dim=12, n_blocks=2, n_heads=3, mlp_dim=16, behaviour_dim=5).eval()
+    core = V1TCore(
+        (20, 30), patch_size=5, stride=3, emb_dim=12, n_blocks=2, n_heads=3, mlp_dim=16, behaviour_dim=5
+    ).eval()
     images, behaviour = torch.randn(3, 1, 20, 30), torch.randn(3, 5)
     fast = core(images, behaviour)
     explicit, attention = core(images, behaviour, return_attention=True)
@@ -154,16 +176,21 @@ def test_attention_fast_path_equals_explicit_path():
 
 
 def _tiny_model(core, use_behaviour, data):
-    config = dict(core=core, core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8) if core == "v1t" else dict(channels=4),
-                  readout_options={}, use_behaviour=use_behaviour, image_size=(36, 64),
-                  mice={k: m.n_neurons for k, m in data.items()})
+    config = dict(
+        core=core,
+        core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8) if core == "v1t" else dict(channels=4),
+        readout_options={},
+        use_behaviour=use_behaviour,
+        image_size=(36, 64),
+        mice={k: m.n_neurons for k, m in data.items()},
+    )
     return models.build_encoder(config, {k: m.coordinates for k, m in data.items()})
 
 
 @pytest.mark.parametrize("core", ["v1t", "cnn"])
 def test_behaviour_acts_only_through_bmlp_and_shifter(core, tiny_data):
     torch.manual_seed(0)
-    (name, mouse), = tiny_data.items()
+    ((name, mouse),) = tiny_data.items()
     images, behaviour, pupil = (torch.from_numpy(a[:4]) for a in (mouse.images, mouse.behaviour, mouse.pupil_center))
     model = _tiny_model(core, True, tiny_data).eval()
     base = model(images, name, behaviour, pupil)
@@ -201,7 +228,9 @@ def test_gaussian_readout_samples_in_training_and_reads_the_mean_in_eval():
     torch.testing.assert_close(out[0], readout.positions()[:, 0], atol=1e-5, rtol=0)
     torch.testing.assert_close(out, readout(grid))
     shifted = readout(grid, shift=torch.tensor([[0.1, 0.0], [0.0, 0.0]]))
-    torch.testing.assert_close(shifted[0] - out[0], torch.full((6,), 0.1), atol=1e-4, rtol=0)  # mean positions are inside
+    torch.testing.assert_close(
+        shifted[0] - out[0], torch.full((6,), 0.1), atol=1e-4, rtol=0
+    )  # mean positions are inside
     readout.train()
     assert not torch.allclose(readout(grid), readout(grid))
 
@@ -248,7 +277,9 @@ def test_resume_after_interruption_reproduces_the_run(tiny_data, tmp_path):
     # the saved model reloads to the same predictions
     path = training.save_model(full, tmp_path / "model.pt")
     (mouse,) = tiny_data.values()
-    np.testing.assert_allclose(training.predict(training.load_model(path), mouse), training.predict(full, mouse), rtol=1e-6)
+    np.testing.assert_allclose(
+        training.predict(training.load_model(path), mouse), training.predict(full, mouse), rtol=1e-6
+    )
 
 
 def test_writer_plants_the_gaze_contingent_gain_exactly(tiny_root, tmp_path):
@@ -258,10 +289,14 @@ def test_writer_plants_the_gaze_contingent_gain_exactly(tiny_root, tmp_path):
     name = loading.mouse_folder_name("A")
     plain, with_gaze = (loading.load_planted_truth(root / name) for root in (tiny_root, gazing))
     assert plain["gaze_gain"] == 0.0 and with_gaze["gaze_gain"] == 0.5 and with_gaze["gaze_shift_px"] == 6.0
-    np.testing.assert_array_equal(np.load(tiny_root / name / "data/images/5.npy"), np.load(gazing / name / "data/images/5.npy"))
+    np.testing.assert_array_equal(
+        np.load(tiny_root / name / "data/images/5.npy"), np.load(gazing / name / "data/images/5.npy")
+    )
     log_ratio = np.log(with_gaze["expected_responses"] / plain["expected_responses"])
     log_ratio -= log_ratio.mean(0)
-    np.testing.assert_allclose(log_ratio, log_ratio[:, :1].repeat(log_ratio.shape[1], 1), atol=1e-5)  # shared by all units
+    np.testing.assert_allclose(
+        log_ratio, log_ratio[:, :1].repeat(log_ratio.shape[1], 1), atol=1e-5
+    )  # shared by all units
     images = np.stack([np.load(gazing / name / f"data/images/{t}.npy")[0] for t in range(TINY["n_trials"])])
     pupil = np.stack([np.load(gazing / name / f"data/pupil_center/{t}.npy") for t in range(TINY["n_trials"])])
     brightness = synthetic.gaze_brightness(loading.block_average(images), (pupil - pupil.mean(0)) / pupil.std(0), 6.0)
@@ -303,7 +338,9 @@ def test_a_mouse_does_not_depend_on_which_other_mice_are_written(tiny_root, tmp_
     settings = dict(TINY, mice=("B", "A"))
     both = synthetic.write_synthetic_sensorium(tmp_path, **settings)
     name = loading.mouse_folder_name("A")
-    np.testing.assert_array_equal(np.load(tiny_root / name / "data/responses/4.npy"), np.load(both / name / "data/responses/4.npy"))
+    np.testing.assert_array_equal(
+        np.load(tiny_root / name / "data/responses/4.npy"), np.load(both / name / "data/responses/4.npy")
+    )
     animal_b = np.load(both / loading.mouse_folder_name("B") / "meta/neurons/animal_ids.npy")
     assert set(animal_b) == {22846}
 
@@ -339,8 +376,14 @@ def test_core_penalty_scales_with_the_size_of_the_data_term():
     with pytest.raises(ValueError, match="n_neurons"):
         training.core_penalty_scale(0, 100)
     torch.manual_seed(0)
-    config = dict(core="v1t", core_options=dict(emb_dim=8, n_blocks=1, n_heads=1, mlp_dim=8), readout_options={},
-                  use_behaviour=False, image_size=(36, 64), mice={"A": 5})
+    config = dict(
+        core="v1t",
+        core_options=dict(emb_dim=8, n_blocks=1, n_heads=1, mlp_dim=8),
+        readout_options={},
+        use_behaviour=False,
+        image_size=(36, 64),
+        mice={"A": 5},
+    )
     model = models.build_encoder(config)
     core, readout = model.core.regularizer(), model.readouts["A"].regularizer()
     assert core > 0
@@ -389,8 +432,10 @@ def test_blockwise_dropout_attention_equals_the_explicit_maths(monkeypatch, bloc
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected)
     weights = torch.randn_like(got)
-    torch.testing.assert_close(torch.autograd.grad((got * weights).sum(), (q, k, v)),
-                               torch.autograd.grad((expected * weights).sum(), (q, k, v)))
+    torch.testing.assert_close(
+        torch.autograd.grad((got * weights).sum(), (q, k, v)),
+        torch.autograd.grad((expected * weights).sum(), (q, k, v)),
+    )
     assert 0.5 < (mask > 0).float().mean() < 0.9  # the masks really drop
 
 
@@ -413,7 +458,9 @@ def test_bfloat16_training_follows_the_float32_run(tiny_data):
     for precision in ("float32", "bfloat16"):
         torch.manual_seed(0)
         model = _tiny_model("v1t", True, tiny_data)
-        history = training.train(model, tiny_data, max_epochs=2, batch_size=8, seed=3, progress=False, precision=precision)
+        history = training.train(
+            model, tiny_data, max_epochs=2, batch_size=8, seed=3, progress=False, precision=precision
+        )
         predictions[precision] = training.predict(model, mouse).ravel()
         assert set(history["precision"]) == {precision}
     assert not np.allclose(predictions["float32"], predictions["bfloat16"], rtol=1e-6)  # bfloat16 was used
@@ -446,7 +493,9 @@ def test_retained_memory_is_reused_without_page_faults():
     # each case in a fresh process: the setting is process-wide
     counts = {}
     for case in ("default", "retain"):
-        out = subprocess.run([sys.executable, "-c", _REFAULTS, case], capture_output=True, text=True, check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", _REFAULTS, case], capture_output=True, text=True, check=True
+        ).stdout.split()
         if out[0] != "True":
             pytest.skip("not glibc: retain_freed_memory does nothing here")
         counts[case] = int(out[1])
@@ -490,35 +539,54 @@ def test_v1t_vs_cnn_sentence_flips_with_the_run():
 
 def test_behaviour_ranking_ceiling_and_agreement_sentences_flip_with_the_run():
     neurons = _neurons(0.3)
-    helps, hurts = findings.relative_gain(neurons(0.05), neurons(0.0)), findings.relative_gain(neurons(-0.05), neurons(0.0))
+    helps, hurts = (
+        findings.relative_gain(neurons(0.05), neurons(0.0)),
+        findings.relative_gain(neurons(-0.05), neurons(0.0)),
+    )
     assert findings.describe_behaviour_gain("v1t", helps).startswith("Behaviour helps V1T")
     assert findings.describe_behaviour_gain("v1t", hurts).startswith("Behaviour makes V1T worse")
     assert "not measured" in findings.describe_behaviour_gain("v1t", None)
     good = {("v1t", True): 0.42, ("cnn", True): 0.38, ("linear", True): 0.27}
     broken = {("v1t", True): 0.30, ("cnn", True): 0.38, ("linear", True): 0.27}
-    assert findings.describe_ranking(good).startswith("V1T with behaviour predicts best (single-trial correlation 0.420)")
+    assert findings.describe_ranking(good).startswith(
+        "V1T with behaviour predicts best (single-trial correlation 0.420)"
+    )
     assert findings.describe_ranking(broken).startswith("The CNN with behaviour predicts best")
     assert "close to it" in findings.describe_ceiling({("v1t", True): 0.95, ("linear", True): 0.6}, 0.5)
     assert "less than half" in findings.describe_ceiling({("v1t", True): 0.3}, 0.5)
     assert "not known" in findings.describe_ceiling(None, None)
-    assert findings.describe_paper_agreement(helps, helps, helps, synthetic=True).startswith("All 3 of the paper's orderings")
+    assert findings.describe_paper_agreement(helps, helps, helps, synthetic=True).startswith(
+        "All 3 of the paper's orderings"
+    )
     mixed = findings.describe_paper_agreement(hurts, helps, None, synthetic=False)
     assert "behaviour helps V1T holds" in mixed and "not V1T beats the CNN" in mixed and "synthetic" not in mixed
     assert findings.describe_paper_agreement(hurts, hurts, hurts, synthetic=False).startswith("None of the paper's 3")
     assert findings.describe_paper_agreement(hurts, None, None, synthetic=False) == (
-        "The one ordering of the paper that this run can test, V1T beats the CNN, does not hold clearly.")
-    assert findings.describe_paper_agreement(helps, None, None, synthetic=False).startswith("The one ordering of the paper that this run can test holds")
+        "The one ordering of the paper that this run can test, V1T beats the CNN, does not hold clearly."
+    )
+    assert findings.describe_paper_agreement(helps, None, None, synthetic=False).startswith(
+        "The one ordering of the paper that this run can test holds"
+    )
 
 
 def test_training_conditions_and_precision_follow_the_settings():
     small = dict(mice="A,B", n_neurons=100, n_trials=800, stride=8, emb_dim=48, n_blocks=2, max_epochs=8)
     why = findings.training_conditions(small, synthetic=True)
-    assert "synthetic mice (2 × 100 neurons" in why and "stride 8 (paper 1)" in why and "≤ 8 epochs (paper ≤ 400)" in why
-    assert findings.training_conditions(small, synthetic=True, short=True) == "synthetic mice; stride 8, 2 blocks × 48, ≤ 8 epochs"
+    assert (
+        "synthetic mice (2 × 100 neurons" in why and "stride 8 (paper 1)" in why and "≤ 8 epochs (paper ≤ 400)" in why
+    )
+    assert (
+        findings.training_conditions(small, synthetic=True, short=True)
+        == "synthetic mice; stride 8, 2 blocks × 48, ≤ 8 epochs"
+    )
     paper = dict(mice="A,B,C,D,E", n_neurons=0, n_trials=0, stride=1, emb_dim=155, n_blocks=4, max_epochs=400)
     assert findings.training_conditions(paper, synthetic=False).startswith("the paper's data and settings")
-    assert findings.describe_precision({"v1t": "float32", "cnn": "float32"}) == "This run trained every model in float32."
-    assert findings.describe_precision({"v1t": "bfloat16", "cnn": "float32"}).startswith("This run trained V1T in bfloat16")
+    assert (
+        findings.describe_precision({"v1t": "float32", "cnn": "float32"}) == "This run trained every model in float32."
+    )
+    assert findings.describe_precision({"v1t": "bfloat16", "cnn": "float32"}).startswith(
+        "This run trained V1T in bfloat16"
+    )
 
 
 # ----------------------------------------------------------------------------------- damaged files

@@ -33,8 +33,14 @@ def test_rollout_of_a_hand_built_stack_equals_the_closed_form():
 
 def test_rollout_maps_and_kernels_of_a_v1t_encoder():
     torch.manual_seed(0)
-    config = dict(core="v1t", core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8, stride=4),
-                  readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 5})
+    config = dict(
+        core="v1t",
+        core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8, stride=4),
+        readout_options={},
+        use_behaviour=True,
+        image_size=(36, 64),
+        mice={"m": 5},
+    )
     model = models.build_encoder(config, {"m": np.random.default_rng(0).normal(size=(5, 3))})
     images, behaviour, pupil = torch.randn(4, 1, 36, 64), torch.randn(4, 3), torch.randn(4, 2)
     maps = analysis.rollout_maps(model, images, behaviour, pupil)
@@ -86,8 +92,14 @@ def test_gaussian_fit_recovers_known_parameters():
 
 
 def test_rollout_maps_reject_a_cnn():
-    config = dict(core="cnn", core_options=dict(channels=4), readout_options={}, use_behaviour=False,
-                  image_size=(36, 64), mice={"m": 3})
+    config = dict(
+        core="cnn",
+        core_options=dict(channels=4),
+        readout_options={},
+        use_behaviour=False,
+        image_size=(36, 64),
+        mice={"m": 3},
+    )
     model = models.build_encoder(config, {"m": np.zeros((3, 3))})
     with pytest.raises(ValueError, match="needs a core with attention"):
         analysis.rollout_maps(model, torch.zeros(1, 1, 36, 64))
@@ -125,9 +137,24 @@ def _v1t_attending_along_the_pupil(sign: float):
     ``sign · (pupil_x · u_x(j) + pupil_y · u_y(j))`` up to positive factors.
     """
     torch.manual_seed(0)
-    config = dict(core="v1t", readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 3},
-                  core_options=dict(emb_dim=8, n_blocks=1, n_heads=1, head_dim=2, mlp_dim=4, stride=8,
-                                    patch_dropout=0.0, attention_dropout=0.0, mlp_dropout=0.0))
+    config = dict(
+        core="v1t",
+        readout_options={},
+        use_behaviour=True,
+        image_size=(36, 64),
+        mice={"m": 3},
+        core_options=dict(
+            emb_dim=8,
+            n_blocks=1,
+            n_heads=1,
+            head_dim=2,
+            mlp_dim=4,
+            stride=8,
+            patch_dropout=0.0,
+            attention_dropout=0.0,
+            mlp_dropout=0.0,
+        ),
+    )
     model = models.build_encoder(config, {"m": np.zeros((3, 3))})
     core = model.core
     gh, gw = core.grid
@@ -179,8 +206,14 @@ def test_rollout_centre_of_mass_vs_pupil_has_the_sign_of_the_attention_shift(fus
 
 def test_attention_weights_passed_in_replace_the_computed_ones():
     torch.manual_seed(0)
-    config = dict(core="v1t", core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8, stride=8),
-                  readout_options={}, use_behaviour=True, image_size=(36, 64), mice={"m": 5})
+    config = dict(
+        core="v1t",
+        core_options=dict(emb_dim=8, n_blocks=2, n_heads=2, mlp_dim=8, stride=8),
+        readout_options={},
+        use_behaviour=True,
+        image_size=(36, 64),
+        mice={"m": 5},
+    )
     model = models.build_encoder(config, {"m": np.random.default_rng(0).normal(size=(5, 3))}).eval()
     images, inputs = torch.randn(3, 1, 36, 64), torch.randn(3, 5)
     with torch.no_grad():
@@ -220,7 +253,8 @@ def test_pupil_effect_through_attention_separates_the_two_routes():
     behaviour = rng.normal(size=(24, 3)).astype(np.float32)
     # all of the pupil's effect through the weights: fixing them leaves nothing
     only_attention = analysis.pupil_effect_through_attention(
-        _pupil_only_through_attention(_v1t_attending_along_the_pupil(1.0)), "m", images, behaviour)
+        _pupil_only_through_attention(_v1t_attending_along_the_pupil(1.0)), "m", images, behaviour
+    )
     assert (only_attention["pupil_effect"] > 0.01).all(), only_attention
     np.testing.assert_allclose(only_attention["through_attention"], 1.0, atol=1e-9)
     # attention blind to the pupil (no queries or keys: uniform weights), the pupil acting elsewhere
@@ -255,7 +289,10 @@ def test_pupil_sweep_moves_attention_with_a_pupil_following_v1t_and_the_sentence
     np.testing.assert_allclose(moves["attention"], along, atol=1e-4)  # one quantity, one value
     planted = 6.0
     sentence = findings.describe_attention_and_pupil(moves["attention"].to_dict(), {"x": 5.0, "y": 5.0}, planted)
-    assert "Attention follows the pupil, by" in sentence and "the shifter moves with the planted shift along both axes" in sentence, sentence
+    assert (
+        "Attention follows the pupil, by" in sentence
+        and "the shifter moves with the planted shift along both axes" in sentence
+    ), sentence
     # the same pipeline on a V1T whose attention ignores the pupil (no queries, keys: uniform weights)
     blind = _v1t_attending_along_the_pupil(1.0)
     with torch.no_grad():
@@ -263,20 +300,28 @@ def test_pupil_sweep_moves_attention_with_a_pupil_following_v1t_and_the_sentence
     still = analysis.sweep_moves(analysis.pupil_sweep(blind, "m", images, behaviour)).set_index("axis")
     sentence = findings.describe_attention_and_pupil(still["attention"].to_dict(), {"x": 5.0, "y": 5.0}, planted)
     assert "Attention does not move with the pupil" in sentence, sentence
-    verdict = findings.describe_attention_and_pupil(still["attention"].to_dict(), {"x": 5.0, "y": 5.0}, planted, part="verdict")
+    verdict = findings.describe_attention_and_pupil(
+        still["attention"].to_dict(), {"x": 5.0, "y": 5.0}, planted, part="verdict"
+    )
     assert verdict.startswith("Attention does not move") and sentence.endswith(verdict)
     with pytest.raises(ValueError, match="'part' must be one of"):
         findings.describe_attention_and_pupil({"x": 0.0}, {"x": 0.0}, None, part="first")
     assert "the shifter barely moves along either axis" in findings.describe_attention_and_pupil(
-        still["attention"].to_dict(), {"x": 0.1, "y": 0.0}, planted)
+        still["attention"].to_dict(), {"x": 0.1, "y": 0.0}, planted
+    )
     # the whole model's aRFs: taken up or not, and a shifter moving against the planted shift
-    taken = findings.describe_attention_and_pupil(still["attention"].to_dict(), {"x": -3.0, "y": 3.0}, planted, {"x": 2.0, "y": 2.5})
+    taken = findings.describe_attention_and_pupil(
+        still["attention"].to_dict(), {"x": -3.0, "y": 3.0}, planted, {"x": 2.0, "y": 2.5}
+    )
     assert "the model as a whole moves with the planted shift along both axes (x: 33 %, y: 42 % of it)" in taken, taken
     assert "the shifter moves against it along x (−50 %) and with it along y (50 %)" in taken, taken
     assert "the model as a whole barely moves along either axis" in findings.describe_attention_and_pupil(
-        still["attention"].to_dict(), {"x": 0.0, "y": 0.0}, planted, {"x": 0.1, "y": 0.2})
+        still["attention"].to_dict(), {"x": 0.0, "y": 0.0}, planted, {"x": 0.1, "y": 0.2}
+    )
     # recorded mice: the shifter's move is the reference
-    assert "of the shifter's move" in findings.describe_attention_and_pupil({"x": 3.0, "y": 3.0}, {"x": 4.0, "y": 4.0}, None)
+    assert "of the shifter's move" in findings.describe_attention_and_pupil(
+        {"x": 3.0, "y": 3.0}, {"x": 4.0, "y": 4.0}, None
+    )
 
 
 def test_shifter_shift_is_zero_at_a_centred_pupil_only_when_the_shifter_is_zeroed():
@@ -296,8 +341,14 @@ def test_shifter_shift_is_zero_at_a_centred_pupil_only_when_the_shifter_is_zeroe
 
 
 def test_com_pupil_sentence_follows_the_p_values():
-    null = pd.DataFrame({"mouse": ["A", "A", "B", "B"], "axis": ["x", "y", "x", "y"], "r": [0.05, -0.02, 0.03, 0.01],
-                         "p": [0.48, 0.75, 0.6, 0.7]})
+    null = pd.DataFrame(
+        {
+            "mouse": ["A", "A", "B", "B"],
+            "axis": ["x", "y", "x", "y"],
+            "r": [0.05, -0.02, 0.03, 0.01],
+            "p": [0.48, 0.75, 0.6, 0.7],
+        }
+    )
     assert "at r = 0.04 (x) and −0.01 (y)" in findings.describe_com_pupil_correlation(null)
     strong = null.assign(r=[0.5, 0.4, 0.6, 0.45], p=[1e-6, 1e-5, 1e-7, 1e-4])
     assert "no mouse and axis reaches p < 0.05 (p from 0.48 to 0.75)" in findings.describe_com_pupil_correlation(null)
@@ -320,17 +371,26 @@ def test_share_arf_bmlp_pupil_and_retinotopy_sentences_flip():
     assert "not compared" in findings.describe_arf_sizes({"V1T": (2.0, 2.0)})
     assert "rises with depth" in findings.describe_bmlp_spread({1: 0.1, 2: 0.2})
     assert "falls with depth" in findings.describe_bmlp_spread({1: 0.2, 2: 0.1})
-    by_pupil = pd.DataFrame({"model": "v1t_with_behaviour", "pupil_group": [1, 2, 3], "single_trial_correlation": [0.2, 0.25, 0.3]})
+    by_pupil = pd.DataFrame(
+        {"model": "v1t_with_behaviour", "pupil_group": [1, 2, 3], "single_trial_correlation": [0.2, 0.25, 0.3]}
+    )
     assert "predicts large-pupil trials better" in findings.describe_pupil_dilation(by_pupil)
     assert "worse" in findings.describe_pupil_dilation(by_pupil.assign(single_trial_correlation=[0.3, 0.25, 0.2]))
     assert "has learned the retinotopy" in findings.describe_retinotopy(0.9, 0.8)
     assert "do not follow" in findings.describe_retinotopy(0.05, -0.1)
-    good = findings.describe_analysis_vs_paper({"x": 0.5, "y": 0.4}, 1e-6, {"V1T": (2.0, 2.0), "CNN": (3.0, 3.0)}, "rises")
+    good = findings.describe_analysis_vs_paper(
+        {"x": 0.5, "y": 0.4}, 1e-6, {"V1T": (2.0, 2.0), "CNN": (3.0, 3.0)}, "rises"
+    )
     assert good.startswith("This run agrees with the paper on") and "but not" not in good
-    broken = findings.describe_analysis_vs_paper({"x": 0.02, "y": 0.01}, 0.6, {"V1T": (4.0, 4.0), "CNN": (3.0, 3.0)}, "falls")
+    broken = findings.describe_analysis_vs_paper(
+        {"x": 0.02, "y": 0.01}, 0.6, {"V1T": (4.0, 4.0), "CNN": (3.0, 3.0)}, "falls"
+    )
     assert broken.startswith("This run reproduces none")
-    assert findings.describe_source("the 'v1t_training' run abc", ["v1t_with_behaviour", "cnn_with_behaviour"], ["A"]) == (
-        "This chapter analyses the 'v1t_training' run abc: V1T with behaviour and the CNN with behaviour, on 1 mouse (A).")
+    assert findings.describe_source(
+        "the 'v1t_training' run abc", ["v1t_with_behaviour", "cnn_with_behaviour"], ["A"]
+    ) == (
+        "This chapter analyses the 'v1t_training' run abc: V1T with behaviour and the CNN with behaviour, on 1 mouse (A)."
+    )
 
 
 def test_axis_sigmas_turn_with_the_fit_and_chance_error_uses_other_units():
@@ -349,8 +409,14 @@ def test_arf_sweep_of_a_linear_encoder_moves_with_its_shifter():
     # aRF is the blob at its read position, so when only the pupil moves the whole model's aRF centres
     # must move exactly as far as the shifter moves the read positions.
     torch.manual_seed(0)
-    config = dict(core="linear", core_options=dict(channels=1, kernel=9), readout_options={}, use_behaviour=True,
-                  image_size=(36, 64), mice={"m": 3})
+    config = dict(
+        core="linear",
+        core_options=dict(channels=1, kernel=9),
+        readout_options={},
+        use_behaviour=True,
+        image_size=(36, 64),
+        mice={"m": 3},
+    )
     model = models.build_encoder(config, {"m": np.zeros((3, 2))})
     yy, xx = np.mgrid[:9, :9]
     with torch.no_grad():
@@ -378,4 +444,6 @@ def test_analysis_conditions_name_paper_keys_and_the_run():
     why = findings.analysis_conditions(params, synthetic=True, n_noise_images=1000)
     assert set(why) <= set(paper_values("v1t_analysis")["key"])
     assert "synthetic mice" in why["com_pupil_r_x"] and "1,000 noise images" in why["arf_sigma_x_cnn"]
-    assert "synthetic" not in findings.analysis_conditions(params, synthetic=False, n_noise_images=1000)["com_pupil_r_x"]
+    assert (
+        "synthetic" not in findings.analysis_conditions(params, synthetic=False, n_noise_images=1000)["com_pupil_r_x"]
+    )

@@ -4,10 +4,9 @@ writer's RF field confines the planted RF centres."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
-
-import numpy as np
 from scipy import ndimage
 
 from neuroalign_utils.v1t import analysis, loading, models, synthetic, training
@@ -15,8 +14,17 @@ from neuroalign_utils.v1t import analysis, loading, models, synthetic, training
 DATA = dict(mice=("A",), n_neurons=80, n_trials=700, n_test_images=10, n_repeats=10, behaviour_gain=0.6, seed=1)
 CORE_OPTIONS = {
     # the chapter's small V1T with its small initial positions (which learned more at this size)
-    "v1t": dict(emb_dim=32, n_blocks=2, n_heads=2, head_dim=16, mlp_dim=64, stride=8, attention_dropout=0.1, mlp_dropout=0.1,
-                position_init_std=0.02),
+    "v1t": dict(
+        emb_dim=32,
+        n_blocks=2,
+        n_heads=2,
+        head_dim=16,
+        mlp_dim=64,
+        stride=8,
+        attention_dropout=0.1,
+        mlp_dropout=0.1,
+        position_init_std=0.02,
+    ),
     "cnn": dict(channels=16, n_layers=3),
     "linear": dict(),
 }
@@ -28,7 +36,9 @@ MORE_TRIALS = dict(max_epochs=30, patience=5, n_trials=1500)
 def planted(tmp_path_factory):
     root = synthetic.write_synthetic_sensorium(tmp_path_factory.mktemp("learning"), **DATA)
     data = loading.load_sensorium(root)
-    expected = {k: loading.load_planted_truth(m.folder)["expected_responses"] / m.response_scale for k, m in data.items()}
+    expected = {
+        k: loading.load_planted_truth(m.folder)["expected_responses"] / m.response_scale for k, m in data.items()
+    }
     return data, expected
 
 
@@ -55,8 +65,14 @@ def results(planted):
     out = {}
     for core, behaviour in [("v1t", True), ("cnn", True), ("linear", True), ("v1t", False)]:
         torch.manual_seed(0)
-        config = dict(core=core, core_options=CORE_OPTIONS[core], readout_options={}, use_behaviour=behaviour,
-                      image_size=(36, 64), mice={k: m.n_neurons for k, m in data.items()})
+        config = dict(
+            core=core,
+            core_options=CORE_OPTIONS[core],
+            readout_options={},
+            use_behaviour=behaviour,
+            image_size=(36, 64),
+            mice={k: m.n_neurons for k, m in data.items()},
+        )
         model = models.build_encoder(config, {k: m.coordinates for k, m in data.items()})
         training.train(model, data, max_epochs=8, patience=3, seed=0, progress=False)
         out[core, behaviour] = training.evaluate(model, data, expected=expected).iloc[0], model
@@ -76,7 +92,10 @@ def test_models_reach_a_fraction_of_the_planted_ceiling(results):
 
 
 def test_behaviour_helps_where_it_was_planted(results):
-    assert results["v1t", True][0]["single_trial_correlation"] > results["v1t", False][0]["single_trial_correlation"] + 0.02
+    assert (
+        results["v1t", True][0]["single_trial_correlation"]
+        > results["v1t", False][0]["single_trial_correlation"] + 0.02
+    )
 
 
 def _arf_fits(model, mouse, pupil_center=(0.0, 0.0)):
@@ -100,7 +119,9 @@ def _arf_position_errors(model, mouse):
     good = (fits["r2"] > 0.3).to_numpy()  # drop the worst fits
     error = np.hypot(fits["x0"] - truth["centre_x"], fits["y0"] - truth["centre_y"]).to_numpy()
     # chance: each fit against another neuron's planted centre
-    shuffled = np.hypot(fits["x0"] - np.roll(truth["centre_x"], 7), fits["y0"] - np.roll(truth["centre_y"], 7)).to_numpy()
+    shuffled = np.hypot(
+        fits["x0"] - np.roll(truth["centre_x"], 7), fits["y0"] - np.roll(truth["centre_y"], 7)
+    ).to_numpy()
     return np.median(error[good]), np.median(shuffled[good]), good.mean()
 
 
@@ -118,8 +139,14 @@ def _trained(core, folder, *, max_epochs: int, patience: int, seed: int = 0, **d
     (model, mouse)."""
     data = loading.load_sensorium(synthetic.write_synthetic_sensorium(folder, **{**DATA, **data_settings}))
     torch.manual_seed(seed)
-    config = dict(core=core, core_options=CORE_OPTIONS[core], readout_options={}, use_behaviour=True,
-                  image_size=(36, 64), mice={k: m.n_neurons for k, m in data.items()})
+    config = dict(
+        core=core,
+        core_options=CORE_OPTIONS[core],
+        readout_options={},
+        use_behaviour=True,
+        image_size=(36, 64),
+        mice={k: m.n_neurons for k, m in data.items()},
+    )
     model = models.build_encoder(config, {k: m.coordinates for k, m in data.items()})
     training.train(model, data, max_epochs=max_epochs, patience=patience, seed=seed, progress=False)
     return model, next(iter(data.values()))
@@ -175,7 +202,9 @@ def v1t_on_gaze_data(tmp_path_factory):
     """The same V1T on mice whose shared gain also follows the image's brightness at a gaze point that
     moves with the pupil centre (``gaze_gain=1``: log-gain 1 per SD of that brightness; the gaze point
     moves 6 px per SD of the pupil centre). Only a pupil-dependent choice of image place predicts it."""
-    model, mouse = _trained("v1t", tmp_path_factory.mktemp("gaze"), max_epochs=40, patience=10, n_trials=1500, gaze_gain=1.0)
+    model, mouse = _trained(
+        "v1t", tmp_path_factory.mktemp("gaze"), max_epochs=40, patience=10, n_trials=1500, gaze_gain=1.0
+    )
     test = mouse.tier("test")
     behaviour = np.repeat(mouse.behaviour[mouse.tier("train")].mean(0, keepdims=True), len(test), 0)
     return model.eval(), mouse, mouse.images[test], behaviour
@@ -191,10 +220,17 @@ def test_v1t_learns_the_planted_gaze_contingent_gain(v1t_on_gaze_data, axis):
     pupil = np.zeros((len(images), 2), np.float32)
     pupil[:, axis] = 2.0
     with torch.no_grad():
-        log_mean = [model(torch.as_tensor(images), mouse.name, torch.as_tensor(behaviour), torch.as_tensor(p)).mean(1).log().numpy()
-                    for p in (pupil, -pupil)]
-    brightness = synthetic.gaze_brightness(np.concatenate([images[:, 0]] * 2), np.concatenate([pupil, -pupil]), truth["gaze_shift_px"])
-    planted, learned = brightness[: len(images)] - brightness[len(images):], log_mean[0] - log_mean[1]
+        log_mean = [
+            model(torch.as_tensor(images), mouse.name, torch.as_tensor(behaviour), torch.as_tensor(p))
+            .mean(1)
+            .log()
+            .numpy()
+            for p in (pupil, -pupil)
+        ]
+    brightness = synthetic.gaze_brightness(
+        np.concatenate([images[:, 0]] * 2), np.concatenate([pupil, -pupil]), truth["gaze_shift_px"]
+    )
+    planted, learned = brightness[: len(images)] - brightness[len(images) :], log_mean[0] - log_mean[1]
     r, slope = np.corrcoef(planted, learned)[0, 1], np.polyfit(planted, learned, 1)[0]
     assert r > 0.7, r
     assert 0.3 * truth["gaze_gain"] < slope < 1.5 * truth["gaze_gain"], slope

@@ -18,8 +18,16 @@ def _tiny_sam():
 
     config = SamConfig(
         vision_config=dict(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=96, patch_size=16,
-            window_size=4, global_attn_indexes=[1], output_channels=8, mlp_dim=64, initializer_range=0.02,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=96,
+            patch_size=16,
+            window_size=4,
+            global_attn_indexes=[1],
+            output_channels=8,
+            mlp_dim=64,
+            initializer_range=0.02,
         ),
         prompt_encoder_config=dict(hidden_size=8, image_size=96, patch_size=16),
         mask_decoder_config=dict(hidden_size=8, mlp_dim=16, num_attention_heads=2, iou_head_hidden_dim=8),
@@ -75,7 +83,9 @@ def test_random_weights_are_seeded_and_leave_global_rng_alone():
     b = zoo.build_model("Mask2Former-T", random_state=1)
     c = zoo.build_model("Mask2Former-T", random_state=2)
     assert torch.equal(torch.random.get_rng_state(), state)
-    wa, wb, wc = (m.model.pixel_level_module.encoder.swin.embeddings.patch_embeddings.projection.weight for m in (a, b, c))
+    wa, wb, wc = (
+        m.model.pixel_level_module.encoder.swin.embeddings.patch_embeddings.projection.weight for m in (a, b, c)
+    )
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
     assert a.zoo_info["weights"] == "random" and a.zoo_info["random_state"] == 1
 
@@ -105,7 +115,9 @@ def test_kernel_layers_exclude_small_convolutions(tiny_sam):
 
 
 def test_weight_kernel_counts_and_shapes(tiny_sam):
-    kernels = artificial.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8, select=False, max_kernels_per_layer=10_000)
+    kernels = artificial.weight_kernels(
+        tiny_sam, model_name="tiny", kernel_size=8, select=False, max_kernels_per_layer=10_000
+    )
     assert kernels.dims == ("kernel", "y", "x") and kernels.shape[1:] == (8, 8)
     per_layer = kernels.to_dataframe("v").reset_index().drop_duplicates("kernel").groupby("layer").size()
     assert per_layer["vision_encoder.patch_embed.projection"] == 32 * 3  # F·C kernels of 16×16
@@ -123,8 +135,9 @@ def test_weight_kernel_counts_and_shapes(tiny_sam):
 
 
 def test_weight_kernel_selection_keeps_per_cluster(tiny_sam):
-    kernels = artificial.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8,
-                                         selection=SelectionSettings(n_clusters=3, per_cluster=5))
+    kernels = artificial.weight_kernels(
+        tiny_sam, model_name="tiny", kernel_size=8, selection=SelectionSettings(n_clusters=3, per_cluster=5)
+    )
     per_layer = kernels.to_dataframe("v").reset_index().drop_duplicates("kernel").groupby("layer").size()
     assert per_layer["vision_encoder.patch_embed.projection"] == 15
     assert per_layer["vision_encoder.neck.conv2"] == 15
@@ -207,7 +220,11 @@ def test_artificial_kernels_shared_format(tmp_path):
 
     scenes = images.natural_image_set(1, (64, 64), grayscale=False)
     kernels = artificial.artificial_kernels(
-        ["Mask2Former-T"], images=scenes, image_size=64, kernel_size=8, max_kernels_per_layer=60,
+        ["Mask2Former-T"],
+        images=scenes,
+        image_size=64,
+        kernel_size=8,
+        max_kernels_per_layer=60,
         selection=SelectionSettings(n_clusters=2, per_cluster=5),
     )
     for coord in ("model", "layer", "layer_index", "layer_type", "kind", "n_parameters"):
@@ -235,11 +252,17 @@ def test_full_attention_matrix_and_rollout():
     # averaged over queries it is the key map of the same layer
     np.testing.assert_allclose(
         full[0].mean(axis=0).reshape(grid),
-        artificial.attention_key_maps(probs, batch_size=1, grid=grid, window_size=window)[0].mean(axis=0), atol=1e-12,
+        artificial.attention_key_maps(probs, batch_size=1, grid=grid, window_size=window)[0].mean(axis=0),
+        atol=1e-12,
     )
-    a1, a2 = full, artificial.full_attention_matrix(
-        np.exp(rng.normal(size=(1, heads, 64, 64))) / np.exp(rng.normal(size=(1, heads, 64, 64))).sum(-1, keepdims=True),
-        batch_size=1, grid=grid,
+    a1, a2 = (
+        full,
+        artificial.full_attention_matrix(
+            np.exp(rng.normal(size=(1, heads, 64, 64)))
+            / np.exp(rng.normal(size=(1, heads, 64, 64))).sum(-1, keepdims=True),
+            batch_size=1,
+            grid=grid,
+        ),
     )
     a2 = a2 / a2.sum(axis=2, keepdims=True)
     rolled = artificial.attention_rollout([a1, a2])
@@ -259,8 +282,13 @@ def test_attention_coverage_and_its_sentence_flip():
     uniform = np.full((2, 4, 4), 1 / 16)
     peaked = np.zeros((2, 4, 4))
     peaked[:, 1, 2] = 1.0
-    coords = {"model": ("kernel", ["m", "m"]), "layer_index": ("kernel", [1, 2]), "kind": ("kernel", ["attention_map"] * 2),
-              "attention_head": ("kernel", [0, 0]), "image": ("kernel", [0, 0])}
+    coords = {
+        "model": ("kernel", ["m", "m"]),
+        "layer_index": ("kernel", [1, 2]),
+        "kind": ("kernel", ["attention_map"] * 2),
+        "attention_head": ("kernel", [0, 0]),
+        "image": ("kernel", [0, 0]),
+    }
     flat = artificial.attention_coverage(xr.DataArray(uniform, dims=("kernel", "y", "x"), coords=coords))
     np.testing.assert_allclose(flat["coverage"], 1.0)
     sharp = artificial.attention_coverage(xr.DataArray(peaked, dims=("kernel", "y", "x"), coords=coords))
@@ -269,7 +297,9 @@ def test_attention_coverage_and_its_sentence_flip():
     assert "almost uniform" in sentence and "random weights" in sentence
     sentence = artificial.describe_attention_coverage(sharp, weights="pretrained")
     assert "concentrated on part of the grid" in sentence and "random" not in sentence
-    assert artificial.describe_attention_coverage(pd.DataFrame(columns=flat.columns), weights="random").startswith("This run")
+    assert artificial.describe_attention_coverage(pd.DataFrame(columns=flat.columns), weights="random").startswith(
+        "This run"
+    )
 
 
 def test_weight_and_resize_sentences_follow_the_weights():
@@ -277,8 +307,15 @@ def test_weight_and_resize_sentences_follow_the_weights():
 
     assert "a control" in artificial.describe_weights("random", ["SAM-B"])
     assert "control" not in artificial.describe_weights("pretrained", ["SAM-B"])
-    table = pd.DataFrame({"model": ["a", "a"], "layer": ["x.conv", "x.proj"], "filter": ["3×3", "16×16"],
-                          "candidates": [2000, 288], "selected": [500, 288]})
+    table = pd.DataFrame(
+        {
+            "model": ["a", "a"],
+            "layer": ["x.conv", "x.proj"],
+            "filter": ["3×3", "16×16"],
+            "candidates": [2000, 288],
+            "selected": [500, 288],
+        }
+    )
     sentence = artificial.describe_conv_resize(table, weights="random", kernel_size=16)
     assert "3×3 pixels to 16×16" in sentence and "all resizing" in sentence
     assert "all resizing" not in artificial.describe_conv_resize(table, weights="pretrained", kernel_size=16)
@@ -290,8 +327,13 @@ def test_weight_and_resize_sentences_follow_the_weights():
 
 
 def test_weight_kernels_record_their_candidates(tiny_sam):
-    kernels = artificial.weight_kernels(tiny_sam, model_name="tiny", kernel_size=8, max_kernels_per_layer=30,
-                                        selection=SelectionSettings(n_clusters=2, per_cluster=4))
+    kernels = artificial.weight_kernels(
+        tiny_sam,
+        model_name="tiny",
+        kernel_size=8,
+        max_kernels_per_layer=30,
+        selection=SelectionSettings(n_clusters=2, per_cluster=4),
+    )
     conv = artificial.conv_selection(kernels)
     assert (conv["candidates"] > 0).all() and (conv["selected"] <= conv["candidates"]).all()
     assert (kernels["candidates"].values[kernels["layer_type"].values == "attention"] == -1).all()

@@ -18,7 +18,10 @@ def _gaussian_rfs(rng, n):
     yy, xx = np.mgrid[:SIZE, :SIZE]
     centres = rng.uniform(4, SIZE - 4, size=(n, 2))
     widths = rng.uniform(1.5, 3.5, size=n)
-    return np.exp(-((yy - centres[:, 0, None, None]) ** 2 + (xx - centres[:, 1, None, None]) ** 2) / (2 * widths[:, None, None] ** 2))
+    return np.exp(
+        -((yy - centres[:, 0, None, None]) ** 2 + (xx - centres[:, 1, None, None]) ** 2)
+        / (2 * widths[:, None, None] ** 2)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +31,18 @@ def planted():
     neural = xr.DataArray(rfs + 0.05 * rng.normal(size=rfs.shape), dims=("kernel", "y", "x"))
     planted_kernels = rfs + 0.15 * rng.normal(size=rfs.shape)
     model = zoo.build_model("Mask2Former-T", random_state=0)
-    random_kernels = artificial_kernels.weight_kernels(model, model_name="random", kernel_size=SIZE, select=False, max_kernels_per_layer=100)
+    random_kernels = artificial_kernels.weight_kernels(
+        model, model_name="random", kernel_size=SIZE, select=False, max_kernels_per_layer=100
+    )
     del model
     artificial = xr.concat(
         [
             xr.DataArray(planted_kernels, dims=("kernel", "y", "x"), coords={"model": ("kernel", ["planted"] * 40)}),
-            xr.DataArray(random_kernels.values, dims=("kernel", "y", "x"), coords={"model": ("kernel", random_kernels["model"].values)}),
+            xr.DataArray(
+                random_kernels.values,
+                dims=("kernel", "y", "x"),
+                coords={"model": ("kernel", random_kernels["model"].values)},
+            ),
         ],
         dim="kernel",
     )
@@ -80,8 +89,11 @@ def test_alignment_summary_margins_and_tables(planted):
 def test_combine_kernel_sets_resizes_and_fills_coordinates():
 
     rng = np.random.default_rng(0)
-    a = xr.DataArray(rng.normal(size=(3, 8, 8)), dims=("kernel", "y", "x"),
-                     coords={"model": ("kernel", ["a"] * 3), "attention_head": ("kernel", [0, 1, 2])})
+    a = xr.DataArray(
+        rng.normal(size=(3, 8, 8)),
+        dims=("kernel", "y", "x"),
+        coords={"model": ("kernel", ["a"] * 3), "attention_head": ("kernel", [0, 1, 2])},
+    )
     b = xr.DataArray(rng.normal(size=(2, 5, 7)), dims=("kernel", "y", "x"), coords={"model": ("kernel", ["b"] * 2)})
     combined = pipeline.combine_kernel_sets([a, b], 8)
     assert combined.shape == (5, 8, 8) and combined.name == "kernels"
@@ -112,9 +124,15 @@ def test_model_table_margin_is_the_tests_margin(planted):
 def _models(**columns):
     import pandas as pd
 
-    base = {"value": [-0.398, -0.405], "null_value": [-0.407, -0.408], "margin": [0.0095, 0.0032],
-            "r_margin": [0.0062, -0.0004], "p_real_vs_null": [0.0005, 0.0005],
-            "attention_minus_convolution": [-0.024, 0.0025], "p_attention_vs_convolution": [0.0005, 0.5]}
+    base = {
+        "value": [-0.398, -0.405],
+        "null_value": [-0.407, -0.408],
+        "margin": [0.0095, 0.0032],
+        "r_margin": [0.0062, -0.0004],
+        "p_real_vs_null": [0.0005, 0.0005],
+        "attention_minus_convolution": [-0.024, 0.0025],
+        "p_attention_vs_convolution": [0.0005, 0.5],
+    }
     base.update(columns)
     frame = pd.DataFrame(base, index=["Mask2Former-T", "SAM-B"])
 
@@ -148,7 +166,8 @@ def test_attention_sentence_and_verdict_flip():
     text, verdict, summary = analysis.describe_attention_vs_convolution(_models())
     assert verdict == "does not agree" and "0 of 2" in text and "none is large" in text
     text, verdict, summary = analysis.describe_attention_vs_convolution(
-        _models(attention_minus_convolution=[0.12, 0.09], p_attention_vs_convolution=[0.0005, 0.001]))
+        _models(attention_minus_convolution=[0.12, 0.09], p_attention_vs_convolution=[0.0005, 0.001])
+    )
     assert verdict == "agrees" and "higher in every model" in text and "none is large" not in text
     assert summary.startswith("attention higher in 2 of 2")
 
@@ -156,14 +175,21 @@ def test_attention_sentence_and_verdict_flip():
 def test_best_group_and_pairs_sentences_flip():
     import pandas as pd
 
-
-    overlapping = pd.DataFrame({"model": ["a", "a", "b", "b"], "area": ["VISp", "VISpm"] * 2,
-                                "value": [0.1, 0.2, 0.3, 0.25], "ci_low": [0.0, 0.05, 0.2, 0.1],
-                                "ci_high": [0.2, 0.3, 0.4, 0.35]})
+    overlapping = pd.DataFrame(
+        {
+            "model": ["a", "a", "b", "b"],
+            "area": ["VISp", "VISpm"] * 2,
+            "value": [0.1, 0.2, 0.3, 0.25],
+            "ci_low": [0.0, 0.05, 0.2, 0.1],
+            "ci_high": [0.2, 0.3, 0.4, 0.35],
+        }
+    )
     best = analysis.best_group(overlapping, "area")
     assert best["name"] is None and not best["separated"]
     assert "cannot single out" in analysis.describe_best_group(best, "area")
-    separated = overlapping.assign(value=[0.1, 0.5, 0.1, 0.5], ci_low=[0.0, 0.4, 0.0, 0.4], ci_high=[0.2, 0.6, 0.2, 0.6])
+    separated = overlapping.assign(
+        value=[0.1, 0.5, 0.1, 0.5], ci_low=[0.0, 0.4, 0.0, 0.4], ci_high=[0.2, 0.6, 0.2, 0.6]
+    )
     best = analysis.best_group(separated, "area")
     assert best["name"] == "VISpm" and best["separated"]
     assert "VISpm in every model, and its interval lies above" in analysis.describe_best_group(best, "area")
@@ -189,11 +215,14 @@ def test_figures_fit_the_book(planted):
 
     neural, artificial = planted
     neural = neural.assign_coords(genotype=("kernel", [f"g{i % 22}" for i in range(40)]))
-    result = pipeline.alignment_summary(neural, artificial, {"model": ["model"], "genotype": ["model", "genotype"]},
-                                         n_bootstrap=20, n_permutations=50)
+    result = pipeline.alignment_summary(
+        neural, artificial, {"model": ["model"], "genotype": ["model", "genotype"]}, n_bootstrap=20, n_permutations=50
+    )
     models = analysis.model_table(result)
-    for fig in (figures.plot_model_levels(models),
-                figures.plot_group_margins(result["tables"]["genotype"], "genotype", ["planted", "random"])):
+    for fig in (
+        figures.plot_model_levels(models),
+        figures.plot_group_margins(result["tables"]["genotype"], "genotype", ["planted", "random"]),
+    ):
         assert fig.get_size_inches()[0] <= style.BOOK_WIDTH
     styles = figures.category_styles([f"g{i}" for i in range(22)])
     assert len(set(styles.values())) == 22  # 22 genotypes: colour and marker pairs never repeat
@@ -205,14 +234,23 @@ def twins():
     with two areas and two kinds of kernel."""
     rng = np.random.default_rng(11)
     rfs = _gaussian_rfs(rng, 40)
-    neural = xr.DataArray(rfs + 0.05 * rng.normal(size=rfs.shape), dims=("kernel", "y", "x"),
-                          coords={"area": ("kernel", np.repeat(["VISp", "VISl"], 20))})
+    neural = xr.DataArray(
+        rfs + 0.05 * rng.normal(size=rfs.shape),
+        dims=("kernel", "y", "x"),
+        coords={"area": ("kernel", np.repeat(["VISp", "VISl"], 20))},
+    )
 
     def kernels(values, label):
         n = len(values)
-        return xr.DataArray(values, dims=("kernel", "y", "x"), coords={
-            "model": ("kernel", [label] * n), "kind": ("kernel", np.repeat(["attention_map", "weight"], n // 2)),
-            "layer_type": ("kernel", np.repeat(["attention", "convolution"], n // 2))})
+        return xr.DataArray(
+            values,
+            dims=("kernel", "y", "x"),
+            coords={
+                "model": ("kernel", [label] * n),
+                "kind": ("kernel", np.repeat(["attention_map", "weight"], n // 2)),
+                "layer_type": ("kernel", np.repeat(["attention", "convolution"], n // 2)),
+            },
+        )
 
     trained = kernels(rfs + 0.3 * rng.normal(size=rfs.shape), "efficientnet_lite0 (trained)")
     random = kernels(rng.normal(size=rfs.shape), "efficientnet_lite0 (random)")
@@ -228,15 +266,18 @@ def test_trained_random_margins_recover_a_planted_effect_of_training(twins):
     row = table.iloc[0]
     assert (row["model"], row["twin"]) == ("efficientnet_lite0 (trained)", "efficientnet_lite0 (random)")
     assert row["margin"] == pytest.approx(row["trained"] - row["random"])
-    assert row["ci_low"] > 0.05 and row["r_margin"] > analysis.MEANINGFUL_R and row["n_trained"] == row["n_random"] == 40
+    assert (
+        row["ci_low"] > 0.05 and row["r_margin"] > analysis.MEANINGFUL_R and row["n_trained"] == row["n_random"] == 40
+    )
     assert analysis.twin_verdict(row["ci_low"], row["ci_high"], row["r_margin"]) == "better"
     by = pipeline.trained_random_margins(similarity, pairs, ["area", "kind"], n_bootstrap=50)
     assert len(by) == 4 and set(by["area"]) == {"VISp", "VISl"} and (by["n_neural"] == 20).all()
     # the mean of the per-area margins is the overall margin (equal areas, equal kernel sets)
     by_area = pipeline.trained_random_margins(similarity, pairs, ["area"], n_bootstrap=50)
     assert by_area["margin"].mean() == pytest.approx(row["margin"])
-    swapped = pipeline.trained_random_margins(similarity, {"efficientnet_lite0 (random)": "efficientnet_lite0 (trained)"},
-                                               n_bootstrap=300).iloc[0]
+    swapped = pipeline.trained_random_margins(
+        similarity, {"efficientnet_lite0 (random)": "efficientnet_lite0 (trained)"}, n_bootstrap=300
+    ).iloc[0]
     assert analysis.twin_verdict(swapped["ci_low"], swapped["ci_high"], swapped["r_margin"]) == "worse"
     with pytest.raises(ValueError, match="not in the similarity table"):
         pipeline.trained_random_margins(similarity, {"efficientnet_lite0 (trained)": "SAM-B"})
@@ -247,13 +288,23 @@ def test_trained_random_margins_recover_a_planted_effect_of_training(twins):
 def test_trained_vs_random_sentences_flip():
     import pandas as pd
 
-
-    good = pd.DataFrame({"model": ["a (trained)", "b (trained)"], "trained": [-0.30, -0.31], "random": [-0.40, -0.41],
-                         "margin": [0.10, 0.10], "ci_low": [0.08, 0.07], "ci_high": [0.12, 0.13], "r_margin": [0.15, 0.14]})
+    good = pd.DataFrame(
+        {
+            "model": ["a (trained)", "b (trained)"],
+            "trained": [-0.30, -0.31],
+            "random": [-0.40, -0.41],
+            "margin": [0.10, 0.10],
+            "ci_low": [0.08, 0.07],
+            "ci_high": [0.12, 0.13],
+            "r_margin": [0.15, 0.14],
+        }
+    )
     sentence = analysis.describe_trained_vs_random(good)
     assert "a (trained) aligns better than its random twin by a meaningful margin" in sentence
     assert sentence.endswith("Training moved every model's kernels towards the neural kernels by a meaningful margin.")
-    broken = good.assign(margin=[-0.01, 0.001], ci_low=[-0.02, -0.002], ci_high=[-0.005, 0.004], r_margin=[-0.01, 0.001])
+    broken = good.assign(
+        margin=[-0.01, 0.001], ci_low=[-0.02, -0.002], ci_high=[-0.005, 0.004], r_margin=[-0.01, 0.001]
+    )
     sentence = analysis.describe_trained_vs_random(broken)
     assert "a (trained) aligns worse than its random twin" in sentence
     assert "b (trained) is indistinguishable from its random twin" in sentence
@@ -264,8 +315,9 @@ def test_trained_vs_random_sentences_flip():
     assert "the trained model's margin is below its twin's" in sentence  # a (over the null: −0.02 to −0.005)
     groups = good.assign(area=["VISp", "VISl"], model=["a (trained)"] * 2)
     assert "a (trained) sits above its twin in 2 of 2 areas" in analysis.describe_twin_groups(groups, "area")
-    assert "below it in 1 of 2" in analysis.describe_twin_groups(groups.assign(ci_low=[0.1, -0.3], ci_high=[0.2, -0.1]),
-                                                                  "area")
+    assert "below it in 1 of 2" in analysis.describe_twin_groups(
+        groups.assign(ci_low=[0.1, -0.3], ci_high=[0.2, -0.1]), "area"
+    )
 
 
 def test_twin_levels_and_figures(twins):
@@ -275,21 +327,32 @@ def test_twin_levels_and_figures(twins):
     from neuroalign_utils import style
 
     neural, artificial = twins
-    result = pipeline.alignment_summary(neural, artificial, {"model": ["model"], "kind": ["model", "kind", "layer_type"]},
-                                         n_bootstrap=30, n_permutations=50)
+    result = pipeline.alignment_summary(
+        neural,
+        artificial,
+        {"model": ["model"], "kind": ["model", "kind", "layer_type"]},
+        n_bootstrap=30,
+        n_permutations=50,
+    )
     pairs = artificial_kernels.twin_pairs(artificial["model"].values)
     levels = analysis.twin_levels(result, pairs)
     assert list(levels["kernels"]) == ["all kernels", "attention maps", "convolution weights"]
     one_kind = artificial.where(artificial["kind"] == "weight", drop=True)
-    single = pipeline.alignment_summary(neural, one_kind, {"model": ["model"], "kind": ["model", "kind", "layer_type"]},
-                                         n_bootstrap=10, n_permutations=20)
+    single = pipeline.alignment_summary(
+        neural,
+        one_kind,
+        {"model": ["model"], "kind": ["model", "kind", "layer_type"]},
+        n_bootstrap=10,
+        n_permutations=20,
+    )
     assert list(analysis.twin_levels(single, pairs)["kernels"]) == ["all kernels"]  # its one kind is all kernels
     overall = pipeline.trained_random_margins(single["similarity"], pairs, n_bootstrap=10)
     by_kind = pipeline.trained_random_margins(single["similarity"], pairs, ["kind", "layer_type"], n_bootstrap=10)
     assert list(analysis.combine_twin_margins(overall, by_kind)["kernels"]) == ["all kernels"]
     by_kind = pipeline.trained_random_margins(result["similarity"], pairs, ["kind", "layer_type"], n_bootstrap=10)
-    combined = analysis.combine_twin_margins(pipeline.trained_random_margins(result["similarity"], pairs, n_bootstrap=10),
-                                              by_kind)
+    combined = analysis.combine_twin_margins(
+        pipeline.trained_random_margins(result["similarity"], pairs, n_bootstrap=10), by_kind
+    )
     assert list(combined["kernels"]) == ["all kernels", "attention maps", "convolution weights"]
     assert "kind" not in combined
     assert (levels["trained"] > levels["trained_null"]).all() and (levels["trained"] > levels["random"]).all()
@@ -316,8 +379,9 @@ def test_paired_difference_pairs_each_neural_kernel_with_its_own_surrogate(plant
     surrogates = neural.copy(data=sim.phase_randomize(neural, n_surrogates=1, random_state=0))
     null = sim.kernel_similarity(surrogates, artificial)
     difference = pipeline._paired_difference(real, null)  # the same kernels kept: no copies needed
-    np.testing.assert_allclose(difference["one_minus_rmse"].values,
-                               real["one_minus_rmse"].values - null["one_minus_rmse"].values)
+    np.testing.assert_allclose(
+        difference["one_minus_rmse"].values, real["one_minus_rmse"].values - null["one_minus_rmse"].values
+    )
     flat = surrogates.copy()
     flat[3] = 1.0  # a constant surrogate has no z-score: the engine drops it, and the pair goes with it
     with pytest.warns(UserWarning, match="Dropped 1 of 40"):
@@ -325,8 +389,9 @@ def test_paired_difference_pairs_each_neural_kernel_with_its_own_surrogate(plant
     difference = pipeline._paired_difference(real, null_without)
     assert 3 not in difference["neural_index"].values and difference.sizes["neural"] == 39
     keep = np.flatnonzero(real["neural_index"].values != 3)
-    np.testing.assert_allclose(difference["pearson_r"].values,
-                               real["pearson_r"].values[keep] - null_without["pearson_r"].values)
+    np.testing.assert_allclose(
+        difference["pearson_r"].values, real["pearson_r"].values[keep] - null_without["pearson_r"].values
+    )
 
 
 def test_every_lens_figure_takes_axes_and_returns_its_figure():

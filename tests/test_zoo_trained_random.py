@@ -75,8 +75,12 @@ def test_bootstrap_difference_covers_a_planted_difference():
 
 
 def _filters(rng, trained, random):
-    return {artificial.model_label("dinov2_s14_saliency", "pretrained"): {"embeddings.patch_embeddings.projection": trained},
-            artificial.model_label("dinov2_s14_saliency", "random"): {"embeddings.patch_embeddings.projection": random}}
+    return {
+        artificial.model_label("dinov2_s14_saliency", "pretrained"): {
+            "embeddings.patch_embeddings.projection": trained
+        },
+        artificial.model_label("dinov2_s14_saliency", "random"): {"embeddings.patch_embeddings.projection": random},
+    }
 
 
 def test_filter_margins_and_their_sentence_flip():
@@ -91,26 +95,34 @@ def test_filter_margins_and_their_sentence_flip():
     assert "and more concentrated in spatial frequency" in sentence
     assert sentence.endswith("In every group, training made the filters both more oriented and more band-limited.")
     assert tr.describe_filter_margins(good, detail=False) == (
-        "In every group, training made the filters both more oriented and more band-limited.")
+        "In every group, training made the filters both more oriented and more band-limited."
+    )
     # a broken run: training made them noise and the random twin got the Gabors
     broken = tr.filter_margins(tr.filter_measures(_filters(rng, noise, structured)), n_bootstrap=200)
     sentence = tr.describe_filter_margins(broken)
     assert "are less oriented" in sentence and "In no group did training" in sentence
     assert tr.describe_filter_margins(broken, detail=False).startswith("In no group did training")
-    unclear = tr.filter_margins(tr.filter_measures(_filters(rng, noise, rng.normal(size=(60, 3, 14, 14)))),
-                                n_bootstrap=200)
+    unclear = tr.filter_margins(
+        tr.filter_measures(_filters(rng, noise, rng.normal(size=(60, 3, 14, 14)))), n_bootstrap=200
+    )
     assert "neither more nor less oriented" in tr.describe_filter_margins(unclear)
     assert "No packaged trained model" in tr.describe_filter_margins(good.iloc[:0])
 
 
 def test_coverage_margins_pair_maps_and_their_sentence_flips():
-    keys = pd.DataFrame([(layer, head, image) for layer in range(1, 4) for head in (-1, 0, 1) for image in range(2)],
-                        columns=["layer_index", "attention_head", "image"])
+    keys = pd.DataFrame(
+        [(layer, head, image) for layer in range(1, 4) for head in (-1, 0, 1) for image in range(2)],
+        columns=["layer_index", "attention_head", "image"],
+    )
     rng = np.random.default_rng(4)
 
     def coverage(trained_value, random_value):
-        rows = [keys.assign(model=artificial.model_label("dinov2_s14_saliency", w), coverage=v + 0.01 * rng.normal(size=len(keys)))
-                for w, v in (("pretrained", trained_value), ("random", random_value))]
+        rows = [
+            keys.assign(
+                model=artificial.model_label("dinov2_s14_saliency", w), coverage=v + 0.01 * rng.normal(size=len(keys))
+            )
+            for w, v in (("pretrained", trained_value), ("random", random_value))
+        ]
         return pd.concat(rows + [keys.assign(model="SAM-B", coverage=0.99)], ignore_index=True)
 
     concentrated = tr.coverage_margins(coverage(0.6, 0.99), n_bootstrap=200)
@@ -129,7 +141,9 @@ def test_labels_pairs_and_reference_measures():
     assert artificial.model_label("efficientnet_lite0", "pretrained") == "efficientnet_lite0 (trained)"
     assert artificial.model_label("efficientnet_lite0", "random") == "efficientnet_lite0 (random)"
     labels = ["SAM-B", "efficientnet_lite0 (trained)", "efficientnet_lite0 (random)", "dinov2_s14_saliency (trained)"]
-    assert artificial.twin_pairs(labels) == {"efficientnet_lite0 (trained)": "efficientnet_lite0 (random)"}  # no dinov2 twin
+    assert artificial.twin_pairs(labels) == {
+        "efficientnet_lite0 (trained)": "efficientnet_lite0 (random)"
+    }  # no dinov2 twin
     with pytest.raises(ValueError, match="'weights' must be one of"):
         artificial.model_label("efficientnet_lite0", "trained")
     with pytest.raises(ValueError, match="not a packaged model's"):

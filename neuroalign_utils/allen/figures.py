@@ -40,8 +40,9 @@ def plot_counts_by_area(cells: pd.DataFrame, experiments: pd.DataFrame, *, axes=
     bottom = np.zeros(len(order))
     for cell_class in CLASSES:
         if cell_class in by_class:
-            axes[1].bar(order, by_class[cell_class].to_numpy(), bottom=bottom, color=colours[cell_class],
-                        label=cell_class)
+            axes[1].bar(
+                order, by_class[cell_class].to_numpy(), bottom=bottom, color=colours[cell_class], label=cell_class
+            )
             bottom += by_class[cell_class].to_numpy()
     axes[1].set(title="Cells per area", ylabel="cells", ylim=(0, 1.3 * max(bottom.max(), 1)))
     axes[1].legend(frameon=False, ncol=2, loc="upper center")
@@ -89,8 +90,15 @@ def plot_area_latencies(latencies: pd.DataFrame, *, peak_threshold: float, axes=
     return fig
 
 
-def plot_cell_trials(trials: np.ndarray, time: np.ndarray, scene_image: np.ndarray, *, title: str,
-                     presentation_s: float = 0.25, axes=None):
+def plot_cell_trials(
+    trials: np.ndarray,
+    time: np.ndarray,
+    scene_image: np.ndarray,
+    *,
+    title: str,
+    presentation_s: float = 0.25,
+    axes=None,
+):
     """One cell's preferred scene (left) and its dF/F on every trial of it, with the mean (right).
 
     Parameters

@@ -142,9 +142,11 @@ def describe_reader(cache) -> str:
     """One sentence saying which reader opened the cache (for the chapter's prose)."""
     if reader_name(cache) == "allensdk":
         return "The cache was opened with allensdk's BrainObservatoryCache."
-    return ("The cache was opened with this package's own reader of the release's files (h5py), because "
-            "allensdk does not install on this Python stack; a test checks that it returns what allensdk "
-            "returns.")
+    return (
+        "The cache was opened with this package's own reader of the release's files (h5py), because "
+        "allensdk does not install on this Python stack; a test checks that it returns what allensdk "
+        "returns."
+    )
 
 
 def open_cache(manifest, *, offline: bool | None = None, reader: str = "auto"):
@@ -169,8 +171,10 @@ def open_cache(manifest, *, offline: bool | None = None, reader: str = "auto"):
     """
     check_in_allowed(reader, "reader", READERS)
     if reader == "allensdk" and not allensdk_available():
-        raise ImportError("reader='allensdk' but allensdk does not import here (it needs Python <= 3.11 and "
-                          "numpy < 1.24); use reader='own' or 'auto'.")
+        raise ImportError(
+            "reader='allensdk' but allensdk does not import here (it needs Python <= 3.11 and "
+            "numpy < 1.24); use reader='own' or 'auto'."
+        )
     use_allensdk = reader == "allensdk" or (reader == "auto" and allensdk_available())
     manifest = Path(manifest)
     if manifest.suffix != ".json":
@@ -243,8 +247,17 @@ def select_experiments(cache, *, areas=None, cre_lines=None, n_experiments: int 
         rank = exps.groupby(["area", "cre"]).cumcount()
         exps = exps.assign(_rank=rank).sort_values(["_rank", "experiment_id"]).head(n_experiments)
         exps = exps.drop(columns="_rank").sort_values("experiment_id").reset_index(drop=True)
-    columns = ["experiment_id", "area", "cre_line", "cre", "cell_class", "reporter_line", "imaging_depth",
-               "experiment_container_id", "donor_name"]
+    columns = [
+        "experiment_id",
+        "area",
+        "cre_line",
+        "cre",
+        "cell_class",
+        "reporter_line",
+        "imaging_depth",
+        "experiment_container_id",
+        "donor_name",
+    ]
     return exps[columns]
 
 
@@ -285,7 +298,9 @@ def experiment_layout(cache, experiment_id: int) -> dict:
         meta = ds.get_metadata()
         timestamps = ds.get_fluorescence_timestamps()
     except (OSError, KeyError) as err:
-        raise CorruptExperimentError(f"Cannot read the NWB file of experiment {experiment_id}: {ds.nwb_file} ({err})") from err
+        raise CorruptExperimentError(
+            f"Cannot read the NWB file of experiment {experiment_id}: {ds.nwb_file} ({err})"
+        ) from err
     table = table.reset_index(drop=True)
     shown = table[table["frame"] >= 0].copy()
     shown["trial"] = shown.groupby("frame").cumcount()
@@ -324,9 +339,9 @@ def _cut_experiment(layout: dict, n_scenes: int, n_trials: int, offsets: np.ndar
     slot = (table["frame"].to_numpy() * n_trials + table["trial"].to_numpy())[keep]
     out = np.full((dff.shape[0], n_scenes * n_trials, len(offsets)), np.nan, dtype=np.float32)
     for first in range(0, dff.shape[0], _CUT_CELLS):  # a few cells at a time: no second full-size copy
-        cut = dff[first:first + _CUT_CELLS, idx]  # (cell, presentation, time)
+        cut = dff[first : first + _CUT_CELLS, idx]  # (cell, presentation, time)
         cut[:, ~valid] = np.nan
-        out[first:first + _CUT_CELLS, slot] = cut
+        out[first : first + _CUT_CELLS, slot] = cut
     return out
 
 
@@ -435,8 +450,11 @@ def load_responses(
             "frame_offset": ("time", offsets),
         },
         name="dff",
-        attrs={"frames_per_presentation": sweep, "baseline_frames": BASELINE_PRESENTATIONS * sweep,
-               "units": "dF/F (fraction)"},
+        attrs={
+            "frames_per_presentation": sweep,
+            "baseline_frames": BASELINE_PRESENTATIONS * sweep,
+            "units": "dF/F (fraction)",
+        },
     )
     if compute:
         dff = dff.copy(data=data.compute(**_scheduler_kwargs(scheduler)))
@@ -509,18 +527,30 @@ def tensor_layout(dff: xr.DataArray) -> pd.DataFrame:
     for dim in dff.dims:
         coords = [name for name, coord in dff.coords.items() if coord.dims == (dim,) and name != dim]
         coords = ([dim] if dim in dff.coords else []) + coords
-        rows.append({"dimension": dim, "length": int(dff.sizes[dim]), "indexes": what.get(dim, ""),
-                     "coordinates": ", ".join(coords)})
+        rows.append(
+            {
+                "dimension": dim,
+                "length": int(dff.sizes[dim]),
+                "indexes": what.get(dim, ""),
+                "coordinates": ", ".join(coords),
+            }
+        )
     return pd.DataFrame(rows).set_index("dimension")
 
 
-def describe_cache(*, synthetic: bool, n_experiments: int, n_cells: int, n_scenes: int, n_trials: int,
-                   seed: int | None = None) -> str:
+def describe_cache(
+    *, synthetic: bool, n_experiments: int, n_cells: int, n_scenes: int, n_trials: int, seed: int | None = None
+) -> str:
     """One sentence naming the data the chapter ran on (no local paths)."""
-    source = (f"the synthetic cache generated here (seed {seed}), whose cells have planted receptive fields"
-              if synthetic else "the reader's Brain Observatory cache")
-    return (f"This run reads {source}: {n_cells:,} cells from {n_experiments} natural-scenes experiments, each "
-            f"cell seen with {n_scenes} scenes × {n_trials} repeats.")
+    source = (
+        f"the synthetic cache generated here (seed {seed}), whose cells have planted receptive fields"
+        if synthetic
+        else "the reader's Brain Observatory cache"
+    )
+    return (
+        f"This run reads {source}: {n_cells:,} cells from {n_experiments} natural-scenes experiments, each "
+        f"cell seen with {n_scenes} scenes × {n_trials} repeats."
+    )
 
 
 #: Largest ratio between the two classes' cell counts that still counts as balanced.
@@ -542,29 +572,38 @@ def describe_classes(cells: pd.DataFrame, *, synthetic: bool) -> str:
     n_cells = cells.groupby("cell_class").size().reindex(["excitatory", "inhibitory"], fill_value=0)
     n_experiments = cells.groupby("cell_class")["experiment_id"].nunique().reindex(n_cells.index, fill_value=0)
     per_experiment = {c: n_cells[c] / n_experiments[c] for c in n_cells.index if n_experiments[c]}
-    text = (f"Inhibitory cells (Sst, Vip, Pvalb lines) are {n_cells['inhibitory']:,} of the {int(n_cells.sum()):,} "
-            f"({report.format_percent(n_cells['inhibitory'] / max(int(n_cells.sum()), 1))}), recorded in "
-            f"{n_experiments['inhibitory']} of the {int(n_experiments.sum())} experiments")
+    text = (
+        f"Inhibitory cells (Sst, Vip, Pvalb lines) are {n_cells['inhibitory']:,} of the {int(n_cells.sum()):,} "
+        f"({report.format_percent(n_cells['inhibitory'] / max(int(n_cells.sum()), 1))}), recorded in "
+        f"{n_experiments['inhibitory']} of the {int(n_experiments.sum())} experiments"
+    )
     if len(per_experiment) == 2:
-        text += (f", with {report.format_number(per_experiment['inhibitory'], 2)} cells per experiment on average "
-                 f"against {report.format_number(per_experiment['excitatory'], 2)} for the excitatory lines")
+        text += (
+            f", with {report.format_number(per_experiment['inhibitory'], 2)} cells per experiment on average "
+            f"against {report.format_number(per_experiment['excitatory'], 2)} for the excitatory lines"
+        )
     text += "."
     balanced = n_cells.min() > 0 and n_cells.max() / n_cells.min() <= BALANCED_CLASSES_RATIO
     if synthetic and balanced:
-        text += (" Inhibitory experiments hold fewer cells, as in the release, so the synthetic cache has more of them: "
-                 "the two classes are about equal, as the paper's balanced selection of 500 + 500 kernels needs.")
+        text += (
+            " Inhibitory experiments hold fewer cells, as in the release, so the synthetic cache has more of them: "
+            "the two classes are about equal, as the paper's balanced selection of 500 + 500 kernels needs."
+        )
     elif balanced:
         text += " The two classes are about equal in size."
     else:
         more, fewer = str(n_cells.idxmax()), str(n_cells.idxmin())
-        text += (f" The classes are unequal: {more} cells outnumber {fewer} ones "
-                 f"{report.format_number(n_cells.max() / max(n_cells.min(), 1), 2)} to 1, which caps a balanced "
-                 f"selection at the {fewer} class's size.")
+        text += (
+            f" The classes are unequal: {more} cells outnumber {fewer} ones "
+            f"{report.format_number(n_cells.max() / max(n_cells.min(), 1), 2)} to 1, which caps a balanced "
+            f"selection at the {fewer} class's size."
+        )
     return text
 
 
-def describe_setting(*, synthetic: bool, n_experiments: int, n_cells: int, frames_per_presentation: int,
-                     frame_rate: float) -> dict:
+def describe_setting(
+    *, synthetic: bool, n_experiments: int, n_cells: int, frames_per_presentation: int, frame_rate: float
+) -> dict:
     """Why this run's numbers may differ from the paper's, per key of the paper-vs-run table."""
     if synthetic:
         design = "the synthetic cache copies the release's stimulus design"
@@ -577,8 +616,10 @@ def describe_setting(*, synthetic: bool, n_experiments: int, n_cells: int, frame
     return {
         "n_scenes": design,
         "n_repeats": design,
-        "scene_duration": (f"{frames_per_presentation} imaging frames at {frame_rate:.0f} Hz, as allensdk's "
-                           "stimulus table counts a presentation"),
+        "scene_duration": (
+            f"{frames_per_presentation} imaging frames at {frame_rate:.0f} Hz, as allensdk's "
+            "stimulus table counts a presentation"
+        ),
         "slowest_area_time_to_peak": timing,
         "fastest_area": timing,
         "most_strong_cells_area": cells,

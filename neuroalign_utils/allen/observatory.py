@@ -52,8 +52,13 @@ SESSION_STIMULI = {
     "three_session_A": ("drifting_gratings", "natural_movie_one", "natural_movie_three", "spontaneous"),
     "three_session_B": ("static_gratings", "natural_scenes", "natural_movie_one", "spontaneous"),
     "three_session_C": ("locally_sparse_noise", "natural_movie_one", "natural_movie_two", "spontaneous"),
-    "three_session_C2": ("locally_sparse_noise_4deg", "locally_sparse_noise_8deg", "natural_movie_one",
-                         "natural_movie_two", "spontaneous"),
+    "three_session_C2": (
+        "locally_sparse_noise_4deg",
+        "locally_sparse_noise_8deg",
+        "natural_movie_one",
+        "natural_movie_two",
+        "spontaneous",
+    ),
 }
 #: Manifest keys this reader resolves, with the file name the release uses for each.
 MANIFEST_FILES = {
@@ -65,10 +70,17 @@ MANIFEST_FILES = {
 }
 #: The RMA query behind each metadata file: model, included associations, the column ordering the pages.
 _METADATA_QUERIES = {
-    "EXPERIMENTS": ("OphysExperiment", "experiment_container,well_known_files(well_known_file_type),"
-                    "targeted_structure,specimen(donor(age,transgenic_lines))", "id"),
-    "EXPERIMENT_CONTAINERS": ("ExperimentContainer", "ophys_experiments,isi_experiment,"
-                              "specimen(donor(conditions,age,transgenic_lines)),targeted_structure", "id"),
+    "EXPERIMENTS": (
+        "OphysExperiment",
+        "experiment_container,well_known_files(well_known_file_type),"
+        "targeted_structure,specimen(donor(age,transgenic_lines))",
+        "id",
+    ),
+    "EXPERIMENT_CONTAINERS": (
+        "ExperimentContainer",
+        "ophys_experiments,isi_experiment,specimen(donor(conditions,age,transgenic_lines)),targeted_structure",
+        "id",
+    ),
     "CELL_SPECIMENS": ("ApiCamCellMetric", None, "cell_specimen_id"),
     "STIMULUS_MAPPINGS": ("ApiCamStimulusMapping", None, "id"),
 }
@@ -128,8 +140,7 @@ def download(url: str, path: str | os.PathLike) -> Path:
     """Download ``url`` to ``path`` through a temporary file renamed on completion."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with storage.atomic_path(path) as tmp, urllib.request.urlopen(url, timeout=120) as response, \
-            open(tmp, "wb") as out:
+    with storage.atomic_path(path) as tmp, urllib.request.urlopen(url, timeout=120) as response, open(tmp, "wb") as out:
         while chunk := response.read(1 << 20):
             out.write(chunk)
     return path
@@ -145,8 +156,7 @@ def _parse_date(text: str) -> dt.datetime:
 
 def _driver_cre_line(specimen: dict) -> str | None:
     lines = specimen["donor"]["transgenic_lines"]
-    return next((t["name"] for t in lines if t["transgenic_line_type_name"] == "driver" and "Cre" in t["name"]),
-                None)
+    return next((t["name"] for t in lines if t["transgenic_line_type_name"] == "driver" and "Cre" in t["name"]), None)
 
 
 def _reporter_line(specimen: dict) -> str | None:
@@ -225,8 +235,10 @@ class ObservatoryCache:
         path = Path(self.get_cache_path(None, key))
         if not path.exists():
             if self.offline:
-                raise AllenOfflineError(f"{path.name} is not in the cache at {self.folder}; run online or "
-                                              "download it first (open_cache(..., offline=False)).")
+                raise AllenOfflineError(
+                    f"{path.name} is not in the cache at {self.folder}; run online or "
+                    "download it first (open_cache(..., offline=False))."
+                )
             model, include, order = _METADATA_QUERIES[key]
             logger.info("downloading %s from %s", path.name, API_URL)
             rows = rma_query(model, include, order=order)
@@ -239,10 +251,13 @@ class ObservatoryCache:
         path = Path(self.get_cache_path(None, self.EXPERIMENT_DATA_KEY, experiment_id))
         if not path.exists():
             if self.offline:
-                raise AllenOfflineError(f"experiment {experiment_id} is not in the cache at {self.folder}; "
-                                              "run online or download it first (open_cache(..., offline=False)).")
-            files = rma_query("WellKnownFile",
-                              criteria=f"[attachable_id$eq{experiment_id}],well_known_file_type[name$eqNWBOphys]")
+                raise AllenOfflineError(
+                    f"experiment {experiment_id} is not in the cache at {self.folder}; "
+                    "run online or download it first (open_cache(..., offline=False))."
+                )
+            files = rma_query(
+                "WellKnownFile", criteria=f"[attachable_id$eq{experiment_id}],well_known_file_type[name$eqNWBOphys]"
+            )
             if not files:
                 raise ValueError(f"The Allen API lists no NWB file for experiment {experiment_id}.")
             logger.info("downloading the NWB file of experiment %d", experiment_id)
@@ -262,8 +277,11 @@ class ObservatoryCache:
                 "reporter_line": _reporter_line(c["specimen"]),
                 "donor_name": c["specimen"]["donor"]["external_donor_name"],
                 "specimen_name": c["specimen"]["name"],
-                "tags": [k["name"] for k in c["specimen"]["donor"].get("conditions", [])
-                         if not k["name"].startswith("tissuecyte")],
+                "tags": [
+                    k["name"]
+                    for k in c["specimen"]["donor"].get("conditions", [])
+                    if not k["name"].startswith("tissuecyte")
+                ],
                 "failed": c["failed"],
             }
             for c in self._metadata(self.EXPERIMENT_CONTAINERS_KEY)
@@ -293,8 +311,9 @@ class ObservatoryCache:
                 "targeted_structure": e["targeted_structure"]["acronym"],
                 "cre_line": _driver_cre_line(e["specimen"]),
                 "reporter_line": _reporter_line(e["specimen"]),
-                "acquisition_age_days": (_parse_date(e["date_of_acquisition"])
-                                         - _parse_date(e["specimen"]["donor"]["date_of_birth"])).days,
+                "acquisition_age_days": (
+                    _parse_date(e["date_of_acquisition"]) - _parse_date(e["specimen"]["donor"]["date_of_birth"])
+                ).days,
                 "experiment_container_id": e["experiment_container_id"],
                 "session_type": e["stimulus_name"],
                 "donor_name": e["specimen"]["donor"]["external_donor_name"],

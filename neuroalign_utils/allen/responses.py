@@ -31,8 +31,13 @@ RESPONSE_PRESENTATIONS = 2
 def trial_dff(dff: xr.DataArray) -> xr.DataArray:
     """dF/F of each presentation relative to its pre-stimulus baseline, in percent, float64 (lazy if dask)."""
     return xr.apply_ufunc(
-        _trial_dff_values, dff, input_core_dims=[["time"]], output_core_dims=[["time"]],
-        kwargs={"before_onset": dff["frame_offset"].values < 0}, dask="parallelized", output_dtypes=[np.float64],
+        _trial_dff_values,
+        dff,
+        input_core_dims=[["time"]],
+        output_core_dims=[["time"]],
+        kwargs={"before_onset": dff["frame_offset"].values < 0},
+        dask="parallelized",
+        output_dtypes=[np.float64],
     )
 
 
@@ -66,8 +71,9 @@ def scene_traces(dff: xr.DataArray) -> xr.DataArray:
 EXPERIMENTS_AT_A_TIME, CELLS_AT_A_TIME = 2, 16
 
 
-def scene_traces_and_trial_responses(dff: xr.DataArray, *, scheduler="threads",
-                                     progress: bool = True) -> tuple[xr.DataArray, xr.DataArray]:
+def scene_traces_and_trial_responses(
+    dff: xr.DataArray, *, scheduler="threads", progress: bool = True
+) -> tuple[xr.DataArray, xr.DataArray]:
     """:func:`scene_traces` and :func:`trial_responses` together, from one pass over the data.
 
     A dask-backed ``dff`` (one chunk per experiment) is reduced :data:`EXPERIMENTS_AT_A_TIME`
@@ -100,17 +106,17 @@ def scene_traces_and_trial_responses(dff: xr.DataArray, *, scheduler="threads",
     window = (offsets >= 0) & (offsets < RESPONSE_PRESENTATIONS * sweep)
     scene_of = dff["scene"].values
     scenes = np.unique(scene_of)
-    reduce = functools.partial(_reduce_block, before_onset=offsets < 0, window=window, scene_of=scene_of,
-                               scenes=scenes)
+    reduce = functools.partial(_reduce_block, before_onset=offsets < 0, window=window, scene_of=scene_of, scenes=scenes)
     n_cells, n_presentations, n_times = dff.shape
     trace_values = np.empty((n_cells, len(scenes), n_times))
     response_values = np.empty((n_cells, n_presentations))
     if dff.chunks:
         blocks = [dask.delayed(reduce)(block) for block in dff.data.to_delayed().ravel()]
         edges = np.cumsum((0, *dff.chunks[0]))
-        for first in progress_bar(range(0, len(blocks), EXPERIMENTS_AT_A_TIME), enabled=progress,
-                                  desc="scene traces", leave=False):
-            batch = dask.compute(*blocks[first:first + EXPERIMENTS_AT_A_TIME], **_scheduler_kwargs(scheduler))
+        for first in progress_bar(
+            range(0, len(blocks), EXPERIMENTS_AT_A_TIME), enabled=progress, desc="scene traces", leave=False
+        ):
+            batch = dask.compute(*blocks[first : first + EXPERIMENTS_AT_A_TIME], **_scheduler_kwargs(scheduler))
             for k, (part_traces, part_responses) in enumerate(batch):
                 rows = slice(edges[first + k], edges[first + k + 1])
                 trace_values[rows], response_values[rows] = part_traces, part_responses
@@ -118,12 +124,16 @@ def scene_traces_and_trial_responses(dff: xr.DataArray, *, scheduler="threads",
         trace_values[:], response_values[:] = reduce(dff.values)
     cells = {name: coord for name, coord in dff.coords.items() if coord.dims == ("cell",)}
     traces = xr.DataArray(
-        trace_values, dims=("cell", "scene", "time"), name="scene_trace",
+        trace_values,
+        dims=("cell", "scene", "time"),
+        name="scene_trace",
         coords={**cells, "scene": scenes, "time": dff["time"].values, "frame_offset": ("time", offsets)},
         attrs={**dff.attrs, "units": "trial dF/F (%)"},
     )
     responses = xr.DataArray(
-        response_values, dims=("cell", "presentation"), name="response",
+        response_values,
+        dims=("cell", "presentation"),
+        name="response",
         coords={**cells, **{n: c for n, c in dff.coords.items() if c.dims == ("presentation",)}},
         attrs={"units": "trial dF/F (%)", "window_frames": [0, RESPONSE_PRESENTATIONS * sweep]},
     )
@@ -204,8 +214,9 @@ def allensdk_peak(cache, experiment_id: int) -> pd.DataFrame:
         warnings.simplefilter("ignore")
         peak = NaturalScenes(data_set).peak
     out = peak[["cell_specimen_id", "scene_ns", "peak_dff_ns", "time_to_peak_ns"]].copy()
-    return out.astype({"cell_specimen_id": np.int64, "scene_ns": np.int64, "peak_dff_ns": float,
-                       "time_to_peak_ns": float})
+    return out.astype(
+        {"cell_specimen_id": np.int64, "scene_ns": np.int64, "peak_dff_ns": float, "time_to_peak_ns": float}
+    )
 
 
 def compare_with_allensdk(summary: pd.DataFrame, cache, experiment_id: int) -> pd.DataFrame:
@@ -253,11 +264,21 @@ def allensdk_agreement(check: pd.DataFrame, frame_rate: float, *, peak_threshold
         ``peak_threshold``, and ``n_weak_other_frame``: how many cells below it peak on another frame.
     """
     if check.empty:
-        return {"n_cells": 0, "scene_agreement": np.nan, "max_peak_difference": np.nan,
-                "largest_peak": np.nan, "max_time_difference": np.nan, "max_time_difference_frames": np.nan,
-                "n_timed": 0, "n_weak_other_frame": 0, "peak_threshold": peak_threshold}
+        return {
+            "n_cells": 0,
+            "scene_agreement": np.nan,
+            "max_peak_difference": np.nan,
+            "largest_peak": np.nan,
+            "max_time_difference": np.nan,
+            "max_time_difference_frames": np.nan,
+            "n_timed": 0,
+            "n_weak_other_frame": 0,
+            "peak_threshold": peak_threshold,
+        }
     time_difference = np.abs(check["time_to_peak"] - check["time_to_peak_ns"]).to_numpy()
-    timed = (check["peak_dff_ns"] >= peak_threshold).to_numpy() if peak_threshold is not None else np.ones(len(check), bool)
+    timed = (
+        (check["peak_dff_ns"] >= peak_threshold).to_numpy() if peak_threshold is not None else np.ones(len(check), bool)
+    )
     largest_time = float(time_difference[timed].max()) if timed.any() else np.nan
     return {
         "n_cells": int(len(check)),
@@ -284,8 +305,10 @@ def describe_allensdk_agreement(agreement: dict, *, allensdk_installed: bool = T
 
     n = agreement.get("n_cells", 0)
     if not n and not allensdk_installed:
-        return ("The cross-check with allensdk's `NaturalScenes` was not run: allensdk does not install on "
-                "this Python stack (it needs Python 3.11 or older and numpy below 1.24).")
+        return (
+            "The cross-check with allensdk's `NaturalScenes` was not run: allensdk does not install on "
+            "this Python stack (it needs Python 3.11 or older and numpy below 1.24)."
+        )
     if not n:
         return "The cross-check with allensdk's `NaturalScenes` was not run (`crosscheck=False`)."
     scenes = agreement["scene_agreement"]
@@ -295,39 +318,54 @@ def describe_allensdk_agreement(agreement: dict, *, allensdk_installed: bool = T
     same_peak = peak <= PEAK_AGREEMENT * max(largest, 1e-12)
     same_frame = frames < 0.5
     parts = [
-        "the same preferred scene for every cell" if same_scene
+        "the same preferred scene for every cell"
+        if same_scene
         else f"the same preferred scene for only {report.format_percent(scenes)} of cells",
-        (f"peak dF/F within {report.format_number(peak)} percentage points "
-         f"({report.format_number(100 * peak / max(largest, 1e-12))} % of the largest peak, "
-         f"{report.format_number(largest)} %)") if same_peak
+        (
+            f"peak dF/F within {report.format_number(peak)} percentage points "
+            f"({report.format_number(100 * peak / max(largest, 1e-12))} % of the largest peak, "
+            f"{report.format_number(largest)} %)"
+        )
+        if same_peak
         else f"peak dF/F differing by up to {report.format_number(peak)} percentage points "
-             f"(the largest peak is {report.format_number(largest)} %)",
+        f"(the largest peak is {report.format_number(largest)} %)",
     ]
     threshold, n_timed = agreement.get("peak_threshold"), agreement.get("n_timed", n)
-    timed = ("every cell" if threshold is None or n_timed == n else
-             f"every one of the {report.plural(n_timed, 'cell')} with a peak dF/F of at least "
-             f"{report.format_number(threshold)} %")
+    timed = (
+        "every cell"
+        if threshold is None or n_timed == n
+        else f"every one of the {report.plural(n_timed, 'cell')} with a peak dF/F of at least "
+        f"{report.format_number(threshold)} %"
+    )
     if not n_timed:
         same_frame = True
-        parts.append(f"no cell with a peak dF/F of at least {report.format_number(threshold)} % to compare times to "
-                     "peak on")
+        parts.append(
+            f"no cell with a peak dF/F of at least {report.format_number(threshold)} % to compare times to peak on"
+        )
     elif seconds < ROUNDING_S:
         parts.append(f"the same time to peak for {timed} (the differences are floating-point rounding)")
     elif same_frame:
         parts.append(f"the time to peak on the same imaging frame for {timed}")
     else:
-        parts.append(f"times to peak up to {frames:.0f} imaging frames ({report.format_number(seconds)} s) apart "
-                     f"among the {report.plural(n_timed, 'cell')} with a peak dF/F of at least "
-                     f"{report.format_number(threshold)} %" if threshold is not None and n_timed < n else
-                     f"times to peak up to {frames:.0f} imaging frames ({report.format_number(seconds)} s) apart")
+        parts.append(
+            f"times to peak up to {frames:.0f} imaging frames ({report.format_number(seconds)} s) apart "
+            f"among the {report.plural(n_timed, 'cell')} with a peak dF/F of at least "
+            f"{report.format_number(threshold)} %"
+            if threshold is not None and n_timed < n
+            else f"times to peak up to {frames:.0f} imaging frames ({report.format_number(seconds)} s) apart"
+        )
     verdict = "agree with" if (same_scene and same_peak and same_frame) else "do not agree everywhere with"
-    text = (f"On the {report.plural(n, 'cell')} of that experiment, our summaries {verdict} allensdk's: "
-            f"{report.join_words(parts)}.")
+    text = (
+        f"On the {report.plural(n, 'cell')} of that experiment, our summaries {verdict} allensdk's: "
+        f"{report.join_words(parts)}."
+    )
     weak = agreement.get("n_weak_other_frame", 0)
     if weak:
-        text += (f" For {weak} of the {n - n_timed} weaker cells allensdk puts the maximum on another frame: the trace "
-                 "of a cell that barely responds can have two near-equal maxima, and the two computations' last "
-                 "digits decide between them.")
+        text += (
+            f" For {weak} of the {n - n_timed} weaker cells allensdk puts the maximum on another frame: the trace "
+            "of a cell that barely responds can have two near-equal maxima, and the two computations' last "
+            "digits decide between them."
+        )
     return text
 
 
@@ -369,20 +407,26 @@ def describe_area_latencies(latencies: pd.DataFrame, *, peak_threshold: float, s
         return f"No cell exceeds a peak dF/F of {report.format_number(peak_threshold)} %, so no area can be timed."
     slowest, fastest = str(timed["mean"].idxmax()), str(timed["mean"].idxmin())
     most = str(latencies["n_strong"].idxmax())
-    text = (f"{report.plural(n_strong, 'cell')} exceed a peak dF/F of {report.format_number(peak_threshold)} %. "
-            f"Among them {slowest} peaks last (mean {report.format_number(timed.loc[slowest, 'mean'], 3)} s) and "
-            f"{fastest} first ({report.format_number(timed.loc[fastest, 'mean'], 3)} s); {most} has the most "
-            f"strongly responsive cells ({int(latencies.loc[most, 'n_strong'])}).")
+    text = (
+        f"{report.plural(n_strong, 'cell')} exceed a peak dF/F of {report.format_number(peak_threshold)} %. "
+        f"Among them {slowest} peaks last (mean {report.format_number(timed.loc[slowest, 'mean'], 3)} s) and "
+        f"{fastest} first ({report.format_number(timed.loc[fastest, 'mean'], 3)} s); {most} has the most "
+        f"strongly responsive cells ({int(latencies.loc[most, 'n_strong'])})."
+    )
     matches = [slowest == PAPER_SLOWEST_AREA, fastest == PAPER_FASTEST_AREA, most == PAPER_MOST_STRONG_AREA]
-    paper = (f"the paper's order on the real release ({PAPER_SLOWEST_AREA} slowest, {PAPER_FASTEST_AREA} "
-             f"fastest, {PAPER_MOST_STRONG_AREA} with the most strong cells)")
+    paper = (
+        f"the paper's order on the real release ({PAPER_SLOWEST_AREA} slowest, {PAPER_FASTEST_AREA} "
+        f"fastest, {PAPER_MOST_STRONG_AREA} with the most strong cells)"
+    )
     if all(matches):
         text += f" This is {paper}."
     else:
         text += f" This is not {paper}: {sum(matches)} of its 3 findings come back."
     if synthetic:
-        text += (" The synthetic cells' latencies were planted in that order, so here the figure tests the "
-                 "pipeline, not the biology.")
+        text += (
+            " The synthetic cells' latencies were planted in that order, so here the figure tests the "
+            "pipeline, not the biology."
+        )
     return text
 
 
@@ -438,9 +482,13 @@ def describe_planted_recovery(recovery: dict | None, *, n_scenes: int) -> str:
     if recovery["ttp_error"] < ROUNDING_S:
         timing = "the time to peak is the planted one for the median cell (the error is floating-point rounding)"
     else:
-        timing = (f"the median error in time to peak is {report.format_number(1000 * recovery['ttp_error'])} ms "
-                  f"({error_frames:.1f} imaging frames)")
-    return (f"{lead}: among the {report.plural(recovery['n_responsive'], 'responsive cell')}, the recovered "
-            f"preferred scene is the planted one for {report.format_percent(exact)} (chance: 1 in {n_scenes}) and "
-            f"drives the cell at ≥ 80 % of its best planted response for {report.format_percent(near)}; "
-            f"{timing}.")
+        timing = (
+            f"the median error in time to peak is {report.format_number(1000 * recovery['ttp_error'])} ms "
+            f"({error_frames:.1f} imaging frames)"
+        )
+    return (
+        f"{lead}: among the {report.plural(recovery['n_responsive'], 'responsive cell')}, the recovered "
+        f"preferred scene is the planted one for {report.format_percent(exact)} (chance: 1 in {n_scenes}) and "
+        f"drives the cell at ≥ 80 % of its best planted response for {report.format_percent(near)}; "
+        f"{timing}."
+    )

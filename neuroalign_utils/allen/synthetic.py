@@ -63,8 +63,8 @@ import pandas as pd
 
 from .. import storage
 from .._validation import check_float, check_int
-from ..progress import progress_bar
 from ..images import natural_image_set
+from ..progress import progress_bar
 from . import metadata
 
 logger = logging.getLogger(__name__)
@@ -192,8 +192,11 @@ def make_synthetic_cache(
     root = Path(root) if root is not None else default_cache_dir(seed, **size)
     manifest = root / "brain_observatory" / "manifest.json"
     done = root / "COMPLETE.json"
-    if (storage.folder_is_intact(root) and not overwrite
-            and json.loads(done.read_text()) == {"seed": seed, "model_version": MODEL_VERSION, **size}):
+    if (
+        storage.folder_is_intact(root)
+        and not overwrite
+        and json.loads(done.read_text()) == {"seed": seed, "model_version": MODEL_VERSION, **size}
+    ):
         return manifest
     if root.exists():
         logger.info("rebuilding %s: its files are incomplete or changed", root)
@@ -201,7 +204,8 @@ def make_synthetic_cache(
     with storage.atomic_path(root, is_dir=True) as tmp:
         _write_cache(tmp, seed=seed, **size)
         (tmp / "COMPLETE.json").write_text(
-            json.dumps({"seed": seed, "model_version": MODEL_VERSION, **size}, sort_keys=True))
+            json.dumps({"seed": seed, "model_version": MODEL_VERSION, **size}, sort_keys=True)
+        )
     logger.info("wrote synthetic Allen cache to %s", root)
     return manifest
 
@@ -327,7 +331,7 @@ def planted_rf_maps(cells: pd.DataFrame, shape) -> np.ndarray:
     h, w = shape
     out = np.empty((len(cells), h, w))
     for start in range(0, len(cells), _RF_BLOCK):
-        out[start:start + _RF_BLOCK] = _rf_block(cells.iloc[start:start + _RF_BLOCK], h, w)
+        out[start : start + _RF_BLOCK] = _rf_block(cells.iloc[start : start + _RF_BLOCK], h, w)
     return out
 
 
@@ -353,8 +357,9 @@ def _rf_block(cells: pd.DataFrame, h: int, w: int) -> np.ndarray:
         r2, sigma = dx**2 + dy**2, column(part, "rf_sigma")
         centre = np.exp(-r2 / (2 * sigma**2))
         surround = np.exp(-r2 / (2 * (column(part, "rf_surround_scale") * sigma) ** 2))
-        return (centre / centre.sum(axis=(1, 2), keepdims=True)
-                - column(part, "rf_surround_strength") * surround / surround.sum(axis=(1, 2), keepdims=True))
+        return centre / centre.sum(axis=(1, 2), keepdims=True) - column(
+            part, "rf_surround_strength"
+        ) * surround / surround.sum(axis=(1, 2), keepdims=True)
 
     field = np.empty((len(cells), h, w))
     is_gabor = (cells["rf_shape"] == "gabor").to_numpy()
@@ -368,10 +373,12 @@ def _rf_block(cells: pd.DataFrame, h: int, w: int) -> np.ndarray:
 def _scene_amplitudes(cells: pd.DataFrame, scenes: np.ndarray) -> np.ndarray:
     """Mean response amplitude (dF/F) of each cell to each scene, (n_cells, n_scenes)."""
     contrast = (scenes - scenes.mean(axis=0, keepdims=True)).reshape(len(scenes), -1)
-    drive = np.concatenate([  # block by block: the fields of all cells at the scenes' size would be large
-        planted_rf_maps(block, scenes.shape[1:]).reshape(len(block), -1) @ contrast.T
-        for block in (cells.iloc[start:start + _RF_BLOCK] for start in range(0, len(cells), _RF_BLOCK))
-    ])
+    drive = np.concatenate(
+        [  # block by block: the fields of all cells at the scenes' size would be large
+            planted_rf_maps(block, scenes.shape[1:]).reshape(len(block), -1) @ contrast.T
+            for block in (cells.iloc[start : start + _RF_BLOCK] for start in range(0, len(cells), _RF_BLOCK))
+        ]
+    )
     z = (drive - drive.mean(axis=1, keepdims=True)) / (drive.std(axis=1, keepdims=True) + 1e-12)
     return cells["gain"].to_numpy()[:, None] * np.maximum(z - 1.0, 0.0)
 
@@ -387,8 +394,9 @@ def _calcium_kernel(indicator: str) -> np.ndarray:
 # writing
 
 
-def _write_cache(root: Path, *, n_experiments, cells_per_experiment, n_repeats, template_scale,
-                 responsive_fraction, seed) -> None:
+def _write_cache(
+    root: Path, *, n_experiments, cells_per_experiment, n_repeats, template_scale, responsive_fraction, seed
+) -> None:
     rng = np.random.default_rng(seed)
     experiments = _experiment_table(n_experiments, cells_per_experiment, rng)
     cells = _cell_table(experiments, responsive_fraction, rng)
@@ -514,8 +522,16 @@ def _write_metadata_json(cache: Path, experiments: pd.DataFrame, cells: pd.DataF
             }
         )
     by_exp = experiments.set_index("experiment_id")
-    metrics = ("peak_dff_ns", "time_to_peak_ns", "pref_image_ns", "image_sel_ns", "p_ns",
-               "reliability_ns", "run_mod_ns", "p_run_mod_ns")
+    metrics = (
+        "peak_dff_ns",
+        "time_to_peak_ns",
+        "pref_image_ns",
+        "image_sel_ns",
+        "p_ns",
+        "reliability_ns",
+        "run_mod_ns",
+        "p_run_mod_ns",
+    )
     specimens = []
     for cell in cells.itertuples():
         exp = by_exp.loc[cell.experiment_id]
@@ -598,8 +614,12 @@ def _simulate_traces(exp, cells, amplitudes, scenes, starts, n_frames: int, rng)
     neuropil = 0.5 * f0 + np.cumsum(rng.normal(size=(n_cells, n_frames)), axis=1) * 0.2
     r = cells["neuropil_r"].to_numpy()
     return {
-        "running": running, "run_state": run_state, "dff": dff, "demixed": fluorescence + r[:, None] * neuropil,
-        "neuropil": neuropil, "r": r,
+        "running": running,
+        "run_state": run_state,
+        "dff": dff,
+        "demixed": fluorescence + r[:, None] * neuropil,
+        "neuropil": neuropil,
+        "r": r,
         # noiseless time to peak of the response to one presentation (relative to onset)
         "peaks": (np.argmax(one) + lag) / FRAME_RATE,
     }
@@ -644,8 +664,14 @@ def _write_traces(f, cells, traces: dict, n_frames: int) -> None:
         ("Fluorescence/imaging_plane_1_neuropil_response", traces["neuropil"], 1),
     ):
         grp = f.create_group(f"{P}/{name}")
-        grp.create_dataset("data", data=data.astype(np.float32), chunks=(1, n_frames), scaleoffset=digits,
-                           compression="gzip", compression_opts=4)
+        grp.create_dataset(
+            "data",
+            data=data.astype(np.float32),
+            chunks=(1, n_frames),
+            scaleoffset=digits,
+            compression="gzip",
+            compression_opts=4,
+        )
         grp["timestamps"] = timestamps
     f[f"{P}/Fluorescence/imaging_plane_1_neuropil_response/r"] = traces["r"]
     # no crosstalk in the synthetic data: the raw ROI trace equals the demixed one (a hard link)
@@ -677,9 +703,7 @@ def _write_stimulus(f, scenes, starts, template) -> None:
     stim["data"] = scenes.astype(np.int32)
     stim["frame_duration"] = np.stack([starts, starts + frames_per_presentation], axis=1).astype(np.float64)
     tmpl = f.create_group("stimulus/templates/natural_scenes_image_stack")
-    tmpl.create_dataset(
-        "data", data=template, chunks=(1, *template.shape[1:]), compression="gzip", compression_opts=4
-    )
+    tmpl.create_dataset("data", data=template, chunks=(1, *template.shape[1:]), compression="gzip", compression_opts=4)
     tmpl["data"].attrs["full_resolution_shape"] = np.array(TEMPLATE_SHAPE)
 
 

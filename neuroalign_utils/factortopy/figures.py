@@ -21,8 +21,9 @@ def _axes_grid(axes, shape: tuple) -> np.ndarray:
     """``axes`` as an array of ``shape``; a clear error when it holds another number of Axes."""
     axes = np.asarray(axes, dtype=object)
     if axes.size != int(np.prod(shape)):
-        raise ValueError(f"'axes' must hold {int(np.prod(shape))} matplotlib Axes (one per panel); "
-                         f"{axes.size} were given.")
+        raise ValueError(
+            f"'axes' must hold {int(np.prod(shape))} matplotlib Axes (one per panel); {axes.size} were given."
+        )
     return axes.reshape(shape)
 
 
@@ -102,8 +103,12 @@ def plot_hierarchy_slope(table: pd.DataFrame, fit: dict, axes=None):
     x = np.linspace(0, 1, 2)
     ax.plot(x, fit["b0"] + fit["slope"] * x, color="k", label="least-squares fit")
     ax.plot(x, x, ls=":", color="grey", label="ideal (β = 1)")
-    ax.set(xticks=[0, 1 / 3, 2 / 3, 1], xticklabels=["V1", "V2&V3", "OPA", "EBA"],
-           ylabel=r"layer position $\hat\iota$", ylim=(-0.05, 1.05))
+    ax.set(
+        xticks=[0, 1 / 3, 2 / 3, 1],
+        xticklabels=["V1", "V2&V3", "OPA", "EBA"],
+        ylabel=r"layer position $\hat\iota$",
+        ylim=(-0.05, 1.05),
+    )
     ax.legend(frameon=False, loc="upper left")
     return ax.figure
 
@@ -125,8 +130,14 @@ def plot_layer_recovery(recovery: pd.DataFrame, n_layers: int, axes=None):
     ax.scatter(named["planted_layer"], rows, s=90, facecolors="none", edgecolors="k", label="planted")
     ax.scatter(named["recovered_layer"][hit], rows[hit], s=30, color="C2", label="chosen = planted")
     ax.scatter(named["recovered_layer"][~hit], rows[~hit], s=30, color="C3", label="chosen ≠ planted")
-    ax.set(yticks=rows, yticklabels=named.index, xticks=range(n_layers), xlim=(-0.5, n_layers - 0.5),
-           ylim=(len(named) - 0.5, -0.5), xlabel="layer (ROI-mean layer weights, argmax)")
+    ax.set(
+        yticks=rows,
+        yticklabels=named.index,
+        xticks=range(n_layers),
+        xlim=(-0.5, n_layers - 0.5),
+        ylim=(len(named) - 0.5, -0.5),
+        xlabel="layer (ROI-mean layer weights, argmax)",
+    )
     ax.grid(axis="x", color="0.9")
     ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax.figure
@@ -145,8 +156,14 @@ def plot_position_scale_recovery(table: pd.DataFrame, truth: pd.DataFrame, axes=
     a1, a2 = _axes_grid(axes, (2,))
     local = truth["scale"].to_numpy() < 0.3
     for axis, (col, true_col) in enumerate((("space_x", "pos_x"), ("space_y", "pos_y"))):
-        a1.scatter(truth[true_col][local], table[col][local], s=4, alpha=0.4, color=f"C{axis}",
-                   label=("x" if axis == 0 else "y"))
+        a1.scatter(
+            truth[true_col][local],
+            table[col][local],
+            s=4,
+            alpha=0.4,
+            color=f"C{axis}",
+            label=("x" if axis == 0 else "y"),
+        )
     a1.plot([-1, 1], [-1, 1], color="grey", ls=":")
     a1.set(xlabel="planted position", ylabel="space selector", title="Position (planted scale < 0.3)")
     a1.legend(frameon=False)
@@ -206,16 +223,20 @@ def plot_layer_predictability(matrices: dict, axes=None):
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, len(matrices), figsize=style.book_size(3.2, 3.3 * len(matrices) + 0.8),
-                               squeeze=False)
+        _, axes = plt.subplots(1, len(matrices), figsize=style.book_size(3.2, 3.3 * len(matrices) + 0.8), squeeze=False)
     axes = _axes_grid(axes, (len(matrices),))
     fig = axes[0].figure
     for a, (label, mat) in zip(axes, matrices.items()):
         im = a.imshow(mat, vmin=0, vmax=1, cmap="magma")
         for (i, j), v in np.ndenumerate(mat):
             a.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k")
-        a.set(title=label, xlabel="predictor layer", ylabel="read-out of layer",
-              xticks=range(len(mat)), yticks=range(len(mat)))
+        a.set(
+            title=label,
+            xlabel="predictor layer",
+            ylabel="read-out of layer",
+            xticks=range(len(mat)),
+            yticks=range(len(mat)),
+        )
     fig.colorbar(im, ax=list(axes), fraction=0.03, label="held-out R²")
     return fig
 
@@ -320,12 +341,14 @@ def plot_surface_maps(
     check_in_allowed(surface, "surface", maps.SURFACES)
     values = np.asarray(values)
     if len(values) != len(vertices):
-        raise ValueError(f"'values' has {len(values)} entries; expected {len(vertices)} (one per vertex of "
-                         f"'vertices').")
+        raise ValueError(
+            f"'values' has {len(values)} entries; expected {len(vertices)} (one per vertex of 'vertices')."
+        )
     index = vertices["fsaverage_index"].to_numpy()
     if index.size and index.max() >= FSAVERAGE5_N_VERTICES:
-        raise ValueError(f"'vertices' must index fsaverage5 (below {FSAVERAGE5_N_VERTICES}); the largest "
-                         f"index is {index.max()}.")
+        raise ValueError(
+            f"'vertices' must index fsaverage5 (below {FSAVERAGE5_N_VERTICES}); the largest index is {index.max()}."
+        )
     colours = maps.vertex_colours(values, kind, cmap=cmap, vmin=vmin, vmax=vmax, n_layers=n_layers)
 
     if axes is None:  # a legend beside the maps widens the saved figure: leave it room in the column
@@ -346,9 +369,12 @@ def plot_surface_maps(
         # flat maps zoom on the ROI; the inflated view shows the whole hemisphere from behind
         inside = xy[index[rows]] if rows.any() and surface == "flat" else xy[np.unique(faces)]
         pad = 0.08 * np.ptp(inside, axis=0)
-        a.set(xlim=(inside[:, 0].min() - pad[0], inside[:, 0].max() + pad[0]),
-              ylim=(inside[:, 1].min() - pad[1], inside[:, 1].max() + pad[1]), aspect="equal",
-              title=f"{'left' if hemi == 'lh' else 'right'} hemisphere")
+        a.set(
+            xlim=(inside[:, 0].min() - pad[0], inside[:, 0].max() + pad[0]),
+            ylim=(inside[:, 1].min() - pad[1], inside[:, 1].max() + pad[1]),
+            aspect="equal",
+            title=f"{'left' if hemi == 'lh' else 'right'} hemisphere",
+        )
         a.set_axis_off()
     if title:
         fig.suptitle(title)
@@ -366,22 +392,30 @@ def _surface_legend(fig, axes, kind: str, colours: maps.VertexColours, cmap: str
         sm = matplotlib.cm.ScalarMappable(norm=colours.norm, cmap=cmap)
         fig.colorbar(sm, ax=list(axes), fraction=0.04, label=label)
     elif kind == "category":
-        handles = [Patch(color=c, label=name) for name, c in colours.palette.items()
-                   if name != "Unknown"]
-        axes[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
-                       ncol=1 + len(handles) // 12)
+        handles = [Patch(color=c, label=name) for name, c in colours.palette.items() if name != "Unknown"]
+        axes[1].legend(
+            handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, ncol=1 + len(handles) // 12
+        )
     elif kind == "layer":
         n_layers = colours.n_layers
-        handles = [Patch(color=maps.layer_colours(np.array([i]), np.array([1.0]), n_layers)[0], label=f"layer {i}")
-                   for i in range(n_layers)]
-        axes[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
-                       title="argmax layer\n(dim = soft)")
+        handles = [
+            Patch(color=maps.layer_colours(np.array([i]), np.array([1.0]), n_layers)[0], label=f"layer {i}")
+            for i in range(n_layers)
+        ]
+        axes[1].legend(
+            handles=handles,
+            loc="center left",
+            bbox_to_anchor=(1.0, 0.5),
+            frameon=False,
+            title="argmax layer\n(dim = soft)",
+        )
     elif kind == "position":
         inset = fig.add_axes([0.92, 0.35, 0.07, 0.3])
         g = np.linspace(-1, 1, 41)
         gx, gy = np.meshgrid(g, g)
-        inset.imshow(maps.position_colours(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(41, 41, 3),
-                     extent=(-1, 1, 1, -1))
+        inset.imshow(
+            maps.position_colours(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(41, 41, 3), extent=(-1, 1, 1, -1)
+        )
         inset.set_title("image\nposition")
         inset.set_xticks([-1, 1])
         inset.set_yticks([-1, 1])

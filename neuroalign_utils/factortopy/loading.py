@@ -37,8 +37,16 @@ ROI_MAPPINGS = {
     "floc-faces": {0: "Unknown", 1: "OFA", 2: "FFA-1", 3: "FFA-2", 4: "mTL-faces", 5: "aTL-faces"},
     "floc-places": {0: "Unknown", 1: "OPA", 2: "PPA", 3: "RSC"},
     "floc-words": {0: "Unknown", 1: "OWFA", 2: "VWFA-1", 3: "VWFA-2", 4: "mfs-words", 5: "mTL-words"},
-    "streams": {0: "Unknown", 1: "early", 2: "midventral", 3: "midlateral", 4: "midparietal",
-                5: "ventral", 6: "lateral", 7: "parietal"},
+    "streams": {
+        0: "Unknown",
+        1: "early",
+        2: "midventral",
+        3: "midlateral",
+        4: "midparietal",
+        5: "ventral",
+        6: "lateral",
+        7: "parietal",
+    },
 }
 
 
@@ -81,7 +89,6 @@ def sphere_coordinates(hemisphere: str, fsaverage_index) -> np.ndarray:
     return np.asarray(coords, dtype=np.float64)[index]
 
 
-
 _IMAGE_NAME = re.compile(r"train-(\d{4})_nsd-(\d{5})\.png$")
 
 
@@ -109,24 +116,33 @@ def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSD
     nsd_ids = [int(_IMAGE_NAME.match(n).group(2)) for n in names if _IMAGE_NAME.match(n)]
     # shapes and types from the files' headers first: a mismatch is reported before any image is read
     for hemi in HEMISPHERES:
-        fmri = storage.read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy",
-                                mmap=True)
+        fmri = storage.read_npy(
+            subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy", mmap=True
+        )
         used = storage.read_npy(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy", mmap=True)
         n_used = int(np.count_nonzero(used))
         if fmri.shape != (len(names), n_used):
-            raise ValueError(f"{hemi}_training_fmri.npy has shape {fmri.shape}; expected "
-                             f"({len(names)} images, {n_used} vertices of the all-vertices mask).")
+            raise ValueError(
+                f"{hemi}_training_fmri.npy has shape {fmri.shape}; expected "
+                f"({len(names)} images, {n_used} vertices of the all-vertices mask)."
+            )
     pictures = []
     for name in names:
         img = Image.open(img_dir / name).convert("RGB")
         if image_size is not None:
             img = img.resize((image_size, image_size), Image.BILINEAR)
         pictures.append(np.asarray(img, dtype=np.float32) / 255.0)
-    images = xr.DataArray(np.stack(pictures), dims=("image", "y", "x", "channel"),
-                          coords={"image": np.arange(len(names)), "nsd_id": ("image", nsd_ids)})
+    images = xr.DataArray(
+        np.stack(pictures),
+        dims=("image", "y", "x", "channel"),
+        coords={"image": np.arange(len(names)), "nsd_id": ("image", nsd_ids)},
+    )
     responses, tables = [], []
-    mappings = {f: storage.read_npy(subject_dir / "roi_masks" / f"mapping_{f}.npy", allow_pickle=True).item()
-                for f in ROI_MAPPINGS if (subject_dir / "roi_masks" / f"mapping_{f}.npy").exists()}
+    mappings = {
+        f: storage.read_npy(subject_dir / "roi_masks" / f"mapping_{f}.npy", allow_pickle=True).item()
+        for f in ROI_MAPPINGS
+        if (subject_dir / "roi_masks" / f"mapping_{f}.npy").exists()
+    }
     for hemi in HEMISPHERES:
         fmri = storage.read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy")
         index = np.flatnonzero(storage.read_npy(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy"))
@@ -143,8 +159,9 @@ def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSD
             table[["x", "y", "z"]] = sphere_coordinates(hemi, index)
         responses.append(np.asarray(fmri, dtype=np.float32))
         tables.append(table)
-    return NSDSubject(images=images, responses=np.concatenate(responses, axis=1),
-                      vertices=pd.concat(tables, ignore_index=True))
+    return NSDSubject(
+        images=images, responses=np.concatenate(responses, axis=1), vertices=pd.concat(tables, ignore_index=True)
+    )
 
 
 def load_raw_nsd(
@@ -187,8 +204,7 @@ def load_raw_nsd(
     design = loadmat(root / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat")
     order = np.asarray(design["masterordering"]).ravel().astype(int)  # 1-based into subjectim
     subject_images = np.asarray(design["subjectim"])[subject - 1].astype(int)  # 1-based 73k ids
-    beta_dir = (root / "nsddata_betas" / "ppdata" / f"subj{subject:02d}" / "fsaverage"
-                / "betas_fithrf_GLMdenoise_RR")
+    beta_dir = root / "nsddata_betas" / "ppdata" / f"subj{subject:02d}" / "fsaverage" / "betas_fithrf_GLMdenoise_RR"
     per_hemi, trial_ids = {h: [] for h in HEMISPHERES}, []
     for session in sessions:
         for hemi, data in _session_betas(beta_dir, session, vertices).items():
@@ -202,16 +218,21 @@ def load_raw_nsd(
     sums = np.zeros((len(unique_ids), betas.shape[1]), np.float64)
     np.add.at(sums, inverse, betas)
     responses = (sums / np.bincount(inverse)[:, None]).astype(np.float32)
-    pictures = _stimulus_pictures(root / "nsddata_stimuli" / "stimuli" / "nsd" / "nsd_stimuli.hdf5", unique_ids,
-                                  image_size)
-    images = xr.DataArray(pictures, dims=("image", "y", "x", "channel"),
-                          coords={"image": np.arange(len(unique_ids)), "nsd_id": ("image", unique_ids)})
+    pictures = _stimulus_pictures(
+        root / "nsddata_stimuli" / "stimuli" / "nsd" / "nsd_stimuli.hdf5", unique_ids, image_size
+    )
+    images = xr.DataArray(
+        pictures,
+        dims=("image", "y", "x", "channel"),
+        coords={"image": np.arange(len(unique_ids)), "nsd_id": ("image", unique_ids)},
+    )
     tables = []
     for hemi in HEMISPHERES:
         n_hemi = per_hemi[hemi][0].shape[1]
         index = np.arange(n_hemi) if vertices is None else np.asarray(vertices[hemi])
-        tables.append(pd.DataFrame({"hemisphere": hemi, "fsaverage_index": index, "roi": "Unknown",
-                                    "stream": "Unknown"}))
+        tables.append(
+            pd.DataFrame({"hemisphere": hemi, "fsaverage_index": index, "roi": "Unknown", "stream": "Unknown"})
+        )
     return NSDSubject(images=images, responses=responses, vertices=pd.concat(tables, ignore_index=True))
 
 
@@ -221,8 +242,7 @@ def _session_betas(beta_dir: Path, session: int, vertices: dict | None) -> dict:
 
     out = {}
     for hemi in HEMISPHERES:
-        data = np.asarray(nib.load(beta_dir / f"{hemi}.betas_session{session:02d}.mgh").get_fdata(),
-                          dtype=np.float32)
+        data = np.asarray(nib.load(beta_dir / f"{hemi}.betas_session{session:02d}.mgh").get_fdata(), dtype=np.float32)
         data = data.reshape(data.shape[0], -1)  # (vertices, trials)
         keep = np.arange(data.shape[0]) if vertices is None else np.asarray(vertices[hemi])
         data = data[keep].T

@@ -90,8 +90,15 @@ class VertexColours:
     n_layers: int | None = None
 
 
-def vertex_colours(values: np.ndarray, kind: str, *, cmap: str = "viridis", vmin: float | None = None,
-                   vmax: float | None = None, n_layers: int | None = None) -> VertexColours:
+def vertex_colours(
+    values: np.ndarray,
+    kind: str,
+    *,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    n_layers: int | None = None,
+) -> VertexColours:
     """Colour (N,) or (N, 2) ``values`` as :func:`~neuroalign_utils.factortopy.figures.plot_surface_maps`
     describes for each ``kind``."""
     import matplotlib

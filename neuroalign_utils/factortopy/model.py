@@ -70,8 +70,9 @@ class _Selector(nn.Module):
 
     def __init__(self, n_in: int, n_out: int, hidden: int = 128):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                 nn.Linear(hidden, n_out))
+        self.net = nn.Sequential(
+            nn.Linear(n_in, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, n_out)
+        )
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
@@ -103,9 +104,21 @@ class FactorTopy(nn.Module):
         Seed of the parameter initialisation (a local generator).
     """
 
-    def __init__(self, coords, n_layers: int, n_channels: int, *, grid: int = 8, bottleneck: int = 128,
-                 layer_selection: bool = True, space_selection: bool = True, scale_selection: bool = True,
-                 topology: bool = True, tokens: str = "both", seed: int = 0):
+    def __init__(
+        self,
+        coords,
+        n_layers: int,
+        n_channels: int,
+        *,
+        grid: int = 8,
+        bottleneck: int = 128,
+        layer_selection: bool = True,
+        space_selection: bool = True,
+        scale_selection: bool = True,
+        topology: bool = True,
+        tokens: str = "both",
+        seed: int = 0,
+    ):
         super().__init__()
         check_in_allowed(tokens, "tokens", TOKENS)
         self.n_layers = check_int(n_layers, "n_layers", minimum=1)
@@ -116,18 +129,25 @@ class FactorTopy(nn.Module):
         if coords.ndim != 2 or coords.shape[1] != 3:
             raise ValueError(f"'coords' must be (n_vertices, 3); {tuple(coords.shape)} was provided.")
         self.n_vertices = len(coords)
-        self.options = dict(layer_selection=layer_selection, space_selection=space_selection,
-                            scale_selection=scale_selection, topology=topology, tokens=tokens)
+        self.options = dict(
+            layer_selection=layer_selection,
+            space_selection=space_selection,
+            scale_selection=scale_selection,
+            topology=topology,
+            tokens=tokens,
+        )
         gen = torch.Generator().manual_seed(seed)
         encoding = positional_encoding(coords)
         self.register_buffer("encoding", encoding)
         if not topology:
             self.vertex_embedding = nn.Parameter(0.1 * torch.randn(encoding.shape, generator=gen))
         bound = 1 / math.sqrt(n_channels)
-        self.local_bottleneck = nn.Parameter((torch.rand(n_layers, n_channels, bottleneck, generator=gen)
-                                              * 2 - 1) * bound)
-        self.global_bottleneck = nn.Parameter((torch.rand(n_layers, n_channels, bottleneck, generator=gen)
-                                               * 2 - 1) * bound)
+        self.local_bottleneck = nn.Parameter(
+            (torch.rand(n_layers, n_channels, bottleneck, generator=gen) * 2 - 1) * bound
+        )
+        self.global_bottleneck = nn.Parameter(
+            (torch.rand(n_layers, n_channels, bottleneck, generator=gen) * 2 - 1) * bound
+        )
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.space_mlp = _Selector(encoding.shape[1], 2)
@@ -142,8 +162,11 @@ class FactorTopy(nn.Module):
         x = self.vertex_embedding if not self.options["topology"] else self.encoding
         n = self.n_vertices
         space = torch.tanh(self.space_mlp(x))
-        layer = (torch.softmax(self.layer_mlp(x), dim=-1) if self.options["layer_selection"]
-                 else torch.full((n, self.n_layers), 1.0 / self.n_layers, device=x.device))
+        layer = (
+            torch.softmax(self.layer_mlp(x), dim=-1)
+            if self.options["layer_selection"]
+            else torch.full((n, self.n_layers), 1.0 / self.n_layers, device=x.device)
+        )
         tokens = self.options["tokens"]
         if tokens == "class":
             scale = torch.ones(n, device=x.device)
@@ -180,8 +203,7 @@ class FactorTopy(nn.Module):
     def token_table(self, local: torch.Tensor, global_: torch.Tensor) -> torch.Tensor:
         """Bottlenecked tokens (B, L·(grid²+1), D): per layer the grid cells, then the global token."""
         b = len(local)
-        loc = torch.einsum("blcp,lcd->blpd", local.reshape(b, self.n_layers, local.shape[2], -1),
-                           self.local_bottleneck)
+        loc = torch.einsum("blcp,lcd->blpd", local.reshape(b, self.n_layers, local.shape[2], -1), self.local_bottleneck)
         glo = torch.einsum("blc,lcd->bld", global_, self.global_bottleneck)
         return torch.cat([loc, glo[:, :, None]], 2).reshape(b, -1, loc.shape[-1])
 
@@ -199,6 +221,7 @@ class FactorTopy(nn.Module):
         b, rows, d = table.shape
         # one bag per vertex over a table whose rows hold all B images: the indices and weights are
         # shared by the batch, so they are built (and their gradients reduced) once, not B times
-        v = F.embedding_bag(index, table.permute(1, 0, 2).reshape(rows, b * d), per_sample_weights=weight,
-                            mode="sum").reshape(len(index), b, d)  # (N, B, D)
+        v = F.embedding_bag(
+            index, table.permute(1, 0, 2).reshape(rows, b * d), per_sample_weights=weight, mode="sum"
+        ).reshape(len(index), b, d)  # (N, B, D)
         return (torch.bmm(v, w[:, :, None])[:, :, 0] / d + bias[:, None]).T

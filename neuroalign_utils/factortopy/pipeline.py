@@ -30,8 +30,15 @@ class Fit:
     table: pd.DataFrame
 
 
-def load_subject(data_dir: str = "", *, n_images: int = 600, n_vertices_per_hemisphere: int = 600,
-                 snr: float = 2.0, backbone: features.BackboneSpec | None = None, seed: int = 0):
+def load_subject(
+    data_dir: str = "",
+    *,
+    n_images: int = 600,
+    n_vertices_per_hemisphere: int = 600,
+    snr: float = 2.0,
+    backbone: features.BackboneSpec | None = None,
+    seed: int = 0,
+):
     """The subject in ``data_dir`` (an Algonauts ``subjXX`` folder), or the synthetic one when empty.
 
     Returns
@@ -44,12 +51,14 @@ def load_subject(data_dir: str = "", *, n_images: int = 600, n_vertices_per_hemi
     """
     if data_dir:
         return loading.load_algonauts_subject(data_dir), None
-    folder = synthetic.write_synthetic_subject(n_images=n_images, n_vertices_per_hemisphere=n_vertices_per_hemisphere,
-                                               backbone=backbone, snr=snr, seed=seed)
+    folder = synthetic.write_synthetic_subject(
+        n_images=n_images, n_vertices_per_hemisphere=n_vertices_per_hemisphere, backbone=backbone, snr=snr, seed=seed
+    )
     subject = loading.load_algonauts_subject(folder)
     stimuli = synthetic.load_stimuli(folder)
-    subject.images = subject.images.assign_coords(name=("image", stimuli["name"].to_numpy()),
-                                                  kind=("image", stimuli["kind"].to_numpy()))
+    subject.images = subject.images.assign_coords(
+        name=("image", stimuli["name"].to_numpy()), kind=("image", stimuli["kind"].to_numpy())
+    )
     return subject, synthetic.load_ground_truth(folder)
 
 
@@ -81,21 +90,42 @@ def subject_tokens(subject: loading.NSDSubject, spec: features.BackboneSpec, row
     return np.array(features.cached_features(spec, images[rows], device=device)["local"])
 
 
-def fit_backbone(subject: loading.NSDSubject, spec: features.BackboneSpec, *, layers=None, n_steps: int = 1500,
-                 decay_steps: int | None = None, lr: float = 1e-3, seed: int = 0, checkpoint_dir=None,
-                 device="auto", **options) -> Fit:
+def fit_backbone(
+    subject: loading.NSDSubject,
+    spec: features.BackboneSpec,
+    *,
+    layers=None,
+    n_steps: int = 1500,
+    decay_steps: int | None = None,
+    lr: float = 1e-3,
+    seed: int = 0,
+    checkpoint_dir=None,
+    device="auto",
+    **options,
+) -> Fit:
     """Features of ``spec`` for the subject's images (cached), then a trained FactorTopy model.
 
     The checkpoint is written to ``checkpoint_dir/<backbone>.pt`` when given. ``device`` (``'auto'``: a
     GPU when there is one) is where the features are computed and the model is trained.
     """
     feats = features.cached_features(spec, backbone_images(subject, spec), layers=layers, device=device)
-    coords = model.hemisphere_separated_coordinates(subject.vertices[["x", "y", "z"]].to_numpy(),
-                                                    subject.vertices["hemisphere"])
+    coords = model.hemisphere_separated_coordinates(
+        subject.vertices[["x", "y", "z"]].to_numpy(), subject.vertices["hemisphere"]
+    )
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{spec.name}.pt"
-    result = training.train_factortopy(feats, subject.responses, coords, image_ids=subject.images["nsd_id"].values,
-                                       n_steps=n_steps, decay_steps=decay_steps, lr=lr, seed=seed,
-                                       checkpoint=checkpoint, device=device, **options)
+    result = training.train_factortopy(
+        feats,
+        subject.responses,
+        coords,
+        image_ids=subject.images["nsd_id"].values,
+        n_steps=n_steps,
+        decay_steps=decay_steps,
+        lr=lr,
+        seed=seed,
+        checkpoint=checkpoint,
+        device=device,
+        **options,
+    )
     table = analysis.selector_table(result.model, subject.vertices).assign(test_r2=result.test_r2)
     return Fit(spec=spec, features=feats, result=result, table=table)
 
@@ -106,14 +136,29 @@ def summary_row(fit: Fit) -> dict:
         slope = analysis.hierarchy_slope(fit.table["iota"], fit.table["roi"], n_bootstrap=300)
     else:  # no ROI labels: the slope columns stay empty
         slope = dict.fromkeys(("slope", "b0", "b1", "slope_low", "slope_high"), np.nan) | {"n_vertices": 0}
-    return {"backbone": fit.spec.label, "name": fit.spec.name, "weights": fit.spec.weights,
-            "n_layers": len(fit.features["layers"]), "r2_mean": float(np.mean(fit.result.test_r2)), **slope,
-            "best_step": fit.result.best_step}
+    return {
+        "backbone": fit.spec.label,
+        "name": fit.spec.name,
+        "weights": fit.spec.weights,
+        "n_layers": len(fit.features["layers"]),
+        "r2_mean": float(np.mean(fit.result.test_r2)),
+        **slope,
+        "best_step": fit.result.best_step,
+    }
 
 
-def compare_backbones(subject, entries, *, weights: str = "random", size: str = "small",
-                      init_range: float | None = 1.0, seed: int = 0, image_size: int | None = None,
-                      fitted: Fit | None = None, **fit_kwargs) -> pd.DataFrame:
+def compare_backbones(
+    subject,
+    entries,
+    *,
+    weights: str = "random",
+    size: str = "small",
+    init_range: float | None = 1.0,
+    seed: int = 0,
+    image_size: int | None = None,
+    fitted: Fit | None = None,
+    **fit_kwargs,
+) -> pd.DataFrame:
     """Fit every backbone in ``entries``; one row each, indexed by :attr:`BackboneSpec.label`.
 
     Parameters
@@ -130,8 +175,12 @@ def compare_backbones(subject, entries, *, weights: str = "random", size: str = 
     **fit_kwargs
         Passed to :func:`fit_backbone`.
     """
-    specs = [features.backbone_spec(entry, weights=weights, size=size, init_range=init_range, seed=seed,
-                                    image_size=image_size) for entry in entries]
+    specs = [
+        features.backbone_spec(
+            entry, weights=weights, size=size, init_range=init_range, seed=seed, image_size=image_size
+        )
+        for entry in entries
+    ]
     rows = []
     for spec in specs:
         if fitted is not None and fitted.spec == spec:
@@ -144,15 +193,26 @@ def compare_backbones(subject, entries, *, weights: str = "random", size: str = 
 def ground_truth_recovery(table: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """Per ROI: planted vs recovered layer (argmax of the ROI-mean weights), scale, position error."""
     layer_cols = [c for c in table.columns if c.startswith("layer_") and c[6:].isdigit()]
-    merged = table.assign(true_layer=truth["layer"].to_numpy(), true_scale=truth["scale"].to_numpy(),
-                          position_error=np.hypot(table["space_x"] - truth["pos_x"].to_numpy(),
-                                                  table["space_y"] - truth["pos_y"].to_numpy()))
+    merged = table.assign(
+        true_layer=truth["layer"].to_numpy(),
+        true_scale=truth["scale"].to_numpy(),
+        position_error=np.hypot(
+            table["space_x"] - truth["pos_x"].to_numpy(), table["space_y"] - truth["pos_y"].to_numpy()
+        ),
+    )
     rows = []
     for roi, g in merged.groupby("roi", sort=False):
-        rows.append({"roi": roi, "n_vertices": len(g), "planted_layer": int(g["true_layer"].round().mode()[0]),
-                     "recovered_layer": int(np.argmax(g[layer_cols].mean().to_numpy())),
-                     "planted_scale": g["true_scale"].mean(), "recovered_scale": g["scale"].mean(),
-                     "median_position_error": g["position_error"].median()})
+        rows.append(
+            {
+                "roi": roi,
+                "n_vertices": len(g),
+                "planted_layer": int(g["true_layer"].round().mode()[0]),
+                "recovered_layer": int(np.argmax(g[layer_cols].mean().to_numpy())),
+                "planted_scale": g["true_scale"].mean(),
+                "recovered_scale": g["scale"].mean(),
+                "median_position_error": g["position_error"].median(),
+            }
+        )
     out = pd.DataFrame(rows).set_index("roi")
     out["layer_within_one"] = (out["planted_layer"] - out["recovered_layer"]).abs() <= 1
     return out.sort_values(["planted_layer", "planted_scale"])
@@ -161,17 +221,30 @@ def ground_truth_recovery(table: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFr
 def results_paths(results_dir) -> dict:
     """Where the chapter saves its tables (one place, so the synthesis chapter can read them)."""
     results_dir = Path(results_dir)
-    return {name: results_dir / file for name, file in (
-        ("vertices", "vertices.parquet"), ("r2_per_roi", "r2_per_roi.parquet"),
-        ("backbones", "backbones.parquet"), ("recovery", "recovery.parquet"),
-        ("history", "history.parquet"), ("headline", "headline.json"), ("checkpoints", "checkpoints"))}
+    return {
+        name: results_dir / file
+        for name, file in (
+            ("vertices", "vertices.parquet"),
+            ("r2_per_roi", "r2_per_roi.parquet"),
+            ("backbones", "backbones.parquet"),
+            ("recovery", "recovery.parquet"),
+            ("history", "history.parquet"),
+            ("headline", "headline.json"),
+            ("checkpoints", "checkpoints"),
+        )
+    }
 
 
 def save_results(results_dir, *, fit: Fit, r2_table, backbones, recovery, headline: dict) -> dict:
     """Write the chapter's tidy results atomically; return the paths."""
     paths = results_paths(results_dir)
-    for key, frame in (("vertices", fit.table), ("r2_per_roi", r2_table), ("backbones", backbones),
-                       ("recovery", recovery), ("history", fit.result.history)):
+    for key, frame in (
+        ("vertices", fit.table),
+        ("r2_per_roi", r2_table),
+        ("backbones", backbones),
+        ("recovery", recovery),
+        ("history", fit.result.history),
+    ):
         if frame is None:
             continue
         with storage.atomic_path(paths[key]) as tmp:

@@ -47,8 +47,11 @@ ROI_LAYOUT = {
     "VWFA-1": ("floc-words", (0.75, 1.0), (-60, -10), 0.85),
     "PPA": ("floc-places", (0.6, 1.0), (-180, -110), 0.8),
 }
-STREAM_RINGS = ((0.46, ("early", "early", "early")), (0.6, ("midventral", "midlateral", "midparietal")),
-                (1.01, ("ventral", "lateral", "parietal")))
+STREAM_RINGS = (
+    (0.46, ("early", "early", "early")),
+    (0.6, ("midventral", "midlateral", "midparietal")),
+    (1.01, ("ventral", "lateral", "parietal")),
+)
 
 
 def cap_vertices(hemisphere: str, n_vertices: int) -> pd.DataFrame:
@@ -110,8 +113,13 @@ def bilinear_sample(local: np.ndarray, pos: np.ndarray) -> np.ndarray:
     import torch.nn.functional as F
 
     grid = torch.as_tensor(pos, dtype=torch.float32)[None, None].expand(len(local), -1, -1, -1)
-    out = F.grid_sample(torch.as_tensor(np.asarray(local), dtype=torch.float32), grid, mode="bilinear",
-                        padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(
+        torch.as_tensor(np.asarray(local), dtype=torch.float32),
+        grid,
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )
     return out[:, :, 0].permute(0, 2, 1).numpy()
 
 
@@ -156,14 +164,22 @@ def write_synthetic_subject(
     """
     subject = check_int(subject, "subject", minimum=1, maximum=99)
     n_images = check_int(n_images, "n_images", minimum=10)
-    n_vert = check_int(n_vertices_per_hemisphere, "n_vertices_per_hemisphere", minimum=50,
-                       maximum=FSAVERAGE5_N_VERTICES)
+    n_vert = check_int(
+        n_vertices_per_hemisphere, "n_vertices_per_hemisphere", minimum=50, maximum=FSAVERAGE5_N_VERTICES
+    )
     snr = check_float(snr, "snr", minimum=1e-6)
     seed = check_int(seed, "seed", minimum=0)
     backbone = backbone or feats.BackboneSpec()
     if root is None:
-        key = dict(subject=subject, n_images=n_images, n_vert=n_vert, backbone=backbone.to_dict(),
-                   snr=snr, seed=seed, version=(2, feats.CACHE_VERSION))
+        key = dict(
+            subject=subject,
+            n_images=n_images,
+            n_vert=n_vert,
+            backbone=backbone.to_dict(),
+            snr=snr,
+            seed=seed,
+            version=(2, feats.CACHE_VERSION),
+        )
         root = storage.get_data_dir() / "nsd_synthetic" / storage.content_key(key)
     subj_dir, truth_path, stimuli_path = _subject_paths(Path(root), subject)
     if storage.folder_is_intact(subj_dir) and truth_path.exists() and stimuli_path.exists() and not overwrite:
@@ -183,8 +199,7 @@ def write_synthetic_subject(
     n_layers = feat["local"].shape[1]
 
     rng = np.random.default_rng(seed)
-    truth = pd.concat([planted_truth(cap_vertices(h, n_vert), n_layers) for h in HEMISPHERES],
-                      ignore_index=True)
+    truth = pd.concat([planted_truth(cap_vertices(h, n_vert), n_layers) for h in HEMISPHERES], ignore_index=True)
     signal = planted_signal(feat, truth, rng)
     del feat  # unmaps the feature cache, whose pages would otherwise stay in this process's memory
     noisy = signal + rng.standard_normal(signal.shape).astype(np.float32) / np.sqrt(snr)
@@ -195,8 +210,9 @@ def write_synthetic_subject(
     truth = truth.assign(snr=snr, backbone=backbone.name, n_layers=n_layers)
     with storage.atomic_path(truth_path) as tmp:
         truth.to_parquet(tmp)
-    stimuli = pd.DataFrame({"nsd_id": nsd_ids,
-                            **{c: image_set[c].values for c in ("name", "kind", "source", "licence")}})
+    stimuli = pd.DataFrame(
+        {"nsd_id": nsd_ids, **{c: image_set[c].values for c in ("name", "kind", "source", "licence")}}
+    )
     with storage.atomic_path(stimuli_path) as tmp:
         stimuli.to_parquet(tmp)
     logger.info("Wrote synthetic NSD subject to %s", subj_dir)
@@ -262,8 +278,7 @@ def _write_layout(folder: Path, truth: pd.DataFrame, fmri: np.ndarray, pixels: n
         d.mkdir(parents=True)
     nsd_ids = np.sort(rng.choice(73_000, size=len(pixels), replace=False))
     for row, (nsd_id, img) in enumerate(zip(nsd_ids, pixels), start=1):
-        Image.fromarray(_to_uint8(img)).save(
-            img_dir / f"train-{row:04d}_nsd-{nsd_id:05d}.png")
+        Image.fromarray(_to_uint8(img)).save(img_dir / f"train-{row:04d}_nsd-{nsd_id:05d}.png")
     for hemi in HEMISPHERES:
         rows = truth[truth["hemisphere"] == hemi]
         np.save(fmri_dir / f"{hemi}_training_fmri.npy", fmri[:, rows.index.to_numpy()])
@@ -273,8 +288,13 @@ def _write_layout(folder: Path, truth: pd.DataFrame, fmri: np.ndarray, pixels: n
         for file, mapping in ROI_MAPPINGS.items():
             label_of = {name: label for label, name in mapping.items()}
             column = rows["stream"] if file == "streams" else rows["roi"]
-            labels = np.array([label_of.get(name, 0) if (file == "streams" or ROI_LAYOUT.get(name, ("",))[0]
-                                                        == file) else 0 for name in column], dtype=np.int64)
+            labels = np.array(
+                [
+                    label_of.get(name, 0) if (file == "streams" or ROI_LAYOUT.get(name, ("",))[0] == file) else 0
+                    for name in column
+                ],
+                dtype=np.int64,
+            )
             full = np.zeros(FSAVERAGE_N_VERTICES, dtype=np.int64)
             full[rows["fsaverage_index"].to_numpy()] = labels
             np.save(roi_dir / f"{hemi}.{file}_fsaverage_space.npy", full)
@@ -300,11 +320,15 @@ def describe_stimuli(kind) -> str:
         return "The stimuli are the subject's own NSD images."
     counts = pd.Series(np.asarray(kind)).value_counts()
     photographs = [p.name.replace("_", " ") for p in image_lib.PHOTOGRAPHS]
-    parts = [f"{report.plural(counts.get('photograph', 0), 'photograph')} bundled with scikit-image, scikit-learn "
-             f"and matplotlib ({report.join_words(photographs[: counts.get('photograph', 0)])})"]
+    parts = [
+        f"{report.plural(counts.get('photograph', 0), 'photograph')} bundled with scikit-image, scikit-learn "
+        f"and matplotlib ({report.join_words(photographs[: counts.get('photograph', 0)])})"
+    ]
     if counts.get("crop", 0):
-        parts.append(f"{report.plural(counts['crop'], 'random crop')} of them (a quarter to all of the shorter side, "
-                     f"mirrored at random)")
+        parts.append(
+            f"{report.plural(counts['crop'], 'random crop')} of them (a quarter to all of the shorter side, "
+            f"mirrored at random)"
+        )
     if counts.get("texture", 0):
         parts.append(f"{report.plural(counts['texture'], 'texture')} with the 1/f amplitude spectrum of natural images")
     return f"The {report.format_number(int(counts.sum()))} stimuli are {report.join_words(parts)}."

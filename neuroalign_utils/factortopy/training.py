@@ -166,8 +166,9 @@ def train_factortopy(
     TrainingResult
     """
     n_steps = check_int(n_steps, "n_steps", minimum=1)
-    decay_steps = (default_decay_steps(n_steps) if decay_steps is None
-                   else check_int(decay_steps, "decay_steps", minimum=1))
+    decay_steps = (
+        default_decay_steps(n_steps) if decay_steps is None else check_int(decay_steps, "decay_steps", minimum=1)
+    )
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     check_float(lr, "lr", minimum=0)
     check_int(eval_every, "eval_every", minimum=1)
@@ -178,8 +179,9 @@ def train_factortopy(
     if len(responses) != len(local):
         raise ValueError(f"'responses' has {len(responses)} rows; the features have {len(local)} images.")
     split = split_images(np.arange(len(local)) if image_ids is None else image_ids, seed=seed)
-    model = FactorTopy(coords, local.shape[1], local.shape[2], grid=local.shape[-1], bottleneck=bottleneck,
-                       seed=seed, **model_options).to(device)
+    model = FactorTopy(
+        coords, local.shape[1], local.shape[2], grid=local.shape[-1], bottleneck=bottleneck, seed=seed, **model_options
+    ).to(device)
     local, global_, targets = resident((local, global_, responses), device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
     batches = _batches(split["train"], batch_size, np.random.default_rng(seed))
@@ -188,9 +190,14 @@ def train_factortopy(
     bar = progress_bar(range(1, n_steps + 1), desc="FactorTopy", enabled=progress, leave=False)
     for step in bar:
         rows = next(batches)
-        loss_fit = _training_step(model, optimiser, (take_rows(local, rows, device), take_rows(global_, rows, device)),
-                                  take_rows(targets, rows, device), entropy_weight=entropy_weight,
-                                  decay=max(0.0, 1.0 - step / decay_steps))
+        loss_fit = _training_step(
+            model,
+            optimiser,
+            (take_rows(local, rows, device), take_rows(global_, rows, device)),
+            take_rows(targets, rows, device),
+            entropy_weight=entropy_weight,
+            decay=max(0.0, 1.0 - step / decay_steps),
+        )
         if step % eval_every and step != n_steps:
             continue
         val_r2 = float(np.mean(r2_score(responses[split["val"]], predict(model, local, global_, split["val"]))))
@@ -208,8 +215,14 @@ def train_factortopy(
         with storage.atomic_path(checkpoint) as tmp:
             torch.save({"state": best_state, "options": model.options, "step": best_step}, tmp)
     test_r2 = r2_score(responses[split["test"]], predict(model, local, global_, split["test"]))
-    return TrainingResult(model=model, history=pd.DataFrame(history), test_r2=test_r2, split=split,
-                          best_step=best_step, options=dict(model.options))
+    return TrainingResult(
+        model=model,
+        history=pd.DataFrame(history),
+        test_r2=test_r2,
+        split=split,
+        best_step=best_step,
+        options=dict(model.options),
+    )
 
 
 def _batches(train_rows: np.ndarray, batch_size: int, rng: np.random.Generator):
@@ -223,8 +236,9 @@ def _batches(train_rows: np.ndarray, batch_size: int, rng: np.random.Generator):
         cursor += batch_size
 
 
-def _training_step(model: FactorTopy, optimiser, inputs: tuple, target: torch.Tensor, *, entropy_weight: float,
-                   decay: float) -> torch.Tensor:
+def _training_step(
+    model: FactorTopy, optimiser, inputs: tuple, target: torch.Tensor, *, entropy_weight: float, decay: float
+) -> torch.Tensor:
     """One optimiser step on a batch; returns the fit term (smooth L1) of its loss.
 
     While ``decay`` > 0 the loss adds ``entropy_weight · decay`` times the layer-entropy term and the

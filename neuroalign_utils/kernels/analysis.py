@@ -45,8 +45,12 @@ TWIN_WORDS = {
 
 
 #: The verdicts of :func:`twin_verdict` in a table cell.
-TWIN_SHORT = {"better": "better, meaningfully", "slightly better": "better, negligibly", "same": "indistinguishable",
-              "worse": "worse"}
+TWIN_SHORT = {
+    "better": "better, meaningfully",
+    "slightly better": "better, negligibly",
+    "same": "indistinguishable",
+    "worse": "worse",
+}
 
 
 def twin_verdict(ci_low: float, ci_high: float, r_margin: float) -> str:
@@ -83,28 +87,37 @@ def describe_trained_vs_random(table: pd.DataFrame, *, over_null: pd.DataFrame |
     null_rows = over_null.set_index("model") if over_null is not None and len(over_null) else None
     for row in table.itertuples():
         verdict = twin_verdict(row.ci_low, row.ci_high, row.r_margin)
-        text = (f"{row.model} {TWIN_WORDS[verdict]}: mean 1 − RMSE {report.format_number(row.trained, 3)} against "
-                f"{report.format_number(row.random, 3)}, a difference of {report.format_number(row.margin)} "
-                f"(95 % interval {report.format_interval(row.ci_low, row.ci_high)}, worth r = "
-                f"{report.format_number(row.r_margin)})")
+        text = (
+            f"{row.model} {TWIN_WORDS[verdict]}: mean 1 − RMSE {report.format_number(row.trained, 3)} against "
+            f"{report.format_number(row.random, 3)}, a difference of {report.format_number(row.margin)} "
+            f"(95 % interval {report.format_interval(row.ci_low, row.ci_high)}, worth r = "
+            f"{report.format_number(row.r_margin)})"
+        )
         if null_rows is not None and row.model in null_rows.index:
             extra = null_rows.loc[row.model]
             beyond = direction_words(float(extra["ci_low"]), float(extra["ci_high"]))
-            text += (f"; over the phase-randomised null the trained model's margin is {beyond} its twin's "
-                     f"({report.format_number(float(extra['margin']))}, "
-                     f"{report.format_interval(float(extra['ci_low']), float(extra['ci_high']))})")
+            text += (
+                f"; over the phase-randomised null the trained model's margin is {beyond} its twin's "
+                f"({report.format_number(float(extra['margin']))}, "
+                f"{report.format_interval(float(extra['ci_low']), float(extra['ci_high']))})"
+            )
         sentences.append(text + ".")
     verdicts = [twin_verdict(r.ci_low, r.ci_high, r.r_margin) for r in table.itertuples()]
     if all(v == "better" for v in verdicts):
         sentences.append("Training moved every model's kernels towards the neural kernels by a meaningful margin.")
     elif not any(v in ("better", "slightly better") for v in verdicts):
-        sentences.append("Training did not move any model's kernels towards the neural kernels: the trained "
-                         "weights align no better than random ones.")
+        sentences.append(
+            "Training did not move any model's kernels towards the neural kernels: the trained "
+            "weights align no better than random ones."
+        )
     else:
         n_up = sum(v in ("better", "slightly better") for v in verdicts)
-        sentences.append(f"Training moved the kernels towards the neural kernels in "
-                         f"{report.format_count(n_up, len(verdicts))} models"
-                         + ("" if "better" in verdicts else ", and in none by a meaningful margin") + ".")
+        sentences.append(
+            f"Training moved the kernels towards the neural kernels in "
+            f"{report.format_count(n_up, len(verdicts))} models"
+            + ("" if "better" in verdicts else ", and in none by a meaningful margin")
+            + "."
+        )
     return " ".join(sentences)
 
 
@@ -126,8 +139,9 @@ def combine_twin_margins(overall: pd.DataFrame, by_kind: pd.DataFrame) -> pd.Dat
     """
     kinds = by_kind.assign(kernels=[KIND_LABELS[k] for k in zip(by_kind["kind"], by_kind["layer_type"])])
     several = kinds.groupby("model")["kernels"].transform("size") > 1
-    table = pd.concat([overall.assign(kernels="all kernels"), kinds[several].drop(columns=["kind", "layer_type"])],
-                      ignore_index=True)
+    table = pd.concat(
+        [overall.assign(kernels="all kernels"), kinds[several].drop(columns=["kind", "layer_type"])], ignore_index=True
+    )
     order = {model: i for i, model in enumerate(pd.unique(overall["model"]))}  # each model's rows together
     return table.sort_values("model", key=lambda m: m.map(order), kind="stable").reset_index(drop=True)
 
@@ -153,8 +167,14 @@ def twin_levels(result: dict, pairs: dict) -> pd.DataFrame:
         the mean with its interval (``trained``, ``trained_ci_low``, ``trained_ci_high``) and the null's
         (``trained_null``, ``trained_null_ci_low``, ``trained_null_ci_high``), likewise ``random_*``.
     """
-    columns = {"value": "", "ci_low": "_ci_low", "ci_high": "_ci_high", "null_value": "_null",
-               "null_ci_low": "_null_ci_low", "null_ci_high": "_null_ci_high"}
+    columns = {
+        "value": "",
+        "ci_low": "_ci_low",
+        "ci_high": "_ci_high",
+        "null_value": "_null",
+        "null_ci_low": "_null_ci_low",
+        "null_ci_high": "_null_ci_high",
+    }
     sets = [("all kernels", result["tables"]["model"])]
     kind_table = result["tables"].get("kind")
     if kind_table is not None:
@@ -185,12 +205,16 @@ def describe_twin_groups(table: pd.DataFrame, group: str) -> str:
     for model, rows in table.groupby("model", sort=False):
         above, below = rows[rows["ci_low"] > 0], rows[rows["ci_high"] < 0]
         n = len(rows)
-        text = (f"{model} sits above its twin in {report.format_count(len(above), n)} {group}s and below it in "
-                f"{report.format_count(len(below), n)}")
+        text = (
+            f"{model} sits above its twin in {report.format_count(len(above), n)} {group}s and below it in "
+            f"{report.format_count(len(below), n)}"
+        )
         best = rows.loc[rows["margin"].idxmax()]
         if len(above):
-            text += (f" (largest: {best[group]}, {report.format_number(best['margin'])}, "
-                     f"{report.format_interval(best['ci_low'], best['ci_high'])})")
+            text += (
+                f" (largest: {best[group]}, {report.format_number(best['margin'])}, "
+                f"{report.format_interval(best['ci_low'], best['ci_high'])})"
+            )
         parts.append(text)
     return f"By {group}: " + "; ".join(parts) + "."
 
@@ -230,11 +254,24 @@ def model_table(result: dict, model_parameters: pd.Series | None = None) -> pd.D
         and ``p_attention_vs_convolution``.
     """
     if "model" not in result["tables"]:
-        raise ValueError("'result' has no 'model' table; call alignment_summary with groupings={'model': ['model'], ...}.")
+        raise ValueError(
+            "'result' has no 'model' table; call alignment_summary with groupings={'model': ['model'], ...}."
+        )
     table = result["tables"]["model"].set_index("model")
     tests = result["tests"].set_index("model")
-    columns = ["value", "ci_low", "ci_high", "null_value", "null_ci_low", "null_ci_high", "margin", "margin_ci_low",
-               "margin_ci_high", "r_margin", "n_artificial"]
+    columns = [
+        "value",
+        "ci_low",
+        "ci_high",
+        "null_value",
+        "null_ci_low",
+        "null_ci_high",
+        "margin",
+        "margin_ci_low",
+        "margin_ci_high",
+        "r_margin",
+        "n_artificial",
+    ]
     out = table[columns].join(tests.drop(columns=["real_minus_null"]), how="left")
     if model_parameters is not None:
         out.insert(0, "parameters", model_parameters.reindex(out.index).astype(float))
@@ -255,8 +292,11 @@ def margin_verdict(p_value: float, r_margin: float) -> str:
 
 
 #: The verdicts of :func:`margin_verdict` in a table cell.
-VERDICT_SHORT = {"clears the null": "clears the null", "negligible": "significant, negligible",
-                 "null": "no different from the null"}
+VERDICT_SHORT = {
+    "clears the null": "clears the null",
+    "negligible": "significant, negligible",
+    "null": "no different from the null",
+}
 
 
 VERDICT_WORDS = {
@@ -301,46 +341,65 @@ def describe_null(models: pd.DataFrame, *, weights) -> str:
         level = f"every model sits at {report.format_number(low, 3)}"
     else:
         level = f"the models sit between {report.format_number(low, 3)} and {report.format_number(high, 3)}"
-    null = (report.format_number(null_low, 3) if report.format_number(null_low, 3) == report.format_number(null_high, 3)
-            else f"{report.format_number(null_low, 3)} to {report.format_number(null_high, 3)}")
-    text = (f"In mean 1 − RMSE {level}, against {null} for the phase-randomised null and "
-            f"{report.format_number(CHANCE, 3)} for unrelated kernels (r = 0).")
+    null = (
+        report.format_number(null_low, 3)
+        if report.format_number(null_low, 3) == report.format_number(null_high, 3)
+        else f"{report.format_number(null_low, 3)} to {report.format_number(null_high, 3)}"
+    )
+    text = (
+        f"In mean 1 − RMSE {level}, against {null} for the phase-randomised null and "
+        f"{report.format_number(CHANCE, 3)} for unrelated kernels (r = 0)."
+    )
     rows = []
     for verdict in VERDICT_WORDS:  # models grouped by verdict, so the sentence stays readable with many models
         group = models[models["verdict"] == verdict]
         if len(group) == 1:
             row = group.iloc[0]
-            rows.append(f"{group.index[0]} {VERDICT_WORDS[verdict]} (margin {report.format_number(row['margin'])}, "
-                        f"worth r = {report.format_number(row['r_margin'])}; permutation "
-                        f"{report.format_p(row['p_real_vs_null'])})")
+            rows.append(
+                f"{group.index[0]} {VERDICT_WORDS[verdict]} (margin {report.format_number(row['margin'])}, "
+                f"worth r = {report.format_number(row['r_margin'])}; permutation "
+                f"{report.format_p(row['p_real_vs_null'])})"
+            )
         elif len(group):
-            rows.append(f"{report.join_words(group.index)} {VERDICT_WORDS_PLURAL[verdict]} (margins "
-                        f"{_span(group['margin'])}, worth r = {_span(group['r_margin'])}; permutation "
-                        f"{_span(group['p_real_vs_null'], report.format_p)})")
+            rows.append(
+                f"{report.join_words(group.index)} {VERDICT_WORDS_PLURAL[verdict]} (margins "
+                f"{_span(group['margin'])}, worth r = {_span(group['r_margin'])}; permutation "
+                f"{_span(group['p_real_vs_null'], report.format_p)})"
+            )
     text += " " + "; ".join(rows) + "."
     spread_only = models[(models["margin"] > 0) & (models["r_margin"] <= 0)]
     if len(spread_only):
         names = report.join_words(spread_only.index)
-        text += (f" For {names} the mean correlation is no higher than the null's: 1 − RMSE is concave in r, so "
-                 f"its margin comes from a narrower spread of correlations, not from kernels that correlate more.")
+        text += (
+            f" For {names} the mean correlation is no higher than the null's: 1 − RMSE is concave in r, so "
+            f"its margin comes from a narrower spread of correlations, not from kernels that correlate more."
+        )
     verdicts = set(models["verdict"])
-    threshold = (f"a margin counts as meaningful from r = {MEANINGFUL_R:g} above the null, "
-                 f"about {report.format_number(meaningful_margin())} in 1 − RMSE")
+    threshold = (
+        f"a margin counts as meaningful from r = {MEANINGFUL_R:g} above the null, "
+        f"about {report.format_number(meaningful_margin())} in 1 − RMSE"
+    )
     if verdicts <= {"null", "negligible"}:
-        text += (f" This is a null result: no model's kernels align with the neural kernels beyond what their "
-                 f"power spectra alone give ({threshold}).")
+        text += (
+            f" This is a null result: no model's kernels align with the neural kernels beyond what their "
+            f"power spectra alone give ({threshold})."
+        )
     else:
         cleared = report.join_words(models.index[models["verdict"] == "clears the null"])
         text += f" {cleared} {'clears' if ' and ' not in cleared else 'clear'} the null by a meaningful margin ({threshold})."
     if isinstance(weights, str):
         if weights == "random":
-            text += (" The weights are random, so whatever alignment there is, is a control for the architecture and "
-                     "the scenes, not a finding about trained models.")
+            text += (
+                " The weights are random, so whatever alignment there is, is a control for the architecture and "
+                "the scenes, not a finding about trained models."
+            )
         return text
     random = [m for m in models.index if weights.get(m) == "random"]
     if random:
-        text += (f" The weights of {report.join_words(random)} are random: their alignment is a control for the "
-                 "architecture and the scenes, not a finding about trained models.")
+        text += (
+            f" The weights of {report.join_words(random)} are random: their alignment is a control for the "
+            "architecture and the scenes, not a finding about trained models."
+        )
     return text
 
 
@@ -356,30 +415,45 @@ def describe_attention_vs_convolution(models: pd.DataFrame) -> tuple[str, str, s
     from .. import report
 
     if "attention_minus_convolution" not in models or models["attention_minus_convolution"].isna().all():
-        return ("No model has both attention and convolution kernels, so they cannot be compared.", "not computed",
-                "not computed")
+        return (
+            "No model has both attention and convolution kernels, so they cannot be compared.",
+            "not computed",
+            "not computed",
+        )
     rows = models.dropna(subset=["attention_minus_convolution"])
     higher = rows[(rows["attention_minus_convolution"] > 0) & (rows["p_attention_vs_convolution"] < ALPHA)]
     lower = rows[(rows["attention_minus_convolution"] < 0) & (rows["p_attention_vs_convolution"] < ALPHA)]
-    parts = [f"{model} {report.format_number(row['attention_minus_convolution'])} "
-             f"({report.format_p(row['p_attention_vs_convolution'])})" for model, row in rows.iterrows()]
+    parts = [
+        f"{model} {report.format_number(row['attention_minus_convolution'])} "
+        f"({report.format_p(row['p_attention_vs_convolution'])})"
+        for model, row in rows.iterrows()
+    ]
     text = f"Attention minus convolution kernels, in mean 1 − RMSE: {report.join_words(parts)}."
     n = len(rows)
     if len(higher) == n:
-        text += (" Attention kernels score higher in every model, as the paper reports." if n > 1 else
-                 " Attention kernels score higher, as the paper reports for every model.")
+        text += (
+            " Attention kernels score higher in every model, as the paper reports."
+            if n > 1
+            else " Attention kernels score higher, as the paper reports for every model."
+        )
         verdict = "agrees"
     else:
-        text += (f" Attention kernels score significantly higher in {report.format_count(len(higher), n)} "
-                 f"{'models' if n > 1 else 'model'} and lower in {report.format_count(len(lower), n)}; the paper "
-                 "found them higher in every model.")
+        text += (
+            f" Attention kernels score significantly higher in {report.format_count(len(higher), n)} "
+            f"{'models' if n > 1 else 'model'} and lower in {report.format_count(len(lower), n)}; the paper "
+            "found them higher in every model."
+        )
         verdict = "does not agree"
     biggest = float(rows["attention_minus_convolution"].abs().max())
     if biggest < meaningful_margin():
-        text += (f" Every difference is below {report.format_number(meaningful_margin())}, the margin that "
-                 f"r = {MEANINGFUL_R:g} would give, so none is large.")
-    summary = (f"attention higher in {report.format_count(len(higher), n)} models, lower in "
-               f"{report.format_count(len(lower), n)} (p < {ALPHA:g})")
+        text += (
+            f" Every difference is below {report.format_number(meaningful_margin())}, the margin that "
+            f"r = {MEANINGFUL_R:g} would give, so none is large."
+        )
+    summary = (
+        f"attention higher in {report.format_count(len(higher), n)} models, lower in "
+        f"{report.format_count(len(lower), n)} (p < {ALPHA:g})"
+    )
     return text, verdict, summary
 
 
@@ -424,18 +498,25 @@ def describe_identity(deviation: float) -> str:
         return "Every pair lies exactly on the curve."
     if deviation < 1e-9:
         return f"Every pair lies on the curve: the largest deviation, {report.format_number(deviation)}, is floating-point rounding."
-    return (f"Pairs deviate from the curve by up to {report.format_number(deviation)}: the kernels were not z-scored "
-            "as the definition assumes.")
+    return (
+        f"Pairs deviate from the curve by up to {report.format_number(deviation)}: the kernels were not z-scored "
+        "as the definition assumes."
+    )
 
 
 def describe_best_pairs(best_real: float, best_null: float, n_pairs: int) -> str:
     """The best single pair against the best pair the phase-randomised null finds among as many."""
     from .. import report
 
-    text = (f"The best of the {report.format_number(int(n_pairs))} pairs scores {report.format_number(best_real)}; "
-            f"the best pair of the phase-randomised null scores {report.format_number(best_null)}.")
+    text = (
+        f"The best of the {report.format_number(int(n_pairs))} pairs scores {report.format_number(best_real)}; "
+        f"the best pair of the phase-randomised null scores {report.format_number(best_null)}."
+    )
     if best_real - best_null < meaningful_margin():
-        return text + " Picking the best of so many finds a good-looking match by chance alone: it is not evidence of alignment."
+        return (
+            text
+            + " Picking the best of so many finds a good-looking match by chance alone: it is not evidence of alignment."
+        )
     return text + " The best real pair stands above what chance finds among as many candidates."
 
 
@@ -446,10 +527,14 @@ def describe_v1t(*, include_v1t: bool, record=None, problem: str | None = None) 
     if record is not None:
         return f"The trained V1T joins as one more model, from {record.describe()}."
     if problem == "incomplete":
-        return ("The last V1T analysis run in this data folder did not finish, so the trained V1T is left out; "
-                "run that chapter again, then this one, to add it.")
-    return ("The V1T analysis chapter has not run in this data folder, so the trained V1T is not part of this "
-            "comparison; run that chapter (it comes later in the book), then this one again, to add it.")
+        return (
+            "The last V1T analysis run in this data folder did not finish, so the trained V1T is left out; "
+            "run that chapter again, then this one, to add it."
+        )
+    return (
+        "The V1T analysis chapter has not run in this data folder, so the trained V1T is not part of this "
+        "comparison; run that chapter (it comes later in the book), then this one again, to add it."
+    )
 
 
 def describe_setting(*, weights: str, synthetic: bool, n_models: int, n_neural: int, n_trained: int = 0) -> str:
@@ -457,8 +542,11 @@ def describe_setting(*, weights: str, synthetic: bool, n_models: int, n_neural: 
 
     ``n_models``: the paper's models compared (with ``weights``); ``n_trained``: trained models outside the
     paper's zoo, each with a random twin."""
-    parts = [f"{n_models} of the paper's models with {weights} weights" if weights == "random"
-             else f"{n_models} of the paper's models, pretrained"]
+    parts = [
+        f"{n_models} of the paper's models with {weights} weights"
+        if weights == "random"
+        else f"{n_models} of the paper's models, pretrained"
+    ]
     if n_trained:
         parts.append(f"{n_trained} trained models outside the paper's zoo, each with a random twin")
     parts.append(f"{n_neural:,} {'synthetic ' if synthetic else ''}neural kernels")

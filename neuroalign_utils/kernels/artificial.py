@@ -33,11 +33,11 @@ import pandas as pd
 import xarray as xr
 
 from .._validation import check_in_allowed, check_int, check_shape2d, check_subset
-from .selection import SelectionSettings, checked_settings, select_representative_kernels
-from .similarity import resize_kernels, zscore_kernels
 from ..zoo import registry
 from ..zoo.build import BUILDABLE_MODELS, build_model, count_parameters
 from ..zoo.inputs import input_image_size, input_normalisation, pixel_values
+from .selection import SelectionSettings, checked_settings, select_representative_kernels
+from .similarity import resize_kernels, zscore_kernels
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ def convolution_filters(model) -> dict[str, np.ndarray]:
     """
     return {
         layer.name: layer.module.weight.detach().cpu().numpy().astype(np.float32)
-        for layer in kernel_layers(model) if layer.layer_type == "convolution"
+        for layer in kernel_layers(model)
+        if layer.layer_type == "convolution"
     }
 
 
@@ -165,13 +166,17 @@ def weight_kernels(
                 with warnings.catch_warnings():
                     # a layer with fewer F·C kernels than n_clusters × per_cluster gives what it has; the
                     # shortfall is recorded in the ``candidates`` coordinate (see kernel_counts), not warned
-                    warnings.filterwarnings("ignore", message=r"(Only \d+ kernels|\d+ cluster\(s\) had fewer)",
-                                            category=UserWarning)
+                    warnings.filterwarnings(
+                        "ignore", message=r"(Only \d+ kernels|\d+ cluster\(s\) had fewer)", category=UserWarning
+                    )
                     layer_selection = replace(
-                        selection, n_clusters=min(selection.n_clusters, keep.size),
-                        n_neighbors=min(selection.n_neighbors, keep.size - 1))
-                    chosen = select_representative_kernels(zscore_kernels(raw[keep]), layer_selection,
-                                                           random_state=random_state)
+                        selection,
+                        n_clusters=min(selection.n_clusters, keep.size),
+                        n_neighbors=min(selection.n_neighbors, keep.size - 1),
+                    )
+                    chosen = select_representative_kernels(
+                        zscore_kernels(raw[keep]), layer_selection, random_state=random_state
+                    )
                 keep = keep[chosen["selected"].to_numpy()]
             for i in keep:
                 blocks.append((layer, raw[i], sources[i], -1, -1))
@@ -273,8 +278,11 @@ def attention_maps(
     # rollout needs one token grid through all layers and unshifted windows: SAM's and DINOv2's ViT, not Swin
     can_rollout = rollout and all(layout in ("merged_heads", "prefix_tokens") for _, _, layout in sites)
     rollout_layer = KernelLayer(
-        f"attention rollout ({len(attention_layers)} layers)", None, "attention",
-        attention_layers[-1].layer_index, sum(layer.n_parameters for layer in attention_layers),
+        f"attention rollout ({len(attention_layers)} layers)",
+        None,
+        "attention",
+        attention_layers[-1].layer_index,
+        sum(layer.n_parameters for layer in attention_layers),
     )
     blocks = []
     for start in range(0, pixels.shape[0], batch_size):
@@ -294,7 +302,9 @@ def attention_maps(
                 weights = weights[..., n_prefix:, n_prefix:]
             elif can_rollout:
                 matrix = full_attention_matrix(weights, batch_size=batch.shape[0], grid=grid, window_size=window)
-            maps = attention_key_maps(weights, batch_size=batch.shape[0], grid=grid, window_size=window, shift_size=shift)
+            maps = attention_key_maps(
+                weights, batch_size=batch.shape[0], grid=grid, window_size=window, shift_size=shift
+            )
             layer = index_of[attention_module]
             for b, h in np.ndindex(maps.shape[:2]):
                 blocks.append((layer, maps[b, h], f"head {h}, image {start + b}", h, start + b))
@@ -321,7 +331,10 @@ def full_attention_matrix(weights, *, batch_size: int, grid, window_size: int = 
         return mean_heads.reshape(batch_size, height * width, height * width)
     pad_h, pad_w = -(-height // window_size) * window_size, -(-width // window_size) * window_size
     wy, wx, py, px = np.meshgrid(
-        np.arange(pad_h // window_size), np.arange(pad_w // window_size), np.arange(window_size), np.arange(window_size),
+        np.arange(pad_h // window_size),
+        np.arange(pad_w // window_size),
+        np.arange(window_size),
+        np.arange(window_size),
         indexing="ij",
     )
     rows, cols = wy * window_size + py, wx * window_size + px  # padded coordinates per (window, position)
@@ -426,29 +439,45 @@ def artificial_kernels(
     for name, build_weights, label, size in builds:
         logger.info("Building %s (%s weights)", name, build_weights)
         model = build_model(
-            name, weights=build_weights, random_state=random_state, image_size=size,
+            name,
+            weights=build_weights,
+            random_state=random_state,
+            image_size=size,
             checkpoint=checkpoints.get(name) if build_weights == "pretrained" else None,
         ).to(device)
         found = []
         if "weight" in kinds:
             found.append(
                 weight_kernels(
-                    model, model_name=label, kernel_size=kernel_size, select=select,
-                    max_kernels_per_layer=max_kernels_per_layer, selection=selection,
+                    model,
+                    model_name=label,
+                    kernel_size=kernel_size,
+                    select=select,
+                    max_kernels_per_layer=max_kernels_per_layer,
+                    selection=selection,
                     random_state=random_state,
                 )
             )
         if "attention_map" in kinds and has_attention(model):
             found.append(attention_maps(model, images, model_name=label, kernel_size=kernel_size))
-        parts += [part.assign_coords(architecture=("kernel", np.full(part.sizes["kernel"], name, dtype=object)),
-                                     weights=("kernel", np.full(part.sizes["kernel"], build_weights, dtype=object)))
-                  for part in found]
+        parts += [
+            part.assign_coords(
+                architecture=("kernel", np.full(part.sizes["kernel"], name, dtype=object)),
+                weights=("kernel", np.full(part.sizes["kernel"], build_weights, dtype=object)),
+            )
+            for part in found
+        ]
         del model
         gc.collect()
     kernels = xr.concat(parts, dim="kernel")
     kernels = kernels.assign_coords(kernel=np.arange(kernels.sizes["kernel"]))
-    kernels.attrs.update({"weights": weights, "image_size": -1 if image_size is None else int(image_size),
-                          "trained_models": ",".join(trained_models)})
+    kernels.attrs.update(
+        {
+            "weights": weights,
+            "image_size": -1 if image_size is None else int(image_size),
+            "trained_models": ",".join(trained_models),
+        }
+    )
     return kernels.rename("kernels")
 
 
@@ -476,10 +505,16 @@ def model_parameters(kernels: xr.DataArray) -> pd.Series:
     """Parameters of each model of a kernel array (its architecture at full size, counted on the ``meta``
     device), indexed by the ``model`` label."""
     labels = pd.unique(kernels["model"].values)
-    architecture = dict(zip(kernels["model"].values, kernels["architecture"].values)) \
-        if "architecture" in kernels.coords else {label: label for label in labels}
-    return pd.Series({str(label): float(count_parameters(str(architecture[label]))) for label in labels},
-                     name="n_parameters", dtype=float)
+    architecture = (
+        dict(zip(kernels["model"].values, kernels["architecture"].values))
+        if "architecture" in kernels.coords
+        else {label: label for label in labels}
+    )
+    return pd.Series(
+        {str(label): float(count_parameters(str(architecture[label]))) for label in labels},
+        name="n_parameters",
+        dtype=float,
+    )
 
 
 def kernel_counts(kernels: xr.DataArray) -> pd.DataFrame:
@@ -502,13 +537,20 @@ def conv_selection(kernels: xr.DataArray) -> pd.DataFrame:
         ``model, layer, filter, candidates, selected``, in layer order.
     """
     conv = (kernels["kind"].values == "weight") & (kernels["layer_type"].values == "convolution")
-    frame = pd.DataFrame({
-        c: kernels[c].values[conv] for c in ("model", "layer", "layer_index", "original_height", "original_width")
-    })
+    frame = pd.DataFrame(
+        {c: kernels[c].values[conv] for c in ("model", "layer", "layer_index", "original_height", "original_width")}
+    )
     frame["candidates"] = kernels["candidates"].values[conv] if "candidates" in kernels.coords else -1
-    table = (frame.groupby(["model", "layer_index", "layer"], sort=False)
-             .agg(height=("original_height", "first"), width=("original_width", "first"),
-                  candidates=("candidates", "first"), selected=("layer", "size")).reset_index())
+    table = (
+        frame.groupby(["model", "layer_index", "layer"], sort=False)
+        .agg(
+            height=("original_height", "first"),
+            width=("original_width", "first"),
+            candidates=("candidates", "first"),
+            selected=("layer", "size"),
+        )
+        .reset_index()
+    )
     table["filter"] = table["height"].astype(str) + "×" + table["width"].astype(str)
     return table[["model", "layer", "filter", "candidates", "selected"]]
 
@@ -521,20 +563,28 @@ def describe_conv_selection(table: pd.DataFrame, *, n_clusters: int, per_cluster
         return "No convolution layer with filters larger than 2×2 was found, so no convolution kernels were kept."
     asked = n_clusters * per_cluster
     short = table[(table["candidates"] >= 0) & (table["candidates"] < asked)]
-    text = (f"The {report.plural(len(table), 'convolution layer')} keep {report.format_number(int(table['selected'].sum()))} "
-            f"kernels in all; the selection asks for {asked:,} per layer ({n_clusters} clusters × {per_cluster}).")
+    text = (
+        f"The {report.plural(len(table), 'convolution layer')} keep {report.format_number(int(table['selected'].sum()))} "
+        f"kernels in all; the selection asks for {asked:,} per layer ({n_clusters} clusters × {per_cluster})."
+    )
     if len(short):
         parts = []
         for model, rows in short.groupby("model", sort=False):
             if len(rows) <= 2:
-                parts += [f"{model} {r.layer.split('.')[-1]} ({r.candidates:,} kernels of {r.filter})"
-                          for r in rows.itertuples()]
+                parts += [
+                    f"{model} {r.layer.split('.')[-1]} ({r.candidates:,} kernels of {r.filter})"
+                    for r in rows.itertuples()
+                ]
             else:  # many small layers (a CNN's depthwise filters): their number and range, not a list
-                parts.append(f"{report.plural(len(rows), 'layer')} of {model} ({rows['candidates'].min():,} to "
-                             f"{rows['candidates'].max():,} kernels each)")
-        text += (f" {report.plural(len(short), 'layer')} {'has' if len(short) == 1 else 'have'} fewer than that "
-                 f"and {'gives' if len(short) == 1 else 'give'} what {'it has' if len(short) == 1 else 'they have'}: "
-                 f"{report.join_words(parts)}; nothing is padded.")
+                parts.append(
+                    f"{report.plural(len(rows), 'layer')} of {model} ({rows['candidates'].min():,} to "
+                    f"{rows['candidates'].max():,} kernels each)"
+                )
+        text += (
+            f" {report.plural(len(short), 'layer')} {'has' if len(short) == 1 else 'have'} fewer than that "
+            f"and {'gives' if len(short) == 1 else 'give'} what {'it has' if len(short) == 1 else 'they have'}: "
+            f"{report.join_words(parts)}; nothing is padded."
+        )
     return text
 
 
@@ -548,8 +598,10 @@ def describe_conv_resize(table: pd.DataFrame, *, weights: str, kernel_size) -> s
     target = f"{size[0]}×{size[1]}"
     if areas.min() >= size[0] * size[1]:
         return f"Every filter has at least the {target} pixels of the kernels, so resizing only shrinks them."
-    text = (f"Resizing a filter of {smallest} pixels to {target} interpolates between a few values, so the stored "
-            "kernel is smooth whatever the filter's weights: its spatial scale is set by the resizing.")
+    text = (
+        f"Resizing a filter of {smallest} pixels to {target} interpolates between a few values, so the stored "
+        "kernel is smooth whatever the filter's weights: its spatial scale is set by the resizing."
+    )
     if weights == "random":
         text += " With random weights the filters themselves are noise, so the smooth shapes above are all resizing."
     return text
@@ -570,11 +622,15 @@ def attention_coverage(kernels: xr.DataArray) -> pd.DataFrame:
     p = np.clip(maps.values.reshape(maps.sizes["kernel"], -1).astype(np.float64), 1e-12, None)
     p = p / p.sum(axis=1, keepdims=True)
     coverage = np.exp(-(p * np.log(p)).sum(axis=1)) / p.shape[1]
-    return pd.DataFrame({
-        "model": maps["model"].values, "layer_index": maps["layer_index"].values.astype(int),
-        "attention_head": maps["attention_head"].values.astype(int), "image": maps["image"].values.astype(int),
-        "coverage": coverage,
-    })
+    return pd.DataFrame(
+        {
+            "model": maps["model"].values,
+            "layer_index": maps["layer_index"].values.astype(int),
+            "attention_head": maps["attention_head"].values.astype(int),
+            "image": maps["image"].values.astype(int),
+            "coverage": coverage,
+        }
+    )
 
 
 def describe_attention_coverage(coverage: pd.DataFrame, *, weights) -> str:
@@ -596,9 +652,16 @@ def describe_attention_coverage(coverage: pd.DataFrame, *, weights) -> str:
         groups = [(weights, coverage, "Averaged over every map, a")]
     else:
         of = coverage["model"].map(lambda m: weights.get(m, "random"))
-        groups = [(w, coverage[of == w], f"Over the maps of the models with {'random' if w == 'random' else 'trained'} "
-                   f"weights, {report.join_words(pd.unique(coverage.loc[of == w, 'model']))}, a")
-                  for w in ("random", "pretrained") if (of == w).any()]
+        groups = [
+            (
+                w,
+                coverage[of == w],
+                f"Over the maps of the models with {'random' if w == 'random' else 'trained'} "
+                f"weights, {report.join_words(pd.unique(coverage.loc[of == w, 'model']))}, a",
+            )
+            for w in ("random", "pretrained")
+            if (of == w).any()
+        ]
     texts = []
     for group_weights, rows, opening in groups:
         mean = float(rows["coverage"].mean())
@@ -610,13 +673,17 @@ def describe_attention_coverage(coverage: pd.DataFrame, *, weights) -> str:
             shape = "broad, with some concentration"
         else:
             shape = "concentrated on part of the grid"
-        text = (f"{opening}ttention covers {report.format_percent(mean, 1)} of the "
-                f"grid (the most concentrated layer, {model} layer {layer}, {report.format_percent(lowest, 1)}): the "
-                f"maps are {shape}.")
+        text = (
+            f"{opening}ttention covers {report.format_percent(mean, 1)} of the "
+            f"grid (the most concentrated layer, {model} layer {layer}, {report.format_percent(lowest, 1)}): the "
+            f"maps are {shape}."
+        )
         if group_weights == "random" and mean >= UNIFORM_COVERAGE:
-            text += (" That is what random weights give: attention logits from freshly initialised weights are "
-                     "small, so every token receives nearly the same share. Whatever structure such a map keeps "
-                     "after z-scoring is a tiny deviation from flat, which the next chapter's 1 − RMSE does not show.")
+            text += (
+                " That is what random weights give: attention logits from freshly initialised weights are "
+                "small, so every token receives nearly the same share. Whatever structure such a map keeps "
+                "after z-scoring is a tiny deviation from flat, which the next chapter's 1 − RMSE does not show."
+            )
         elif mean >= UNIFORM_COVERAGE:
             text += " Even these trained maps spread their attention almost evenly over the grid."
         texts.append(text)
@@ -642,17 +709,22 @@ def describe_weights(weights: str, models, *, trained_models=()) -> str:
         sentences.append(
             f"The weights of {report.join_words(list(models))} are random (seeded), not trained: these kernels are a "
             "control. Whatever they share with neural kernels comes from the architecture and, for attention maps, "
-            "the scenes passing through it, never from learning on images; the paper did not run this control.")
+            "the scenes passing through it, never from learning on images; the paper did not run this control."
+        )
     elif len(models):
         papers = [m for m in models if m not in registry.PACKAGED_MODEL_NAMES]
         packaged = [registry.get_packaged_spec(m) for m in models if m in registry.PACKAGED_MODEL_NAMES]
         if papers:
-            sentences.append(f"The weights of {report.join_words(papers)} are the pretrained checkpoints the paper used.")
+            sentences.append(
+                f"The weights of {report.join_words(papers)} are the pretrained checkpoints the paper used."
+            )
         if packaged:
             # what each packaged model is, in its registry's words (the saliency backbone is never called plain DINOv2)
             described = report.join_words(f"{spec.name} is {spec.description}" for spec in packaged)
-            sentences.append(f"Not in the paper's zoo but trained: {described}, with weights shipped in "
-                             f"{report.join_words(sorted({spec.weights_package for spec in packaged}))}.")
+            sentences.append(
+                f"Not in the paper's zoo but trained: {described}, with weights shipped in "
+                f"{report.join_words(sorted({spec.weights_package for spec in packaged}))}."
+            )
         sentences.append("These kernels are the trained models'.")
     if len(trained_models):
         specs = [registry.get_packaged_spec(m) for m in trained_models]
@@ -661,7 +733,8 @@ def describe_weights(weights: str, models, *, trained_models=()) -> str:
             f"Trained, though not in the paper's zoo: {described}, with weights shipped in "
             f"{report.join_words(dict.fromkeys(spec.weights_package for spec in specs))} respectively. Each is also built as its random "
             "twin (the same architecture and input size, seeded random weights), so that what training changed can "
-            "be told from what the architecture gives.")
+            "be told from what the architecture gives."
+        )
     return " ".join(sentences) or "No model was built."
 
 
@@ -689,8 +762,10 @@ def _attention_sites(model):
         return encoder, [(layer, layer.attn, "merged_heads") for layer in encoder.layers]
     if type(model).__name__ == "Dinov2Model":
         # the innermost attention module is Dinov2Attention or, in older transformers, its SelfAttention child
-        return model, [(layer, next(m for m in layer.modules() if _is_innermost_attention(m)), "prefix_tokens")
-                       for layer in model.encoder.layer]
+        return model, [
+            (layer, next(m for m in layer.modules() if _is_innermost_attention(m)), "prefix_tokens")
+            for layer in model.encoder.layer
+        ]
     if not hasattr(model, "model") or not hasattr(model.model, "pixel_level_module"):
         raise ValueError(
             f"'model' ({type(model).__name__}) has no attention maps to read: attention maps are read from SAM, "
@@ -712,12 +787,15 @@ def _run_with_capture(encoder, pixels, sites):
         with torch.no_grad():
             attentions = encoder(pixel_values=pixels, output_attentions=True).attentions
         if attentions is None or len(attentions) != len(sites) or any(a is None for a in attentions):
-            raise RuntimeError("The DINOv2 model returned no attention probabilities; build it with "
-                               "attn_implementation='eager' (zoo.build_model does).")
+            raise RuntimeError(
+                "The DINOv2 model returned no attention probabilities; build it with "
+                "attn_implementation='eager' (zoo.build_model does)."
+            )
         return [(grid, a) for a in attentions]
 
     grids, probs, handles = {}, {}, []
     for i, (layer_module, attention_module, _) in enumerate(sites):
+
         def grid_hook(module, args, kwargs, i=i):
             if "input_dimensions" in kwargs or len(args) > 1:  # Swin: (hidden_states, input_dimensions)
                 grids[i] = tuple(kwargs.get("input_dimensions", args[1] if len(args) > 1 else None))

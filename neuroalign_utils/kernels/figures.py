@@ -31,8 +31,9 @@ def _kernel_colour_bar(fig, image, axes, label: str = "kernel / max |kernel|") -
     bar.set_label(label)
 
 
-def plot_kernel_gallery(kernels, labels, *, n_cols: int = 6, colour_bar_label: str = "kernel / max |kernel|",
-                        axes=None):
+def plot_kernel_gallery(
+    kernels, labels, *, n_cols: int = 6, colour_bar_label: str = "kernel / max |kernel|", axes=None
+):
     """One panel per kernel, titled with its label, sharing one colour bar.
 
     Parameters
@@ -48,8 +49,9 @@ def plot_kernel_gallery(kernels, labels, *, n_cols: int = 6, colour_bar_label: s
     kernels = np.asarray(kernels)
     n_rows = int(np.ceil(len(kernels) / n_cols))
     if axes is None:
-        _, axes = plt.subplots(n_rows, n_cols, figsize=style.book_size(max(1.15 * n_rows + 0.2, 1.8)), squeeze=False,
-                               layout="constrained")
+        _, axes = plt.subplots(
+            n_rows, n_cols, figsize=style.book_size(max(1.15 * n_rows + 0.2, 1.8)), squeeze=False, layout="constrained"
+        )
     axes = np.atleast_2d(axes)
     image = None
     for ax in axes.flat:
@@ -70,8 +72,13 @@ def plot_time_resolved(resolved, rows: pd.Series, *, bin_width: float, axes=None
 
     starts = resolved["time_bin"].values
     if axes is None:
-        _, axes = plt.subplots(len(rows), len(starts), figsize=style.book_size(1.0 * len(rows) + 0.5, width=6.2),
-                               squeeze=False, layout="constrained")
+        _, axes = plt.subplots(
+            len(rows),
+            len(starts),
+            figsize=style.book_size(1.0 * len(rows) + 0.5, width=6.2),
+            squeeze=False,
+            layout="constrained",
+        )
     image = None
     for row, (label, index) in enumerate(rows.items()):
         cell = np.asarray(resolved.isel(kernel=int(index)).values, dtype=np.float64)
@@ -118,8 +125,9 @@ def plot_selection(selection: pd.DataFrame, *, area_order, axes=None):
     """
     import matplotlib.pyplot as plt
 
-    classes = [c for c in ("excitatory", "inhibitory")
-               if (selection.loc[selection["cell_class"] == c, "cluster"] >= 0).any()]
+    classes = [
+        c for c in ("excitatory", "inhibitory") if (selection.loc[selection["cell_class"] == c, "cluster"] >= 0).any()
+    ]
     if axes is None:
         _, axes = plt.subplots(len(classes), 2, figsize=style.book_size(3.0 * len(classes) + 0.6), squeeze=False)
     areas = [a for a in area_order if a in set(selection["area"])]
@@ -164,12 +172,19 @@ def plot_diversity(diversity: dict, *, axes=None):
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=style.book_size(3.4), layout="constrained")
-    selected_colour, = style.category_colours(1)
+    (selected_colour,) = style.category_colours(1)
     bins = np.linspace(0, 1, 41)
     ax = axes[0]
     ax.hist(diversity["abs_r_all"], bins=bins, density=True, color="0.75", label=f"all {diversity['n_all']:,} kernels")
-    ax.hist(diversity["abs_r_selected"], bins=bins, density=True, histtype="step", lw=1.6, color=selected_colour,
-            label=f"{diversity['n_selected']:,} selected")
+    ax.hist(
+        diversity["abs_r_selected"],
+        bins=bins,
+        density=True,
+        histtype="step",
+        lw=1.6,
+        color=selected_colour,
+        label=f"{diversity['n_selected']:,} selected",
+    )
     ax.axvline(diversity["all"], color="0.4", ls="--", lw=1)
     ax.axvline(diversity["selected"], color=selected_colour, ls="--", lw=1)
     ax.set(xlabel="|r| between two kernels", ylabel="density", xlim=(0, 1), title="Pairs of kernels")
@@ -202,8 +217,9 @@ def _grey(image) -> np.ndarray:
     return image.mean(axis=-1) if image.ndim == 3 else image
 
 
-def plot_attention_gallery(kernels: xr.DataArray, scenes: xr.DataArray, models, *, image: int = 0, head: int = 0,
-                           n_layers: int = 6, axes=None):
+def plot_attention_gallery(
+    kernels: xr.DataArray, scenes: xr.DataArray, models, *, image: int = 0, head: int = 0, n_layers: int = 6, axes=None
+):
     """Attention received per image location, one row per model, ``n_layers`` layers spread over depth.
 
     Each map is shown as a multiple of the uniform share (1 = every location receives the same
@@ -217,8 +233,11 @@ def plot_attention_gallery(kernels: xr.DataArray, scenes: xr.DataArray, models, 
     rows = []
     for model in models:
         maps = kernels.where(
-            (kernels.model == model) & (kernels.kind == "attention_map") & (kernels.image == image)
-            & (kernels.attention_head == head), drop=True,
+            (kernels.model == model)
+            & (kernels.kind == "attention_map")
+            & (kernels.image == image)
+            & (kernels.attention_head == head),
+            drop=True,
         )
         layers = np.unique(maps.layer_index.values)
         if layers.size == 0:
@@ -227,8 +246,9 @@ def plot_attention_gallery(kernels: xr.DataArray, scenes: xr.DataArray, models, 
         rows.append((model, [maps.where(maps.layer_index == index, drop=True)[0] for index in chosen]))
     n_cols = max(len(r[1]) for r in rows)
     if axes is None:
-        _, axes = plt.subplots(len(rows), n_cols, figsize=style.book_size(1.55 * len(rows) + 0.3),
-                               squeeze=False, layout="constrained")
+        _, axes = plt.subplots(
+            len(rows), n_cols, figsize=style.book_size(1.55 * len(rows) + 0.3), squeeze=False, layout="constrained"
+        )
     ratios = [[np.asarray(k.values, dtype=np.float64) / float(np.mean(k.values)) for k in row] for _, row in rows]
     # the largest factor away from uniform, either way (a map may fall to ~0 somewhere: at most 1/100 is drawn)
     spread = min(max(max(float(r.max()), 1 / max(float(r.min()), 1e-12)) for row in ratios for r in row), 100.0)
@@ -238,12 +258,18 @@ def plot_attention_gallery(kernels: xr.DataArray, scenes: xr.DataArray, models, 
     for (model, row), row_ratios, row_axes in zip(rows, ratios, axes):
         for ax, kernel, ratio in zip(row_axes, row, row_ratios):
             ax.imshow(_grey(scenes[image].values), cmap="gray", vmin=0, vmax=1, extent=(0, 1, 1, 0))
-            image_handle = ax.imshow(np.clip(ratio, 1 / spread, spread), cmap="PuOr_r", norm=norm, alpha=0.65,
-                                     extent=(0, 1, 1, 0), interpolation="bilinear")
+            image_handle = ax.imshow(
+                np.clip(ratio, 1 / spread, spread),
+                cmap="PuOr_r",
+                norm=norm,
+                alpha=0.65,
+                extent=(0, 1, 1, 0),
+                interpolation="bilinear",
+            )
             ax.set_title(f"layer {int(kernel.layer_index)}\n{int(kernel.original_height)}×{int(kernel.original_width)}")
             _bare(ax)
         row_axes[0].set_ylabel(str(model).replace(" (", "\n("), rotation=0, ha="right", va="center")
-        for ax in row_axes[len(row):]:
+        for ax in row_axes[len(row) :]:
             ax.axis("off")
     fig = axes[0, 0].figure
     bar = fig.colorbar(image_handle, ax=axes, fraction=0.03, pad=0.02)
@@ -264,8 +290,9 @@ def plot_conv_kernels(kernels: xr.DataArray, *, models=None, n_show: int = 8, ax
         conv = conv.where(conv.model.isin(list(models)), drop=True)
     layers = list(dict.fromkeys(zip(conv.model.values, conv.layer.values)))
     if axes is None:
-        _, axes = plt.subplots(len(layers), n_show, figsize=style.book_size(0.78 * len(layers) + 0.3),
-                               squeeze=False, layout="constrained")
+        _, axes = plt.subplots(
+            len(layers), n_show, figsize=style.book_size(0.78 * len(layers) + 0.3), squeeze=False, layout="constrained"
+        )
     handle = None
     for row, (model, layer) in zip(axes, layers):
         members = conv.where((conv.model == model) & (conv.layer == layer), drop=True)
@@ -273,11 +300,15 @@ def plot_conv_kernels(kernels: xr.DataArray, *, models=None, n_show: int = 8, ax
             values = np.asarray(kernel.values, dtype=np.float64)
             handle = ax.imshow(values / (np.abs(values).max() or 1.0), cmap="RdBu_r", vmin=-1, vmax=1)
             _bare(ax)
-        for ax in row[len(members[:n_show]):]:
+        for ax in row[len(members[:n_show]) :]:
             ax.axis("off")
-        row[0].set_ylabel(f"{model}\n{'.'.join(layer.split('.')[-2:])}, "
-                          f"{int(members.original_height[0])}×{int(members.original_width[0])}",
-                          rotation=0, ha="right", va="center")
+        row[0].set_ylabel(
+            f"{model}\n{'.'.join(layer.split('.')[-2:])}, "
+            f"{int(members.original_height[0])}×{int(members.original_width[0])}",
+            rotation=0,
+            ha="right",
+            va="center",
+        )
     fig = axes[0, 0].figure
     bar = fig.colorbar(handle, ax=axes, fraction=0.03, pad=0.02, ticks=[-1, 0, 1])
     bar.set_label("kernel / max |kernel|")
@@ -337,8 +368,9 @@ def plot_twin_filters(filters: dict, *, neural=None, n_show: int = 10, axes=None
     if neural is not None:
         rows.append(("neural kernels", "", np.asarray(neural, dtype=np.float64)[:, None]))
     if axes is None:
-        _, axes = plt.subplots(len(rows), n_show, figsize=style.book_size(0.72 * len(rows) + 0.4),
-                               squeeze=False, layout="constrained")
+        _, axes = plt.subplots(
+            len(rows), n_show, figsize=style.book_size(0.72 * len(rows) + 0.4), squeeze=False, layout="constrained"
+        )
     handle = None
     for row_axes, (label, layer, values) in zip(axes, rows):
         shown = _spread_by_concentration(values, n_show) if layer else np.asarray(values)[:n_show]
@@ -350,12 +382,16 @@ def plot_twin_filters(filters: dict, *, neural=None, n_show: int = 10, axes=None
             else:
                 handle = ax.imshow(scaled[0], cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
             _bare(ax)
-        for ax in row_axes[len(shown):]:
+        for ax in row_axes[len(shown) :]:
             ax.axis("off")
         size = f"{values.shape[-2]}×{values.shape[-1]}"
         where = {"embeddings.patch_embeddings.projection": "patch embedding", "_conv_stem": "stem"}.get(layer, layer)
-        row_axes[0].set_ylabel(f"{label.replace(' (', chr(10) + '(')}\n{where} {size}" if layer else
-                               f"{label}\n{size}", rotation=0, ha="right", va="center")
+        row_axes[0].set_ylabel(
+            f"{label.replace(' (', chr(10) + '(')}\n{where} {size}" if layer else f"{label}\n{size}",
+            rotation=0,
+            ha="right",
+            va="center",
+        )
     fig = axes[0, 0].figure
     if handle is not None:
         bar = fig.colorbar(handle, ax=axes, fraction=0.03, pad=0.02, ticks=[-1, 0, 1])
@@ -377,22 +413,44 @@ def plot_filter_measures(margins: pd.DataFrame, reference: pd.DataFrame | None =
     measures = [m for m in MEASURES if m in set(margins["measure"])]
     if axes is None:
         groups = margins[["architecture", "group"]].drop_duplicates()
-        _, axes = plt.subplots(1, len(measures), figsize=style.book_size(0.45 * (len(groups) + 1) + 1.2),
-                               squeeze=False, sharey=True)
+        _, axes = plt.subplots(
+            1, len(measures), figsize=style.book_size(0.45 * (len(groups) + 1) + 1.2), squeeze=False, sharey=True
+        )
         axes = axes[0]
     for ax, measure in zip(axes, measures):
         rows = margins[margins["measure"] == measure].reset_index(drop=True)
         labels = [f"{r.architecture}\n{r.group}" for r in rows.itertuples()]
         y = np.arange(len(rows))[::-1] + (1 if reference is not None else 0)
         for yi, row in zip(y, rows.itertuples()):
-            ax.errorbar(row.trained, yi + 0.12, xerr=[[row.trained - row.trained_ci_low], [row.trained_ci_high - row.trained]],
-                        fmt="o", color="C0", capsize=2, label="trained" if yi == y[0] else None)
-            ax.errorbar(row.random, yi - 0.12, xerr=[[row.random - row.random_ci_low], [row.random_ci_high - row.random]],
-                        fmt="s", color="0.55", capsize=2, label="random twin" if yi == y[0] else None)
+            ax.errorbar(
+                row.trained,
+                yi + 0.12,
+                xerr=[[row.trained - row.trained_ci_low], [row.trained_ci_high - row.trained]],
+                fmt="o",
+                color="C0",
+                capsize=2,
+                label="trained" if yi == y[0] else None,
+            )
+            ax.errorbar(
+                row.random,
+                yi - 0.12,
+                xerr=[[row.random - row.random_ci_low], [row.random_ci_high - row.random]],
+                fmt="s",
+                color="0.55",
+                capsize=2,
+                label="random twin" if yi == y[0] else None,
+            )
         if reference is not None:
             ref = reference[reference["measure"] == measure].iloc[0]
-            ax.errorbar(ref["value"], 0, xerr=[[ref["value"] - ref["ci_low"]], [ref["ci_high"] - ref["value"]]],
-                        fmt="D", color="k", capsize=2, label="neural kernels")
+            ax.errorbar(
+                ref["value"],
+                0,
+                xerr=[[ref["value"] - ref["ci_low"]], [ref["ci_high"] - ref["value"]]],
+                fmt="D",
+                color="k",
+                capsize=2,
+                label="neural kernels",
+            )
             labels.append(f"neural kernels\n{ref['size']}")
         ax.set_yticks(list(y) + ([0] if reference is not None else []), labels)
         ax.set(xlabel=MEASURES[measure], xlim=(0, None))
@@ -414,20 +472,41 @@ def plot_twin_levels(levels: pd.DataFrame, *, axes=None):
     if axes is None:
         _, axes = plt.subplots(figsize=style.book_size(3.6))
     x = np.arange(len(levels))
-    marks = (("trained", -0.21, "o", "C0", "C0", "trained"), ("trained_null", -0.07, "o", "white", "C0", "trained: null"),
-             ("random", 0.07, "s", "0.45", "0.45", "random twin"), ("random_null", 0.21, "s", "white", "0.45", "random twin: null"))
+    marks = (
+        ("trained", -0.21, "o", "C0", "C0", "trained"),
+        ("trained_null", -0.07, "o", "white", "C0", "trained: null"),
+        ("random", 0.07, "s", "0.45", "0.45", "random twin"),
+        ("random_null", 0.21, "s", "white", "0.45", "random twin: null"),
+    )
     for column, offset, marker, face, edge, label in marks:
-        axes.errorbar(x + offset, levels[column], yerr=[levels[column] - levels[f"{column}_ci_low"],
-                    levels[f"{column}_ci_high"] - levels[column]], fmt=marker, mfc=face, mec=edge, color=edge,
-                    capsize=2, lw=0.8, label=label)
+        axes.errorbar(
+            x + offset,
+            levels[column],
+            yerr=[levels[column] - levels[f"{column}_ci_low"], levels[f"{column}_ci_high"] - levels[column]],
+            fmt=marker,
+            mfc=face,
+            mec=edge,
+            color=edge,
+            capsize=2,
+            lw=0.8,
+            label=label,
+        )
     _reference_lines(axes, margin=False)
     # two levels of labels: the kernel set under each group, the model under its groups
     axes.set_xticks(x, [k.replace(" ", "\n", 1) for k in levels["kernels"]])
     architectures = levels["model"].str.split(" (", regex=False).str[0]
     for name in pd.unique(architectures):
         where = x[(architectures == name).to_numpy()]
-        axes.annotate(name, xy=(where.mean(), 0), xycoords=("data", "axes fraction"), xytext=(0, -34),
-                    textcoords="offset points", ha="center", va="top", fontweight="bold")
+        axes.annotate(
+            name,
+            xy=(where.mean(), 0),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, -34),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontweight="bold",
+        )
         if where.min() > 0:
             axes.axvline(where.min() - 0.5, color="0.85", lw=0.8)
     axes.set_xlim(-0.6, len(levels) - 0.4)
@@ -465,8 +544,17 @@ def plot_twin_group_margins(tables: dict, *, axes=None):
         position = {v: len(values) - 1 - i for i, v in enumerate(values)}
         for model, rows in table.groupby("model", sort=False):
             y = rows[group].astype(str).map(position).to_numpy() + offsets[model]
-            ax.errorbar(rows["margin"], y, xerr=[rows["margin"] - rows["ci_low"], rows["ci_high"] - rows["margin"]],
-                        fmt="o", ms=4, color=colours[model], capsize=2, lw=0.8, label=model.split(" (")[0])
+            ax.errorbar(
+                rows["margin"],
+                y,
+                xerr=[rows["margin"] - rows["ci_low"], rows["ci_high"] - rows["margin"]],
+                fmt="o",
+                ms=4,
+                color=colours[model],
+                capsize=2,
+                lw=0.8,
+                label=model.split(" (")[0],
+            )
         ax.axvline(0.0, color="0.3", lw=1, label="random twin (margin 0)")
         ax.axvline(meaningful_margin(), color="0.3", lw=1, ls="--", label=f"r = {MEANINGFUL_R:g} above the twin")
         ax.set_yticks(list(position.values()), list(position))
@@ -505,8 +593,10 @@ def _reference_lines(ax, *, margin: bool) -> None:
 def _model_labels(models, model_parameters) -> list:
     if model_parameters is None:
         return [str(m) for m in models]
-    return [f"{m}\n{model_parameters[m] / 1e6:.0f} M" if np.isfinite(model_parameters.get(m, np.nan)) else str(m)
-            for m in models]
+    return [
+        f"{m}\n{model_parameters[m] / 1e6:.0f} M" if np.isfinite(model_parameters.get(m, np.nan)) else str(m)
+        for m in models
+    ]
 
 
 def _slanted(models) -> bool:
@@ -518,8 +608,13 @@ def _set_model_ticks(ax, models, model_parameters=None) -> None:
     """Model names (and sizes) under the axis; slanted when there are many or long ones, so they never overlap."""
     labels = _model_labels(models, model_parameters)
     if _slanted(models):  # one line per label, slanted
-        ax.set_xticks(range(len(labels)), [label.replace("\n", ", ") for label in labels], rotation=30, ha="right",
-                      rotation_mode="anchor")
+        ax.set_xticks(
+            range(len(labels)),
+            [label.replace("\n", ", ") for label in labels],
+            rotation=30,
+            ha="right",
+            rotation_mode="anchor",
+        )
     else:
         ax.set_xticks(range(len(labels)), labels)
 
@@ -549,15 +644,29 @@ def plot_model_levels(models: pd.DataFrame, model_parameters: pd.Series | None =
 
     order = list(models.sort_values("parameters").index) if "parameters" in models else list(models.index)
     if axes is None:
-        _, axes = plt.subplots(figsize=style.book_size(4.4, width=style.BOOK_WIDTH) if _slanted(order)
-                             else style.book_size(3.4, width=6.0))
+        _, axes = plt.subplots(
+            figsize=style.book_size(4.4, width=style.BOOK_WIDTH) if _slanted(order) else style.book_size(3.4, width=6.0)
+        )
     x = np.arange(len(order))
     rows = models.loc[order]
-    axes.errorbar(x - 0.1, rows["value"], yerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
-                fmt="o", color="C0", capsize=3, label="real neural kernels")
-    axes.errorbar(x + 0.1, rows["null_value"], yerr=[rows["null_value"] - rows["null_ci_low"],
-                rows["null_ci_high"] - rows["null_value"]], fmt="s", color="0.55", capsize=3,
-                label="phase-randomised null")
+    axes.errorbar(
+        x - 0.1,
+        rows["value"],
+        yerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
+        fmt="o",
+        color="C0",
+        capsize=3,
+        label="real neural kernels",
+    )
+    axes.errorbar(
+        x + 0.1,
+        rows["null_value"],
+        yerr=[rows["null_value"] - rows["null_ci_low"], rows["null_ci_high"] - rows["null_value"]],
+        fmt="s",
+        color="0.55",
+        capsize=3,
+        label="phase-randomised null",
+    )
     _reference_lines(axes, margin=False)
     _set_model_ticks(axes, order, model_parameters)
     axes.set_xlim(-0.6, len(order) - 0.4)
@@ -573,12 +682,17 @@ def plot_model_levels(models: pd.DataFrame, model_parameters: pd.Series | None =
 
 def _margin_errorbar(ax, x, rows: pd.DataFrame, **style_kwargs):
     """Margins with their 95 % intervals (``margin``, ``margin_ci_low``, ``margin_ci_high`` of ``rows``)."""
-    ax.errorbar(x, rows["margin"], yerr=[rows["margin"] - rows["margin_ci_low"], rows["margin_ci_high"] - rows["margin"]],
-                **style_kwargs)
+    ax.errorbar(
+        x,
+        rows["margin"],
+        yerr=[rows["margin"] - rows["margin_ci_low"], rows["margin_ci_high"] - rows["margin"]],
+        **style_kwargs,
+    )
 
 
-def plot_group_margins(table: pd.DataFrame, group: str, model_order, model_parameters: pd.Series | None = None,
-                       *, axes=None):
+def plot_group_margins(
+    table: pd.DataFrame, group: str, model_order, model_parameters: pd.Series | None = None, *, axes=None
+):
     """Margin over the null per ``group`` value (area, genotype …) and model: dots with 95 % intervals,
     thin lines joining a value across models (ordered by size; Figs 2 top and 4 of the paper)."""
     import matplotlib.pyplot as plt
@@ -617,8 +731,9 @@ def plot_kind_margins(table: pd.DataFrame, model_order, *, axes=None):
 
     order = [m for m in model_order if m in set(table["model"])]
     if axes is None:
-        _, axes = plt.subplots(figsize=style.book_size(4.2, width=style.BOOK_WIDTH) if _slanted(order)
-                             else style.book_size(3.2, width=6.4))
+        _, axes = plt.subplots(
+            figsize=style.book_size(4.2, width=style.BOOK_WIDTH) if _slanted(order) else style.book_size(3.2, width=6.4)
+        )
     kinds = [k for k in KIND_LABELS if ((table["kind"] == k[0]) & (table["layer_type"] == k[1])).any()]
     colours = dict(zip(kinds, style.category_colours(len(kinds))))
     offsets = np.linspace(-0.2, 0.2, len(kinds)) if len(kinds) > 1 else np.zeros(1)
@@ -647,8 +762,9 @@ def plot_layer_margins(table: pd.DataFrame, *, axes=None):
     models = list(pd.unique(table["model"]))
     if axes is None:
         n_rows = int(np.ceil(len(models) / 2))
-        _, axes = plt.subplots(n_rows, min(2, len(models)), figsize=style.book_size(3.0 * n_rows + 0.5),
-                               squeeze=False, sharey=True)
+        _, axes = plt.subplots(
+            n_rows, min(2, len(models)), figsize=style.book_size(3.0 * n_rows + 0.5), squeeze=False, sharey=True
+        )
     axes = np.atleast_1d(axes).ravel()
     kinds = [k for k in KIND_LABELS if ((table["kind"] == k[0]) & (table["layer_type"] == k[1])).any()]
     colours = dict(zip(kinds, style.category_colours(len(kinds))))
@@ -659,19 +775,32 @@ def plot_layer_margins(table: pd.DataFrame, *, axes=None):
             sel = rows[(rows["kind"] == kind[0]) & (rows["layer_type"] == kind[1])]
             if sel.empty:
                 continue
-            ax.errorbar(sel["layer_index"], sel["margin"], yerr=[sel["margin"] - sel["margin_ci_low"],
-                        sel["margin_ci_high"] - sel["margin"]], fmt="none", ecolor=colours[kind], lw=0.7)
+            ax.errorbar(
+                sel["layer_index"],
+                sel["margin"],
+                yerr=[sel["margin"] - sel["margin_ci_low"], sel["margin_ci_high"] - sel["margin"]],
+                fmt="none",
+                ecolor=colours[kind],
+                lw=0.7,
+            )
             sizes = 12 + 80 * sel["n_parameters"] / largest if "n_parameters" in sel else 20
-            ax.scatter(sel["layer_index"], sel["margin"], s=sizes, color=colours[kind], alpha=0.8,
-                       label=KIND_LABELS[kind], zorder=3)
+            ax.scatter(
+                sel["layer_index"],
+                sel["margin"],
+                s=sizes,
+                color=colours[kind],
+                alpha=0.8,
+                label=KIND_LABELS[kind],
+                zorder=3,
+            )
         _reference_lines(ax, margin=True)
         ax.set(title=model, xlabel="layer index")
     axes[0].set_ylabel("1 − RMSE above the null")
-    for ax in axes[len(models):]:
+    for ax in axes[len(models) :]:
         ax.axis("off")
     fig = axes[0].figure
     handles, labels = axes[0].get_legend_handles_labels()
-    for ax in axes[1:len(models)]:
+    for ax in axes[1 : len(models)]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
@@ -687,7 +816,7 @@ def _wrap_name(name: str, width: int = 14) -> str:
     if len(name) <= width or not cuts:
         return name
     cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
-    return f"{name[:cut + 1]}\n{name[cut + 1:]}"
+    return f"{name[: cut + 1]}\n{name[cut + 1 :]}"
 
 
 def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernels, labels, *, axes=None):
@@ -717,8 +846,9 @@ def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernel
     else:
         axes = list(np.ravel(axes))
         if len(axes) != n + 2:
-            raise ValueError(f"'axes' must hold {n + 2} Axes (one per overlay, then the profile); "
-                             f"{len(axes)} were provided.")
+            raise ValueError(
+                f"'axes' must hold {n + 2} Axes (one per overlay, then the profile); {len(axes)} were provided."
+            )
         *overlays, profile = axes
         fig = profile.figure
     size = neural_kernel.shape
@@ -729,8 +859,9 @@ def plot_overlay(scene: np.ndarray, neural_kernel: np.ndarray, artificial_kernel
     image = None
     for ax, kernel, label in zip(overlays, stack, ["neural kernel", *labels]):
         ax.imshow(scene, cmap="gray", extent=extent)
-        image = ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.6, extent=extent,
-                          interpolation="bilinear")
+        image = ax.imshow(
+            kernel, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.6, extent=extent, interpolation="bilinear"
+        )
         ax.set_title("\n".join(_wrap_name(line) for line in label.split("\n")))
         ax.axis("off")
     if colour_bar_axes is not None:
@@ -768,10 +899,24 @@ def plot_model_bubbles(table: pd.DataFrame, group: str, model_parameters: pd.Ser
             if value in rows.index:
                 row = rows.loc[value]
                 colour, marker = styles[value]
-                axes.errorbar(i + offset, row["value"], yerr=[[row["value"] - row["ci_low"]], [row["ci_high"] - row["value"]]],
-                            color=colour, lw=0.8)
-                axes.scatter(i + offset, row["value"], s=sizes[model], color=colour, marker=marker, alpha=0.6,
-                           label=value if i == 0 else None, edgecolor="k", lw=0.3)
+                axes.errorbar(
+                    i + offset,
+                    row["value"],
+                    yerr=[[row["value"] - row["ci_low"]], [row["ci_high"] - row["value"]]],
+                    color=colour,
+                    lw=0.8,
+                )
+                axes.scatter(
+                    i + offset,
+                    row["value"],
+                    s=sizes[model],
+                    color=colour,
+                    marker=marker,
+                    alpha=0.6,
+                    label=value if i == 0 else None,
+                    edgecolor="k",
+                    lw=0.3,
+                )
     _set_model_ticks(axes, models)
     axes.set(ylabel="mean 1 − RMSE", title=f"by {group} (grey: phase-randomised null)")
     axes.legend(frameon=False, ncol=2, loc="best", markerscale=0.4)

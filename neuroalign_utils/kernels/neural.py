@@ -45,8 +45,9 @@ def flattened_scenes(scenes: xr.DataArray, size=DEFAULT_SIZE, *, center: bool = 
     from skimage.transform import resize
 
     h, w = check_shape2d(size, "size")
-    values = np.stack([resize(np.asarray(s, dtype=np.float64), (h, w), anti_aliasing=True, mode="reflect")
-                       for s in scenes.values])
+    values = np.stack(
+        [resize(np.asarray(s, dtype=np.float64), (h, w), anti_aliasing=True, mode="reflect") for s in scenes.values]
+    )
     if center:
         values = values - values.mean(axis=0, keepdims=True)
     return xr.DataArray(values, dims=("scene", "y", "x"), coords={"scene": scenes["scene"].values}, name="fs")
@@ -95,8 +96,10 @@ def scene_responses(
     masks = [(time >= b - 1e-9) & (time < b + (bin_width if time_resolved else end - start) - 1e-9) for b in starts]
     empty = [float(b) for b, m in zip(starts, masks) if not m.any()]
     if empty:
-        raise ValueError(f"'window' / bins starting at {empty} s hold no sample of the time axis "
-                         f"({time.min():.3f}–{time.max():.3f} s).")
+        raise ValueError(
+            f"'window' / bins starting at {empty} s hold no sample of the time axis "
+            f"({time.min():.3f}–{time.max():.3f} s)."
+        )
     # averaging over trials then over time equals averaging each trial's window then over trials
     # (cell, scene, time), trial-averaged: one pass over the data, unless they are what was passed
     traces = scene_traces(dff) if "presentation" in dff.dims else dff
@@ -143,8 +146,7 @@ def neural_kernels(
     size = check_shape2d(size, "size")
     if set(scenes["scene"].values) < set(np.unique(dff["scene"].values)):
         raise ValueError("'scenes' lacks scenes that 'dff' presents; pass the experiment's full template stack.")
-    responses = scene_responses(dff, window=window, time_resolved=time_resolved, bin_width=bin_width,
-                                bins_end=bins_end)
+    responses = scene_responses(dff, window=window, time_resolved=time_resolved, bin_width=bin_width, bins_end=bins_end)
     if center:
         responses = responses - responses.mean("scene")
     fs = flattened_scenes(scenes.sel(scene=responses["scene"].values), size, center=center)
@@ -155,7 +157,9 @@ def neural_kernels(
     kernels = kernels.rename({"cell": "kernel"}).rename("kernels")
     kernels.attrs = {
         "definition": "N = T^T FS / n_scenes; T = trial-averaged trial dF/F (%) in the window, centred over "
-        "scenes; FS = resized scenes minus the mean scene" if center else "N = T^T FS / n_scenes (raw)",
+        "scenes; FS = resized scenes minus the mean scene"
+        if center
+        else "N = T^T FS / n_scenes (raw)",
         "window_s": list(window),
         "size": list(size),
         "time_resolved": int(time_resolved),
@@ -221,8 +225,16 @@ def select_balanced_kernels(
     settings = checked_settings(settings)
     n_clusters = settings.n_clusters
     classes = kernels["cell_class"].values
-    out = pd.DataFrame({"cell_class": classes, "umap_x": np.nan, "umap_y": np.nan, "cluster": -1,
-                        "distance_to_centroid": np.nan, "selected": False})
+    out = pd.DataFrame(
+        {
+            "cell_class": classes,
+            "umap_x": np.nan,
+            "umap_y": np.nan,
+            "cluster": -1,
+            "distance_to_centroid": np.nan,
+            "selected": False,
+        }
+    )
     for cell_class in pd.unique(classes):
         rows = np.flatnonzero(classes == cell_class)
         if rows.size < 2 * n_clusters:
@@ -233,8 +245,9 @@ def select_balanced_kernels(
             )
             out.loc[rows, "selected"] = True
             continue
-        chosen = select_representative_kernels(zscore_kernels(kernels.values[rows]), settings,
-                                               random_state=random_state)
+        chosen = select_representative_kernels(
+            zscore_kernels(kernels.values[rows]), settings, random_state=random_state
+        )
         for column in chosen.columns:
             out.loc[rows, column] = chosen[column].to_numpy()
     out["cluster"] = out["cluster"].astype(int)
@@ -253,8 +266,9 @@ RESEMBLE_R, RESEMBLE_POLARITY = 0.2, 0.8
 BALANCED_RATIO = 1.25
 
 
-def rf_recovery(kernels: xr.DataArray, planted_cells: pd.DataFrame, amplitudes: np.ndarray,
-                scenes: xr.DataArray) -> pd.DataFrame:
+def rf_recovery(
+    kernels: xr.DataArray, planted_cells: pd.DataFrame, amplitudes: np.ndarray, scenes: xr.DataArray
+) -> pd.DataFrame:
     """Each kernel against its cell's planted RF and against the best kernel the scenes allow.
 
     Parameters
@@ -286,17 +300,19 @@ def rf_recovery(kernels: xr.DataArray, planted_cells: pd.DataFrame, amplitudes: 
     a = amplitudes[rows.loc[ids].to_numpy()]
     fs = flattened_scenes(scenes, size).values.reshape(scenes.sizes["scene"], -1)
     best = ((a - a.mean(axis=1, keepdims=True)) @ fs / scenes.sizes["scene"]).reshape(kernels.shape)
-    return pd.DataFrame({
-        "cell_specimen_id": ids,
-        "area": kernels["area"].values,
-        "cre": kernels["cre"].values,
-        "cell_class": kernels["cell_class"].values,
-        "responsive": planted["responsive"].to_numpy(),
-        "rf_shape": planted["rf_shape"].to_numpy(),
-        "rf_sigma": planted["rf_sigma"].to_numpy(),
-        "r_planted_rf": r_rf,
-        "r_best_kernel": planted_rf_correlation(kernels, best),
-    })
+    return pd.DataFrame(
+        {
+            "cell_specimen_id": ids,
+            "area": kernels["area"].values,
+            "cre": kernels["cre"].values,
+            "cell_class": kernels["cell_class"].values,
+            "responsive": planted["responsive"].to_numpy(),
+            "rf_shape": planted["rf_shape"].to_numpy(),
+            "rf_sigma": planted["rf_sigma"].to_numpy(),
+            "r_planted_rf": r_rf,
+            "r_best_kernel": planted_rf_correlation(kernels, best),
+        }
+    )
 
 
 def typical_recoveries(recovery: pd.DataFrame, order) -> pd.Series:
@@ -332,7 +348,9 @@ def centroid_kernels(selection: pd.DataFrame) -> pd.Series:
     for cell_class, part in clustered.groupby("cell_class", sort=True):
         for rank, cluster in enumerate(part["cluster"].value_counts().index):
             members = part[part["cluster"] == cluster]
-            picks[f"{cell_class[:3]}. {rank + 1}"] = int(selection.index.get_loc(members["distance_to_centroid"].idxmin()))
+            picks[f"{cell_class[:3]}. {rank + 1}"] = int(
+                selection.index.get_loc(members["distance_to_centroid"].idxmin())
+            )
     return pd.Series(picks, dtype=int)
 
 
@@ -356,26 +374,35 @@ def describe_rf_recovery(recovery: pd.DataFrame | None) -> str:
     polarity = float((responsive["r_planted_rf"] > 0).mean())
     unresponsive = recovery.loc[~recovery["responsive"], "r_planted_rf"]
     resemble = median_rf >= RESEMBLE_R and polarity >= RESEMBLE_POLARITY
-    text = (f"The kernels of the {report.plural(len(responsive), 'responsive cell')} "
-            f"{'resemble' if resemble else 'do not resemble'} their planted receptive fields: median r "
-            f"{report.format_number(median_rf)}, with the right polarity for {report.format_percent(polarity)}")
+    text = (
+        f"The kernels of the {report.plural(len(responsive), 'responsive cell')} "
+        f"{'resemble' if resemble else 'do not resemble'} their planted receptive fields: median r "
+        f"{report.format_number(median_rf)}, with the right polarity for {report.format_percent(polarity)}"
+    )
     if len(unresponsive):
         text += f" (unresponsive cells: median r {report.format_number(float(unresponsive.median()))})"
     text += ". "
     if median_best >= LOSSLESS_R:
-        text += (f"Against the best kernel the scenes allow, the median r is {report.format_number(median_best, 3)}: "
-                 "the data path (files, allensdk, alignment, averaging) loses nothing, and the gap to the planted "
-                 "fields is the stimulus's, not the estimator's.")
+        text += (
+            f"Against the best kernel the scenes allow, the median r is {report.format_number(median_best, 3)}: "
+            "the data path (files, allensdk, alignment, averaging) loses nothing, and the gap to the planted "
+            "fields is the stimulus's, not the estimator's."
+        )
     else:
-        text += (f"Against the best kernel the scenes allow, the median r is only {report.format_number(median_best, 3)}: "
-                 "the data path loses signal before the product.")
+        text += (
+            f"Against the best kernel the scenes allow, the median r is only {report.format_number(median_best, 3)}: "
+            "the data path loses signal before the product."
+        )
     by_area = responsive.groupby("area")["r_planted_rf"].median()
     if len(by_area) > 1:
         worst = str(by_area.idxmin())
         sigma = responsive.groupby("area")["rf_sigma"].median()
         text += f" Recovery is weakest in {worst} (median r {report.format_number(float(by_area[worst]))})"
-        text += (", the area with the smallest planted fields, which the scenes' spatial correlations blur most."
-                 if worst == str(sigma.idxmin()) else ".")
+        text += (
+            ", the area with the smallest planted fields, which the scenes' spatial correlations blur most."
+            if worst == str(sigma.idxmin())
+            else "."
+        )
     return text
 
 
@@ -418,28 +445,36 @@ def describe_selection(summary: pd.DataFrame, *, paper_per_class: int = 500) -> 
     for cell_class, row in summary.iterrows():
         kept = "all" if row["selected"] == row["kernels"] else f"{row['selected']:,} of"
         parts.append(f"{kept} {row['kernels']:,} {cell_class}")
-    text = (f"The selection keeps {report.join_words(parts)} kernels: {total:,} in all, against the paper's "
-            f"{2 * paper_per_class:,} ({paper_per_class} + {paper_per_class}).")
+    text = (
+        f"The selection keeps {report.join_words(parts)} kernels: {total:,} in all, against the paper's "
+        f"{2 * paper_per_class:,} ({paper_per_class} + {paper_per_class})."
+    )
     for cell_class, row in summary.iterrows():
         if row["selected"] >= row["asked"]:
             continue
         share = report.format_percent(row["selected"] / row["asked"])
         if row["short_clusters"] < 0:
-            text += (f" The {cell_class} class has only {row['kernels']:,} kernels, too few to cluster: all are kept, "
-                     f"{share} of the {row['asked']:,} asked.")
+            text += (
+                f" The {cell_class} class has only {row['kernels']:,} kernels, too few to cluster: all are kept, "
+                f"{share} of the {row['asked']:,} asked."
+            )
         else:
-            clusters = ("All" if row["short_clusters"] == row["clusters"] else f"{row['short_clusters']} of the")
-            text += (f" {clusters} {row['clusters']} {cell_class} clusters had fewer than {row['per_cluster']} "
-                     f"members, so that class gives {share} of the {row['asked']:,} asked.")
+            clusters = "All" if row["short_clusters"] == row["clusters"] else f"{row['short_clusters']} of the"
+            text += (
+                f" {clusters} {row['clusters']} {cell_class} clusters had fewer than {row['per_cluster']} "
+                f"members, so that class gives {share} of the {row['asked']:,} asked."
+            )
     if len(selected) == 2 and selected.min() > 0:
         ratio = float(selected.max() / selected.min())
         more, fewer = str(selected.idxmax()), str(selected.idxmin())
         if ratio <= BALANCED_RATIO:
             text += f" The two classes are balanced ({selected[more]:,} and {selected[fewer]:,}), as in the paper."
         else:
-            text += (f" The selection is not balanced: {more} kernels outnumber {fewer} ones "
-                     f"{report.format_number(ratio)} to 1, where the paper has 1 to 1, so averages over all "
-                     f"selected kernels weigh the {more} class {report.format_number(ratio)} times as much.")
+            text += (
+                f" The selection is not balanced: {more} kernels outnumber {fewer} ones "
+                f"{report.format_number(ratio)} to 1, where the paper has 1 to 1, so averages over all "
+                f"selected kernels weigh the {more} class {report.format_number(ratio)} times as much."
+            )
     elif len(selected) < 2:
         text += " Only one class is present, so no balance between classes is possible."
     return text
@@ -480,29 +515,38 @@ def describe_diversity(diversity: dict, *, strata_name: str = "class") -> str:
 
     chosen, everyone = float(diversity["selected"]), float(diversity["all"])
     place, p, span = _against_random(chosen, diversity["random"])
-    numbers = (f"mean pairwise |r| {report.format_number(chosen, 3)} among the {diversity['n_selected']:,} selected "
-               f"kernels against {report.format_number(everyone, 3)} among all {diversity['n_all']:,}")
+    numbers = (
+        f"mean pairwise |r| {report.format_number(chosen, 3)} among the {diversity['n_selected']:,} selected "
+        f"kernels against {report.format_number(everyone, 3)} among all {diversity['n_all']:,}"
+    )
     blind = f"{len(diversity['random']):,} random picks of the same size per {strata_name} (95 % of them from {span})"
     if place == "lower":
-        text = (f"The selected kernels are more diverse than the population they were picked from: {numbers}, "
-                f"lower than {blind}; {report.format_p(p)}.")
+        text = (
+            f"The selected kernels are more diverse than the population they were picked from: {numbers}, "
+            f"lower than {blind}; {report.format_p(p)}."
+        )
     elif place == "higher":
-        text = (f"The selected kernels are less diverse than the population they were picked from: {numbers}, "
-                f"higher than {blind}; {report.format_p(p)}.")
+        text = (
+            f"The selected kernels are less diverse than the population they were picked from: {numbers}, "
+            f"higher than {blind}; {report.format_p(p)}."
+        )
     else:
         text = f"The selected kernels are no more diverse than a blind pick: {numbers}, within the range of {blind}."
     within = diversity.get("random_within_clusters")
     if within is not None:
         place, p, span = _against_random(chosen, within)
-        picks = (f"Random picks of the same number from each cluster have mean |r| from {span} (95 % of "
-                 f"{len(within):,})")
+        picks = f"Random picks of the same number from each cluster have mean |r| from {span} (95 % of {len(within):,})"
         if place == "higher":
-            text += (f" {picks}: keeping the kernels nearest each centroid, the paper's rule, picks kernels close to "
-                     f"each cluster's typical one, which makes the selection more alike than its balance over "
-                     f"clusters alone would ({report.format_p(p)}).")
+            text += (
+                f" {picks}: keeping the kernels nearest each centroid, the paper's rule, picks kernels close to "
+                f"each cluster's typical one, which makes the selection more alike than its balance over "
+                f"clusters alone would ({report.format_p(p)})."
+            )
         elif place == "lower":
-            text += (f" {picks}: keeping the kernels nearest each centroid makes the selection more diverse than "
-                     f"its balance over clusters alone ({report.format_p(p)}).")
+            text += (
+                f" {picks}: keeping the kernels nearest each centroid makes the selection more diverse than "
+                f"its balance over clusters alone ({report.format_p(p)})."
+            )
         else:
             text += f" {picks}: keeping the kernels nearest each centroid changes nothing against them."
     return text
@@ -511,7 +555,9 @@ def describe_diversity(diversity: dict, *, strata_name: str = "class") -> str:
 def describe_setting(*, synthetic: bool, n_cells: int, counts: pd.Series) -> dict:
     """Why this run's numbers may differ from the paper's, per key of the paper-vs-run table."""
     population = ", ".join(f"{int(v):,} {k}" for k, v in counts.items())
-    source = f"synthetic cache of {n_cells:,} cells ({population})" if synthetic else f"{n_cells:,} cells ({population})"
+    source = (
+        f"synthetic cache of {n_cells:,} cells ({population})" if synthetic else f"{n_cells:,} cells ({population})"
+    )
     selection = f"{source}, fewer than the paper's population"
     return {
         "n_selected": selection,

@@ -84,8 +84,9 @@ def alignment_summary(
         )
         r_margin = aggregate_similarity(difference, by, variable="pearson_r", n_bootstrap=1)
         r_margin = r_margin[by + ["value"]].rename(columns={"value": "r_margin"})
-        tables[name] = real.merge(chance, on=by, how="left").merge(margin, on=by, how="left").merge(
-            r_margin, on=by, how="left")
+        tables[name] = (
+            real.merge(chance, on=by, how="left").merge(margin, on=by, how="left").merge(r_margin, on=by, how="left")
+        )
     return {
         "similarity": similarity,
         "null_similarity": null,
@@ -106,10 +107,13 @@ def _paired_difference(similarity: xr.Dataset, null: xr.Dataset) -> xr.Dataset:
         chance = null.isel(neural=np.flatnonzero(np.isin(null_index, common)))
     if not np.array_equal(real["artificial_index"].values, chance["artificial_index"].values):
         raise ValueError("The real and null similarity tables hold different artificial kernels.")
-    return real.copy(deep=False, data={
-        "one_minus_rmse": real["one_minus_rmse"].values - chance["one_minus_rmse"].values,
-        "pearson_r": real["pearson_r"].values - chance["pearson_r"].values,
-    })
+    return real.copy(
+        deep=False,
+        data={
+            "one_minus_rmse": real["one_minus_rmse"].values - chance["one_minus_rmse"].values,
+            "pearson_r": real["pearson_r"].values - chance["pearson_r"].values,
+        },
+    )
 
 
 def _model_tests(similarity, null, n_permutations, random_state) -> pd.DataFrame:
@@ -124,8 +128,11 @@ def _model_tests(similarity, null, n_permutations, random_state) -> pd.DataFrame
         row = {"model": model, "real_minus_null": vs_null["difference"], "p_real_vs_null": vs_null["p_value"]}
         if {"attention", "convolution"} <= set(types):
             versus = permutation_test(
-                per_kernel[types == "attention"], per_kernel[types == "convolution"],
-                n_permutations=n_permutations, alternative="two-sided", random_state=random_state,
+                per_kernel[types == "attention"],
+                per_kernel[types == "convolution"],
+                n_permutations=n_permutations,
+                alternative="two-sided",
+                random_state=random_state,
             )
             row.update(attention_minus_convolution=versus["difference"], p_attention_vs_convolution=versus["p_value"])
         rows.append(row)
@@ -152,7 +159,9 @@ def combine_kernel_sets(kernel_sets, size) -> xr.DataArray:
     from ..kernels.similarity import resize_kernels
 
     def per_kernel(array):
-        return {name: coord.values for name, coord in array.coords.items() if coord.dims == ("kernel",) and name != "kernel"}
+        return {
+            name: coord.values for name, coord in array.coords.items() if coord.dims == ("kernel",) and name != "kernel"
+        }
 
     columns = {}
     for array in kernel_sets:
@@ -169,7 +178,8 @@ def combine_kernel_sets(kernel_sets, size) -> xr.DataArray:
                 coords[name] = np.full(n, -1) if np.issubdtype(dtype, np.number) else np.full(n, "", dtype=object)
         parts.append(
             xr.DataArray(
-                resize_kernels(array.values, size).astype(np.float32), dims=("kernel", "y", "x"),
+                resize_kernels(array.values, size).astype(np.float32),
+                dims=("kernel", "y", "x"),
                 coords={name: ("kernel", values) for name, values in coords.items()},
             )
         )
@@ -220,27 +230,39 @@ def trained_random_margins(
     models = similarity["model"].values.astype(str)
     missing = sorted({m for pair in pairs.items() for m in pair} - set(models))
     if missing:
-        raise ValueError(f"'pairs' names model(s) {missing} that are not in the similarity table; models are "
-                         f"{sorted(set(models))}.")
+        raise ValueError(
+            f"'pairs' names model(s) {missing} that are not in the similarity table; models are {sorted(set(models))}."
+        )
     neural_by = [c for c in by if c in similarity.coords and similarity[c].dims == ("neural",)]
     artificial_by = [c for c in by if c in similarity.coords and similarity[c].dims == ("artificial",)]
     unknown = [c for c in by if c not in neural_by + artificial_by]
     if unknown:
-        raise ValueError(f"'by' has unknown column(s) {unknown}; accepted values are "
-                         f"{[c for c in similarity.coords if similarity[c].ndim == 1]}.")
+        raise ValueError(
+            f"'by' has unknown column(s) {unknown}; accepted values are "
+            f"{[c for c in similarity.coords if similarity[c].ndim == 1]}."
+        )
     score, r = similarity["one_minus_rmse"].values, similarity["pearson_r"].values
     neural = pd.DataFrame({c: similarity[c].values for c in neural_by}, index=np.arange(similarity.sizes["neural"]))
     artificial = pd.DataFrame({"model": models, **{c: similarity[c].values for c in artificial_by}})
-    neural_groups = list(neural.groupby(neural_by, sort=True).indices.items()) if neural_by else [((), neural.index.values)]
+    neural_groups = (
+        list(neural.groupby(neural_by, sort=True).indices.items()) if neural_by else [((), neural.index.values)]
+    )
     rng = np.random.default_rng(check_int(random_state, "random_state", minimum=0))
     rows = []
     for trained, random in pairs.items():
-        sides = {side: artificial[artificial["model"] == label] for side, label in (("trained", trained), ("random", random))}
+        sides = {
+            side: artificial[artificial["model"] == label] for side, label in (("trained", trained), ("random", random))
+        }
         if artificial_by:
             groups = {side: rows_.groupby(artificial_by, sort=True).indices for side, rows_ in sides.items()}
             keys = [k for k in groups["trained"] if k in groups["random"]]
-            columns = {k: (sides["trained"].index.values[groups["trained"][k]], sides["random"].index.values[groups["random"][k]])
-                       for k in keys}
+            columns = {
+                k: (
+                    sides["trained"].index.values[groups["trained"][k]],
+                    sides["random"].index.values[groups["random"][k]],
+                )
+                for k in keys
+            }
         else:
             columns = {(): (sides["trained"].index.values, sides["random"].index.values)}
         for artificial_key, (trained_cols, random_cols) in columns.items():
@@ -250,15 +272,37 @@ def trained_random_margins(
                 draws = rng.integers(0, per_neural.size, size=(n_bootstrap, per_neural.size))
                 low, high = np.quantile(per_neural[draws].mean(axis=1), [(1 - ci) / 2, (1 + ci) / 2])
                 key = dict(zip(neural_by, np.atleast_1d(neural_key) if neural_by else ()))
-                key.update(zip(artificial_by, artificial_key if isinstance(artificial_key, tuple) else (artificial_key,)))
-                rows.append({
-                    "model": trained, "twin": random, **key,
-                    "trained": float(score[block[0]].mean()), "random": float(score[block[1]].mean()),
-                    "margin": float(per_neural.mean()), "ci_low": float(low), "ci_high": float(high),
-                    "r_margin": float(r[block[0]].mean(axis=1).mean() - r[block[1]].mean(axis=1).mean()),
-                    "n_neural": int(len(neural_rows)), "n_trained": int(len(trained_cols)),
-                    "n_random": int(len(random_cols)),
-                })
-    columns = ["model", "twin", *by, "trained", "random", "margin", "ci_low", "ci_high", "r_margin", "n_neural",
-               "n_trained", "n_random"]
+                key.update(
+                    zip(artificial_by, artificial_key if isinstance(artificial_key, tuple) else (artificial_key,))
+                )
+                rows.append(
+                    {
+                        "model": trained,
+                        "twin": random,
+                        **key,
+                        "trained": float(score[block[0]].mean()),
+                        "random": float(score[block[1]].mean()),
+                        "margin": float(per_neural.mean()),
+                        "ci_low": float(low),
+                        "ci_high": float(high),
+                        "r_margin": float(r[block[0]].mean(axis=1).mean() - r[block[1]].mean(axis=1).mean()),
+                        "n_neural": int(len(neural_rows)),
+                        "n_trained": int(len(trained_cols)),
+                        "n_random": int(len(random_cols)),
+                    }
+                )
+    columns = [
+        "model",
+        "twin",
+        *by,
+        "trained",
+        "random",
+        "margin",
+        "ci_low",
+        "ci_high",
+        "r_margin",
+        "n_neural",
+        "n_trained",
+        "n_random",
+    ]
     return pd.DataFrame(rows, columns=columns)

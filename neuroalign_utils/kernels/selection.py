@@ -23,6 +23,7 @@ from .._validation import check_float, check_int
 
 logger = logging.getLogger(__name__)
 
+
 class SelectionShortfallWarning(UserWarning):
     """Fewer kernels were selected than ``n_clusters × per_cluster`` asked for (too few kernels, or short
     clusters). A caller that reports the shortfall itself (from the selection's result) may ignore it."""
@@ -303,17 +304,23 @@ def selection_diversity(
     rng = np.random.default_rng(check_int(random_state, "random_state", minimum=0))
 
     def random_means(labels):
-        groups = [(rows, int(selected[rows].sum()))
-                  for rows in (np.flatnonzero(labels == label) for label in pd.unique(labels))]
-        return np.array([
-            mean_abs_correlation(abs_r, np.concatenate([rng.choice(rows, k, replace=False) for rows, k in groups]))
-            for _ in range(n_random)
-        ])
+        groups = [
+            (rows, int(selected[rows].sum()))
+            for rows in (np.flatnonzero(labels == label) for label in pd.unique(labels))
+        ]
+        return np.array(
+            [
+                mean_abs_correlation(abs_r, np.concatenate([rng.choice(rows, k, replace=False) for rows, k in groups]))
+                for _ in range(n_random)
+            ]
+        )
 
     random = random_means(strata)
     within = None
     if clusters is not None:
-        within = random_means(pd.Series(strata).astype(str).str.cat(pd.Series(clusters).astype(str), sep="/").to_numpy())
+        within = random_means(
+            pd.Series(strata).astype(str).str.cat(pd.Series(clusters).astype(str), sep="/").to_numpy()
+        )
     return {
         "selected": mean_abs_correlation(abs_r, selected),
         "all": mean_abs_correlation(abs_r),

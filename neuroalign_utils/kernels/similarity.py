@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -179,8 +179,10 @@ def _product_device(device, dtype: str):
     if resolved.type == "mps" and dtype == "float64":
         if isinstance(device, str) and device.strip().lower() == "auto":
             return resolve_device("cpu")
-        raise ValueError(f"'device'={device!r} cannot run dtype='float64' products: Apple's MPS has no float64; "
-                         "use dtype='float32', or device='cpu' or 'auto' (which keeps float64 on the CPU).")
+        raise ValueError(
+            f"'device'={device!r} cannot run dtype='float64' products: Apple's MPS has no float64; "
+            "use dtype='float32', or device='cpu' or 'auto' (which keeps float64 on the CPU)."
+        )
     return resolved
 
 
@@ -457,9 +459,7 @@ def _kernel_coords(kernels, kept) -> dict:
         return {}
     dim = kernels.dims[0]
     return {
-        str(name): coord.values[kept]
-        for name, coord in kernels.coords.items()
-        if coord.dims == (dim,) and name != dim
+        str(name): coord.values[kept] for name, coord in kernels.coords.items() if coord.dims == (dim,) and name != dim
     }
 
 

@@ -62,8 +62,10 @@ def filter_spectrum_measures(filters) -> pd.DataFrame:
     if values.ndim == 3:
         values = values[:, None]
     if values.ndim != 4 or min(values.shape[-2:]) < 2:
-        raise ValueError(f"'filters' must have shape (n, [channels,] height, width) with height and width of at "
-                         f"least 2; shape {np.shape(filters)} was provided.")
+        raise ValueError(
+            f"'filters' must have shape (n, [channels,] height, width) with height and width of at "
+            f"least 2; shape {np.shape(filters)} was provided."
+        )
     power = (np.abs(np.fft.fft2(values)) ** 2).sum(axis=1)  # (n, height, width)
     fy, fx = np.meshgrid(np.fft.fftfreq(values.shape[-2]), np.fft.fftfreq(values.shape[-1]), indexing="ij")
     away = (fy != 0) | (fx != 0)
@@ -77,10 +79,14 @@ def filter_spectrum_measures(filters) -> pd.DataFrame:
         concentration = 1.0 - entropy / np.log(spectrum.shape[1])
         dc_share = power[:, 0, 0] / power.sum(axis=(1, 2))
     peak = np.hypot(fy[away], fx[away])[spectrum.argmax(axis=1)]
-    table = pd.DataFrame({
-        "orientation_selectivity": orientation, "spectral_concentration": concentration,
-        "dc_share": dc_share, "peak_frequency": peak,
-    })
+    table = pd.DataFrame(
+        {
+            "orientation_selectivity": orientation,
+            "spectral_concentration": concentration,
+            "dc_share": dc_share,
+            "peak_frequency": peak,
+        }
+    )
     table.loc[~has_power] = np.nan
     return table
 
@@ -160,13 +166,15 @@ def _split_label(label: str) -> tuple[str, str]:
         for name in registry.PACKAGED_MODEL_NAMES:
             if label == model_label(name, weights):
                 return name, weights
-    raise ValueError(f"{label!r} is not a packaged model's trained or random label "
-                     "(see kernels.artificial.model_label).")
+    raise ValueError(
+        f"{label!r} is not a packaged model's trained or random label (see kernels.artificial.model_label)."
+    )
 
 
 # --------------------------------------------------------------------------- trained − random
-def bootstrap_difference(a, b, *, paired: bool = False, n_bootstrap: int = 1000, ci: float = 0.95,
-                         random_state: int = 0) -> dict:
+def bootstrap_difference(
+    a, b, *, paired: bool = False, n_bootstrap: int = 1000, ci: float = 0.95, random_state: int = 0
+) -> dict:
     """Mean of ``a`` minus mean of ``b`` with a percentile bootstrap interval.
 
     Parameters
@@ -206,9 +214,19 @@ def bootstrap_difference(a, b, *, paired: bool = False, n_bootstrap: int = 1000,
         boot_b = b[rng.integers(0, b.size, size=(n_bootstrap, b.size))].mean(axis=1)
     low, high = np.quantile(boot_a - boot_b, levels)
     (a_low, a_high), (b_low, b_high) = np.quantile(boot_a, levels), np.quantile(boot_b, levels)
-    return {"a": float(a.mean()), "b": float(b.mean()), "difference": float(a.mean() - b.mean()),
-            "ci_low": float(low), "ci_high": float(high), "a_ci_low": float(a_low), "a_ci_high": float(a_high),
-            "b_ci_low": float(b_low), "b_ci_high": float(b_high), "n_a": int(a.size), "n_b": int(b.size)}
+    return {
+        "a": float(a.mean()),
+        "b": float(b.mean()),
+        "difference": float(a.mean() - b.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "a_ci_low": float(a_low),
+        "a_ci_high": float(a_high),
+        "b_ci_low": float(b_low),
+        "b_ci_high": float(b_high),
+        "n_a": int(a.size),
+        "n_b": int(b.size),
+    }
 
 
 def filter_margins(measures: pd.DataFrame, *, n_bootstrap: int = 1000, random_state: int = 0) -> pd.DataFrame:
@@ -234,17 +252,46 @@ def filter_margins(measures: pd.DataFrame, *, n_bootstrap: int = 1000, random_st
         if trained.empty or random.empty:
             continue
         for measure in MEASURES:
-            found = bootstrap_difference(trained[measure], random[measure], n_bootstrap=n_bootstrap,
-                                         random_state=random_state)
-            rows.append({"architecture": architecture, "group": group, "measure": measure,
-                         "trained": found["a"], "random": found["b"], "margin": found["difference"],
-                         "ci_low": found["ci_low"], "ci_high": found["ci_high"],
-                         "trained_ci_low": found["a_ci_low"], "trained_ci_high": found["a_ci_high"],
-                         "random_ci_low": found["b_ci_low"], "random_ci_high": found["b_ci_high"],
-                         "n_trained": found["n_a"], "n_random": found["n_b"]})
-    return pd.DataFrame(rows, columns=["architecture", "group", "measure", "trained", "random", "margin", "ci_low",
-                                       "ci_high", "trained_ci_low", "trained_ci_high", "random_ci_low",
-                                       "random_ci_high", "n_trained", "n_random"])
+            found = bootstrap_difference(
+                trained[measure], random[measure], n_bootstrap=n_bootstrap, random_state=random_state
+            )
+            rows.append(
+                {
+                    "architecture": architecture,
+                    "group": group,
+                    "measure": measure,
+                    "trained": found["a"],
+                    "random": found["b"],
+                    "margin": found["difference"],
+                    "ci_low": found["ci_low"],
+                    "ci_high": found["ci_high"],
+                    "trained_ci_low": found["a_ci_low"],
+                    "trained_ci_high": found["a_ci_high"],
+                    "random_ci_low": found["b_ci_low"],
+                    "random_ci_high": found["b_ci_high"],
+                    "n_trained": found["n_a"],
+                    "n_random": found["n_b"],
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "architecture",
+            "group",
+            "measure",
+            "trained",
+            "random",
+            "margin",
+            "ci_low",
+            "ci_high",
+            "trained_ci_low",
+            "trained_ci_high",
+            "random_ci_low",
+            "random_ci_high",
+            "n_trained",
+            "n_random",
+        ],
+    )
 
 
 def coverage_margins(coverage: pd.DataFrame, *, n_bootstrap: int = 1000, random_state: int = 0) -> pd.DataFrame:
@@ -265,17 +312,33 @@ def coverage_margins(coverage: pd.DataFrame, *, n_bootstrap: int = 1000, random_
     keys = ["layer_index", "attention_head", "image"]
     rows = []
     for trained, random in twin_pairs(coverage["model"].unique()).items():
-        pairs = coverage[coverage["model"] == trained].merge(coverage[coverage["model"] == random], on=keys,
-                                                             suffixes=("_trained", "_random"))
-        found = bootstrap_difference(pairs["coverage_trained"], pairs["coverage_random"], paired=True,
-                                     n_bootstrap=n_bootstrap, random_state=random_state)
-        rows.append({"architecture": _split_label(trained)[0], "trained": found["a"], "random": found["b"],
-                     "margin": found["difference"], "ci_low": found["ci_low"], "ci_high": found["ci_high"],
-                     "n_maps": found["n_a"]})
+        pairs = coverage[coverage["model"] == trained].merge(
+            coverage[coverage["model"] == random], on=keys, suffixes=("_trained", "_random")
+        )
+        found = bootstrap_difference(
+            pairs["coverage_trained"],
+            pairs["coverage_random"],
+            paired=True,
+            n_bootstrap=n_bootstrap,
+            random_state=random_state,
+        )
+        rows.append(
+            {
+                "architecture": _split_label(trained)[0],
+                "trained": found["a"],
+                "random": found["b"],
+                "margin": found["difference"],
+                "ci_low": found["ci_low"],
+                "ci_high": found["ci_high"],
+                "n_maps": found["n_a"],
+            }
+        )
     return pd.DataFrame(rows, columns=["architecture", "trained", "random", "margin", "ci_low", "ci_high", "n_maps"])
 
 
-def reference_measures(kernels: xr.DataArray | np.ndarray, *, n_bootstrap: int = 1000, random_state: int = 0) -> pd.DataFrame:
+def reference_measures(
+    kernels: xr.DataArray | np.ndarray, *, n_bootstrap: int = 1000, random_state: int = 0
+) -> pd.DataFrame:
     """Mean filter measures of a set of reference kernels (the neural kernels) with 95 % bootstrap intervals.
 
     Returns
@@ -289,11 +352,20 @@ def reference_measures(kernels: xr.DataArray | np.ndarray, *, n_bootstrap: int =
     for measure in MEASURES:
         sample = measured[measure].dropna().to_numpy()
         rng = np.random.default_rng(check_int(random_state, "random_state", minimum=0))
-        boot = sample[rng.integers(0, sample.size, size=(check_int(n_bootstrap, "n_bootstrap", minimum=1),
-                                                          sample.size))].mean(axis=1)
+        boot = sample[
+            rng.integers(0, sample.size, size=(check_int(n_bootstrap, "n_bootstrap", minimum=1), sample.size))
+        ].mean(axis=1)
         low, high = np.quantile(boot, [0.025, 0.975])
-        rows.append({"measure": measure, "value": float(sample.mean()), "ci_low": float(low), "ci_high": float(high),
-                     "n": int(sample.size), "size": f"{values.shape[-2]}×{values.shape[-1]}"})
+        rows.append(
+            {
+                "measure": measure,
+                "value": float(sample.mean()),
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "n": int(sample.size),
+                "size": f"{values.shape[-2]}×{values.shape[-1]}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -309,8 +381,11 @@ def direction(ci_low: float, ci_high: float) -> str:
 
 _MEASURE_WORDS = {  # (higher, lower, indistinguishable) for each measure
     "orientation_selectivity": ("more oriented", "less oriented", "neither more nor less oriented"),
-    "spectral_concentration": ("more concentrated in spatial frequency", "less concentrated in spatial frequency",
-                               "neither more nor less concentrated in spatial frequency"),
+    "spectral_concentration": (
+        "more concentrated in spatial frequency",
+        "less concentrated in spatial frequency",
+        "neither more nor less concentrated in spatial frequency",
+    ),
 }
 
 
@@ -330,20 +405,27 @@ def describe_filter_margins(margins: pd.DataFrame, *, detail: bool = True) -> st
             word = direction(row.ci_low, row.ci_high)
             up += word == "higher"
             phrase = _MEASURE_WORDS[row.measure][("higher", "lower", "same").index(word)]
-            parts.append(f"{phrase} ({MEASURES[row.measure]} {report.format_number(row.trained)} against "
-                         f"{report.format_number(row.random)}, difference {report.format_number(row.margin)}, "
-                         f"95 % interval {report.format_interval(row.ci_low, row.ci_high)})")
+            parts.append(
+                f"{phrase} ({MEASURES[row.measure]} {report.format_number(row.trained)} against "
+                f"{report.format_number(row.random)}, difference {report.format_number(row.margin)}, "
+                f"95 % interval {report.format_interval(row.ci_low, row.ci_high)})"
+            )
         structured += up == len(rows)
-        sentences.append(f"The trained {architecture}'s {group} filters are {report.join_words(parts)} than its "
-                         f"random twin's.")
+        sentences.append(
+            f"The trained {architecture}'s {group} filters are {report.join_words(parts)} than its random twin's."
+        )
     if structured == groups:
         verdict = "In every group, training made the filters both more oriented and more band-limited."
     elif structured == 0:
-        verdict = ("In no group did training make the filters both more oriented and more band-limited than their "
-                   "random twins'.")
+        verdict = (
+            "In no group did training make the filters both more oriented and more band-limited than their "
+            "random twins'."
+        )
     else:
-        verdict = (f"Training made the filters both more oriented and more band-limited in "
-                   f"{report.format_count(structured, groups)} groups.")
+        verdict = (
+            f"Training made the filters both more oriented and more band-limited in "
+            f"{report.format_count(structured, groups)} groups."
+        )
     return " ".join(sentences + [verdict]) if detail else verdict
 
 
@@ -356,12 +438,15 @@ def describe_coverage_margins(margins: pd.DataFrame) -> str:
     sentences = []
     for row in margins.itertuples():
         word = direction(row.ci_low, row.ci_high)
-        reading = {"lower": "more concentrated than its random twin's",
-                   "higher": "more uniform than its random twin's",
-                   "same": "no less uniform than its random twin's"}[word]
+        reading = {
+            "lower": "more concentrated than its random twin's",
+            "higher": "more uniform than its random twin's",
+            "same": "no less uniform than its random twin's",
+        }[word]
         sentences.append(
             f"The trained {row.architecture}'s attention maps cover {report.format_percent(row.trained, 1)} of the "
             f"grid on average against {report.format_percent(row.random, 1)} for its random twin (difference "
             f"{report.format_number(row.margin)}, 95 % interval {report.format_interval(row.ci_low, row.ci_high)}, "
-            f"{report.format_number(row.n_maps)} pairs of maps): its attention is {reading}.")
+            f"{report.format_number(row.n_maps)} pairs of maps): its attention is {reading}."
+        )
     return " ".join(sentences)

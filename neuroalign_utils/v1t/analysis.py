@@ -49,17 +49,23 @@ def attention_rollout(attentions, *, fusion: str = "max", class_token: bool = Tr
 
 
 @torch.no_grad()
-def rollout_maps(model: Encoder, images, behaviour=None, pupil_center=None, *, fusion: str = "max", batch_size: int = 64) -> xr.DataArray:
+def rollout_maps(
+    model: Encoder, images, behaviour=None, pupil_center=None, *, fusion: str = "max", batch_size: int = 64
+) -> xr.DataArray:
     """Attention-rollout maps of an encoder whose core has attention (V1T), resized to the image:
     ``(trial, y, x)``, each sums to 1."""
     if not model.core.has_attention:
-        raise ValueError(f"rollout_maps needs a core with attention (V1T); this model's core is "
-                         f"{type(model.core).__name__}.")
+        raise ValueError(
+            f"rollout_maps needs a core with attention (V1T); this model's core is {type(model.core).__name__}."
+        )
     model.eval()
     device = module_device(model)
     images = torch.as_tensor(images, device=device)
     if behaviour is not None:
-        behaviour, pupil_center = torch.as_tensor(behaviour, device=device), torch.as_tensor(pupil_center, device=device)
+        behaviour, pupil_center = (
+            torch.as_tensor(behaviour, device=device),
+            torch.as_tensor(pupil_center, device=device),
+        )
     h, w = images.shape[-2:]
     out = []
     for s in range(0, len(images), batch_size):
@@ -69,8 +75,9 @@ def rollout_maps(model: Encoder, images, behaviour=None, pupil_center=None, *, f
         grid_maps = attention_rollout(attention, fusion=fusion).reshape(-1, 1, *model.core.output_shape[1:])
         maps = F.interpolate(grid_maps, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
         out.append(maps / maps.sum((-2, -1), keepdim=True))
-    return xr.DataArray(torch.cat(out).cpu().numpy(), dims=("trial", "y", "x"), name="attention_rollout",
-                        attrs={"fusion": fusion})
+    return xr.DataArray(
+        torch.cat(out).cpu().numpy(), dims=("trial", "y", "x"), name="attention_rollout", attrs={"fusion": fusion}
+    )
 
 
 def centre_of_mass(maps: xr.DataArray) -> pd.DataFrame:
@@ -90,7 +97,9 @@ def pupil_correlation(com: pd.DataFrame, pupil_center: np.ndarray) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def centre_of_mass_shift_with_pupil(model: Encoder, images, behaviour, *, offset: float = 2.0, fusion: str = "max") -> pd.DataFrame:
+def centre_of_mass_shift_with_pupil(
+    model: Encoder, images, behaviour, *, offset: float = 2.0, fusion: str = "max"
+) -> pd.DataFrame:
     """How far the rollout's centre of mass moves when only the pupil centre moves.
 
     The same ``images`` and ``behaviour`` are passed with the pupil centre at ``+offset`` and at
@@ -148,8 +157,9 @@ def shifter_shift_px(model: Encoder, mouse: str, pupil_center) -> np.ndarray:
     return np.stack([x - zero_x, y - zero_y], axis=1)
 
 
-def pupil_sweep(model: Encoder, mouse: str, images, behaviour, *, offsets=(-2.0, -1.0, 0.0, 1.0, 2.0),
-                fusion: str = "max") -> pd.DataFrame:
+def pupil_sweep(
+    model: Encoder, mouse: str, images, behaviour, *, offsets=(-2.0, -1.0, 0.0, 1.0, 2.0), fusion: str = "max"
+) -> pd.DataFrame:
     """Rollout centre of mass and shifter move as the pupil centre alone sweeps along x, then y.
 
     The same ``images`` and ``behaviour`` are passed with the pupil centre at each of ``offsets``
@@ -186,8 +196,16 @@ def pupil_sweep(model: Encoder, mouse: str, images, behaviour, *, offsets=(-2.0,
             pupil[:, i] = float(offset)
             com = centre_of_mass(rollout_maps(model, images, behaviour, pupil, fusion=fusion)).mean()
             shift = shifter_shift_px(model, mouse, pupil[:1])[0]
-            rows.append({"axis": axis, "offset": float(offset), "com_x": float(com["x"]), "com_y": float(com["y"]),
-                         "shifter_x": float(shift[0]), "shifter_y": float(shift[1])})
+            rows.append(
+                {
+                    "axis": axis,
+                    "offset": float(offset),
+                    "com_x": float(com["x"]),
+                    "com_y": float(com["y"]),
+                    "shifter_x": float(shift[0]),
+                    "shifter_y": float(shift[1]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -200,13 +218,20 @@ def sweep_moves(sweep: pd.DataFrame, *, low: float = -2.0, high: float = 2.0) ->
         key = key if isinstance(key, tuple) else (key,)
         axis = key[-1]
         at = part.set_index("offset")
-        rows.append(dict(zip(keys, key), attention=float(at.loc[high, f"com_{axis}"] - at.loc[low, f"com_{axis}"]),
-                         shifter=float(at.loc[high, f"shifter_{axis}"] - at.loc[low, f"shifter_{axis}"])))
+        rows.append(
+            dict(
+                zip(keys, key),
+                attention=float(at.loc[high, f"com_{axis}"] - at.loc[low, f"com_{axis}"]),
+                shifter=float(at.loc[high, f"shifter_{axis}"] - at.loc[low, f"shifter_{axis}"]),
+            )
+        )
     return pd.DataFrame(rows)
 
 
 @torch.no_grad()
-def pupil_effect_through_attention(model: Encoder, mouse: str, images, behaviour, *, offset: float = 2.0, batch_size: int = 64) -> pd.DataFrame:
+def pupil_effect_through_attention(
+    model: Encoder, mouse: str, images, behaviour, *, offset: float = 2.0, batch_size: int = 64
+) -> pd.DataFrame:
     """How much of the pupil centre's effect on the predicted responses passes through attention weights.
 
     The centre-of-mass check above asks whether attention *moves* with the pupil. This asks whether
@@ -239,8 +264,10 @@ def pupil_effect_through_attention(model: Encoder, mouse: str, images, behaviour
         ``through_attention`` (the share above).
     """
     if not model.core.has_attention or not model.core.behaviour_dim:
-        raise ValueError("pupil_effect_through_attention needs an encoder whose core has attention (V1T) and "
-                         "was built with behaviour.")
+        raise ValueError(
+            "pupil_effect_through_attention needs an encoder whose core has attention (V1T) and "
+            "was built with behaviour."
+        )
     if mouse not in model.readouts:
         raise ValueError(f"'mouse' must be one of {sorted(model.readouts)}; got {mouse!r}.")
     offset = check_float(offset, "offset", minimum=0.0)
@@ -263,13 +290,20 @@ def pupil_effect_through_attention(model: Encoder, mouse: str, images, behaviour
     for axis, name in enumerate(("x", "y")):
         free, fixed = (torch.cat(changes[axis, route]).double() for route in ("free", "fixed"))
         total = float((free**2).sum())
-        rows.append({"axis": name, "pupil_effect": float(free.pow(2).mean().sqrt()),
-                     "through_attention": float(((free - fixed) ** 2).sum()) / total if total else 0.0})
+        rows.append(
+            {
+                "axis": name,
+                "pupil_effect": float(free.pow(2).mean().sqrt()),
+                "through_attention": float(((free - fixed) ** 2).sum()) / total if total else 0.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 @torch.no_grad()
-def artificial_receptive_fields(respond, image_size=(36, 64), *, n_images: int = 2000, batch_size: int = 250, seed: int = 0) -> np.ndarray:
+def artificial_receptive_fields(
+    respond, image_size=(36, 64), *, n_images: int = 2000, batch_size: int = 250, seed: int = 0
+) -> np.ndarray:
     """Response-weighted average of white-noise images: ``(n_units, h, w)``.
 
     ``respond`` maps a batch of images ``(B, 1, h, w)`` (standard normal pixels) to responses
@@ -332,8 +366,16 @@ def fit_gaussian_2d(maps: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def encoder_arfs(model: Encoder, mouse: str, behaviour, pupil_center=(0.0, 0.0), *, image_size=(36, 64),
-                 n_images: int = 2000, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+def encoder_arfs(
+    model: Encoder,
+    mouse: str,
+    behaviour,
+    pupil_center=(0.0, 0.0),
+    *,
+    image_size=(36, 64),
+    n_images: int = 2000,
+    seed: int = 0,
+) -> tuple[np.ndarray, pd.DataFrame]:
     """aRFs of every neuron of one mouse through the whole encoder, and their Gaussian fits.
 
     White noise is passed with the same ``behaviour`` (3 values, e.g. the training mean) and
@@ -363,8 +405,9 @@ def encoder_arfs(model: Encoder, mouse: str, behaviour, pupil_center=(0.0, 0.0),
     return arfs, fits
 
 
-def arf_sweep(model: Encoder, mouse: str, behaviour, *, offsets=(-2.0, 0.0, 2.0), min_r2: float = 0.3,
-              **arf_options) -> pd.DataFrame:
+def arf_sweep(
+    model: Encoder, mouse: str, behaviour, *, offsets=(-2.0, 0.0, 2.0), min_r2: float = 0.3, **arf_options
+) -> pd.DataFrame:
     """Where the whole encoder's aRFs (core, B-MLPs and shifter together) lie as the pupil centre alone
     moves along x, then y.
 
@@ -387,9 +430,16 @@ def arf_sweep(model: Encoder, mouse: str, behaviour, *, offsets=(-2.0, 0.0, 2.0)
             cache[token] = encoder_arfs(model, mouse, behaviour, pupil, **arf_options)[1]
         fits[key] = cache[token]
     kept = np.logical_and.reduce([(f["r2"] >= min_r2).to_numpy() for f in cache.values()])
-    rows = [{"axis": axis, "offset": offset, "x0": float(f["x0"].to_numpy()[kept].mean()) if kept.any() else float("nan"),
-             "y0": float(f["y0"].to_numpy()[kept].mean()) if kept.any() else float("nan"), "kept": int(kept.sum())}
-            for (axis, offset), f in fits.items()]
+    rows = [
+        {
+            "axis": axis,
+            "offset": offset,
+            "x0": float(f["x0"].to_numpy()[kept].mean()) if kept.any() else float("nan"),
+            "y0": float(f["y0"].to_numpy()[kept].mean()) if kept.any() else float("nan"),
+            "kept": int(kept.sum()),
+        }
+        for (axis, offset), f in fits.items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -402,8 +452,10 @@ def axis_sigmas(fits: pd.DataFrame) -> pd.DataFrame:
     """
     c, s = np.cos(fits["theta"]), np.sin(fits["theta"])
     sx2, sy2 = fits["sigma_x"] ** 2, fits["sigma_y"] ** 2
-    return pd.DataFrame({"sigma_horizontal": np.sqrt(sx2 * c**2 + sy2 * s**2),
-                         "sigma_vertical": np.sqrt(sx2 * s**2 + sy2 * c**2)}, index=fits.index)
+    return pd.DataFrame(
+        {"sigma_horizontal": np.sqrt(sx2 * c**2 + sy2 * s**2), "sigma_vertical": np.sqrt(sx2 * s**2 + sy2 * c**2)},
+        index=fits.index,
+    )
 
 
 def chance_position_error(fit_x, fit_y, centre_x, centre_y) -> float:
@@ -415,21 +467,29 @@ def chance_position_error(fit_x, fit_y, centre_x, centre_y) -> float:
     fx, fy = np.asarray(fit_x, float)[:, None], np.asarray(fit_y, float)[:, None]
     cx, cy = np.asarray(centre_x, float)[None], np.asarray(centre_y, float)[None]
     if fx.shape[0] != cx.shape[1] or fx.shape[0] < 2:
-        raise ValueError(f"Need at least two units and one planted centre per fit; got {fx.shape[0]} fits and {cx.shape[1]} centres.")
+        raise ValueError(
+            f"Need at least two units and one planted centre per fit; got {fx.shape[0]} fits and {cx.shape[1]} centres."
+        )
     distance = np.hypot(fx - cx, fy - cy)
     others = ~np.eye(len(distance), dtype=bool)
     return float(np.nanmedian(distance[others]))
 
 
-def _kernel_array(values: np.ndarray, *, model: str, layer: list, layer_index: list, layer_type: str, kind: str, n_parameters: list) -> xr.DataArray:
+def _kernel_array(
+    values: np.ndarray, *, model: str, layer: list, layer_index: list, layer_type: str, kind: str, n_parameters: list
+) -> xr.DataArray:
     n = len(values)
     return xr.DataArray(
         values.astype(np.float32),
         dims=("kernel", "y", "x"),
         coords=dict(
-            kernel=np.arange(n), model=("kernel", [model] * n), layer=("kernel", layer),
-            layer_index=("kernel", np.asarray(layer_index, dtype=int)), layer_type=("kernel", [layer_type] * n),
-            kind=("kernel", [kind] * n), n_parameters=("kernel", np.asarray(n_parameters, dtype=int)),
+            kernel=np.arange(n),
+            model=("kernel", [model] * n),
+            layer=("kernel", layer),
+            layer_index=("kernel", np.asarray(layer_index, dtype=int)),
+            layer_type=("kernel", [layer_type] * n),
+            kind=("kernel", [kind] * n),
+            n_parameters=("kernel", np.asarray(n_parameters, dtype=int)),
         ),
         name="kernels",
     )
@@ -440,24 +500,37 @@ def patch_embedding_kernels(core: V1TCore, *, model_name: str = "v1t") -> xr.Dat
     weight = core.tokenizer.weight.detach()[:, 0].cpu().numpy()
     n_params = sum(p.numel() for p in core.tokenizer.parameters())
     n = len(weight)
-    return _kernel_array(weight, model=model_name, layer=["patch_embedding"] * n, layer_index=[0] * n,
-                         layer_type="convolution", kind="weight", n_parameters=[n_params] * n)
+    return _kernel_array(
+        weight,
+        model=model_name,
+        layer=["patch_embedding"] * n,
+        layer_index=[0] * n,
+        layer_type="convolution",
+        kind="weight",
+        n_parameters=[n_params] * n,
+    )
 
 
 @torch.no_grad()
-def attention_map_kernels(model: Encoder, images, behaviour=None, pupil_center=None, *, model_name: str = "v1t") -> xr.DataArray:
+def attention_map_kernels(
+    model: Encoder, images, behaviour=None, pupil_center=None, *, model_name: str = "v1t"
+) -> xr.DataArray:
     """Per-block, per-head class-token attention over the patch grid, averaged over ``images``.
 
     Shared kernel format, kind ``attention_map``, one kernel per (block, head), on the patch grid.
     """
     core = model.core
     if not core.has_attention:
-        raise ValueError(f"attention_map_kernels needs a core with attention (V1T); this model's core is "
-                         f"{type(core).__name__}.")
+        raise ValueError(
+            f"attention_map_kernels needs a core with attention (V1T); this model's core is {type(core).__name__}."
+        )
     model.eval()
     device = module_device(model)
-    b = None if behaviour is None else model.core_inputs(torch.as_tensor(behaviour, device=device),
-                                                         torch.as_tensor(pupil_center, device=device))
+    b = (
+        None
+        if behaviour is None
+        else model.core_inputs(torch.as_tensor(behaviour, device=device), torch.as_tensor(pupil_center, device=device))
+    )
     _, attention = core(torch.as_tensor(images, device=device), b, return_attention=True)
     values, layers, indices, n_params = [], [], [], []
     for i, (weights, layer) in enumerate(zip(attention, core.attention_modules())):
@@ -466,8 +539,15 @@ def attention_map_kernels(model: Encoder, images, behaviour=None, pupil_center=N
         layers += [f"block{i}.attention"] * len(maps)
         indices += [i + 1] * len(maps)
         n_params += [sum(p.numel() for p in layer.parameters())] * len(maps)
-    return _kernel_array(np.concatenate(values), model=model_name, layer=layers, layer_index=indices,
-                         layer_type="attention", kind="attention_map", n_parameters=n_params)
+    return _kernel_array(
+        np.concatenate(values),
+        model=model_name,
+        layer=layers,
+        layer_index=indices,
+        layer_type="attention",
+        kind="attention_map",
+        n_parameters=n_params,
+    )
 
 
 @torch.no_grad()
@@ -475,13 +555,16 @@ def bmlp_activations(model: Encoder, behaviour, pupil_center) -> xr.DataArray:
     """Output of every block's B-MLP for each trial: ``(block, trial, unit)`` (Fig A.3 analogue)."""
     core = model.core
     if not callable(getattr(core, "behaviour_embeddings", None)) or not core.behaviour_dim:
-        raise ValueError(f"bmlp_activations needs a core with B-MLPs (V1T) built with behaviour; this model's core is "
-                         f"{type(core).__name__} with behaviour_dim={core.behaviour_dim}.")
+        raise ValueError(
+            f"bmlp_activations needs a core with B-MLPs (V1T) built with behaviour; this model's core is "
+            f"{type(core).__name__} with behaviour_dim={core.behaviour_dim}."
+        )
     device = module_device(model)
     inputs = model.core_inputs(torch.as_tensor(behaviour, device=device), torch.as_tensor(pupil_center, device=device))
     values = core.behaviour_embeddings(inputs).cpu().numpy()
-    return xr.DataArray(values, dims=("block", "trial", "unit"), coords={"block": np.arange(1, len(values) + 1)},
-                        name="bmlp_activation")
+    return xr.DataArray(
+        values, dims=("block", "trial", "unit"), coords={"block": np.arange(1, len(values) + 1)}, name="bmlp_activation"
+    )
 
 
 def performance_by_pupil(model: Encoder, mouse, *, n_groups: int = 3) -> pd.DataFrame:
@@ -501,8 +584,14 @@ def performance_by_pupil(model: Encoder, mouse, *, n_groups: int = 3) -> pd.Data
     for g in range(n_groups):
         sel = group == g
         corr = metrics.single_trial_correlation(mouse.responses[trials][sel], predictions[sel]).mean()
-        rows.append({"pupil_group": g + 1, "n_trials": int(sel.sum()), "mean_dilation": float(dilation[sel].mean()),
-                     "single_trial_correlation": float(corr)})
+        rows.append(
+            {
+                "pupil_group": g + 1,
+                "n_trials": int(sel.sum()),
+                "mean_dilation": float(dilation[sel].mean()),
+                "single_trial_correlation": float(corr),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -521,7 +610,11 @@ def readout_positions(model: Encoder, mouse) -> pd.DataFrame:
     """Readout mean positions in pixels of the core's input next to cortical coordinates (Fig A.6)."""
     mu = model.readouts[mouse.name].positions().cpu().numpy()
     readout_x, readout_y = grid_to_pixels(model.core, mu[:, 0], mu[:, 1])
-    return pd.DataFrame({
-        "cortical_x": mouse.coordinates[:, 0], "cortical_y": mouse.coordinates[:, 1],
-        "readout_x": readout_x, "readout_y": readout_y,
-    })
+    return pd.DataFrame(
+        {
+            "cortical_x": mouse.coordinates[:, 0],
+            "cortical_y": mouse.coordinates[:, 1],
+            "readout_x": readout_x,
+            "readout_y": readout_y,
+        }
+    )

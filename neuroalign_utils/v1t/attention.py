@@ -18,7 +18,6 @@ from torch import nn
 
 from .._validation import check_float
 
-
 #: Elements of one block of attention scores in :class:`DropoutAttention` (4 MiB in float32): small
 #: enough to stay in cache, where the softmax and dropout passes over it are faster.
 ATTENTION_BLOCK_ELEMENTS = 2**20
@@ -249,8 +248,9 @@ class MultiHeadAttention(nn.Module):
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if weights is None:
-            out, weights = attention(q, k, v, dropout=self.dropout if self.training else 0.0, return_weights=return_attention)
+            out, weights = attention(
+                q, k, v, dropout=self.dropout if self.training else 0.0, return_weights=return_attention
+            )
         else:  # weights given (analysis): used as they are, without dropout
             out = weights.to(v.dtype) @ v
         return self.proj(out.transpose(1, 2).reshape(b, n, -1)), weights
-

@@ -203,7 +203,11 @@ class V1TCore(Core):
         check_int(n_heads, "n_heads", minimum=1)
         self.behaviour_dim = check_int(behaviour_dim, "behaviour_dim", minimum=0)
         self.l1 = check_float(l1, "l1", minimum=0.0)
-        for name, p in [("patch_dropout", patch_dropout), ("attention_dropout", attention_dropout), ("mlp_dropout", mlp_dropout)]:
+        for name, p in [
+            ("patch_dropout", patch_dropout),
+            ("attention_dropout", attention_dropout),
+            ("mlp_dropout", mlp_dropout),
+        ]:
             check_float(p, name, minimum=0.0, maximum=1.0)
         self.tokenizer = nn.Conv2d(1, emb_dim, patch_size, stride=stride)
         n_tokens = self.grid[0] * self.grid[1]
@@ -264,11 +268,15 @@ class V1TCore(Core):
         and B-MLPs still see ``images`` and ``behaviour``. For analysis: no dropout is applied to them.
         """
         if attention_weights is not None and len(attention_weights) != len(self.blocks):
-            raise ValueError(f"'attention_weights' must hold one tensor per block ({len(self.blocks)}); got {len(attention_weights)}.")
+            raise ValueError(
+                f"'attention_weights' must hold one tensor per block ({len(self.blocks)}); got {len(attention_weights)}."
+            )
         z = self.tokens(images)
         attention = []
         for i, block in enumerate(self.blocks):
-            z, weights = block(z, behaviour, return_attention, None if attention_weights is None else attention_weights[i])
+            z, weights = block(
+                z, behaviour, return_attention, None if attention_weights is None else attention_weights[i]
+            )
             attention.append(weights)
         grid = z[:, 1:].transpose(1, 2).reshape(len(images), -1, *self.grid)
         return (grid, attention) if return_attention else grid
@@ -342,13 +350,32 @@ class CNNCore(Core):
         #: pixels of the image lost on each side before the feature grid (unpadded input convolution)
         self.margin = 0 if pad_input else (input_kernel - 1) // 2
         self.grid = tuple(n if pad_input else n - input_kernel + 1 for n in self.image_size)
-        layers = [nn.Conv2d(1 + self.behaviour_dim, channels, input_kernel, padding=input_kernel // 2 if pad_input else 0, bias=False)]
+        layers = [
+            nn.Conv2d(
+                1 + self.behaviour_dim,
+                channels,
+                input_kernel,
+                padding=input_kernel // 2 if pad_input else 0,
+                bias=False,
+            )
+        ]
         for _ in range(n_layers - 1):
             layers += [nn.BatchNorm2d(channels), nn.ELU()]
-            spatial = nn.Conv2d(channels, channels, hidden_kernel, padding=hidden_kernel // 2, bias=False,
-                                groups=channels if depth_separable else 1)
-            layers.append(nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), spatial,
-                                        nn.Conv2d(channels, channels, 1, bias=False)) if depth_separable else spatial)
+            spatial = nn.Conv2d(
+                channels,
+                channels,
+                hidden_kernel,
+                padding=hidden_kernel // 2,
+                bias=False,
+                groups=channels if depth_separable else 1,
+            )
+            layers.append(
+                nn.Sequential(
+                    nn.Conv2d(channels, channels, 1, bias=False), spatial, nn.Conv2d(channels, channels, 1, bias=False)
+                )
+                if depth_separable
+                else spatial
+            )
         self.layers = nn.Sequential(*layers, nn.BatchNorm2d(channels), nn.ELU())
         # Dense convolutions Glorot-normal, as the baseline: with PyTorch's default (uniform ±1/√fan-in)
         # the paper-sized CNN barely learns at the baseline's learning rate 0.009. Depthwise ones keep
@@ -387,13 +414,17 @@ class LinearCore(Core):
 
     behaviour_width = 3  # pupil dilation, its derivative, running speed
 
-    def __init__(self, image_size=(36, 64), *, channels: int = 16, kernel: int = 13, behaviour_dim: int = 3, l1: float = 0.0):
+    def __init__(
+        self, image_size=(36, 64), *, channels: int = 16, kernel: int = 13, behaviour_dim: int = 3, l1: float = 0.0
+    ):
         super().__init__()
         self.image_size = check_shape2d(image_size, "image_size")
         self.behaviour_dim = check_int(behaviour_dim, "behaviour_dim", minimum=0)
         self.l1 = check_float(l1, "l1", minimum=0.0)
         kernel = check_int(kernel, "kernel", minimum=1)
-        self.conv = nn.Conv2d(1 + self.behaviour_dim, check_int(channels, "channels", minimum=1), kernel, padding=kernel // 2)
+        self.conv = nn.Conv2d(
+            1 + self.behaviour_dim, check_int(channels, "channels", minimum=1), kernel, padding=kernel // 2
+        )
 
     @property
     def output_shape(self):

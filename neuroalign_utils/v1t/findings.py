@@ -9,7 +9,7 @@ formatted with :mod:`neuroalign_utils.report`.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,7 @@ PAPER_GAIN_OVER_CNN = 12.7
 
 
 def model_label(core: str, behaviour: bool | None = None) -> str:
-    """"V1T with behaviour", "the CNN", "the linear model"... for prose."""
+    """ "V1T with behaviour", "the CNN", "the linear model"... for prose."""
     names = {"v1t": "V1T", "cnn": "the CNN", "linear": "the linear model"}
     name = names.get(core, core)
     if behaviour is None:
@@ -61,7 +61,7 @@ def _capital(text: str) -> str:
 
 
 def _percent_change(value: float, *, signed: bool = True) -> str:
-    """"+12.7 %" / "−3.1 %" (one decimal) from a percentage (already × 100); without the sign when
+    """ "+12.7 %" / "−3.1 %" (one decimal) from a percentage (already × 100); without the sign when
     ``signed`` is False (for "12.7 % higher")."""
     if not report._finite(value):
         return "n/a"
@@ -78,7 +78,9 @@ def _share_percent(share: float) -> str:
 # Training chapter
 
 
-def relative_gain(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], *, n_boot: int = 2000, seed: int = 0) -> dict:
+def relative_gain(
+    a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], *, n_boot: int = 2000, seed: int = 0
+) -> dict:
     """Relative gain (percent) of model ``a`` over model ``b`` with a paired bootstrap interval.
 
     Parameters
@@ -121,7 +123,7 @@ def relative_gain(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], *, n
 
 
 def _verdict(low: float, high: float) -> str:
-    """"higher", "lower" or "indistinguishable" from an interval of a gain."""
+    """ "higher", "lower" or "indistinguishable" from an interval of a gain."""
     if low > 0:
         return "higher"
     if high < 0:
@@ -136,7 +138,9 @@ def describe_ranking(average: Mapping[tuple[str, bool], float]) -> str:
     """
     ranked = sorted(average.items(), key=lambda item: -item[1])
     (best, best_value), rest = ranked[0], ranked[1:]
-    sentence = f"{_capital(model_label(*best))} predicts best (single-trial correlation {report.format_number(best_value, 3)})"
+    sentence = (
+        f"{_capital(model_label(*best))} predicts best (single-trial correlation {report.format_number(best_value, 3)})"
+    )
     if rest:
         sentence += ", followed by " + report.join_words(
             f"{model_label(*key)} ({report.format_number(value, 3)})" for key, value in rest
@@ -152,24 +156,34 @@ def describe_v1t_vs_cnn(gain: Mapping[str, float] | None, *, paper_gain: float =
     paper = f"the paper reports {_percent_change(paper_gain)}"
     verdict = _verdict(gain["low"], gain["high"])
     if verdict == "higher":
-        return (f"V1T beats the CNN: its single-trial correlation is {_percent_change(gain['gain'], signed=False)} higher "
-                f"({interval}; {paper}).")
+        return (
+            f"V1T beats the CNN: its single-trial correlation is {_percent_change(gain['gain'], signed=False)} higher "
+            f"({interval}; {paper})."
+        )
     if verdict == "lower":
-        return (f"V1T does not beat the CNN here: its single-trial correlation is "
-                f"{_percent_change(gain['gain'], signed=False)} lower ({interval}; {paper}).")
-    return (f"V1T and the CNN are indistinguishable here: V1T's single-trial correlation differs by "
-            f"{_percent_change(gain['gain'])} ({interval}, which includes 0; {paper}).")
+        return (
+            f"V1T does not beat the CNN here: its single-trial correlation is "
+            f"{_percent_change(gain['gain'], signed=False)} lower ({interval}; {paper})."
+        )
+    return (
+        f"V1T and the CNN are indistinguishable here: V1T's single-trial correlation differs by "
+        f"{_percent_change(gain['gain'])} ({interval}, which includes 0; {paper})."
+    )
 
 
 def describe_behaviour_gain(core: str, gain: Mapping[str, float] | None) -> str:
     """What behaviour adds to one core, from :func:`relative_gain` of the core with over without behaviour."""
     name = model_label(core)
     if gain is None:
-        return (f"No {name.removeprefix('the ')} was trained without behaviour in this run, so the gain from "
-                f"behaviour is not measured (parameter `without_behaviour`).")
-    numbers = (f"single-trial correlation {report.format_number(gain['b'], 3)} without, "
-               f"{report.format_number(gain['a'], 3)} with: {_percent_change(gain['gain'])}, 95 % interval "
-               f"{report.format_interval(gain['low'], gain['high'])} %")
+        return (
+            f"No {name.removeprefix('the ')} was trained without behaviour in this run, so the gain from "
+            f"behaviour is not measured (parameter `without_behaviour`)."
+        )
+    numbers = (
+        f"single-trial correlation {report.format_number(gain['b'], 3)} without, "
+        f"{report.format_number(gain['a'], 3)} with: {_percent_change(gain['gain'])}, 95 % interval "
+        f"{report.format_interval(gain['low'], gain['high'])} %"
+    )
     verdict = _verdict(gain["low"], gain["high"])
     if verdict == "higher":
         return f"Behaviour helps {name} ({numbers})."
@@ -181,8 +195,10 @@ def describe_behaviour_gain(core: str, gain: Mapping[str, float] | None) -> str:
 def describe_ceiling(fractions: Mapping[tuple[str, bool], float] | None, ceiling: float | None) -> str:
     """How close the models come to the planted single-trial noise ceiling (synthetic mice only)."""
     if not fractions or ceiling is None or not report._finite(ceiling):
-        return ("The noise ceiling of recorded mice is not known, so no model's share of the explainable "
-                "correlation is stated.")
+        return (
+            "The noise ceiling of recorded mice is not known, so no model's share of the explainable "
+            "correlation is stated."
+        )
     ranked = sorted(fractions.items(), key=lambda item: -item[1])
     (best, top), (worst, bottom) = ranked[0], ranked[-1]
     if top >= CLOSE_TO_CEILING:
@@ -191,8 +207,10 @@ def describe_ceiling(fractions: Mapping[tuple[str, bool], float] | None, ceiling
         reach = "well below it: a better model has room to explain more"
     else:
         reach = "less than half: most of the explainable correlation is missed"
-    sentence = (f"The planted single-trial ceiling is {report.format_number(ceiling, 3)}; the best model, "
-                f"{model_label(*best)}, reaches {report.format_percent(top)} of it, {reach}")
+    sentence = (
+        f"The planted single-trial ceiling is {report.format_number(ceiling, 3)}; the best model, "
+        f"{model_label(*best)}, reaches {report.format_percent(top)} of it, {reach}"
+    )
     if len(ranked) > 1:
         sentence += f"; {model_label(*worst)} reaches {report.format_percent(bottom)}"
     return sentence + "."
@@ -209,10 +227,14 @@ def describe_precision(precisions: Mapping[str, str], device: str | None = None)
     for low in sorted(mixed):
         cores = [names.get(c, c) for c, p in precisions.items() if p == low]
         scaling = ", with loss scaling" if low == "float16" else ""
-        sentences.append(f"{report.join_words(cores)} in {low} mixed precision (matrix products in {low}{scaling}; "
-                         "weights, loss, readout and evaluation in float32)")
+        sentences.append(
+            f"{report.join_words(cores)} in {low} mixed precision (matrix products in {low}{scaling}; "
+            "weights, loss, readout and evaluation in float32)"
+        )
     rest = [names.get(c, c) for c, p in precisions.items() if p == "float32"]
-    sentence = "This run trained " + " and ".join(sentences) + (f" and {report.join_words(rest)} in float32" if rest else "")
+    sentence = (
+        "This run trained " + " and ".join(sentences) + (f" and {report.join_words(rest)} in float32" if rest else "")
+    )
     return sentence + (f", on {device}." if device else ".")
 
 
@@ -226,15 +248,20 @@ def training_conditions(params: Mapping, *, synthetic: bool, short: bool = False
     n_mice = len([m for m in str(params["mice"]).split(",") if m.strip()])
     data, model = [], []
     if synthetic:
-        data.append("synthetic mice" if short else
-                    f"synthetic mice ({n_mice} × {params['n_neurons']} neurons, {params['n_trials']} trials)")
+        data.append(
+            "synthetic mice"
+            if short
+            else f"synthetic mice ({n_mice} × {params['n_neurons']} neurons, {params['n_trials']} trials)"
+        )
     elif n_mice < paper["n_mice"]:
         data.append(f"{n_mice} of the paper's {paper['n_mice']} mice")
     if int(params["stride"]) != paper["stride"]:
         model.append(f"stride {params['stride']}" + ("" if short else f" (paper {paper['stride']})"))
     if int(params["n_blocks"]) < paper["n_blocks"] or int(params["emb_dim"]) < paper["emb_dim"]:
-        model.append(f"{params['n_blocks']} blocks × {params['emb_dim']}"
-                     + ("" if short else f" (paper {paper['n_blocks']} × {paper['emb_dim']})"))
+        model.append(
+            f"{params['n_blocks']} blocks × {params['emb_dim']}"
+            + ("" if short else f" (paper {paper['n_blocks']} × {paper['emb_dim']})")
+        )
     if int(params["max_epochs"]) < paper["max_epochs"]:
         model.append(f"≤ {params['max_epochs']} epochs" + ("" if short else f" (paper ≤ {paper['max_epochs']})"))
     if not data and not model:
@@ -244,14 +271,19 @@ def training_conditions(params: Mapping, *, synthetic: bool, short: bool = False
     return ", ".join(data + model)
 
 
-def describe_paper_agreement(v1t_vs_cnn: Mapping | None, behaviour: Mapping | None, cnn_vs_linear: Mapping | None,
-                             *, synthetic: bool) -> str:
+def describe_paper_agreement(
+    v1t_vs_cnn: Mapping | None, behaviour: Mapping | None, cnn_vs_linear: Mapping | None, *, synthetic: bool
+) -> str:
     """The reading of the training chapter's paper-vs-run table: which of the paper's orderings hold.
 
     Each argument is a :func:`relative_gain` (or None where this run did not train both models):
     V1T over the CNN, V1T with over without behaviour, the CNN over the linear model.
     """
-    claims = [("V1T beats the CNN", v1t_vs_cnn), ("behaviour helps V1T", behaviour), ("the CNN beats the linear model", cnn_vs_linear)]
+    claims = [
+        ("V1T beats the CNN", v1t_vs_cnn),
+        ("behaviour helps V1T", behaviour),
+        ("the CNN beats the linear model", cnn_vs_linear),
+    ]
     held = [text for text, gain in claims if gain is not None and _verdict(gain["low"], gain["high"]) == "higher"]
     failed = [text for text, gain in claims if gain is not None and _verdict(gain["low"], gain["high"]) != "higher"]
     tested = len(held) + len(failed)
@@ -266,11 +298,15 @@ def describe_paper_agreement(v1t_vs_cnn: Mapping | None, behaviour: Mapping | No
     elif not held:
         sentence = f"None of the paper's {tested} orderings that this run can test holds clearly: not {report.join_words(failed)}."
     else:
-        sentence = (f"Of the paper's {tested} orderings that this run can test, {report.join_words(held)} holds"
-                    f"{'' if len(held) == 1 else ' (each)'}, but not {report.join_words(failed)}.")
+        sentence = (
+            f"Of the paper's {tested} orderings that this run can test, {report.join_words(held)} holds"
+            f"{'' if len(held) == 1 else ' (each)'}, but not {report.join_words(failed)}."
+        )
     if synthetic:
-        sentence += (" The absolute correlations are not comparable with the paper's: on synthetic mice their "
-                     "level is set by the planted noise, so the orderings and relative gains are what carries over.")
+        sentence += (
+            " The absolute correlations are not comparable with the paper's: on synthetic mice their "
+            "level is set by the planted noise, so the orderings and relative gains are what carries over."
+        )
     return sentence
 
 
@@ -281,8 +317,10 @@ def describe_paper_agreement(v1t_vs_cnn: Mapping | None, behaviour: Mapping | No
 def describe_source(run_description: str, models: list[str], mice: list[str]) -> str:
     """Which training run, models and mice the analysis chapter reads."""
     names = [model_label(*split_model_key(m)) for m in models]
-    return (f"This chapter analyses {run_description}: {report.join_words(names)}, on "
-            f"{report.plural(len(mice), 'mouse', 'mice')} ({report.join_words(mice)}).")
+    return (
+        f"This chapter analyses {run_description}: {report.join_words(names)}, on "
+        f"{report.plural(len(mice), 'mouse', 'mice')} ({report.join_words(mice)})."
+    )
 
 
 def split_model_key(key: str) -> tuple[str, bool]:
@@ -304,22 +342,31 @@ def describe_com_pupil_correlation(table: pd.DataFrame) -> str:
     r = table.groupby("axis")["r"].mean()
     significant = int((table["p"] < ALPHA).sum())
     n = len(table)
-    p_range = (report.format_p(table["p"].iloc[0]) if n == 1 else
-               f"p from {report.format_p(table['p'].min()).removeprefix('p = ')} to "
-               f"{report.format_p(table['p'].max()).removeprefix('p = ').removeprefix('p ')}")
+    p_range = (
+        report.format_p(table["p"].iloc[0])
+        if n == 1
+        else f"p from {report.format_p(table['p'].min()).removeprefix('p = ')} to "
+        f"{report.format_p(table['p'].max()).removeprefix('p = ').removeprefix('p ')}"
+    )
     mice = table["mouse"].nunique()
-    sentence = (f"Across test trials the centre of mass correlates with the pupil centre at r = "
-                f"{format_r(r.get('x'))} (x) and {format_r(r.get('y'))} (y)"
-                f"{'' if mice == 1 else f', averaged over {mice} mice'}; ")
+    sentence = (
+        f"Across test trials the centre of mass correlates with the pupil centre at r = "
+        f"{format_r(r.get('x'))} (x) and {format_r(r.get('y'))} (y)"
+        f"{'' if mice == 1 else f', averaged over {mice} mice'}; "
+    )
     if significant == 0:
-        return sentence + (f"no {'axis' if mice == 1 else 'mouse and axis'} reaches p < {ALPHA:g} ({p_range}), "
-                           "although these p-values, which treat trials as independent, if anything overstate "
-                           "the evidence.")
-    return sentence + (f"{report.format_count(significant, n)} {'axes' if mice == 1 else 'mouse-axis pairs'} reach "
-                       f"p < {ALPHA:g} ({p_range}). These p-values treat trials as independent, but test images "
-                       "repeat while the pupil wanders slowly, so an image shown at a shifted mean pupil position "
-                       "correlates the two by chance: a small p here is weaker evidence than it looks, and the "
-                       "fixed-image test below is the cleaner measure.")
+        return sentence + (
+            f"no {'axis' if mice == 1 else 'mouse and axis'} reaches p < {ALPHA:g} ({p_range}), "
+            "although these p-values, which treat trials as independent, if anything overstate "
+            "the evidence."
+        )
+    return sentence + (
+        f"{report.format_count(significant, n)} {'axes' if mice == 1 else 'mouse-axis pairs'} reach "
+        f"p < {ALPHA:g} ({p_range}). These p-values treat trials as independent, but test images "
+        "repeat while the pupil wanders slowly, so an image shown at a shifted mean pupil position "
+        "correlates the two by chance: a small p here is weaker evidence than it looks, and the "
+        "fixed-image test below is the cleaner measure."
+    )
 
 
 def _share_of(move: float, reference: float) -> float:
@@ -327,7 +374,7 @@ def _share_of(move: float, reference: float) -> float:
 
 
 def _per_axis(values: Mapping[str, float], axes, digits: int = 2, unit: str = " px") -> str:
-    """"2.1 px (x) and 2.4 px (y)"."""
+    """ "2.1 px (x) and 2.4 px (y)"."""
     return report.join_words(f"{report.format_number(values[a], digits)}{unit} ({a})" for a in axes)
 
 
@@ -336,22 +383,32 @@ def _signed_percent(share: float) -> str:
 
 
 def _direction(subject: str, shares: Mapping[str, float], what: str) -> str:
-    """"the shifter moves with the planted shift along both axes (x: 35 %, y: 40 %)", or per axis
+    """ "the shifter moves with the planted shift along both axes (x: 35 %, y: 40 %)", or per axis
     "… moves against it along x (−51 %) and with it along y (60 %)"; thresholds :data:`FOLLOW_SHARE`."""
-    words = {a: "with" if v >= FOLLOW_SHARE else "against" if v <= -FOLLOW_SHARE else "barely" for a, v in shares.items()}
+    words = {
+        a: "with" if v >= FOLLOW_SHARE else "against" if v <= -FOLLOW_SHARE else "barely" for a, v in shares.items()
+    }
     listed = ", ".join(f"{a}: {_signed_percent(v)}" for a, v in shares.items())
     if len(set(words.values())) == 1:
         word = next(iter(words.values()))
         if word == "barely":
             return f"{subject} barely moves along either axis ({listed} of {what})"
         return f"{subject} moves {word} {what} along both axes ({listed} of it)"
-    pieces = [("barely" if w == "barely" else f"{w} it") + f" along {a} ({_signed_percent(shares[a])})" for a, w in words.items()]
+    pieces = [
+        ("barely" if w == "barely" else f"{w} it") + f" along {a} ({_signed_percent(shares[a])})"
+        for a, w in words.items()
+    ]
     return f"{subject} moves {report.join_words(pieces)}, in shares of {what}"
 
 
-def describe_attention_and_pupil(attention_px: Mapping[str, float], shifter_px: Mapping[str, float],
-                                 planted_px: float | None, model_px: Mapping[str, float] | None = None,
-                                 *, part: str = "all") -> str:
+def describe_attention_and_pupil(
+    attention_px: Mapping[str, float],
+    shifter_px: Mapping[str, float],
+    planted_px: float | None,
+    model_px: Mapping[str, float] | None = None,
+    *,
+    part: str = "all",
+) -> str:
     """Where the pupil's shift goes, from fixed-image moves (pupil −2 → +2 SD) along x and y, in pixels.
 
     Parameters
@@ -396,13 +453,17 @@ def describe_attention_and_pupil(attention_px: Mapping[str, float], shifter_px: 
     if len(follows) == len(axes):
         verdict = f"attention follows the pupil, by {report.join_words(report.format_percent(share[a]) + f' ({a})' for a in axes)} of {what}"
     elif follows:
-        verdict = (f"attention follows the pupil along {report.join_words(follows)} only "
-                   f"({report.join_words(report.format_percent(share[a]) for a in follows)} of {what})")
+        verdict = (
+            f"attention follows the pupil along {report.join_words(follows)} only "
+            f"({report.join_words(report.format_percent(share[a]) for a in follows)} of {what})"
+        )
     elif all(abs(share[a]) < STILL_SHARE for a in axes):
         verdict = f"attention does not move with the pupil (less than {report.format_percent(STILL_SHARE)} of {what})"
     else:
-        verdict = (f"attention moves only a little with the pupil (at most "
-                   f"{report.format_percent(max(abs(v) for v in share.values()))} of {what})")
+        verdict = (
+            f"attention moves only a little with the pupil (at most "
+            f"{report.format_percent(max(abs(v) for v in share.values()))} of {what})"
+        )
     parts = [verdict]
     if planted_px is not None and model_px is not None:
         parts.append(_direction("the model as a whole", {a: _share_of(model_px[a], planted_px) for a in axes}, what))
@@ -417,14 +478,20 @@ def describe_share_through_attention(share: Mapping[str, float]) -> str:
     top = max(share.values())
     shares = ", ".join(f"{a}: {_share_percent(v)}" for a, v in share.items())
     if top < LITTLE_SHARE:
-        return (f"Little of the pupil's effect on the predicted responses passes through the attention weights "
-                f"({shares}): the V1T uses the pupil through what its tokens carry (values, MLPs, B-MLPs) and the "
-                f"shifter, not through where it attends.")
+        return (
+            f"Little of the pupil's effect on the predicted responses passes through the attention weights "
+            f"({shares}): the V1T uses the pupil through what its tokens carry (values, MLPs, B-MLPs) and the "
+            f"shifter, not through where it attends."
+        )
     if top < MOST_SHARE:
-        return (f"Part of the pupil's effect on the predicted responses passes through the attention weights "
-                f"({shares}); the rest goes through the values, MLPs, B-MLPs and the shifter.")
-    return (f"Most of the pupil's effect on the predicted responses passes through the attention weights "
-            f"({shares}): the V1T uses where it attends to read the pupil.")
+        return (
+            f"Part of the pupil's effect on the predicted responses passes through the attention weights "
+            f"({shares}); the rest goes through the values, MLPs, B-MLPs and the shifter."
+        )
+    return (
+        f"Most of the pupil's effect on the predicted responses passes through the attention weights "
+        f"({shares}): the V1T uses where it attends to read the pupil."
+    )
 
 
 def describe_arf_positions(errors_px: Mapping[str, float], chance_px: Mapping[str, float]) -> str:
@@ -436,11 +503,19 @@ def describe_arf_positions(errors_px: Mapping[str, float], chance_px: Mapping[st
         (found if error < 0.5 * chance else missed).append({"CNN": "the CNN"}.get(label, label))
     sentence = "Median distance of a kept fit from its unit's planted RF centre: " + report.join_words(parts) + "; "
     if not missed:
-        return sentence + f"the aRFs of {report.join_words(found)} find the planted RFs (less than half the chance distance)."
+        return (
+            sentence
+            + f"the aRFs of {report.join_words(found)} find the planted RFs (less than half the chance distance)."
+        )
     if not found:
-        return sentence + f"the aRFs of {report.join_words(missed)} do not find the planted RFs (not below half the chance distance)."
-    return sentence + (f"the aRFs of {report.join_words(found)} find the planted RFs, those of {report.join_words(missed)} "
-                       "do not (threshold: half the chance distance).")
+        return (
+            sentence
+            + f"the aRFs of {report.join_words(missed)} do not find the planted RFs (not below half the chance distance)."
+        )
+    return sentence + (
+        f"the aRFs of {report.join_words(found)} find the planted RFs, those of {report.join_words(missed)} "
+        "do not (threshold: half the chance distance)."
+    )
 
 
 def describe_arf_sizes(sigmas: Mapping[str, tuple[float, float]]) -> str:
@@ -463,7 +538,7 @@ def describe_arf_sizes(sigmas: Mapping[str, tuple[float, float]]) -> str:
 
 
 def bmlp_trend(spread: Mapping[int, float]) -> str:
-    """"rises", "falls" or "stays" for the B-MLP spread from the first to the last block."""
+    """ "rises", "falls" or "stays" for the B-MLP spread from the first to the last block."""
     blocks = sorted(spread)
     ratio = spread[blocks[-1]] / spread[blocks[0]] if spread[blocks[0]] else float("inf")
     if ratio > 1 + RATIO_TOLERANCE:
@@ -478,8 +553,11 @@ def describe_bmlp_spread(spread: Mapping[int, float]) -> str:
     blocks = sorted(spread)
     trend = bmlp_trend(spread)
     values = report.join_words(f"{report.format_number(spread[b], 2)} (block {b})" for b in blocks)
-    words = {"rises": "rises with depth, as in the paper", "falls": "falls with depth, unlike the paper, where it rises",
-             "stays": "stays about the same across blocks, unlike the paper, where it rises"}[trend]
+    words = {
+        "rises": "rises with depth, as in the paper",
+        "falls": "falls with depth, unlike the paper, where it rises",
+        "stays": "stays about the same across blocks, unlike the paper, where it rises",
+    }[trend]
     return f"The spread of the B-MLP outputs over trials {words}: {values}."
 
 
@@ -490,8 +568,10 @@ def describe_pupil_dilation(by_pupil: pd.DataFrame, model: str = "v1t_with_behav
     small, large = float(means.iloc[0]), float(means.iloc[-1])
     change = 100 * (large / small - 1)
     name = model_label(*split_model_key(model))
-    numbers = (f"{report.format_number(large, 3)} on the third of test trials with the largest pupil, "
-               f"{report.format_number(small, 3)} on the smallest: {_percent_change(change)}; the paper reports +17.5 %")
+    numbers = (
+        f"{report.format_number(large, 3)} on the third of test trials with the largest pupil, "
+        f"{report.format_number(small, 3)} on the smallest: {_percent_change(change)}; the paper reports +17.5 %"
+    )
     if change > 100 * RATIO_TOLERANCE:
         return f"{_capital(name)} predicts large-pupil trials better ({numbers})."
     if change < -100 * RATIO_TOLERANCE:
@@ -513,21 +593,32 @@ def describe_retinotopy(r_x: float, r_y: float) -> str:
 def analysis_conditions(params: Mapping, *, synthetic: bool, n_noise_images: int) -> Mapping[str, str]:
     """Why the analysis chapter's numbers may differ from the paper's, per paper-table key."""
     paper = PAPER_SETTINGS
-    small = (int(params["stride"]) != paper["stride"] or int(params["n_blocks"]) < paper["n_blocks"]
-             or int(params["emb_dim"]) < paper["emb_dim"] or int(params["max_epochs"]) < paper["max_epochs"])
-    model = ", ".join(([("synthetic mice")] if synthetic else []) + (["a small, briefly trained V1T"] if small else [])) \
+    small = (
+        int(params["stride"]) != paper["stride"]
+        or int(params["n_blocks"]) < paper["n_blocks"]
+        or int(params["emb_dim"]) < paper["emb_dim"]
+        or int(params["max_epochs"]) < paper["max_epochs"]
+    )
+    model = (
+        ", ".join(([("synthetic mice")] if synthetic else []) + (["a small, briefly trained V1T"] if small else []))
         or "the paper's data and settings"
+    )
     arf = f"{model}; models with behaviour, {n_noise_images:,} noise images (paper: without, 500,000)"
     com = model + ("; the planted pupil shift needs no attention (the shifter can carry it)" if synthetic else "")
     return {
-        "com_pupil_r_x": com, "com_pupil_r_y": com,
-        "arf_sigma_x_transformer": arf, "arf_sigma_y_transformer": arf, "arf_sigma_x_cnn": arf, "arf_sigma_y_cnn": arf,
+        "com_pupil_r_x": com,
+        "com_pupil_r_y": com,
+        "arf_sigma_x_transformer": arf,
+        "arf_sigma_y_transformer": arf,
+        "arf_sigma_x_cnn": arf,
+        "arf_sigma_y_cnn": arf,
         "bmlp_spread_by_block": model,
     }
 
 
-def describe_analysis_vs_paper(com_abs_r: Mapping[str, float], com_p: float,
-                               sigmas: Mapping[str, tuple[float, float]], bmlp: str) -> str:
+def describe_analysis_vs_paper(
+    com_abs_r: Mapping[str, float], com_p: float, sigmas: Mapping[str, tuple[float, float]], bmlp: str
+) -> str:
     """The reading of the analysis chapter's paper-vs-run table."""
     agree, differ = [], []
     strong = min(com_abs_r.values()) >= 0.3 and com_p < ALPHA

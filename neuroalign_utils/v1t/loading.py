@@ -65,7 +65,6 @@ def mouse_folder_name(mouse: str) -> str:
     return f"static{MOUSE_IDS[mouse]}-{FOLDER_SUFFIX}"
 
 
-
 def block_average(images: np.ndarray, shape=PLANTED_SHAPE) -> np.ndarray:
     """Area-average ``(..., H, W)`` images to ``shape`` (what the planted units and V1T see)."""
     x = torch.as_tensor(np.asarray(images, dtype=np.float32))
@@ -215,7 +214,9 @@ def load_sensorium(root: str | os.PathLike, mice=None, *, image_size=PLANTED_SHA
     if mice is None:
         names = available
     else:
-        names = [mouse_folder_name(m) if m in MOUSE_IDS else m for m in check_subset(mice, "mice", [*MOUSE_IDS, *available])]
+        names = [
+            mouse_folder_name(m) if m in MOUSE_IDS else m for m in check_subset(mice, "mice", [*MOUSE_IDS, *available])
+        ]
     if not names:
         raise FileNotFoundError(f"No 'static*' mouse folders under {root}.")
     return {name: load_mouse(root / name, image_size=image_size) for name in names}

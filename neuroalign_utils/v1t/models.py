@@ -20,7 +20,9 @@ from .readouts import GaussianReadout, Shifter
 class Encoder(nn.Module):
     """Core → feature grid → per-mouse Gaussian readout (+ shifter) → ELU + 1."""
 
-    def __init__(self, core: Core, readouts: dict[str, GaussianReadout], shifters: dict[str, Shifter] | None, config: dict):
+    def __init__(
+        self, core: Core, readouts: dict[str, GaussianReadout], shifters: dict[str, Shifter] | None, config: dict
+    ):
         super().__init__()
         self.core = core
         self.readouts = nn.ModuleDict(readouts)
@@ -51,8 +53,10 @@ class Encoder(nn.Module):
         elif self.core.has_attention:
             grid = self.core(images, inputs, attention_weights=attention_weights)
         else:
-            raise ValueError(f"'attention_weights' needs a core with attention; this encoder's core "
-                             f"({self.config['core']!r}) has none.")
+            raise ValueError(
+                f"'attention_weights' needs a core with attention; this encoder's core "
+                f"({self.config['core']!r}) has none."
+            )
         shift = self.shifters[mouse](pupil_center) if mouse in self.shifters else None
         return F.elu(self.readouts[mouse](grid, shift)) + 1
 

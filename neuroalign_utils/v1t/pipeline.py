@@ -25,11 +25,19 @@ from .models import build_encoder
 logger = logging.getLogger(__name__)
 
 
-def model_config(core: str, use_behaviour: bool, data: dict, core_options: dict | None = None, image_size=(36, 64)) -> dict:
+def model_config(
+    core: str, use_behaviour: bool, data: dict, core_options: dict | None = None, image_size=(36, 64)
+) -> dict:
     """Plain config of an encoder for the mice in ``data`` (see :func:`models.build_encoder`)."""
     check_subset(core, "core", list(CORES))
-    return dict(core=core, core_options=dict(core_options or {}), readout_options={}, use_behaviour=bool(use_behaviour),
-                image_size=tuple(image_size), mice={k: m.n_neurons for k, m in data.items()})
+    return dict(
+        core=core,
+        core_options=dict(core_options or {}),
+        readout_options={},
+        use_behaviour=bool(use_behaviour),
+        image_size=tuple(image_size),
+        mice={k: m.n_neurons for k, m in data.items()},
+    )
 
 
 def load_data(data_folder: str, mice: str, *, n_neurons: int, n_trials: int, seed: int) -> dict:
@@ -55,15 +63,22 @@ def load_run(run_dir: str | os.PathLike, *, device="cpu") -> tuple[dict, dict, d
     model_files = sorted((run_dir / "models").glob("*.pt"))
     if not model_files:
         raise FileNotFoundError(f"No trained models under {run_dir / 'models'}; run the 'v1t_training' chapter first.")
-    data = load_data(params["data_folder"], params["mice"], n_neurons=params["n_neurons"],
-                     n_trials=params["n_trials"], seed=params["seed"])
+    data = load_data(
+        params["data_folder"],
+        params["mice"],
+        n_neurons=params["n_neurons"],
+        n_trials=params["n_trials"],
+        seed=params["seed"],
+    )
     return params, data, {p.stem: training.load_model(p, device=device) for p in model_files}
 
 
 def planted_expected_responses(data: dict) -> dict | None:
     """Noise-free expected responses in the loader's standardised units, or None for real data."""
     try:
-        return {k: loading.load_planted_truth(m.folder)["expected_responses"] / m.response_scale for k, m in data.items()}
+        return {
+            k: loading.load_planted_truth(m.folder)["expected_responses"] / m.response_scale for k, m in data.items()
+        }
     except FileNotFoundError:
         return None
 
@@ -101,9 +116,12 @@ def run_experiment(
     for core, use_behaviour in runs:
         tag = f"{core}_{'with' if use_behaviour else 'without'}_behaviour"
         torch.manual_seed(seed)  # weight initialisation; training itself is seeded inside train()
-        model = build_encoder(model_config(core, use_behaviour, data, core_options.get(core)),
-                            {k: m.coordinates for k, m in data.items()})
-        history = training.train(model, data, seed=seed, checkpoint_dir=results_dir / "checkpoints" / tag, **train_options)
+        model = build_encoder(
+            model_config(core, use_behaviour, data, core_options.get(core)), {k: m.coordinates for k, m in data.items()}
+        )
+        history = training.train(
+            model, data, seed=seed, checkpoint_dir=results_dir / "checkpoints" / tag, **train_options
+        )
         training.save_model(model, results_dir / "models" / f"{tag}.pt")
         table = training.evaluate(model, data, expected=expected)
         n_params = sum(p.numel() for p in model.core.parameters())
@@ -112,10 +130,23 @@ def run_experiment(
         for name, mouse in data.items():
             trials = mouse.tier("test")
             corr = metrics.single_trial_correlation(mouse.responses[trials], training.predict(model, mouse, trials))
-            neurons.append(pd.DataFrame({"core": core, "behaviour": use_behaviour, "mouse": name,
-                                         "neuron": np.arange(len(corr)), "single_trial_correlation": corr}))
+            neurons.append(
+                pd.DataFrame(
+                    {
+                        "core": core,
+                        "behaviour": use_behaviour,
+                        "mouse": name,
+                        "neuron": np.arange(len(corr)),
+                        "single_trial_correlation": corr,
+                    }
+                )
+            )
         logger.info("%s: test single-trial correlation %.3f", tag, table["single_trial_correlation"].mean())
-    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), pd.concat(neurons, ignore_index=True)
+    return (
+        pd.concat(tables, ignore_index=True),
+        pd.concat(histories, ignore_index=True),
+        pd.concat(neurons, ignore_index=True),
+    )
 
 
 def results_table(results: pd.DataFrame, metric: str = "single_trial_correlation") -> pd.DataFrame:
@@ -126,7 +157,9 @@ def results_table(results: pd.DataFrame, metric: str = "single_trial_correlation
     wide.columns = [f"mouse {loading.mouse_label(c)}" for c in wide.columns]
     wide["average"] = wide.mean(axis=1)
     cnn = {b: wide.loc[("cnn", b), "average"] for b in wide.index.get_level_values(1) if ("cnn", b) in wide.index}
-    wide["Δ% vs CNN"] = [100 * (v / cnn[b] - 1) if b in cnn else np.nan for (c, b), v in zip(wide.index, wide["average"])]
+    wide["Δ% vs CNN"] = [
+        100 * (v / cnn[b] - 1) if b in cnn else np.nan for (c, b), v in zip(wide.index, wide["average"])
+    ]
     return wide
 
 
@@ -141,6 +174,6 @@ def model_order(keys) -> list[tuple[str, bool]]:
 
 
 def short_label(core: str, behaviour: bool) -> str:
-    """"V1T + behaviour", "CNN − behaviour", "linear + behaviour" (figure labels)."""
+    """ "V1T + behaviour", "CNN − behaviour", "linear + behaviour" (figure labels)."""
     name = {"v1t": "V1T", "cnn": "CNN"}.get(core, core)
     return f"{name} {'+' if behaviour else '−'} behaviour"

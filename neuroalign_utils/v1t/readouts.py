@@ -96,7 +96,9 @@ class GaussianReadout(nn.Module):
     :class:`Shifter`) is added after the clamp.
     """
 
-    def __init__(self, in_shape, coordinates, *, position_hidden: int = 30, init_sigma: float = 0.1, l1: float = 0.0076):
+    def __init__(
+        self, in_shape, coordinates, *, position_hidden: int = 30, init_sigma: float = 0.1, l1: float = 0.0076
+    ):
         super().__init__()
         channels = check_int(in_shape[0], "in_shape[0]", minimum=1)
         self.in_shape = tuple(int(v) for v in in_shape)
@@ -146,7 +148,9 @@ class Shifter(nn.Module):
 
     def __init__(self, hidden: int = 5):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 2), nn.Tanh())
+        self.net = nn.Sequential(
+            nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 2), nn.Tanh()
+        )
 
     def forward(self, pupil_center: torch.Tensor) -> torch.Tensor:
         return self.net(pupil_center)

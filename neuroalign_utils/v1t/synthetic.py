@@ -106,12 +106,24 @@ def write_synthetic_sensorium(
     pathlib.Path
         The ``sensorium`` folder.
     """
-    settings = _checked_settings(dict(
-        mice=mice, n_neurons=n_neurons, n_trials=n_trials, n_test_images=n_test_images,
-        n_repeats=n_repeats, validation_fraction=validation_fraction, behaviour_gain=behaviour_gain,
-        pupil_shift_px=pupil_shift_px, rf_field=rf_field, mean_rate=mean_rate, gaze_gain=gaze_gain,
-        gaze_shift_px=gaze_shift_px, images=images, seed=seed,
-    ))
+    settings = _checked_settings(
+        dict(
+            mice=mice,
+            n_neurons=n_neurons,
+            n_trials=n_trials,
+            n_test_images=n_test_images,
+            n_repeats=n_repeats,
+            validation_fraction=validation_fraction,
+            behaviour_gain=behaviour_gain,
+            pupil_shift_px=pupil_shift_px,
+            rf_field=rf_field,
+            mean_rate=mean_rate,
+            gaze_gain=gaze_gain,
+            gaze_shift_px=gaze_shift_px,
+            images=images,
+            seed=seed,
+        )
+    )
     mice, seed = settings["mice"], settings["seed"]
     if root is None:
         root = storage.get_data_dir() / "sensorium_synthetic" / storage.content_key(settings)
@@ -189,7 +201,9 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
     meta_trials.mkdir(parents=True)
     meta_neurons.mkdir(parents=True)
     np.save(meta_trials / "tiers.npy", tier_of_trial.astype(str))  # unicode, as the release
-    np.save(meta_trials / "frame_image_id.npy", (image_of_trial + 100_000 * list(MOUSE_IDS).index(mouse)).astype(np.int64))
+    np.save(
+        meta_trials / "frame_image_id.npy", (image_of_trial + 100_000 * list(MOUSE_IDS).index(mouse)).astype(np.int64)
+    )
     np.save(meta_trials / "trial_idx.npy", np.arange(n_trials, dtype=np.int64))
     np.save(meta_neurons / "unit_ids.npy", np.arange(1, n_neurons + 1, dtype=np.int64))
     np.save(meta_neurons / "cell_motor_coordinates.npy", neurons.pop("cell_motor_coordinates"))
@@ -212,8 +226,13 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
     truth = folder / "ground_truth"
     truth.mkdir()
     np.save(truth / "expected_responses.npy", expected.astype(np.float32))
-    np.savez(truth / "neurons.npz", pupil_shift_px=s["pupil_shift_px"], gaze_gain=s["gaze_gain"],
-             gaze_shift_px=s["gaze_shift_px"], **neurons)
+    np.savez(
+        truth / "neurons.npz",
+        pupil_shift_px=s["pupil_shift_px"],
+        gaze_gain=s["gaze_gain"],
+        gaze_shift_px=s["gaze_shift_px"],
+        **neurons,
+    )
 
 
 def _image_pool(kind: str, n_images: int, seed: int) -> np.ndarray:
@@ -227,6 +246,7 @@ def _image_pool(kind: str, n_images: int, seed: int) -> np.ndarray:
 
 def _behaviour_traces(rng: np.random.Generator, n_trials: int):
     """Slow pupil (AR(1) across trials), its derivative, bouts of running, a wandering pupil centre."""
+
     def ar1(rho, n):
         x = np.empty(n)
         x[0] = rng.normal()
@@ -312,11 +332,12 @@ def _expected_responses(pool, image_of_trial, behaviour, pupil_center, neurons, 
     drive = planted_drive(seen, neurons)
     drive /= drive.mean(0, keepdims=True) + 1e-12
     z = (behaviour - behaviour.mean(0)) / behaviour.std(0)
-    log_gain = s["behaviour_gain"] * (
-        neurons["gain_pupil"] * z[:, [0]] + neurons["gain_running"] * z[:, [2]]
-    )
+    log_gain = s["behaviour_gain"] * (neurons["gain_pupil"] * z[:, [0]] + neurons["gain_running"] * z[:, [2]])
     if s["gaze_gain"]:
-        log_gain = log_gain + s["gaze_gain"] * gaze_brightness(small[image_of_trial], z_pupil_center, s["gaze_shift_px"])[:, None]
+        log_gain = (
+            log_gain
+            + s["gaze_gain"] * gaze_brightness(small[image_of_trial], z_pupil_center, s["gaze_shift_px"])[:, None]
+        )
     gain = np.exp(log_gain - log_gain.mean(0, keepdims=True))
     return s["mean_rate"] * gain * (neurons["baseline"] + drive) / (1 + neurons["baseline"])
 

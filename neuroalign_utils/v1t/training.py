@@ -34,19 +34,19 @@ import ctypes.util
 import logging
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .. import devices, storage
-from .._validation import check_float, check_int, check_in_allowed
+from .._validation import check_float, check_in_allowed, check_int
 from ..progress import progress_bar
 from . import metrics
-from .models import Encoder, build_encoder
 from .loading import TIERS, MouseData
+from .models import Encoder, build_encoder
 
 logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -74,8 +74,10 @@ def core_penalty_scale(n_neurons: int, n_train_trials: int) -> float:
 
 def has_native_bfloat16() -> bool:
     """Whether this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX); elsewhere it is emulated."""
-    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-                or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    return bool(
+        getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    )
 
 
 def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = None, device="cpu") -> str:
@@ -104,16 +106,20 @@ def resolve_precision(precision: str = "auto", core: torch.nn.Module | None = No
     device = devices.resolve_device(device)
     if device.type == "cuda":
         if precision == "bfloat16" and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"'precision'='bfloat16' is not supported by this GPU ({torch.cuda.get_device_name(device)}); "
-                             f"use 'auto' (float16 with loss scaling here), 'float16' or 'float32'.")
+            raise ValueError(
+                f"'precision'='bfloat16' is not supported by this GPU ({torch.cuda.get_device_name(device)}); "
+                f"use 'auto' (float16 with loss scaling here), 'float16' or 'float32'."
+            )
         if precision != "auto":
             return precision
         if core is None or not core.mixed_precision:
             return "float32"
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if precision == "float16":
-        raise ValueError(f"'precision'='float16' needs a CUDA GPU (for its gradient scaler); training runs on "
-                         f"{device.type} here: use 'auto', 'float32' or 'bfloat16'.")
+        raise ValueError(
+            f"'precision'='float16' needs a CUDA GPU (for its gradient scaler); training runs on "
+            f"{device.type} here: use 'auto', 'float32' or 'bfloat16'."
+        )
     if precision != "auto":
         return precision
     if device.type != "cpu" or not has_native_bfloat16() or core is None or not core.mixed_precision:
@@ -169,7 +175,9 @@ def poisson_loss(responses: torch.Tensor, predictions: torch.Tensor, eps: float 
 INPUTS = ("images", "behaviour", "pupil_center")
 
 
-def _tensors(mouse: MouseData, trials: np.ndarray | None, device: torch.device, fields=INPUTS) -> tuple[torch.Tensor, ...]:
+def _tensors(
+    mouse: MouseData, trials: np.ndarray | None, device: torch.device, fields=INPUTS
+) -> tuple[torch.Tensor, ...]:
     """``fields`` of ``mouse`` for ``trials`` (all: None) as tensors on ``device``, each moved in one
     copy; all trials on the CPU share the arrays' memory."""
     arrays = (getattr(mouse, field) for field in fields)
@@ -203,7 +211,9 @@ def validation_score(model: Encoder, data: dict[str, MouseData]) -> float:
     return float(np.mean(scores))
 
 
-def evaluate(model: Encoder, data: dict[str, MouseData], *, tier: str = "test", expected: dict | None = None) -> pd.DataFrame:
+def evaluate(
+    model: Encoder, data: dict[str, MouseData], *, tier: str = "test", expected: dict | None = None
+) -> pd.DataFrame:
     """Per-mouse single-trial correlation and correlation to average on ``tier``.
 
     Parameters
@@ -240,7 +250,9 @@ def evaluate(model: Encoder, data: dict[str, MouseData], *, tier: str = "test", 
     return pd.DataFrame(rows)
 
 
-def _epoch_batches(data: dict[str, MouseData], batch_size: int, seed: int, epoch: int) -> list[list[tuple[str, np.ndarray]]]:
+def _epoch_batches(
+    data: dict[str, MouseData], batch_size: int, seed: int, epoch: int
+) -> list[list[tuple[str, np.ndarray]]]:
     """Rounds of one batch per mouse; mice with fewer batches cycle through theirs again."""
     per_mouse = {}
     for i, (name, mouse) in enumerate(data.items()):
@@ -315,34 +327,77 @@ def train(
     device = devices.resolve_device(device)
     precision = resolve_precision(precision, model.core, device)
     retain_freed_memory()
-    settings = dict(model=model.config, batch_size=batch_size, learning_rate=learning_rate, max_epochs=max_epochs,
-                    patience=patience, factor=factor, n_reductions=n_reductions, seed=seed, mice=sorted(data),
-                    scale_core_penalty=bool(scale_core_penalty), precision=precision)
+    settings = dict(
+        model=model.config,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_epochs=max_epochs,
+        patience=patience,
+        factor=factor,
+        n_reductions=n_reductions,
+        seed=seed,
+        mice=sorted(data),
+        scale_core_penalty=bool(scale_core_penalty),
+        precision=precision,
+    )
 
     model.to(device)
     optimizer = make_optimizer(model, learning_rate)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")  # float16 needs loss scaling
-    state = dict(epoch=0, best_score=-math.inf, best_state=copy.deepcopy(model.state_dict()), wait=0, reductions=0, history=[], done=False)
+    state = dict(
+        epoch=0,
+        best_score=-math.inf,
+        best_state=copy.deepcopy(model.state_dict()),
+        wait=0,
+        reductions=0,
+        history=[],
+        done=False,
+    )
     checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     state = _resume(checkpoint, settings, model, optimizer, scaler, device) or state
-    step = _EpochStep(model, optimizer, scaler, data, batch_size=batch_size, seed=seed, precision=precision,
-                      device=device, scale_core_penalty=scale_core_penalty)
+    step = _EpochStep(
+        model,
+        optimizer,
+        scaler,
+        data,
+        batch_size=batch_size,
+        seed=seed,
+        precision=precision,
+        device=device,
+        scale_core_penalty=scale_core_penalty,
+    )
 
     bar = progress_bar(total=max_epochs, initial=state["epoch"], desc=f"train {model.config['core']}", enabled=progress)
     while not state["done"] and state["epoch"] < max_epochs:
         epoch = state["epoch"]
         total = step(epoch)
         score = validation_score(model, data)
-        improved, lr = _plateau_update(state, model, optimizer, score, patience=patience, factor=factor,
-                                       n_reductions=n_reductions)
-        record = dict(epoch=epoch + 1, train_loss=total, validation_correlation=score, learning_rate=lr, best=improved,
-                      precision=precision, device=device.type)
+        improved, lr = _plateau_update(
+            state, model, optimizer, score, patience=patience, factor=factor, n_reductions=n_reductions
+        )
+        record = dict(
+            epoch=epoch + 1,
+            train_loss=total,
+            validation_correlation=score,
+            learning_rate=lr,
+            best=improved,
+            precision=precision,
+            device=device.type,
+        )
         state["history"].append(record)
         state["epoch"] = epoch + 1
         if checkpoint is not None:
             with storage.atomic_path(checkpoint) as tmp:
-                torch.save(dict(settings=settings, model=model.state_dict(), optimizer=optimizer.state_dict(), state=state,
-                                scaler=scaler.state_dict()), tmp)
+                torch.save(
+                    dict(
+                        settings=settings,
+                        model=model.state_dict(),
+                        optimizer=optimizer.state_dict(),
+                        state=state,
+                        scaler=scaler.state_dict(),
+                    ),
+                    tmp,
+                )
         bar.update(1)
         bar.set_postfix(val_corr=f"{score:.3f}", lr=f"{lr:.1e}")
         if callback is not None:
@@ -378,13 +433,26 @@ class _EpochStep:
     epoch number trains that epoch, seeded from ``(seed, epoch)``, and returns the summed loss.
     """
 
-    def __init__(self, model: Encoder, optimizer, scaler, data: dict[str, MouseData], *, batch_size: int, seed: int,
-                 precision: str, device: torch.device, scale_core_penalty: bool):
+    def __init__(
+        self,
+        model: Encoder,
+        optimizer,
+        scaler,
+        data: dict[str, MouseData],
+        *,
+        batch_size: int,
+        seed: int,
+        precision: str,
+        device: torch.device,
+        scale_core_penalty: bool,
+    ):
         self.model, self.optimizer, self.scaler, self.data = model, optimizer, scaler, data
         self.batch_size, self.seed, self.precision, self.device = batch_size, seed, precision, device
         self.scales = {name: math.sqrt(len(m.tier("train")) / batch_size) for name, m in data.items()}
-        self.core_scales = {name: core_penalty_scale(m.n_neurons, len(m.tier("train"))) if scale_core_penalty else 1.0
-                            for name, m in data.items()}
+        self.core_scales = {
+            name: core_penalty_scale(m.n_neurons, len(m.tier("train"))) if scale_core_penalty else 1.0
+            for name, m in data.items()
+        }
         self.tensors = {name: _tensors(m, None, device, INPUTS + ("responses",)) for name, m in data.items()}
 
     def __call__(self, epoch: int) -> float:
@@ -410,8 +478,9 @@ class _EpochStep:
         return sum((loss.item() for loss in losses), 0.0)
 
 
-def _plateau_update(state: dict, model: Encoder, optimizer, score: float, *, patience: int, factor: float,
-                    n_reductions: int) -> tuple[bool, float]:
+def _plateau_update(
+    state: dict, model: Encoder, optimizer, score: float, *, patience: int, factor: float, n_reductions: int
+) -> tuple[bool, float]:
     """Apply the plateau schedule after an epoch with validation ``score``.
 
     A better score keeps the weights as the best; after ``patience`` epochs without one the learning
@@ -464,8 +533,10 @@ def load_model(path: str | os.PathLike, *, device="cpu") -> Encoder:
     try:
         saved = torch.load(Path(path), map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise ValueError(f"{path} cannot be read as a saved model ({err}); run the V1T training chapter "
-                         f"again (`neuroalign run v1t_training --force`).") from None
+        raise ValueError(
+            f"{path} cannot be read as a saved model ({err}); run the V1T training chapter "
+            f"again (`neuroalign run v1t_training --force`)."
+        ) from None
     model = build_encoder(saved["config"])
     model.load_state_dict(saved["state"])
     return model.to(device).eval()

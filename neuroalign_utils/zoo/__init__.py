@@ -35,7 +35,22 @@ from .registry import (
 from .table import packaged_table, zoo_table
 
 __all__ = [
-    "AVAILABLE_MODELS", "BUILDABLE_MODELS", "MODEL_NAMES", "MODELS", "ModelSpec", "PACKAGED_MODEL_NAMES",
-    "PACKAGED_MODELS", "PackagedModelSpec", "build_model", "count_parameters", "feature_maps", "get_spec",
-    "imagenet_predictions", "model_config", "packaged_table", "register_builder", "weights_file", "zoo_table",
+    "AVAILABLE_MODELS",
+    "BUILDABLE_MODELS",
+    "MODEL_NAMES",
+    "MODELS",
+    "ModelSpec",
+    "PACKAGED_MODEL_NAMES",
+    "PACKAGED_MODELS",
+    "PackagedModelSpec",
+    "build_model",
+    "count_parameters",
+    "feature_maps",
+    "get_spec",
+    "imagenet_predictions",
+    "model_config",
+    "packaged_table",
+    "register_builder",
+    "weights_file",
+    "zoo_table",
 ]

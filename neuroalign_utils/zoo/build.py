@@ -133,8 +133,9 @@ def build_model(
     if name in PACKAGED_MODEL_NAMES:
         from .pretrained import load_packaged_model
 
-        return load_packaged_model(name, weights=weights, image_size=image_size, random_state=random_state,
-                                   checkpoint=checkpoint)
+        return load_packaged_model(
+            name, weights=weights, image_size=image_size, random_state=random_state, checkpoint=checkpoint
+        )
     spec = _available_spec(name)
     weights = check_in_allowed(weights, "weights", WEIGHTS)
     random_state = check_int(random_state, "random_state", minimum=0)
@@ -163,7 +164,7 @@ def build_model(
     return model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def count_parameters(name: str) -> int:
     """Parameters of model ``name`` (one of :data:`BUILDABLE_MODELS`) at its full configuration, counted on
     the ``meta`` device."""
@@ -185,9 +186,7 @@ def count_parameters(name: str) -> int:
 def _available_spec(name):
     check_in_allowed(name, "name", MODEL_NAMES + PACKAGED_MODEL_NAMES)
     if name in PACKAGED_MODEL_NAMES:
-        raise ValueError(
-            f"{name!r} is a packaged model, built by build_model (zoo.pretrained), not from a zoo config."
-        )
+        raise ValueError(f"{name!r} is a packaged model, built by build_model (zoo.pretrained), not from a zoo config.")
     spec = get_spec(name)
     if not spec.available:
         raise ValueError(

@@ -46,9 +46,7 @@ def pixel_values(images, size: int, *, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> 
     if values.ndim == 3:
         values = np.repeat(values[..., None], 3, axis=-1)
     if values.ndim != 4 or values.shape[-1] != 3:
-        raise ValueError(
-            f"'images' must be (image, y, x) or (image, y, x, 3); shape {values.shape} was provided."
-        )
+        raise ValueError(f"'images' must be (image, y, x) or (image, y, x, 3); shape {values.shape} was provided.")
     if values.shape[1:3] != (size, size):
         channels_first = values.transpose(0, 3, 1, 2).reshape(-1, *values.shape[1:3])
         values = resize_kernels(channels_first, size).reshape(values.shape[0], 3, size, size).transpose(0, 2, 3, 1)

@@ -49,8 +49,14 @@ CONVERSION_VERSION = 1
 # (image 518 = 37 × 14) and DINOv2's LayerNorm epsilon. The mask token exists only for masked pretraining;
 # the ONNX graph has none, so the model is built without it.
 _SALIENCY_BACKBONE = dict(
-    hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4, image_size=518, patch_size=14,
-    layer_norm_eps=1e-6, use_mask_token=False,
+    hidden_size=384,
+    num_hidden_layers=12,
+    num_attention_heads=6,
+    mlp_ratio=4,
+    image_size=518,
+    patch_size=14,
+    layer_norm_eps=1e-6,
+    use_mask_token=False,
 )
 #: The ONNX graph's output of the backbone's final LayerNorm (the decoder reads its patch tokens).
 ONNX_BACKBONE_OUTPUT = "/backbone/layernorm/Add_1_output_0"
@@ -151,7 +157,8 @@ def convert_saliency_onnx(onnx_file) -> dict[str, np.ndarray]:
     initialisers = {tensor.name: tensor for tensor in graph.initializer}
     state = {
         name.removeprefix("backbone."): numpy_helper.to_array(tensor)
-        for name, tensor in initialisers.items() if name.startswith("backbone.")
+        for name, tensor in initialisers.items()
+        if name.startswith("backbone.")
     }
     embedding_constants = set()
     for node in graph.node:
@@ -212,11 +219,21 @@ def saliency_backbone_checkpoint(*, onnx_file=None, data_dir=None) -> Path:
     state = convert_saliency_onnx(onnx_file)
     with storage.atomic_path(folder, is_dir=True) as tmp:
         saliency_backbone_config().save_pretrained(tmp)
-        save_file({k: torch.from_numpy(v) for k, v in state.items()}, str(tmp / "model.safetensors"),
-                  metadata={"format": "pt"})
-        (tmp / "source.json").write_text(json.dumps({
-            "onnx_file": str(onnx_file), "sha256": digest, "conversion_version": CONVERSION_VERSION,
-        }, indent=2))
+        save_file(
+            {k: torch.from_numpy(v) for k, v in state.items()},
+            str(tmp / "model.safetensors"),
+            metadata={"format": "pt"},
+        )
+        (tmp / "source.json").write_text(
+            json.dumps(
+                {
+                    "onnx_file": str(onnx_file),
+                    "sha256": digest,
+                    "conversion_version": CONVERSION_VERSION,
+                },
+                indent=2,
+            )
+        )
     return folder
 
 
@@ -328,7 +345,9 @@ def _check_size(name: str, image_size) -> int:
 
 def _efficientnet_class():
     spec = get_packaged_spec("efficientnet_lite0")
-    module = _import_or_explain("efficientnet_lite_pytorch", spec.install_command(), "The zoo model 'efficientnet_lite0'")
+    module = _import_or_explain(
+        "efficientnet_lite_pytorch", spec.install_command(), "The zoo model 'efficientnet_lite0'"
+    )
     return module.EfficientNet
 
 
@@ -354,7 +373,8 @@ def _load_trained(name: str, source: Path, data_dir):
         with _quiet_transformers():
             model, info = Dinov2Model.from_pretrained(folder, attn_implementation="eager", output_loading_info=True)
         problems = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v} | (
-            {"errors": info["error_msgs"]} if info.get("error_msgs") else {})
+            {"errors": info["error_msgs"]} if info.get("error_msgs") else {}
+        )
         if problems:
             raise RuntimeError(f"The converted saliency backbone in {folder} does not load exactly: {problems}.")
         return model
@@ -406,9 +426,15 @@ def imagenet_predictions(model, images, *, top: int = 5) -> pd.DataFrame:
         raise ValueError(f"'model' must output 1000 ImageNet logits per image; it gave shape {tuple(logits.shape)}.")
     probabilities, indices = logits.softmax(dim=1).topk(top, dim=1)
     rows = [
-        {"image": i, "rank": r + 1, "class_index": int(indices[i, r]), "label": labels[int(indices[i, r])],
-         "probability": float(probabilities[i, r])}
-        for i in range(logits.shape[0]) for r in range(top)
+        {
+            "image": i,
+            "rank": r + 1,
+            "class_index": int(indices[i, r]),
+            "label": labels[int(indices[i, r])],
+            "probability": float(probabilities[i, r]),
+        }
+        for i in range(logits.shape[0])
+        for r in range(top)
     ]
     return pd.DataFrame(rows)
 
@@ -476,7 +502,9 @@ def _dinov2_blocks(model, pixels):
 def _efficientnet_blocks(model, pixels):
     outputs, handles = [], []
     for i, block in enumerate(model._blocks):
-        handles.append(block.register_forward_hook(lambda module, args, output, i=i: outputs.append((f"_blocks.{i}", output))))
+        handles.append(
+            block.register_forward_hook(lambda module, args, output, i=i: outputs.append((f"_blocks.{i}", output)))
+        )
     try:
         model(pixels)
     finally:

