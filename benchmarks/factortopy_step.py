@@ -32,8 +32,8 @@ def dense_listing_1(model: FactorTopy, local, global_):
     grid = sel["space"][None, None].expand(b, -1, -1, -1)
     v_local = torch.stack(
         [
-            F.grid_sample(tokens[:, l], grid, align_corners=False)[:, :, 0].transpose(1, 2)
-            for l in range(model.n_layers)
+            F.grid_sample(tokens[:, layer], grid, align_corners=False)[:, :, 0].transpose(1, 2)
+            for layer in range(model.n_layers)
         ],
         -1,
     )

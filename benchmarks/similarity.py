@@ -90,7 +90,8 @@ def main():
         for _ in range(args.repeats)
     )
     print(
-        f"engine all-pairs 1-RMSE ({args.n_neural} x {args.n_artificial}, {args.size}x{args.size}, {args.dtype}): {engine_s:.2f} s"
+        f"engine all-pairs 1-RMSE ({args.n_neural} x {args.n_artificial}, {args.size}x{args.size}, {args.dtype}): "
+        f"{engine_s:.2f} s"
     )
     print(f"engine throughput: {flops / engine_s / 1e9:.1f} GFLOP/s")
     print(f"peak memory after engine: {peak_rss_mib():.0f} MiB")

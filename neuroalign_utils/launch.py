@@ -27,7 +27,11 @@ import yaml
 #: First line of the set-up cell; :func:`sync` finds the cell by it.
 CELL_MARK = "# Colab: install this book's package"
 
-_CELL = """{mark} from the repository at the commit the book was built from, adding only what
+# The cell's text is written into every chapter (tests/test_launch.py compares them), so it must not change:
+# its two longest lines are split across string pieces (implicit concatenation, nothing added between them)
+# only to keep this file's lines within 120 characters.
+_CELL = (
+    """{mark} from the repository at the commit the book was built from, adding only what
 # Colab lacks and keeping every version Colab already has; then say whether to restart. Where the package
 # is already installed (make book, Binder) this cell does nothing. Written from _config.yml: `neuroalign sync`.
 REPOSITORY, COMMIT = "{url}", "{ref}"
@@ -48,8 +52,10 @@ if importlib.util.find_spec("neuroalign_utils") is None:
         for kept in attempts:
             with open(f"{{tmp}}/kept.txt", "w") as constraints:
                 constraints.writelines(f"{{n}}=={{v}}\\n" for n, v in kept.items())
-            pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--constraint", f"{{tmp}}/kept.txt",
-                                  "--report", f"{{tmp}}/report.json", f"neuroalign_utils @ git+{{REPOSITORY}}@{{COMMIT}}"],
+            pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--constraint", """
+    """f"{{tmp}}/kept.txt",
+                                  "--report", f"{{tmp}}/report.json", """
+    """f"neuroalign_utils @ git+{{REPOSITORY}}@{{COMMIT}}"],
                                  capture_output=True, text=True)
             if pip.returncode == 0:
                 break
@@ -67,6 +73,7 @@ if importlib.util.find_spec("neuroalign_utils") is None:
           + (f"; updated {{', '.join(updated)}}." if updated else "; kept every version already installed."))
     print(f"Restart the runtime (Runtime > Restart session), then run again: {{', '.join(changed)}} changed after "
           "being imported." if changed else "No restart is needed: nothing already imported was changed.")"""
+)
 
 
 def read_repository(root) -> tuple[str, str]:

@@ -2,8 +2,8 @@
 
 The book's text column is about 670–780 px wide (in 1,280–1,400 px windows); figures are drawn at
 100 dpi and at most :data:`BOOK_WIDTH` inches wide (with room for a tight bounding box to grow), so
-they are shown at (nearly) their own size and a 9-point label stays at least 8 points on the page. Categorical colours never repeat within a figure
-(:func:`category_colours`).
+they are shown at (nearly) their own size and a 9-point label stays at least 8 points on the page.
+Categorical colours never repeat within a figure (:func:`category_colours`).
 """
 
 from __future__ import annotations

@@ -147,11 +147,15 @@ def browser_context(book_url):
 TEX_PATTERN = r"\$\$|\\\(|\\\)|\\\[|\\\]|\\[A-Za-z]{2,}(?![A-Za-z])|\$[^$\s][^$\n]{0,80}?[\^_][^$\n]{0,80}?\$"
 OUTPUT_WORDS = ("Traceback", "Warning", "it/s]", "s/it]")
 
-# Run in the page once MathJax has finished; returns one list of findings per check.
-PAGE_CHECKS_JS = r"""
+# Run in the page once MathJax has finished; returns one list of findings per check. Its longest lines are split
+# across string pieces (implicit concatenation, nothing added between them) only to keep this file's lines
+# within 120 characters: the script is unchanged.
+PAGE_CHECKS_JS = (
+    r"""
 async ({texPattern, outputWords, localPaths, minScale}) => {
   const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
-  const snippet = (text, i, n = 40) => JSON.stringify(text.slice(Math.max(0, i - n), i + n).replace(/\s+/g, ' ').trim());
+  const snippet = (text, i, n = 40) => """
+    r"""JSON.stringify(text.slice(Math.max(0, i - n), i + n).replace(/\s+/g, ' ').trim());
   const describe = (el) => {
     const id = el.closest('[id]');
     return id ? `#${id.id}` : el.tagName.toLowerCase();
@@ -166,7 +170,8 @@ async ({texPattern, outputWords, localPaths, minScale}) => {
   const found = {tex: [], output: [], figure: [], image: [], table: [], readable: []};
 
   // raw TeX in visible text outside code, scripts and rendered math
-  const skip = 'pre, code, script, style, textarea, .cell_input, .highlight, mjx-container, .MathJax, mjx-assistive-mml';
+  const skip = """
+    r"""'pre, code, script, style, textarea, .cell_input, .highlight, mjx-container, .MathJax, mjx-assistive-mml';
   const tex = new RegExp(texPattern, 'g');
   const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const localPath = new RegExp([...localPaths].sort((a, b) => b.length - a.length).map(escape).join('|'), 'g');
@@ -238,13 +243,19 @@ async ({texPattern, outputWords, localPaths, minScale}) => {
       }
     }
     const head = (table.querySelector('th, td') || table).textContent.trim().slice(0, 30);
-    const name = `table ${k + 1} (${table.closest('.cell_output, .output') ? 'output' : 'prose'}, starts ${JSON.stringify(head)}, ${describe(table)})`;
-    if (!scroller) found.table.push(`${name} is ${Math.round(width)} px wide in a ${Math.round(column)} px column and nothing scrolls it`);
-    else if (scroller.getBoundingClientRect().width > column + 1) found.table.push(`${name} scrolls inside a box wider than the column (${Math.round(scroller.getBoundingClientRect().width)} px)`);
+    const name = """
+    r"""`table ${k + 1} (${table.closest('.cell_output, .output') ? 'output' : 'prose'}, """
+    r"""starts ${JSON.stringify(head)}, ${describe(table)})`;
+    if (!scroller) found.table.push("""
+    r"""`${name} is ${Math.round(width)} px wide in a ${Math.round(column)} px column and nothing scrolls it`);
+    else if (scroller.getBoundingClientRect().width > column + 1) found.table.push("""
+    r"""`${name} scrolls inside a box wider than the column """
+    r"""(${Math.round(scroller.getBoundingClientRect().width)} px)`);
   });
   return found;
 }
 """
+)
 
 WAIT_FOR_MATHJAX_JS = """
 async (timeoutMs) => {

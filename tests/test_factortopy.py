@@ -47,8 +47,8 @@ def test_sparse_sampling_equals_dense_listing_1():
     grid = sel["space"][None, None].expand(4, -1, -1, -1)
     v_local = torch.stack(
         [
-            torch.nn.functional.grid_sample(tokens[:, l], grid, align_corners=False)[:, :, 0].permute(0, 2, 1)
-            for l in range(3)
+            torch.nn.functional.grid_sample(tokens[:, layer], grid, align_corners=False)[:, :, 0].permute(0, 2, 1)
+            for layer in range(3)
         ],
         -1,
     )  # (B, N, D, L)
@@ -510,7 +510,7 @@ def test_raw_nsd_loader_reads_tiny_release_files(tmp_path):
     # per-session z-scoring, then the mean over each image's repeats, in the design's trial order
     expected = np.zeros((n_stim, 2 * n_vertices))
     counts = np.zeros(n_stim)
-    for session, h, trials, z in zscored:
+    for _session, h, trials, z in zscored:
         np.add.at(expected[:, h * n_vertices : (h + 1) * n_vertices], trials, z.T)
         counts += np.bincount(trials, minlength=n_stim) * (h == 0)
     np.testing.assert_allclose(subject.responses, expected[seen] / counts[seen, None], atol=1e-5)

@@ -90,7 +90,7 @@ def test_loader_returns_the_columns_and_filters_by_chapter(raw_entries):
     v1t = pv.paper_values("v1t_training")
     assert set(v1t["chapter"]) == {"v1t_training"}
     assert v1t.set_index("key").loc["single_trial_corr_v1t_with_behaviour", "value"] == pytest.approx(0.426)
-    assert (table["note"].map(type) == str).all()
+    assert all(type(note) is str for note in table["note"])
 
 
 def test_chapter_without_entries_gives_an_empty_table():

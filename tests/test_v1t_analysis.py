@@ -84,7 +84,7 @@ def test_gaussian_fit_recovers_known_parameters():
     maps = np.stack([analysis._gaussian((xx, yy), *p) for p in truth])
     maps += np.random.default_rng(0).normal(0, 0.01, maps.shape)
     fits = analysis.fit_gaussian_2d(maps)
-    for (a, x0, y0, sx, sy, _, _), (_, fit) in zip(truth, fits.iterrows()):
+    for (_amplitude, x0, y0, sx, sy, _, _), (_, fit) in zip(truth, fits.iterrows()):
         assert abs(fit.x0 - x0) < 0.1 and abs(fit.y0 - y0) < 0.1
         assert abs(fit.sigma_x - max(sx, sy)) < 0.1 and abs(fit.sigma_y - min(sx, sy)) < 0.1
         assert fit.r2 > 0.99
@@ -389,7 +389,8 @@ def test_share_arf_bmlp_pupil_and_retinotopy_sentences_flip():
     assert findings.describe_source(
         "the 'v1t_training' run abc", ["v1t_with_behaviour", "cnn_with_behaviour"], ["A"]
     ) == (
-        "This chapter analyses the 'v1t_training' run abc: V1T with behaviour and the CNN with behaviour, on 1 mouse (A)."
+        "This chapter analyses the 'v1t_training' run abc: V1T with behaviour and the CNN with behaviour, "
+        "on 1 mouse (A)."
     )
 
 

@@ -6,10 +6,11 @@ The reader's path is the same for the real release and the synthetic cache:
    with numpy < 1.24), else the package's own reader of the same folder,
    :class:`~neuroalign_utils.allen.observatory.ObservatoryCache` (h5py; it downloads from the Allen
    Brain Observatory over HTTP when online). ``reader=`` picks one explicitly. With allensdk, offline
-   (the default when the cache folder already holds the metadata files), it is given an :class:`OfflineBrainObservatoryApi`: the
-   one RMA query ``get_ophys_experiments()`` always makes (``all_eye_mapping_files``) is answered with
-   "no eye-mapping files", and every download is refused with a message naming the missing experiment
-   and the cache folder. Online, the stock ``BrainObservatoryApi`` is used.
+   (the default when the cache folder already holds the metadata files), it is given an
+   :class:`OfflineBrainObservatoryApi`: the one RMA query ``get_ophys_experiments()`` always makes
+   (``all_eye_mapping_files``) is answered with "no eye-mapping files", and every download is refused
+   with a message naming the missing experiment and the cache folder. Online, the stock
+   ``BrainObservatoryApi`` is used.
 2. :func:`select_experiments` lists the ``three_session_B`` experiments by area and Cre line.
 3. :func:`load_responses` cuts each cell's dF/F around every natural-scene presentation and returns a
    ``(cell, presentation, time)`` DataArray, loading experiments in parallel with dask.

@@ -386,7 +386,10 @@ def describe_null(models: pd.DataFrame, *, weights) -> str:
         )
     else:
         cleared = report.join_words(models.index[models["verdict"] == "clears the null"])
-        text += f" {cleared} {'clears' if ' and ' not in cleared else 'clear'} the null by a meaningful margin ({threshold})."
+        text += (
+            f" {cleared} {'clears' if ' and ' not in cleared else 'clear'} the null by a meaningful margin "
+            f"({threshold})."
+        )
     if isinstance(weights, str):
         if weights == "random":
             text += (
@@ -484,7 +487,10 @@ def describe_best_group(best: dict, group: str) -> str:
     if best["name"] is not None:
         text = f"The best-aligned {group} is {best['name']}" + (" in every model" if len(best["by_model"]) > 1 else "")
     else:
-        text = f"The best-aligned {group} differs between models ({report.join_words(f'{v} in {m}' for m, v in best['by_model'].items())})"
+        text = (
+            f"The best-aligned {group} differs between models "
+            f"({report.join_words(f'{v} in {m}' for m, v in best['by_model'].items())})"
+        )
     if best["separated"]:
         return text + ", and its interval lies above every other's."
     return text + f", but the intervals overlap, so the data cannot single out one {group}."
@@ -497,7 +503,10 @@ def describe_identity(deviation: float) -> str:
     if deviation == 0:
         return "Every pair lies exactly on the curve."
     if deviation < 1e-9:
-        return f"Every pair lies on the curve: the largest deviation, {report.format_number(deviation)}, is floating-point rounding."
+        return (
+            f"Every pair lies on the curve: the largest deviation, {report.format_number(deviation)}, "
+            "is floating-point rounding."
+        )
     return (
         f"Pairs deviate from the curve by up to {report.format_number(deviation)}: the kernels were not z-scored "
         "as the definition assumes."
@@ -513,9 +522,8 @@ def describe_best_pairs(best_real: float, best_null: float, n_pairs: int) -> str
         f"the best pair of the phase-randomised null scores {report.format_number(best_null)}."
     )
     if best_real - best_null < meaningful_margin():
-        return (
-            text
-            + " Picking the best of so many finds a good-looking match by chance alone: it is not evidence of alignment."
+        return text + (
+            " Picking the best of so many finds a good-looking match by chance alone: it is not evidence of alignment."
         )
     return text + " The best real pair stands above what chance finds among as many candidates."
 

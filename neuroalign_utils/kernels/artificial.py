@@ -564,8 +564,9 @@ def describe_conv_selection(table: pd.DataFrame, *, n_clusters: int, per_cluster
     asked = n_clusters * per_cluster
     short = table[(table["candidates"] >= 0) & (table["candidates"] < asked)]
     text = (
-        f"The {report.plural(len(table), 'convolution layer')} keep {report.format_number(int(table['selected'].sum()))} "
-        f"kernels in all; the selection asks for {asked:,} per layer ({n_clusters} clusters × {per_cluster})."
+        f"The {report.plural(len(table), 'convolution layer')} keep "
+        f"{report.format_number(int(table['selected'].sum()))} kernels in all; "
+        f"the selection asks for {asked:,} per layer ({n_clusters} clusters × {per_cluster})."
     )
     if len(short):
         parts = []
@@ -731,9 +732,9 @@ def describe_weights(weights: str, models, *, trained_models=()) -> str:
         described = report.join_words(f"{spec.name} is {spec.description}" for spec in specs)
         sentences.append(
             f"Trained, though not in the paper's zoo: {described}, with weights shipped in "
-            f"{report.join_words(dict.fromkeys(spec.weights_package for spec in specs))} respectively. Each is also built as its random "
-            "twin (the same architecture and input size, seeded random weights), so that what training changed can "
-            "be told from what the architecture gives."
+            f"{report.join_words(dict.fromkeys(spec.weights_package for spec in specs))} respectively. "
+            "Each is also built as its random twin (the same architecture and input size, seeded random weights), "
+            "so that what training changed can be told from what the architecture gives."
         )
     return " ".join(sentences) or "No model was built."
 

@@ -53,13 +53,13 @@ def alignment_summary(
     -------
     dict
         ``similarity`` / ``null_similarity`` (xarray.Dataset), ``difference`` (real − null similarity of
-        each neural kernel and its own surrogate, as a Dataset of the same layout), ``tables`` (``{name: DataFrame}`` with
-        ``null_value``, ``null_ci_low``, ``null_ci_high`` columns joined, and the margin over the null:
-        ``margin`` with ``margin_ci_low`` / ``margin_ci_high``, a bootstrap over neural kernels of each
-        kernel's real − null difference (paired: a kernel and its own surrogate), and ``r_margin``, the
-        same difference in mean Pearson r) and ``tests`` (one row per model: real − null margin and
-        attention − convolution difference, with p-values; the margin equals the ``margin`` of a
-        ``["model"]`` grouping).
+        each neural kernel and its own surrogate, as a Dataset of the same layout), ``tables``
+        (``{name: DataFrame}`` with ``null_value``, ``null_ci_low``, ``null_ci_high`` columns joined, and
+        the margin over the null: ``margin`` with ``margin_ci_low`` / ``margin_ci_high``, a bootstrap over
+        neural kernels of each kernel's real − null difference (paired: a kernel and its own surrogate),
+        and ``r_margin``, the same difference in mean Pearson r) and ``tests`` (one row per model:
+        real − null margin and attention − convolution difference, with p-values; the margin equals the
+        ``margin`` of a ``["model"]`` grouping).
     """
     n_bootstrap = check_int(n_bootstrap, "n_bootstrap", minimum=1)
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)

@@ -269,7 +269,8 @@ class V1TCore(Core):
         """
         if attention_weights is not None and len(attention_weights) != len(self.blocks):
             raise ValueError(
-                f"'attention_weights' must hold one tensor per block ({len(self.blocks)}); got {len(attention_weights)}."
+                f"'attention_weights' must hold one tensor per block ({len(self.blocks)}); "
+                f"got {len(attention_weights)}."
             )
         z = self.tokens(images)
         attention = []

@@ -296,7 +296,10 @@ def describe_paper_agreement(
     elif not held and tested == 1:
         sentence = f"The one ordering of the paper that this run can test, {failed[0]}, does not hold clearly."
     elif not held:
-        sentence = f"None of the paper's {tested} orderings that this run can test holds clearly: not {report.join_words(failed)}."
+        sentence = (
+            f"None of the paper's {tested} orderings that this run can test holds clearly: "
+            f"not {report.join_words(failed)}."
+        )
     else:
         sentence = (
             f"Of the paper's {tested} orderings that this run can test, {report.join_words(held)} holds"
@@ -451,7 +454,10 @@ def describe_attention_and_pupil(
 
     follows = [a for a in axes if share[a] >= FOLLOW_SHARE]
     if len(follows) == len(axes):
-        verdict = f"attention follows the pupil, by {report.join_words(report.format_percent(share[a]) + f' ({a})' for a in axes)} of {what}"
+        verdict = (
+            "attention follows the pupil, by "
+            f"{report.join_words(report.format_percent(share[a]) + f' ({a})' for a in axes)} of {what}"
+        )
     elif follows:
         verdict = (
             f"attention follows the pupil along {report.join_words(follows)} only "
@@ -508,9 +514,8 @@ def describe_arf_positions(errors_px: Mapping[str, float], chance_px: Mapping[st
             + f"the aRFs of {report.join_words(found)} find the planted RFs (less than half the chance distance)."
         )
     if not found:
-        return (
-            sentence
-            + f"the aRFs of {report.join_words(missed)} do not find the planted RFs (not below half the chance distance)."
+        return sentence + (
+            f"the aRFs of {report.join_words(missed)} do not find the planted RFs (not below half the chance distance)."
         )
     return sentence + (
         f"the aRFs of {report.join_words(found)} find the planted RFs, those of {report.join_words(missed)} "
@@ -584,7 +589,10 @@ def describe_retinotopy(r_x: float, r_y: float) -> str:
     numbers = f"r = {format_r(r_x)} (x) and {format_r(r_y)} (y)"
     weakest = min(abs(r_x), abs(r_y))
     if weakest >= STRONG_R:
-        return f"The readout positions follow the cortical coordinates ({numbers}): the readout has learned the retinotopy."
+        return (
+            f"The readout positions follow the cortical coordinates ({numbers}): "
+            "the readout has learned the retinotopy."
+        )
     if max(abs(r_x), abs(r_y)) >= WEAK_R:
         return f"The readout positions follow the cortical coordinates only weakly ({numbers})."
     return f"The readout positions do not follow the cortical coordinates ({numbers})."

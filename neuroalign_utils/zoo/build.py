@@ -190,7 +190,8 @@ def _available_spec(name):
     spec = get_spec(name)
     if not spec.available:
         raise ValueError(
-            f"Model {name!r} cannot be built here: {spec.unavailable_reason}. Buildable models: {list(AVAILABLE_MODELS)}."
+            f"Model {name!r} cannot be built here: {spec.unavailable_reason}. "
+            f"Buildable models: {list(AVAILABLE_MODELS)}."
         )
     return spec
 
