@@ -55,7 +55,9 @@ book: $(STAMP)
 # Both stacks. pytest exits 5 when it collects no test; that is not a failure of the suite.
 test: test-pinned test-current
 
+# ruff first (seconds): lint and format check of the package, tests and benchmarks ([tool.ruff] in pyproject.toml).
 test-pinned: $(STAMP) browser
+	$(BIN)/ruff check --quiet . && $(BIN)/ruff format --check --quiet .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 # The current stack runs every chapter's smoke test, the tests of the own Allen reader, and the packaged
