@@ -619,6 +619,19 @@ def _set_model_ticks(ax, models, model_parameters=None) -> None:
         ax.set_xticks(range(len(labels)), labels)
 
 
+def _finish_model_panel(axes, order, *, ylabel: str, legend_columns: int):
+    """x range and y label of a panel with one column per model, its legend placed, the figure laid out."""
+    axes.set_xlim(-0.6, len(order) - 0.4)
+    axes.set(ylabel=ylabel)
+    if _slanted(order):  # the slanted names need the full width: the legend goes above the panel
+        axes.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=legend_columns)
+    else:
+        axes.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig = axes.figure
+    fig.tight_layout()
+    return fig
+
+
 def plot_identity(r, score, *, random_state: int = 0, axes=None):
     """1 − RMSE against Pearson r for (up to 5,000 randomly chosen) kernel pairs, with ``1 − √(2(1 − r))``."""
     import matplotlib.pyplot as plt
@@ -669,15 +682,7 @@ def plot_model_levels(models: pd.DataFrame, model_parameters: pd.Series | None =
     )
     _reference_lines(axes, margin=False)
     _set_model_ticks(axes, order, model_parameters)
-    axes.set_xlim(-0.6, len(order) - 0.4)
-    axes.set(ylabel="mean 1 − RMSE")
-    if _slanted(order):  # the slanted names need the full width: the legend goes above the panel
-        axes.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
-    else:
-        axes.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig = axes.figure
-    fig.tight_layout()
-    return fig
+    return _finish_model_panel(axes, order, ylabel="mean 1 − RMSE", legend_columns=2)
 
 
 def _margin_errorbar(ax, x, rows: pd.DataFrame, **style_kwargs):
@@ -743,15 +748,7 @@ def plot_kind_margins(table: pd.DataFrame, model_order, *, axes=None):
         _margin_errorbar(axes, x, rows, fmt="o", color=colours[kind], capsize=3, label=KIND_LABELS[kind])
     _reference_lines(axes, margin=True)
     _set_model_ticks(axes, order)
-    axes.set_xlim(-0.6, len(order) - 0.4)
-    axes.set(ylabel="1 − RMSE above the null")
-    if _slanted(order):  # the slanted names need the full width: the legend goes above the panel
-        axes.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
-    else:
-        axes.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig = axes.figure
-    fig.tight_layout()
-    return fig
+    return _finish_model_panel(axes, order, ylabel="1 − RMSE above the null", legend_columns=3)
 
 
 def plot_layer_margins(table: pd.DataFrame, *, axes=None):
