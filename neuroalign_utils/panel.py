@@ -270,22 +270,20 @@ class ParameterPanel:
         self.progress.clear_output()
         self.run_button.disabled = True
         start = time.perf_counter()
+        failure = None
         try:
+            # ipywidgets' Output shows and swallows an exception raised inside it: catch the reader's errors first
             with self.progress:
-                chapters.run_chapter(
-                    self.chapter,
-                    parameters,
-                    output_dir=storage.get_data_dir() / PANEL_FOLDER / self.chapter.name,
-                    root=self.root,
-                    force=True,
-                )
-            record = storage.latest_run(self.chapter.name)
-            headline = headline_class(self.chapter.name).load(record.path)
-        except (*chapters.USER_ERRORS, ResultsError) as err:
-            self._show_error(err)
-            return None
+                try:
+                    record, headline = self._run_chapter(parameters)
+                except (*chapters.USER_ERRORS, ResultsError) as err:
+                    failure = err
         finally:
             self.run_button.disabled = False
+        if failure is not None:
+            self.progress.clear_output()
+            self._show_error(failure)
+            return None
         self.progress.clear_output()
         self.runs.append((parameters, headline))
         self.status.value = (
@@ -298,6 +296,18 @@ class ParameterPanel:
         self.headline.value = headline_table(shown).to_html(border=0)
         self.figures.children = self._figure_widgets(record.path)
         return headline
+
+    def _run_chapter(self, parameters: Mapping[str, Any]) -> tuple[storage.RunRecord, Headline]:
+        """Run the chapter with ``parameters`` through the runner; return the run and its headline."""
+        chapters.run_chapter(
+            self.chapter,
+            parameters,
+            output_dir=storage.get_data_dir() / PANEL_FOLDER / self.chapter.name,
+            root=self.root,
+            force=True,
+        )
+        record = storage.latest_run(self.chapter.name)
+        return record, headline_class(self.chapter.name).load(record.path)
 
     def _show_error(self, err: BaseException) -> None:
         self.status.value = f"<span style='color:#b00020'>Not run: {html.escape(str(err))}</span>".replace("\n", "<br>")

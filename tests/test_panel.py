@@ -107,6 +107,12 @@ def test_run_button_reruns_the_chapter_and_the_headline_follows(book_root, neuro
     assert "<td>17</td>" in built.headline.value and "previous run" in built.headline.value
     assert "neuroalign run overview -p n_images 17 -p image_size 48 --force" in html.unescape(built.status.value)
 
+    # a value the chapter itself refuses: the runner's message (as `neuroalign run` prints it), no traceback
+    built.controls["n_images"].value = 0
+    assert built.run() is None
+    assert "Chapter 'overview' failed in cell" in html.unescape(built.status.value)
+    assert "Traceback" not in built.status.value and len(built.runs) == 2
+
     # the chapter ran through the runner, so its own panel cell is the note: no widget, nothing run
     executed = nbformat.read(neuroalign_data_dir / panel.PANEL_FOLDER / "overview" / "00_overview.ipynb", 4)
     cell = next(c for c in executed.cells if c.cell_type == "code" and "parameter_panel(" in c.source)
