@@ -33,6 +33,16 @@ def test_controls_match_the_chapter_parameters(chapter):
     )
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.name for c in CHAPTERS])
+def test_every_chapter_shows_its_panel_right_after_its_parameters(chapter):
+    import jupytext
+
+    cells = [c for c in jupytext.read(chapter.path).cells if c.cell_type == "code"]
+    index = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    assert f'parameter_panel("{chapter.name}")' in cells[index + 1].source
+    assert sum("parameter_panel(" in c.source for c in cells) == 1
+
+
 def test_changed_list_is_parsed_as_the_cli_parses_it():
     built = panel.parameter_panel("allen_natural_scenes", live=True, root=REPO)
     built.controls["areas"].value = "[VISp, VISl]"
