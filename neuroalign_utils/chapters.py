@@ -37,11 +37,19 @@ from .progress import ENV_PROGRESS
 logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: Set to "0" by :func:`run_chapter` for the kernels it starts: the chapter runs non-interactively (papermill,
+#: ``neuroalign run``/``build``), so a parameter panel (:mod:`neuroalign_utils.panel`) shows its note instead.
+ENV_INTERACTIVE = "NEUROALIGN_INTERACTIVE"
 _CHAPTER_FILE = re.compile(r"^(\d\d)_([a-z0-9_]+)\.md$")
 
 
 class ChapterError(RuntimeError):
     """A chapter could not be run; the message names the chapter, the cell and the error."""
+
+
+#: The errors a reader's input can cause (bad name, type or value, missing file, failing chapter): the CLI and
+#: the parameter panel show their message, never a traceback.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ChapterError)
 
 
 @dataclass(frozen=True)
@@ -317,8 +325,10 @@ def run_chapter(
     stamp_file.unlink(missing_ok=True)
     start = time.perf_counter()
     try:
-        # progress bars belong on the command line; finish_run logs the runs the chapter completes
-        with _kernel_environment({ENV_PROGRESS: "0", storage.ENV_RUN_LOG: str(run_log)}):
+        # progress bars belong on the command line, a parameter panel in a live kernel; finish_run logs the runs
+        # the chapter completes
+        environment = {ENV_PROGRESS: "0", ENV_INTERACTIVE: "0", storage.ENV_RUN_LOG: str(run_log)}
+        with _kernel_environment(environment):
             papermill.execute_notebook(
                 str(src),
                 str(tmp_out),

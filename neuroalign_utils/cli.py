@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             changed = launch.sync(root, ch.list_chapters(root))
             print("\n".join(f"rewrote {path.relative_to(root)}" for path in changed) or "nothing to change")
             return 0
-    except (ValueError, TypeError, FileNotFoundError, ch.ChapterError) as err:
+    except ch.USER_ERRORS as err:
         print(f"neuroalign: error: {err}", file=sys.stderr)
         return 2 if not isinstance(err, ch.ChapterError) else 1
     return 0

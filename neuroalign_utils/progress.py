@@ -19,7 +19,8 @@ def progress_enabled(requested: bool = True) -> bool:
     return bool(requested) and os.environ.get(ENV_PROGRESS, "1") != "0"
 
 
-def _in_kernel() -> bool:
+def in_kernel() -> bool:
+    """Whether this code runs in a Jupyter kernel (where widgets can be shown), not a plain Python or terminal."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -40,7 +41,7 @@ def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
         Passed to tqdm (``total``, ``desc``, ``initial``, ``leave`` …).
     """
     # tqdm.auto warns "IProgress not found" in a kernel without ipywidgets: choose the class ourselves
-    if _in_kernel() and importlib.util.find_spec("ipywidgets") is not None:
+    if in_kernel() and importlib.util.find_spec("ipywidgets") is not None:
         from tqdm.notebook import tqdm
     else:
         from tqdm.std import tqdm

@@ -170,6 +170,16 @@ class Headline(Record):
 
 
 @dataclasses.dataclass
+class OverviewHeadline(Headline):
+    """Chapter 00 (overview): the size of the book's natural-image set and how natural its photographs are."""
+
+    CHAPTER = "overview"
+
+    n_images: int
+    photograph_median_spectral_slope: float
+
+
+@dataclasses.dataclass
 class TrainedVsRandom(Record):
     """One trained-versus-random comparison: ``margin`` is trained − random, with its 95 % interval.
 
