@@ -33,11 +33,8 @@ from typing import Any
 import pandas as pd
 
 from . import chapters, report, storage
-from .factortopy import results as factortopy_results
-from .kernels import results as kernel_results
 from .progress import in_kernel
 from .results import Headline, OverviewHeadline, Record, ResultsError, TrainedVsRandom
-from .v1t import results as v1t_results
 
 #: Where the panel's executed notebooks go, inside the data folder (one folder per chapter): not the book's
 #: ``_build/stage``, whose pages the panel must not replace.
@@ -77,20 +74,13 @@ def headline_class(chapter: str) -> type[Headline]:
     ValueError
         For a chapter without a headline schema; the message lists the chapters that have one.
     """
-    from .synthesis import SynthesisHeadline  # the synthesis module pulls in every lens's analysis
+    from . import synthesis  # the synthesis module pulls in every lens's analysis
 
-    classes = (
-        OverviewHeadline,
-        kernel_results.AllenHeadline,
-        kernel_results.NeuralKernelsHeadline,
-        kernel_results.ArtificialKernelsHeadline,
-        kernel_results.KernelAlignmentHeadline,
-        v1t_results.V1TTrainingHeadline,
-        v1t_results.V1TAnalysisHeadline,
-        factortopy_results.FactorTopyHeadline,
-        SynthesisHeadline,
-    )
-    by_chapter = {cls.CHAPTER: cls for cls in classes}
+    by_chapter = {
+        OverviewHeadline.CHAPTER: OverviewHeadline,
+        **synthesis.HEADLINES,
+        synthesis.SynthesisHeadline.CHAPTER: synthesis.SynthesisHeadline,
+    }
     if chapter not in by_chapter:
         raise ValueError(f"Chapter {chapter!r} has no headline schema; chapters with one: {', '.join(by_chapter)}.")
     return by_chapter[chapter]
