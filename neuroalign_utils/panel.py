@@ -154,7 +154,7 @@ def _control(parameter: chapters.Parameter):
     elif isinstance(default, str):
         control = widgets.Text(value=default, **common)
     else:  # lists, dictionaries, None: YAML text, parsed as `neuroalign run -p` parses it
-        control = widgets.Text(value=json.dumps(default), placeholder="YAML, e.g. [a, b]", **common)
+        control = widgets.Text(value=_default_text(default), placeholder="YAML, e.g. [a, b]", **common)
     control.tooltip = parameter.help or parameter.name
     return control
 
