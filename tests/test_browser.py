@@ -81,7 +81,7 @@ NO_CHROMIUM = (
     "(or run `apt-get install chromium`)."
 )
 # Decided before any fixture runs, so a machine without Chromium does not build the book for nothing.
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -364,3 +364,80 @@ def test_page_in_browser(page_path, browser_context, book_url, built_book):
     print(f"{page_path}: {time.perf_counter() - start:.1f} s")
     if findings:
         pytest.fail(format_findings(page_path, findings), pytrace=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# the "Live code" button (launch_buttons.thebe in _config.yml)
+
+THEBE_PAGE = "notebooks/00_overview.html"
+THEBE_CONFIG = re.compile(r'<script type="text/x-thebe-config">(.*?)</script>', re.S)
+# where a reader's browser goes once "Live code" is clicked: thebe's CDN, then Binder (both offline here)
+THEBE_HOSTS = ("https://unpkg.com/", "https://mybinder.org/")
+
+
+def check_live_code(context, base_url: str, html_dir: Path, page_path: str) -> dict[str, list[str]]:
+    """Check a page's "Live code" set-up and click it; return the findings, check name -> items.
+
+    sphinx-thebe must be included once (a second copy redeclares ``THEBE_JS_URL``: a SyntaxError on the
+    page), its Binder settings must name the repository of ``_config.yml`` and the commit the book was built
+    from (its branch where the book was not built from a git checkout), and the click must log no error and
+    raise nothing before thebe is fetched from its CDN, which is the first request to leave the book.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    from neuroalign_utils import launch
+
+    findings: dict[str, list[str]] = defaultdict(list)
+    text = (html_dir / page_path).read_text()
+    for needle in ("sphinx-thebe.js", "const THEBE_JS_URL"):
+        if text.count(needle) != 1:
+            findings["include"].append(f"{needle!r} appears {text.count(needle)} times, not once")
+    configs = THEBE_CONFIG.findall(text)
+    url, branch = launch.read_repository(REPO)
+    refs = {branch, launch.current_commit(html_dir.parent.parent) or branch}
+    repo = "/".join(url.rstrip("/").split("/")[-2:])
+    if len(configs) != 1:
+        findings["binder"].append(f"{len(configs)} thebe configurations, not one")
+    else:
+        settings = dict(re.findall(r'(\w+): "([^"]*)"', configs[0]))
+        if settings.get("repo") != repo or settings.get("ref") not in refs:
+            findings["binder"].append(
+                f"thebe's Binder settings name {settings.get('repo')}@{settings.get('ref')}, "
+                f"not {repo}@{' or '.join(sorted(refs))} (_config.yml)"
+            )
+
+    page = context.new_page()
+    left: list[str] = []
+
+    def on_console(msg):
+        loc = (msg.location or {}).get("url", "")
+        if msg.type == "error" and not loc.startswith(THEBE_HOSTS):  # the offline fetch of thebe is expected
+            findings["console"].append(f"{msg.text} [at {loc.replace(base_url, '') or '?'}]")
+
+    def on_request(request):
+        if not request.url.startswith(base_url):
+            left.append(request.url)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: findings["pageerror"].append(str(exc).splitlines()[0]))
+    page.on("request", on_request)
+    try:
+        page.goto(base_url + page_path, wait_until="load")
+        page.locator(".dropdown-launch-buttons .dropdown-toggle").click()
+        try:
+            with page.expect_event("requestfailed", lambda r: r.url.startswith(THEBE_HOSTS), timeout=10_000):
+                page.locator("button.btn-launch-thebe").click()
+        except PlaywrightTimeout:
+            findings["request"].append(f"clicking Live code did not fetch thebe (requests leaving the book: {left})")
+        if left and not left[0].startswith(THEBE_HOSTS):
+            findings["request"].append(f"clicking Live code first went to {left[0]}, not to thebe's CDN or Binder")
+    finally:
+        page.close()
+    return {k: v for k, v in findings.items() if v}
+
+
+def test_live_code_button_starts_thebe_for_this_repository(browser_context, book_url, built_book):
+    findings = check_live_code(browser_context, book_url, built_book.parent, THEBE_PAGE)
+    if findings:
+        lines = [f"{THEBE_PAGE}, Live code:"] + [f"  [{k}] {item}" for k, v in findings.items() for item in v]
+        pytest.fail("\n".join(lines), pytrace=False)
