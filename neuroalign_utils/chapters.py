@@ -305,7 +305,8 @@ def run_chapter(
     if isinstance(chapter, str):
         chapter = get_chapter(chapter, root)
     params = resolve_parameters(chapter, parameters)
-    output_dir = Path(output_dir) if output_dir else root / "_build" / "stage" / "notebooks"
+    # absolute: the kernel runs inside output_dir and writes the run log (below) by this path
+    output_dir = (Path(output_dir) if output_dir else root / "_build" / "stage" / "notebooks").resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     out = output_dir / chapter.ipynb_path.name
     stamp_file = output_dir / f".{out.name}.stamp"

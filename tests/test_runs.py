@@ -82,3 +82,11 @@ def test_a_crashed_rerun_leaves_the_last_good_run_to_the_next_chapter(data_folde
     (running / "image_set.nc").write_bytes(b"half")  # and killed while writing
     run = chapters.require_results("overview", root=book_root)
     assert run.path == good.path and run.files == good.files
+
+
+def test_relative_folders_work_as_the_command_line_passes_them(data_folder, tmp_path, book_root, monkeypatch):
+    data_folder("h")
+    monkeypatch.chdir(tmp_path)  # `neuroalign run overview --output-dir executed` from tmp_path
+    out = chapters.run_chapter("overview", root=os.path.relpath(book_root), output_dir="executed", progress=False)
+    assert out == tmp_path / "executed" / "00_overview.ipynb" and out.exists()
+    assert storage.latest_run("overview").parameters["n_images"] == 28
