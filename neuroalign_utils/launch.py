@@ -96,7 +96,7 @@ def badges(url: str, branch: str, notebook: str = "notebooks/00_overview.ipynb")
     slug = url.removeprefix("https://github.com/")
     return (
         f"[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/{slug}/{branch}"
-        f"?urlpath=tree/{notebook})\n"
+        f"?urlpath=lab/tree/{notebook})\n"
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
         f"(https://colab.research.google.com/github/{slug}/blob/{branch}/{notebook})"
     )
