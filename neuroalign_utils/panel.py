@@ -283,7 +283,7 @@ class ParameterPanel:
         shown = {"this run": headline}
         if len(self.runs) > 1:
             shown["previous run"] = self.runs[-2][1]
-        self.headline.value = headline_table(shown).to_html(border=0)
+        self.headline.value = headline_table(shown).to_html(border=0, index_names=False)
         self.figures.children = self._figure_widgets(record.path)
         return headline
 
