@@ -81,9 +81,13 @@ def _checked(controls: tuple, values: Mapping[str, Any]) -> dict:
 
 
 def figure_png(fig) -> bytes:
-    """The figure as PNG bytes (tight bounding box, so legends beside the axes are kept)."""
+    """The figure as PNG bytes, cropped to what it draws (legends beside the axes kept).
+
+    A figure under a layout engine (constrained layout) already fits what it draws, so it is rendered
+    once; cropping costs a second rendering.
+    """
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
+    fig.savefig(buffer, format="png", bbox_inches=None if fig.get_layout_engine() else "tight")
     return buffer.getvalue()
 
 
@@ -251,11 +255,11 @@ def _message_figure(text: str):
 
 
 # --------------------------------------------------------------------------- kernel alignment
-def _per_model_means(similarity, models: list) -> np.ndarray:
-    """(neural kernel, model) mean 1 − RMSE over each model's artificial kernels."""
+def _per_model(similarity, models: list, reduce=np.mean) -> np.ndarray:
+    """(neural kernel, model) mean (or other ``reduce``) 1 − RMSE over each model's artificial kernels."""
     scores = similarity["one_minus_rmse"].values
     owner = similarity["model"].values
-    return np.stack([scores[:, owner == model].mean(axis=1) for model in models], axis=1)
+    return np.stack([reduce(scores[:, owner == model], axis=1) for model in models], axis=1)
 
 
 def _group_rows(similarity, area: str, genotype: str) -> np.ndarray:
@@ -319,9 +323,10 @@ def kernel_alignment_explorer(
 
     # once: per neural kernel, each model's mean score (real, null, paired difference) and its best match
     tables = {
-        key: (result[key], _per_model_means(result[key], all_models))
+        key: (result[key], _per_model(result[key], all_models))
         for key in ("similarity", "null_similarity", "difference")
     }
+    best_by_model = _per_model(similarity, all_models, np.max)
     scores = similarity["one_minus_rmse"].values
     allowed = np.flatnonzero(np.isin(similarity["model"].values, models))
     best_column = allowed[scores[:, allowed].argmax(axis=1)]
@@ -357,7 +362,7 @@ def kernel_alignment_explorer(
             "mean 1 − RMSE": numbers["similarity"],
             "null": numbers["null_similarity"],
             "margin over null": numbers["difference"],
-            "best pair": [scores[np.ix_(rows, owners == m)].max() for m in all_models],
+            "best pair": best_by_model[rows].max(axis=0),
         }
         frame = pd.DataFrame(
             {name: [report.format_number(float(v), 3) for v in values] for name, values in columns.items()},
