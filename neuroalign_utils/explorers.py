@@ -135,7 +135,7 @@ class Explorer:
         import ipywidgets as widgets
 
         self._spec, self._draw, self._holding = controls, draw, False
-        common = dict(style={"description_width": "initial"}, continuous_update=False)
+        slider_style = dict(style={"description_width": "initial"}, continuous_update=False)  # redraw on release
         self.controls = {}
         for control in controls:
             if isinstance(control, Choice):
@@ -145,17 +145,15 @@ class Explorer:
             else:
                 size = control.size(values)
                 widget = widgets.IntSlider(
-                    value=values[control.name], min=0, max=size - 1, description=control.description, **common
+                    value=values[control.name], min=0, max=size - 1, description=control.description, **slider_style
                 )
             widget.observe(self._changed, names="value")
             self.controls[control.name] = widget
         self.image = widgets.Image(format="png")
         self.details = widgets.HTML()
         self.figure = None
-        self.widget = widgets.VBox(
-            [widgets.HTML(f"<b>{html.escape(title)}</b>"), widgets.HBox(list(self.controls.values())), self.image]
-            + [self.details]
-        )
+        heading = widgets.HTML(f"<b>{html.escape(title)}</b>")
+        self.widget = widgets.VBox([heading, widgets.HBox(list(self.controls.values())), self.image, self.details])
         self.update()
 
     def _repr_mimebundle_(self, **kwargs):
@@ -307,6 +305,9 @@ def kernel_alignment_explorer(
         Live: dropdowns ``area`` and ``genotype``. The details give, per model, the group's mean
         1 − RMSE, the same for the phase-randomised null, their paired margin and the best pair.
     """
+    import matplotlib.pyplot as plt
+
+    from . import style
     from .kernels.figures import plot_kernel_gallery
 
     similarity = result["similarity"]
@@ -352,8 +353,13 @@ def kernel_alignment_explorer(
                 f"{str(owners[column]).split(' (')[0]}\n{kinds[column]}, "
                 f"{report.format_number(float(best_score[row]))}",
             ]
-        fig = plot_kernel_gallery(kernels, labels, n_cols=min(4, len(kernels)))
-        fig.suptitle(f"{group}: {len(rows)} neural kernels; the {len(shown)} best-matched, each beside its best match")
+        n_cols = min(4, len(kernels))
+        n_rows = -(-len(kernels) // n_cols)
+        fig, axes = plt.subplots(
+            n_rows, n_cols, figsize=style.book_size(0.4 + 1.45 * n_rows), squeeze=False, layout="constrained"
+        )
+        plot_kernel_gallery(kernels, labels, n_cols=n_cols, axes=axes)
+        fig.suptitle(f"{group}: {len(rows)} neural kernels")
         numbers = {}
         for key, (table, means) in tables.items():
             keep = _group_rows(table, area, genotype)
@@ -368,7 +374,12 @@ def kernel_alignment_explorer(
             {name: [report.format_number(float(v), 3) for v in values] for name, values in columns.items()},
             index=pd.Index(all_models, name="model"),
         )
-        return fig, f"<p>{html.escape(group)}, {len(rows)} neural kernels</p>" + _html_table(frame)
+        caption = (
+            f"{html.escape(group)}: its {len(shown)} best-matched neural kernels, each beside its best match "
+            "(model, kind, 1 − RMSE); per model, the group's mean 1 − RMSE, the same with phase-randomised "
+            "neural kernels (null), the paired margin between them and the best pair."
+        )
+        return fig, f"<p>{caption}</p>" + _html_table(frame)
 
     def options(name):
         present = sorted(pd.unique(similarity[name].values.astype(str)))
