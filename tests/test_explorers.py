@@ -19,10 +19,11 @@ AREAS, GENOTYPES = ("VISp", "VISl"), ("Cux2", "Rorb", "Sst")
 
 def small_alignment(n_neural: int = 30, size=(12, 16), seed: int = 0):
     """Planted kernel alignment: neural Gaussian RFs in 2 areas × 3 genotypes (VISl has no Sst), a
-    ``planted`` model holding a noisy copy of each and a ``random`` model of noise, through
+    ``planted`` model holding a noisy copy of each at 9×12 and a ``random`` model of noise, through
     :func:`~neuroalign_utils.kernels.pipeline.alignment_summary` with the chapter's area and genotype
     groupings."""
     from neuroalign_utils.kernels import pipeline
+    from neuroalign_utils.kernels.similarity import resize_kernels
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[: size[0], : size[1]]
@@ -35,8 +36,9 @@ def small_alignment(n_neural: int = 30, size=(12, 16), seed: int = 0):
         dims=("kernel", "y", "x"),
         coords={"area": ("kernel", area), "genotype": ("kernel", genotype)},
     )
+    planted = resize_kernels(rfs, (9, 12))  # artificial kernels of another size than the neural ones
     artificial = xr.DataArray(
-        np.concatenate([rfs + 0.3 * rng.normal(size=rfs.shape), rng.normal(size=(40, *size))]),
+        np.concatenate([planted + 0.3 * rng.normal(size=planted.shape), rng.normal(size=(40, 9, 12))]),
         dims=("kernel", "y", "x"),
         coords={
             "model": ("kernel", ["planted"] * n_neural + ["random"] * 40),
