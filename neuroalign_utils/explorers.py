@@ -462,7 +462,15 @@ def v1t_explorer(
     maps = {m: np.asarray(maps[m]) for m in mice}
     coms = {m: analysis.centre_of_mass(maps[m])[["x", "y"]].to_numpy() for m in mice}
     fit_rows = fits.set_index(["model", "mouse", "neuron"]).sort_index() if fits is not None else None
-    shown_fit = [c for c in ("x0", "y0", "sigma_horizontal", "sigma_vertical", "r2", "position_error", "kept")]
+    shown_fit = {  # fit column → table heading
+        "x0": "x (px)",
+        "y0": "y (px)",
+        "sigma_horizontal": "σ horizontal (px)",
+        "sigma_vertical": "σ vertical (px)",
+        "r2": "R²",
+        "position_error": "error (px)",
+        "kept": "kept",
+    }
 
     def draw(mouse, trial, unit):
         fig = plt.figure(figsize=style.book_size(2.6 + 0.4 * len(models)), layout="constrained")
@@ -483,8 +491,10 @@ def v1t_explorer(
         if fit_rows is not None:
             keys = [(label, mouse, unit) for label in models if (label, mouse, unit) in fit_rows.index]
             if keys:
-                frame = fit_rows.loc[keys, [c for c in shown_fit if c in fit_rows.columns]]
-                frame.index = pd.Index([label for label, _, _ in keys], name=f"unit {unit}: fit")
+                frame = fit_rows.loc[keys, [c for c in shown_fit if c in fit_rows.columns]].rename(columns=shown_fit)
+                frame.index = pd.Index([label for label, _, _ in keys], name="model")
+                planted = " (error: distance from the planted centre)" if "position_error" in fit_rows.columns else ""
+                details += f"<p>Gaussian fits of unit {unit}'s aRFs{planted}:</p>"
                 details += _html_table(frame.round(3))
         return fig, details
 
