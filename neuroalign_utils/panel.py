@@ -42,7 +42,8 @@ PANEL_FOLDER = "panel"
 
 
 def is_live(live: bool | None = None) -> bool:
-    """Whether :func:`parameter_panel` builds its widgets (``True``) or returns its static note.
+    """Whether :func:`parameter_panel` and the explorers (:mod:`neuroalign_utils.explorers`) build their widgets
+    (``True``) or show their static view.
 
     Parameters
     ----------

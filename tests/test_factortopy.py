@@ -443,6 +443,10 @@ def _plot_calls():
             lambda axes: figures.plot_surface_maps(vertices["rho"].to_numpy(), vertices, axes=axes),
             (2,),
         ),
+        "plot_selector_map": (
+            lambda axes: figures.plot_selector_map(vertices.assign(scale=vertices["rho"]), "scale", axes=axes),
+            (2,),
+        ),
     }
 
 

@@ -361,17 +361,21 @@ def plot_surface_maps(
         rows = (vertices["hemisphere"] == hemi).to_numpy()
         vertex_rgb = np.tile(maps.GREY, (len(xy), 1))
         vertex_rgb[index[rows]] = colours.rgb[rows]
-        face_rgb = vertex_rgb[faces].mean(1) * shade[:, None]
-        a.add_collection(PolyCollection(xy[faces], facecolors=face_rgb, edgecolors=face_rgb, linewidths=0.2))
-        if roi_outline and "roi" in vertices:
-            borders = maps.roi_borders(xy, faces, index[rows], vertices.loc[rows, "roi"].to_numpy())
-            a.add_collection(LineCollection(borders, colors="k", linewidths=0.5))
         # flat maps zoom on the ROI; the inflated view shows the whole hemisphere from behind
         inside = xy[index[rows]] if rows.any() and surface == "flat" else xy[np.unique(faces)]
         pad = 0.08 * np.ptp(inside, axis=0)
+        low, high = inside.min(0) - pad, inside.max(0) + pad
+        corners = xy[faces]
+        # faces wholly outside the window are clipped away: not building them saves most of a zoomed map's time
+        seen = ((corners.max(1) >= low) & (corners.min(1) <= high)).all(1)
+        face_rgb = vertex_rgb[faces[seen]].mean(1) * shade[seen, None]
+        a.add_collection(PolyCollection(corners[seen], facecolors=face_rgb, edgecolors=face_rgb, linewidths=0.2))
+        if roi_outline and "roi" in vertices:
+            borders = maps.roi_borders(xy, faces, index[rows], vertices.loc[rows, "roi"].to_numpy())
+            a.add_collection(LineCollection(borders, colors="k", linewidths=0.5))
         a.set(
-            xlim=(inside[:, 0].min() - pad[0], inside[:, 0].max() + pad[0]),
-            ylim=(inside[:, 1].min() - pad[1], inside[:, 1].max() + pad[1]),
+            xlim=(low[0], high[0]),
+            ylim=(low[1], high[1]),
             aspect="equal",
             title=f"{'left' if hemi == 'lh' else 'right'} hemisphere",
         )
@@ -380,6 +384,62 @@ def plot_surface_maps(
         fig.suptitle(title)
     _surface_legend(fig, axes, kind, colours, cmap, colorbar_label)
     return fig
+
+
+#: The per-vertex quantities of a fitted selector table that :func:`plot_selector_map` draws, with what each shows.
+SELECTOR_MAPS = {
+    "layer": "layer selector: hue = the layer with the largest weight, brightness = confidence (dim = a soft choice)",
+    "position": "space selector: the image position each vertex reads (red ← x, blue ← y, green ← near the centre)",
+    "scale": "scale selector: the global-token share of each vertex (0 local, 1 global)",
+    "iota": "layer position ι̂ = Σ_l (l − 1)/(L − 1) · ω_l of each vertex (0 first layer, 1 last)",
+    "r2": "test R² of each vertex",
+}
+
+
+def plot_selector_map(
+    table: pd.DataFrame,
+    quantity: str,
+    *,
+    n_layers: int | None = None,
+    r2_max: float | None = None,
+    surface: str = "flat",
+    axes=None,
+):
+    """One quantity of a fitted FactorTopy model on the cortex (:func:`plot_surface_maps` with its colouring).
+
+    Parameters
+    ----------
+    table : DataFrame
+        The selector table of a fit (:func:`neuroalign_utils.factortopy.analysis.selector_table` with a
+        ``test_r2`` column, ``pipeline.Fit.table``): one row per vertex, with its ``hemisphere``,
+        ``fsaverage_index`` and ``roi``.
+    quantity : {"layer", "position", "scale", "iota", "r2"}
+        See :data:`SELECTOR_MAPS`.
+    n_layers : int, optional
+        Number of layers of the backbone (``"layer"``); by default the table's ``layer_*`` columns.
+    r2_max : float, optional
+        Top of the R² colour scale; by default the largest R², at least 0.1.
+    surface : {"flat", "inflated"}
+    axes : array of two matplotlib Axes, optional
+    """
+    check_in_allowed(quantity, "quantity", SELECTOR_MAPS)
+    common = dict(surface=surface, axes=axes)
+    if quantity == "layer":
+        if n_layers is None:
+            n_layers = sum(str(c).startswith("layer_") and str(c)[6:].isdigit() for c in table.columns)
+        values = table[["layer_argmax", "confidence"]].to_numpy()
+        return plot_surface_maps(values, table, kind="layer", n_layers=n_layers, **common)
+    if quantity == "position":
+        return plot_surface_maps(table[["space_x", "space_y"]].to_numpy(), table, kind="position", **common)
+    if quantity == "scale":
+        scale = table["scale"].to_numpy()
+        return plot_surface_maps(scale, table, vmin=0, vmax=1, cmap="coolwarm", colorbar_label="global share", **common)
+    if quantity == "iota":
+        iota = table["iota"].to_numpy()
+        return plot_surface_maps(iota, table, vmin=0, vmax=1, cmap="turbo", colorbar_label="layer position ι̂", **common)
+    r2 = table["test_r2"].to_numpy()
+    top = max(0.1, float(np.nanmax(r2))) if r2_max is None else r2_max
+    return plot_surface_maps(r2, table, vmin=0, vmax=top, cmap="inferno", colorbar_label="test R²", **common)
 
 
 def _surface_legend(fig, axes, kind: str, colours: maps.VertexColours, cmap: str, label: str) -> None:

@@ -125,8 +125,13 @@ def roi_borders(xy: np.ndarray, faces: np.ndarray, index: np.ndarray, roi) -> li
     label[index] = codes
     tri_label = label[faces]
     face_label = np.where((tri_label == tri_label[:, :1]).all(1), tri_label[:, 0], -2)
-    edges = {}
-    for f, tri in enumerate(faces):
-        for a, b in ((tri[0], tri[1]), (tri[1], tri[2]), (tri[2], tri[0])):
-            edges.setdefault((min(a, b), max(a, b)), []).append(face_label[f])
-    return [xy[[a, b]] for (a, b), labs in edges.items() if len(labs) == 2 and labs[0] != labs[1] and max(labs) >= 0]
+    # every face's three edges as (low, high) vertex pairs; an edge drawn is shared by exactly two faces
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    edge_label = np.tile(face_label, 3)
+    key = edges[:, 0].astype(np.int64) * len(xy) + edges[:, 1]
+    order = np.argsort(key, kind="stable")
+    _, first, count = np.unique(key[order], return_index=True, return_counts=True)
+    first = first[count == 2]
+    one, other = edge_label[order[first]], edge_label[order[first + 1]]
+    drawn = order[first[(one != other) & (np.maximum(one, other) >= 0)]]
+    return list(xy[edges[drawn]])

@@ -38,7 +38,8 @@ def plot_kernel_gallery(
 
     Parameters
     ----------
-    kernels : array-like, shape (n, h, w)
+    kernels : array-like, shape (n, h, w), or a sequence of 2-D arrays
+        A sequence may mix sizes (e.g. neural kernels beside artificial ones).
     labels : sequence of str
     n_cols : int, default=6
     colour_bar_label : str, default="kernel / max |kernel|"
@@ -46,7 +47,7 @@ def plot_kernel_gallery(
     """
     import matplotlib.pyplot as plt
 
-    kernels = np.asarray(kernels)
+    kernels = [np.asarray(kernel) for kernel in kernels]
     n_rows = int(np.ceil(len(kernels) / n_cols))
     if axes is None:
         _, axes = plt.subplots(

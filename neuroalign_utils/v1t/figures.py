@@ -57,3 +57,75 @@ def plot_test_correlations(results: pd.DataFrame, *, axes=None):
     axes[0].set_ylabel("test correlation")
     axes[0].figure.tight_layout()
     return axes[0].figure
+
+
+def plot_rollout(images, maps, centres=None, *, axes=None):
+    """Images (top row) and the same images under their attention-rollout maps (bottom row), one column each.
+
+    Parameters
+    ----------
+    images, maps : array-like, shape (n, h, w)
+        Grey-level images (in SD of the training images) and their rollout maps (each sums to 1).
+    centres : array-like, shape (n, 2), optional
+        Each map's centre of mass ``(x, y)`` in pixels, marked with a cyan cross.
+    axes : array of matplotlib Axes, shape (2, n), optional
+        Created on a new figure when None.
+    """
+    images, maps = np.asarray(images), np.asarray(maps)
+    if axes is None:
+        _, axes = plt.subplots(2, len(images), figsize=style.book_size(2.5), layout="constrained", squeeze=False)
+    axes = np.asarray(axes).reshape(2, len(images))
+    fig = axes[0, 0].figure
+    top = float(maps.max())
+    low, high = np.percentile(images, [0, 100])
+    for k, column in enumerate(axes.T):
+        grey = column[0].imshow(images[k], cmap="gray", vmin=low, vmax=high)
+        column[1].imshow(images[k], cmap="gray", vmin=low, vmax=high)
+        overlay = column[1].imshow(maps[k], cmap="magma", alpha=0.65, vmin=0, vmax=top)
+        if centres is not None:
+            column[1].plot(*np.asarray(centres)[k], "+", color="cyan", ms=10, mew=2)
+        for ax in column:
+            ax.set(xticks=[], yticks=[])
+    axes[0, 0].set_ylabel("image")
+    axes[1, 0].set_ylabel("rollout")
+    fig.colorbar(grey, ax=list(axes[0]), shrink=0.9, label="image (SD)")
+    fig.colorbar(overlay, ax=list(axes[1]), shrink=0.9, label="attention share")
+    return fig
+
+
+def plot_arfs(arfs: dict, *, centres=None, unit_labels=None, axes=None):
+    """Artificial receptive fields, one row per model and one column per unit, each divided by its largest
+    absolute value (one colour bar, −1 to 1).
+
+    Parameters
+    ----------
+    arfs : dict of str to array-like, shape (n, h, w)
+        Model label (the row's label) → the aRFs of the same ``n`` units.
+    centres : array-like, shape (n, 2), optional
+        The units' planted RF centres ``(x, y)`` in pixels, marked with a black cross.
+    unit_labels : sequence of str, optional
+        Column titles; ``unit 0`` … by default.
+    axes : array of matplotlib Axes, shape (len(arfs), n), optional
+        Created on a new figure when None.
+    """
+    n = len(next(iter(arfs.values())))
+    unit_labels = [f"unit {k}" for k in range(n)] if unit_labels is None else list(unit_labels)
+    if axes is None:
+        _, axes = plt.subplots(
+            len(arfs), n, figsize=style.book_size(0.5 + 0.85 * len(arfs)), squeeze=False, layout="constrained"
+        )
+    axes = np.asarray(axes).reshape(len(arfs), n)
+    image = None
+    for row, (label, units) in zip(axes, arfs.items()):
+        for k, ax in enumerate(row):
+            arf = np.asarray(units[k])
+            image = ax.imshow(arf / np.abs(arf).max(), cmap="RdBu_r", vmin=-1, vmax=1)
+            if centres is not None:
+                ax.plot(*np.asarray(centres)[k], "x", color="black", ms=7, mew=1.5)
+            ax.set(xticks=[], yticks=[])
+        row[0].set_ylabel(label)
+    for ax, title in zip(axes[0], unit_labels):
+        ax.set_title(title)
+    fig = axes[0, 0].figure
+    fig.colorbar(image, ax=list(axes.ravel()), shrink=0.9, label="aRF / max |aRF|")
+    return fig
