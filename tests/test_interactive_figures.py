@@ -77,25 +77,28 @@ def test_layer_surface_is_self_contained_and_draws_every_vertex(occipital_vertic
     view = ft_figures.view_layer_surface(values, vertices, n_layers=6)
     assert_self_contained(view)
     data, layout = plotted(view.html)
-    mesh = data[0]
-    assert mesh["type"] == "mesh3d"
-    assert len(array(mesh["x"])) == 2 * FSAVERAGE5_N_VERTICES  # both whole hemispheres
-    assert len(array(mesh["i"])) > 0 and array(mesh["i"]).max() < 2 * FSAVERAGE5_N_VERTICES
+    cortex, subject = data[:2]
+    assert [cortex["type"], subject["type"]] == ["mesh3d", "mesh3d"]
+    assert cortex["hoverinfo"] == "skip" and "text" not in cortex  # grey cortex answers no hover
+    # both whole hemispheres: every triangle of the two fsaverage5 meshes, in one mesh or the other
+    n_faces = sum(len(array(mesh["i"])) for mesh in (cortex, subject))
+    assert n_faces == 2 * len(maps.mesh_3d("lh", "inflated")[1])
+    assert len(array(cortex["x"])) + len(array(subject["x"])) >= 2 * FSAVERAGE5_N_VERTICES
+    for mesh in (cortex, subject):
+        n = len(array(mesh["x"]))
+        assert len(mesh["vertexcolor"]) == n and max(array(mesh[k]).max() for k in "ijk") < n
     # one legend entry per layer
-    assert [trace["name"] for trace in data[1:]] == [f"layer {i}" for i in range(6)]
-    labelled = [i for i, text in enumerate(mesh["text"]) if text]
+    assert [trace["name"] for trace in data[2:]] == [f"layer {i}" for i in range(6)]
+    labelled = [text for text in subject["text"] if text]
     assert len(labelled) == len(vertices)
-    # the right hemisphere's vertices follow the left's 10,242
     colours = maps.layer_colours(values[:, 0].astype(int), values[:, 1], 6)
     for row in (0, len(vertices) - 1):
         hemi, index, roi = vertices.loc[row, ["hemisphere", "fsaverage_index", "roi"]]
-        position = index + (FSAVERAGE5_N_VERTICES if hemi == "rh" else 0)
-        text = mesh["text"][position]
         side = "left" if hemi == "lh" else "right"
-        assert text.startswith(f"{side} {index} · {roi}<br>layer {int(values[row, 0])} · ")
-        assert text.endswith(f"confidence {values[row, 1]:.2f}")
-        expected = "#" + "".join(f"{round(255 * c):02x}" for c in colours[row])
-        assert mesh["vertexcolor"][position] == expected
+        head = f"{side} {index} · {roi}<br>"
+        (position,) = [i for i, text in enumerate(subject["text"]) if text.startswith(head)]
+        assert subject["text"][position] == head + f"layer {int(values[row, 0])} · confidence {values[row, 1]:.2f}"
+        assert subject["vertexcolor"][position] == "#" + "".join(f"{round(255 * c):02x}" for c in colours[row])
 
 
 def test_layer_surface_without_plotlyjs_is_small_and_still_offline(occipital_vertices):

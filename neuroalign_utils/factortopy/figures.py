@@ -469,7 +469,7 @@ def view_layer_surface(
             f"'vertices'; got shape {values.shape}."
         )
     hemisphere = vertices["hemisphere"].to_numpy().astype(str)
-    unknown = sorted(set(hemisphere) - set(HEMISPHERES))
+    unknown = sorted(str(h) for h in set(hemisphere) - set(HEMISPHERES))  # plain str: numpy 2 shows np.str_(...)
     if unknown:
         raise ValueError(f"'vertices' column 'hemisphere' must hold {list(HEMISPHERES)}; got {unknown}.")
     index = vertices["fsaverage_index"].to_numpy().astype(int)
@@ -503,22 +503,13 @@ def view_layer_surface(
         rgb.append(vertex_rgb)
         labels.append(vertex_label)
         offset += len(xyz)
-    xyz, tri, rgb = np.concatenate(coords), np.concatenate(faces), np.concatenate(rgb)
-    mesh = go.Mesh3d(
-        x=xyz[:, 0].astype(np.float32),
-        y=xyz[:, 1].astype(np.float32),
-        z=xyz[:, 2].astype(np.float32),
-        # 20,484 vertices fit 16 bits: half the bytes of the default 32 on the page
-        i=tri[:, 0].astype(np.uint16),
-        j=tri[:, 1].astype(np.uint16),
-        k=tri[:, 2].astype(np.uint16),
-        vertexcolor=_hex(rgb),
-        text=np.concatenate(labels),
-        hovertemplate="%{text}<extra></extra>",
-        lighting=dict(ambient=0.55, diffuse=0.6, specular=0.05, roughness=0.9),
-        name="cortex",
-        showlegend=False,
-    )
+    xyz, tri, rgb, labels = np.concatenate(coords), np.concatenate(faces), np.concatenate(rgb), np.concatenate(labels)
+    # two meshes: the subject's triangles, which answer a hover, and the rest of the cortex, which does not
+    in_subject = (labels[tri] != "").any(axis=1)
+    meshes = [
+        _mesh_trace(xyz, tri[~in_subject], rgb, name="cortex", hoverinfo="skip"),
+        _mesh_trace(xyz, tri[in_subject], rgb, labels, name="subject", hovertemplate="%{text}<extra></extra>"),
+    ]
     # the legend: one entry per layer, at full confidence (plotly has no legend for vertex colours)
     keys = [
         go.Scatter3d(
@@ -533,12 +524,19 @@ def view_layer_surface(
     ]
     hidden = dict(visible=False, showbackground=False)
     figure = go.Figure(
-        [mesh, *keys],
+        [*meshes, *keys],
         layout=dict(
             title=dict(text=title),
             height=check_int(height, "height", minimum=200),
             margin=dict(l=0, r=0, t=30 if title else 0, b=0),
-            legend=dict(title=dict(text="argmax layer<br>(dim = soft)"), itemclick=False, itemdoubleclick=False),
+            # below the mode bar (top right), which would cover the legend's title
+            legend=dict(
+                title=dict(text="argmax layer<br>(dim = soft)"),
+                y=0.9,
+                yanchor="top",
+                itemclick=False,
+                itemdoubleclick=False,
+            ),
             scene=dict(
                 xaxis=hidden,
                 yaxis=hidden,
@@ -549,6 +547,29 @@ def view_layer_surface(
         ),
     )
     return InteractiveFigure(figure, include_plotlyjs=include_plotlyjs)
+
+
+def _mesh_trace(xyz, faces, rgb, text=None, **options):
+    """A plotly Mesh3d of ``faces`` holding only the vertices they use (``text``: a hover label per vertex)."""
+    import plotly.graph_objects as go
+
+    used, faces = np.unique(faces, return_inverse=True)
+    faces = faces.reshape(-1, 3)
+    # a hemisphere pair has 20,484 vertices: 16-bit indices take half the bytes of the default 32 on the page
+    index = faces.astype(np.uint16 if len(used) < 2**16 else np.uint32)
+    return go.Mesh3d(
+        x=xyz[used, 0].astype(np.float32),
+        y=xyz[used, 1].astype(np.float32),
+        z=xyz[used, 2].astype(np.float32),
+        i=index[:, 0],
+        j=index[:, 1],
+        k=index[:, 2],
+        vertexcolor=_hex(rgb[used]),
+        text=None if text is None else text[used],
+        lighting=dict(ambient=0.55, diffuse=0.6, specular=0.05, roughness=0.9),
+        showlegend=False,
+        **options,
+    )
 
 
 def _hex(rgb) -> list:

@@ -1052,11 +1052,12 @@ def view_group_margins(
         )
     figure.update_layout(
         height=height,
-        margin=dict(l=60, r=10, t=10, b=10),
+        margin=dict(l=60, r=10, t=40, b=10),
         template="simple_white",
         xaxis=dict(tickmode="array", tickvals=list(range(len(order))), ticktext=labels, range=[-0.6, len(order) - 0.4]),
         yaxis=dict(title=dict(text="1 − RMSE above the null"), zeroline=False),
-        legend=dict(title=dict(text="area (click to hide)")),
+        # above the plot, in one row, so the plot keeps the column's width
+        legend=dict(title=dict(text="area (click to hide)"), orientation="h", x=0, y=1.02, yanchor="bottom"),
         hoverlabel=dict(align="left"),
     )
     return InteractiveFigure(figure, include_plotlyjs=include_plotlyjs)
