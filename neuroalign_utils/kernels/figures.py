@@ -1002,8 +1002,8 @@ def view_group_margins(
         rows = table[table["area"].astype(str) == area]
         x = [column[m] + area_offset[area] + genotype_offset[str(g)] for m, g in zip(rows["model"], rows["genotype"])]
         hover = [
-            f"<b>{area} × {g}</b><br>{m}<br>margin over the null {fmt(mg)} "
-            f"(95 % CI {report.format_interval(lo, hi, 3)}), as r {fmt(rm, 2)}<br>"
+            f"<b>{area} × {g}</b><br>{m}<br>margin over the null {fmt(mg)}, as r {fmt(rm, 2)}<br>"
+            f"95 % CI {report.format_interval(lo, hi, 3)}<br>"
             f"1 − RMSE {fmt(v)}, null {fmt(nv)}<br>{n:,} neural × {a:,} artificial kernels"
             for m, g, mg, lo, hi, rm, v, nv, n, a in rows[
                 [
@@ -1052,12 +1052,12 @@ def view_group_margins(
         )
     figure.update_layout(
         height=height,
-        margin=dict(l=60, r=10, t=40, b=10),
+        margin=dict(l=60, r=10, t=10, b=10),
         template="simple_white",
         xaxis=dict(tickmode="array", tickvals=list(range(len(order))), ticktext=labels, range=[-0.6, len(order) - 0.4]),
         yaxis=dict(title=dict(text="1 − RMSE above the null"), zeroline=False),
-        # above the plot, in one row, so the plot keeps the column's width
-        legend=dict(title=dict(text="area (click to hide)"), orientation="h", x=0, y=1.02, yanchor="bottom"),
+        # below the mode bar (top right), which would cover the legend's title
+        legend=dict(title=dict(text="area"), y=0.9, yanchor="top"),
         hoverlabel=dict(align="left"),
     )
     return InteractiveFigure(figure, include_plotlyjs=include_plotlyjs)
