@@ -3,7 +3,8 @@
 Each ``plot_*`` function follows nilearn's convention: it draws into ``axes`` (one matplotlib Axes, or an
 array of them where it draws several panels) or, when ``axes`` is omitted, into a new figure sized for
 the book (:mod:`neuroalign_utils.style`), and returns the Figure. The surface maps take their meshes and
-colours from :mod:`.maps`.
+colours from :mod:`.maps`. :func:`view_layer_surface` is the layer map in 3-D, interactive
+(:mod:`neuroalign_utils.interactive`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ alignment tables (chapter 04: the paper's Figs 2, 3/S5, 4, 5/S4). Kernels are dr
 colour map, each divided by its own largest magnitude so that every panel uses the full scale; one
 colour bar (−1 … 1, "kernel / max |kernel|") serves the figure. Every ``plot_*`` function takes
 ``axes=`` (one Axes, or an array of Axes where it draws several panels; made at
-:func:`neuroalign_utils.style.book_size` when ``None``) and returns the figure.
+:func:`neuroalign_utils.style.book_size` when ``None``) and returns the figure. :func:`view_group_margins`
+is interactive (:mod:`neuroalign_utils.interactive`): every area × genotype group, with hover labels.
 """
 
 from __future__ import annotations
