@@ -167,7 +167,7 @@ async ({texPattern, outputWords, localPaths, minScale}) => {
     }
     return true;
   };
-  const found = {tex: [], output: [], figure: [], image: [], table: [], readable: []};
+  const found = {tex: [], output: [], figure: [], image: [], table: [], readable: [], plotly: []};
 
   // raw TeX in visible text outside code, scripts and rendered math
   const skip = """
@@ -186,9 +186,18 @@ async ({texPattern, outputWords, localPaths, minScale}) => {
     }
   }
 
-  // cell outputs: tracebacks, warnings, progress bars, local paths
+  // cell outputs: tracebacks, warnings, progress bars, local paths, in what a reader can see (an interactive
+  // figure's scripts, plotly.js among them, are left out)
+  const readable = (el) => {
+    const parts = [];
+    const texts = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+      if (!node.parentElement.closest('script, style')) parts.push(node.data);
+    }
+    return parts.join('');
+  };
   document.querySelectorAll('.cell_output').forEach((out, k) => {
-    const text = out.textContent;
+    const text = readable(out);
     const where = `output ${k + 1} (${describe(out)})`;
     for (const w of outputWords) {
       const i = text.indexOf(w);
@@ -252,6 +261,9 @@ async ({texPattern, outputWords, localPaths, minScale}) => {
     r"""`${name} scrolls inside a box wider than the column """
     r"""(${Math.round(scroller.getBoundingClientRect().width)} px)`);
   });
+  // plotly.js (about 4.8 MB) is inlined by the first interactive figure of a page; a second copy is waste
+  const plotlyCopies = [...document.querySelectorAll('script')].filter((s) => /\* plotly\.js v\d/.test(s.text)).length;
+  if (plotlyCopies > 1) found.plotly.push(`plotly.js is inlined ${plotlyCopies} times`);
   return found;
 }
 """
@@ -342,6 +354,7 @@ CHECK_NAMES = {
     "image": "image not loading",
     "table": "table clipped",
     "readable": "figure shrunk below readable",
+    "plotly": "plotly.js inlined more than once",
 }
 #: Smallest display scale of a figure: 9-pt text (style.MIN_FONT_SIZE) at 0.88 stays about 8 pt.
 MIN_SCALE = 0.88
@@ -441,3 +454,76 @@ def test_live_code_button_starts_thebe_for_this_repository(browser_context, book
     if findings:
         lines = [f"{THEBE_PAGE}, Live code:"] + [f"  [{k}] {item}" for k, v in findings.items() for item in v]
         pytest.fail("\n".join(lines), pytrace=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# the interactive figures draw (plotly, no kernel, offline)
+
+#: Page → figure label of each interactive figure, and how it draws: "svg" (2-D) or "webgl" (3-D).
+INTERACTIVE_FIGURES = {
+    "notebooks/04_kernel_alignment.html": ("ka-fig-area-genotype", "svg"),
+    "notebooks/07_factortopy_encoding.html": ("ft-fig-layer-3d", "webgl"),
+}
+
+# The figure's plot: the number of points plotly was given and drew (2-D), and its canvases.
+PLOT_STATE_JS = """
+(figureId) => {
+  const figure = document.getElementById(figureId);
+  const plot = figure && figure.querySelector('.js-plotly-plot');
+  if (!plot) return null;
+  // _fullData holds the traces as drawn, their base64 arrays decoded
+  const given = (plot._fullData || []).filter((t) => t.type === 'scatter').reduce((n, t) => n + t.y.length, 0);
+  return {
+    given,
+    drawnPoints: plot.querySelectorAll('.scatterlayer .point').length,
+    canvases: [...plot.querySelectorAll('canvas')].map((c) => [c.width, c.height]),
+    caption: (figure.querySelector('figcaption') || {textContent: ''}).textContent.trim(),
+  };
+}
+"""
+
+
+def _drawn_colours(png: bytes) -> tuple[float, int]:
+    """Share of pixels that are not page background, and the number of distinct colours, of a screenshot."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3)
+    background = (pixels >= 250).all(axis=1)
+    return float(1 - background.mean()), len(np.unique(pixels[~background], axis=0))
+
+
+@pytest.mark.parametrize("page_path", list(INTERACTIVE_FIGURES))
+def test_interactive_figure_draws(page_path, browser_context, book_url):
+    """The figure's plot is drawn (points in SVG, or a WebGL canvas with a coloured surface) with a caption,
+    and the page logs no error while it draws."""
+    figure_id, kind = INTERACTIVE_FIGURES[page_path]
+    page = browser_context.new_page()
+    errors = []
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    page.on("pageerror", lambda exc: errors.append(str(exc).splitlines()[0]))
+    try:
+        page.goto(book_url + page_path, wait_until="load")
+        page.wait_for_function(
+            "(id) => { const p = document.querySelector(`#${id} .js-plotly-plot`); return p && p._fullLayout; }",
+            arg=figure_id,
+            timeout=30_000,
+        )
+        page.wait_for_timeout(1000)  # the WebGL scene draws on the next animation frames
+        state = page.evaluate(PLOT_STATE_JS, figure_id)
+        plot = page.locator(f"#{figure_id} .js-plotly-plot")
+        plot.scroll_into_view_if_needed()
+        share, colours = _drawn_colours(plot.screenshot())
+    finally:
+        page.close()
+    assert state is not None, f"{page_path}: no plotly figure in #{figure_id}"
+    assert state["caption"], f"{page_path}: #{figure_id} has no caption"
+    assert not errors, f"{page_path}: console errors while the figure drew: {errors}"
+    if kind == "svg":
+        assert state["given"] > 0 and state["drawnPoints"] == state["given"], state
+    else:
+        assert state["canvases"] and all(w > 0 and h > 0 for w, h in state["canvases"]), state
+        # both hemispheres in grey and the subject's vertices in layer colours: many colours, a good part of the plot
+        assert share > 0.1 and colours > 50, (share, colours)

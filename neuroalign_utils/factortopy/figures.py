@@ -3,7 +3,8 @@
 Each ``plot_*`` function follows nilearn's convention: it draws into ``axes`` (one matplotlib Axes, or an
 array of them where it draws several panels) or, when ``axes`` is omitted, into a new figure sized for
 the book (:mod:`neuroalign_utils.style`), and returns the Figure. The surface maps take their meshes and
-colours from :mod:`.maps`.
+colours from :mod:`.maps`. :func:`view_layer_surface` is the layer map in 3-D, interactive
+(:mod:`neuroalign_utils.interactive`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .. import style
-from .._validation import check_in_allowed
+from .._validation import check_in_allowed, check_int
 from . import analysis, maps
 from .loading import FSAVERAGE5_N_VERTICES, HEMISPHERES
 
@@ -480,3 +481,158 @@ def _surface_legend(fig, axes, kind: str, colours: maps.VertexColours, cmap: str
         inset.set_xticks([-1, 1])
         inset.set_yticks([-1, 1])
     plt.figure(fig.number)
+
+
+def view_layer_surface(
+    values,
+    vertices: pd.DataFrame,
+    *,
+    n_layers: int | None = None,
+    title: str = "",
+    height: int = 520,
+    include_plotlyjs: bool = True,
+):
+    """The layer selector on both inflated fsaverage5 hemispheres, in 3-D: drag to turn, scroll to zoom.
+
+    The colours are those of ``plot_surface_maps(..., kind="layer")``: hue = the layer with the largest
+    weight, brightness = confidence; cortex outside the subject's vertices is grey (darker in sulci).
+    Hovering a vertex names its hemisphere, fsaverage index, ROI, layer and confidence. The view opens
+    from behind, as the static inflated map. The figure carries plotly.js inline (no network).
+
+    Parameters
+    ----------
+    values : array-like, shape (N, 2)
+        Argmax layer and confidence in [0, 1] of each vertex, N = ``len(vertices)``.
+    vertices : DataFrame
+        ``hemisphere`` ("lh" or "rh") and ``fsaverage_index`` (below 10,242) of each value, and
+        optionally ``roi``.
+    n_layers : int, optional
+        Number of layers, default the largest argmax + 1.
+    title : str, optional
+    height : int, default=520
+        Height in pixels (the width follows the page's column).
+    include_plotlyjs : bool, default=True
+        False when an earlier interactive figure on the same page already carries plotly.js.
+
+    Returns
+    -------
+    neuroalign_utils.interactive.InteractiveFigure
+        Its ``html`` is shown by a notebook and embedded by the book; ``figure`` is the plotly Figure.
+    """
+    import plotly.graph_objects as go
+
+    from ..interactive import InteractiveFigure
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != 2 or len(values) != len(vertices):
+        raise ValueError(
+            f"'values' must have shape ({len(vertices)}, 2): argmax layer and confidence of each vertex of "
+            f"'vertices'; got shape {values.shape}."
+        )
+    hemisphere = vertices["hemisphere"].to_numpy().astype(str)
+    unknown = sorted(str(h) for h in set(hemisphere) - set(HEMISPHERES))  # plain str: numpy 2 shows np.str_(...)
+    if unknown:
+        raise ValueError(f"'vertices' column 'hemisphere' must hold {list(HEMISPHERES)}; got {unknown}.")
+    index = vertices["fsaverage_index"].to_numpy().astype(int)
+    if index.size and (index.min() < 0 or index.max() >= FSAVERAGE5_N_VERTICES):
+        raise ValueError(
+            f"'vertices' must index fsaverage5 (0 to {FSAVERAGE5_N_VERTICES - 1}); got {index.min()} to {index.max()}."
+        )
+    argmax = values[:, 0].astype(int)
+    n_layers = int(argmax.max()) + 1 if n_layers is None else check_int(n_layers, "n_layers", minimum=1)
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= n_layers):
+        raise ValueError(f"'values[:, 0]' (argmax layer) must lie in 0 … {n_layers - 1} ('n_layers' − 1).")
+    colours = maps.layer_colours(argmax, values[:, 1], n_layers)
+    roi = vertices["roi"].to_numpy().astype(str) if "roi" in vertices else np.full(len(vertices), "–")
+
+    coords, faces, rgb, labels = [], [], [], []
+    offset = 0
+    for hemi in HEMISPHERES:
+        xyz, tri = maps.mesh_3d(hemi, "inflated")
+        # the inflated hemispheres are each centred on 0: set them side by side, 10 mm apart
+        xyz = xyz - [xyz[:, 0].max() + 5, 0, 0] if hemi == "lh" else xyz - [xyz[:, 0].min() - 5, 0, 0]
+        vertex_rgb = np.where((maps.sulcal_depth(hemi) > 0)[:, None], 0.8 * maps.GREY, maps.GREY)
+        vertex_label = np.full(len(xyz), "", dtype=object)
+        rows = hemisphere == hemi
+        vertex_rgb[index[rows]] = colours[rows]
+        vertex_label[index[rows]] = [
+            f"{'left' if hemi == 'lh' else 'right'} {i} · {r}<br>layer {layer} · confidence {c:.2f}"
+            for i, r, layer, c in zip(index[rows], roi[rows], argmax[rows], values[rows, 1])
+        ]
+        coords.append(xyz)
+        faces.append(tri + offset)
+        rgb.append(vertex_rgb)
+        labels.append(vertex_label)
+        offset += len(xyz)
+    xyz, tri, rgb, labels = np.concatenate(coords), np.concatenate(faces), np.concatenate(rgb), np.concatenate(labels)
+    # two meshes: the subject's triangles, which answer a hover, and the rest of the cortex, which does not
+    in_subject = (labels[tri] != "").any(axis=1)
+    meshes = [
+        _mesh_trace(xyz, tri[~in_subject], rgb, name="cortex", hoverinfo="skip"),
+        _mesh_trace(xyz, tri[in_subject], rgb, labels, name="subject", hovertemplate="%{text}<extra></extra>"),
+    ]
+    # the legend: one entry per layer, at full confidence (plotly has no legend for vertex colours)
+    keys = [
+        go.Scatter3d(
+            x=[None],
+            y=[None],
+            z=[None],
+            mode="markers",
+            marker=dict(size=8, symbol="square", color=colour),
+            name=f"layer {layer}",
+        )
+        for layer, colour in enumerate(_hex(maps.layer_colours(np.arange(n_layers), np.ones(n_layers), n_layers)))
+    ]
+    hidden = dict(visible=False, showbackground=False)
+    figure = go.Figure(
+        [*meshes, *keys],
+        layout=dict(
+            title=dict(text=title),
+            height=check_int(height, "height", minimum=200),
+            margin=dict(l=0, r=0, t=30 if title else 0, b=0),
+            # below the mode bar (top right), which would cover the legend's title
+            legend=dict(
+                title=dict(text="argmax layer<br>(dim = soft)"),
+                y=0.9,
+                yanchor="top",
+                itemclick=False,
+                itemdoubleclick=False,
+            ),
+            scene=dict(
+                xaxis=hidden,
+                yaxis=hidden,
+                zaxis=hidden,
+                aspectmode="data",
+                camera=dict(eye=dict(x=0.0, y=-1.5, z=0.2), up=dict(x=0, y=0, z=1)),
+            ),
+        ),
+    )
+    return InteractiveFigure(figure, include_plotlyjs=include_plotlyjs)
+
+
+def _mesh_trace(xyz, faces, rgb, text=None, **options):
+    """A plotly Mesh3d of ``faces`` holding only the vertices they use (``text``: a hover label per vertex)."""
+    import plotly.graph_objects as go
+
+    used, faces = np.unique(faces, return_inverse=True)
+    faces = faces.reshape(-1, 3)
+    # a hemisphere pair has 20,484 vertices: 16-bit indices take half the bytes of the default 32 on the page
+    index = faces.astype(np.uint16 if len(used) < 2**16 else np.uint32)
+    return go.Mesh3d(
+        x=xyz[used, 0].astype(np.float32),
+        y=xyz[used, 1].astype(np.float32),
+        z=xyz[used, 2].astype(np.float32),
+        i=index[:, 0],
+        j=index[:, 1],
+        k=index[:, 2],
+        vertexcolor=_hex(rgb[used]),
+        text=None if text is None else text[used],
+        lighting=dict(ambient=0.55, diffuse=0.6, specular=0.05, roughness=0.9),
+        showlegend=False,
+        **options,
+    )
+
+
+def _hex(rgb) -> list:
+    """``#rrggbb`` of each row of an (N, 3) RGB array in [0, 1] (the shortest colour string plotly reads)."""
+    return ["#{:02x}{:02x}{:02x}".format(*row) for row in np.round(255 * np.clip(rgb, 0, 1)).astype(int).tolist()]

@@ -24,6 +24,24 @@ GREY = np.array([0.82, 0.82, 0.82])
 SURFACES = ("flat", "inflated")
 
 
+def mesh_3d(hemisphere: str, surface: str):
+    """Vertex coordinates (10,242, 3) in mm and faces (20,480, 3) of one hemisphere's fsaverage5 mesh."""
+    from nilearn import surface as nilearn_surface
+
+    side = {"lh": "left", "rh": "right"}[hemisphere]
+    mesh_key = {"flat": "flat", "inflated": "infl"}[surface]
+    coords, faces = nilearn_surface.load_surf_mesh(fsaverage5_mesh()[f"{mesh_key}_{side}"])
+    return np.asarray(coords, dtype=np.float64), np.asarray(faces)
+
+
+def sulcal_depth(hemisphere: str) -> np.ndarray:
+    """FreeSurfer's sulcal depth of every fsaverage5 vertex of one hemisphere (positive: in a sulcus)."""
+    from nilearn import surface as nilearn_surface
+
+    side = {"lh": "left", "rh": "right"}[hemisphere]
+    return np.asarray(nilearn_surface.load_surf_data(fsaverage5_mesh()[f"sulc_{side}"]))
+
+
 def surface_mesh(hemisphere: str, surface: str):
     """2-D vertex positions, the faces to draw (back to front) and a shading factor per face.
 
@@ -31,12 +49,7 @@ def surface_mesh(hemisphere: str, surface: str):
     visual ROIs lie, faces the viewer): orthographic projection on (x, z), faces turned away from the
     viewer are left out, the rest are painted far to near and shaded by how directly they face the viewer.
     """
-    from nilearn import surface as nilearn_surface
-
-    side = {"lh": "left", "rh": "right"}[hemisphere]
-    mesh_key = {"flat": "flat", "inflated": "infl"}[surface]
-    coords, faces = nilearn_surface.load_surf_mesh(fsaverage5_mesh()[f"{mesh_key}_{side}"])
-    coords, faces = np.asarray(coords, dtype=np.float64), np.asarray(faces)
+    coords, faces = mesh_3d(hemisphere, surface)
     if surface == "flat":
         return coords[:, :2], faces, np.ones(len(faces))
     tri = coords[faces]

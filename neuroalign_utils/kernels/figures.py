@@ -5,7 +5,8 @@ alignment tables (chapter 04: the paper's Figs 2, 3/S5, 4, 5/S4). Kernels are dr
 colour map, each divided by its own largest magnitude so that every panel uses the full scale; one
 colour bar (−1 … 1, "kernel / max |kernel|") serves the figure. Every ``plot_*`` function takes
 ``axes=`` (one Axes, or an array of Axes where it draws several panels; made at
-:func:`neuroalign_utils.style.book_size` when ``None``) and returns the figure.
+:func:`neuroalign_utils.style.book_size` when ``None``) and returns the figure. :func:`view_group_margins`
+is interactive (:mod:`neuroalign_utils.interactive`): every area × genotype group, with hover labels.
 """
 
 from __future__ import annotations
@@ -919,3 +920,153 @@ def plot_model_bubbles(table: pd.DataFrame, group: str, model_parameters: pd.Ser
     axes.set(ylabel="mean 1 − RMSE", title=f"by {group} (grey: phase-randomised null)")
     axes.legend(frameon=False, ncol=2, loc="best", markerscale=0.4)
     return axes.figure
+
+
+#: Columns :func:`view_group_margins` reads (an ``alignment_summary`` table grouped by model, area, genotype).
+GROUP_MARGIN_COLUMNS = (
+    "model",
+    "area",
+    "genotype",
+    "value",
+    "null_value",
+    "margin",
+    "margin_ci_low",
+    "margin_ci_high",
+    "r_margin",
+    "n_neural",
+    "n_artificial",
+)
+
+
+def view_group_margins(
+    table: pd.DataFrame,
+    model_order,
+    model_parameters: pd.Series | None = None,
+    *,
+    height: int = 480,
+    include_plotlyjs: bool = True,
+):
+    """Margin over the null of every (visual area × genotype) group and model, interactive: hover a dot
+    for its group and numbers, click an area in the legend to hide it, drag to zoom.
+
+    One dot per group and model (models ordered as ``model_order``, the areas side by side within a
+    model's column, one colour per area), with its 95 % bootstrap interval; solid line: the null, dashed
+    line: the margin of r = 0.1 above it. The figure carries plotly.js inline (no network).
+
+    Parameters
+    ----------
+    table : DataFrame
+        The ``["model", "area", "genotype"]`` table of :func:`.pipeline.alignment_summary`, with the
+        columns of :data:`GROUP_MARGIN_COLUMNS`.
+    model_order : sequence of str
+        Models from left to right (those absent from ``table`` are skipped).
+    model_parameters : Series, optional
+        Parameter count of each model, shown under its name.
+    height : int, default=480
+        Height in pixels (the width follows the page's column).
+    include_plotlyjs : bool, default=True
+        False when an earlier interactive figure on the same page already carries plotly.js.
+
+    Returns
+    -------
+    neuroalign_utils.interactive.InteractiveFigure
+        Its ``html`` is shown by a notebook and embedded by the book; ``figure`` is the plotly Figure.
+    """
+    import plotly.graph_objects as go
+
+    from .. import report
+    from .._validation import check_int
+    from ..interactive import InteractiveFigure
+
+    missing = [c for c in GROUP_MARGIN_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"'table' lacks the column(s) {missing}; it needs {list(GROUP_MARGIN_COLUMNS)}.")
+    order = [m for m in model_order if m in set(table["model"])]
+    if not order:
+        raise ValueError(
+            f"'model_order' names none of the table's models; they are {sorted(set(table['model'].astype(str)))}."
+        )
+    height = check_int(height, "height", minimum=200)
+    table = table[table["model"].isin(order)]
+    areas = sorted(table["area"].astype(str).unique())
+    genotypes = sorted(table["genotype"].astype(str).unique())
+    column = {m: i for i, m in enumerate(order)}
+    area_offset = dict(zip(areas, np.linspace(-0.3, 0.3, len(areas)) if len(areas) > 1 else [0.0]))
+    # within an area's slot each genotype keeps its own offset, so a group's dots line up across models
+    spread = 0.35 * (0.6 / (len(areas) - 1) if len(areas) > 1 else 0.6)
+    genotype_offset = dict(zip(genotypes, np.linspace(-spread, spread, len(genotypes)) if len(genotypes) > 1 else [0]))
+
+    def fmt(v, digits=3):
+        return report.format_number(v, digits)
+
+    traces = []
+    for area, colour in zip(areas, style.category_colours(len(areas))):
+        rows = table[table["area"].astype(str) == area]
+        x = [column[m] + area_offset[area] + genotype_offset[str(g)] for m, g in zip(rows["model"], rows["genotype"])]
+        hover = [
+            f"<b>{area} × {g}</b><br>{m}<br>margin over the null {fmt(mg)}, as r {fmt(rm, 2)}<br>"
+            f"95 % CI {report.format_interval(lo, hi, 3)}<br>"
+            f"1 − RMSE {fmt(v)}, null {fmt(nv)}<br>{n:,} neural × {a:,} artificial kernels"
+            for m, g, mg, lo, hi, rm, v, nv, n, a in rows[
+                [
+                    "model",
+                    "genotype",
+                    "margin",
+                    "margin_ci_low",
+                    "margin_ci_high",
+                    "r_margin",
+                    "value",
+                    "null_value",
+                    "n_neural",
+                    "n_artificial",
+                ]
+            ].itertuples(index=False)
+        ]
+        traces.append(
+            go.Scatter(
+                x=x,
+                y=rows["margin"].to_numpy(),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=(rows["margin_ci_high"] - rows["margin"]).to_numpy(),
+                    arrayminus=(rows["margin"] - rows["margin_ci_low"]).to_numpy(),
+                    thickness=0.8,
+                    width=0,
+                ),
+                mode="markers",
+                marker=dict(size=6, color=_hex_colour(colour)),
+                name=area,
+                text=hover,
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    labels = [label.replace("\n", ", ") for label in _model_labels(order, model_parameters)]
+    figure = go.Figure(traces)
+    references = ((0.0, "solid", "null"), (meaningful_margin(), "dash", f"r = {MEANINGFUL_R:g} above the null"))
+    for level, dash, text in references:
+        figure.add_hline(
+            y=level,
+            line=dict(color="#4d4d4d", width=1, dash=dash),
+            annotation_text=text,
+            annotation_position="top left",
+            annotation_font_size=11,
+        )
+    figure.update_layout(
+        height=height,
+        margin=dict(l=60, r=10, t=10, b=10),
+        template="simple_white",
+        xaxis=dict(tickmode="array", tickvals=list(range(len(order))), ticktext=labels, range=[-0.6, len(order) - 0.4]),
+        yaxis=dict(title=dict(text="1 − RMSE above the null"), zeroline=False),
+        # below the mode bar (top right), which would cover the legend's title
+        legend=dict(title=dict(text="area"), y=0.9, yanchor="top"),
+        hoverlabel=dict(align="left"),
+    )
+    return InteractiveFigure(figure, include_plotlyjs=include_plotlyjs)
+
+
+def _hex_colour(rgba) -> str:
+    """``#rrggbb`` of a matplotlib colour (plotly reads it; matplotlib's 0–1 tuples it does not)."""
+    import matplotlib.colors
+
+    return matplotlib.colors.to_hex(rgba)
