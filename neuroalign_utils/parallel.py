@@ -116,13 +116,17 @@ def announce_dashboard(client) -> None:
         print(f"Dask dashboard: {link}")
 
 
-def compute(tasks, scheduler, *, progress: bool = True, desc: str = "tasks", batch: int | None = None) -> list:
+def compute(
+    tasks, scheduler, *, progress: bool = True, desc: str = "tasks", batch: int | None = None, sizes=None
+) -> list:
     """Run a list of ``dask.delayed`` tasks on a resolved ``scheduler``; their results, in order.
 
-    On a ``distributed`` client every task is submitted at once and each result fetched as it finishes
-    (the workers bound their own memory). On a local scheduler they run ``batch`` at a time (all at once
-    when ``None``), since dask's local schedulers start the next tasks' reads before the last results
-    are consumed. A bar counts finished tasks.
+    On a ``distributed`` client one task per worker thread is in flight, and the next is submitted as
+    one finishes: a worker never reads a second experiment before it has reduced the first, so each
+    holds one at a time; with ``sizes`` (relative costs, e.g. cells per experiment) the largest go first,
+    so the last to finish is a small one and no worker waits long for another. On a local scheduler
+    they run ``batch`` at a time (all at once when ``None``), since dask's local schedulers start the
+    next tasks' reads before the last results are consumed. A bar counts finished tasks.
     """
     import dask
 
@@ -134,11 +138,22 @@ def compute(tasks, scheduler, *, progress: bool = True, desc: str = "tasks", bat
         if is_cluster(scheduler):
             from distributed import as_completed
 
-            futures = scheduler.compute(tasks)
-            position = {future.key: i for i, future in enumerate(futures)}
-            for future, result in as_completed(futures, with_results=True):
+            order = iter(sorted(range(len(tasks)), key=lambda i: -sizes[i]) if sizes is not None else range(len(tasks)))
+            position = {}
+
+            def submit(i):
+                future = scheduler.compute(tasks[i])
+                position[future.key] = i
+                return future
+
+            slots = max(1, sum(scheduler.nthreads().values()))
+            running = as_completed([submit(i) for _, i in zip(range(slots), order)], with_results=True)
+            for future, result in running:
                 results[position[future.key]] = result
                 bar.update()
+                following = next(order, None)
+                if following is not None:
+                    running.add(submit(following))
         else:
             step = batch or max(len(tasks), 1)
             for first in range(0, len(tasks), step):

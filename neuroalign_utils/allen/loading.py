@@ -281,22 +281,31 @@ def _open_nwb(path, reader: str):
 
 def _data_set(cache, experiment_id: int):
     """The NWB accessor for one experiment (downloaded first when online), naming corrupt files."""
-    import h5py
 
     path = cache.get_cache_path(None, cache.EXPERIMENT_DATA_KEY, int(experiment_id))
     if not os.path.exists(path):
         cache.get_ophys_experiment_data(int(experiment_id))  # downloads online; offline raises clearly
+    return _checked_data_set(path, reader_name(cache), experiment_id)
+
+
+def _checked_data_set(path, reader: str, experiment_id: int):
+    """The NWB accessor of ``reader`` for the file at ``path``, naming it when it cannot be read."""
+    import h5py
+
     try:
         with h5py.File(path, "r"):
             pass
-        return _open_nwb(path, reader_name(cache))
+        return _open_nwb(path, reader)
     except (OSError, KeyError) as err:
         raise CorruptExperimentError(f"Cannot read the NWB file of experiment {experiment_id}: {path} ({err})") from err
 
 
 def experiment_layout(cache, experiment_id: int) -> dict:
     """Cheap facts about one experiment: cells, stimulus table, frame rate, presentation length."""
-    ds = _data_set(cache, experiment_id)
+    return _layout(_data_set(cache, experiment_id), experiment_id, reader_name(cache))
+
+
+def _layout(ds, experiment_id: int, reader: str) -> dict:
     try:
         table = ds.get_stimulus_table(NATURAL_SCENES)
         cell_ids = ds.get_cell_specimen_ids()
@@ -312,7 +321,7 @@ def experiment_layout(cache, experiment_id: int) -> dict:
     return {
         "experiment_id": int(experiment_id),
         "path": ds.nwb_file,
-        "reader": reader_name(cache),
+        "reader": reader,
         "cell_specimen_ids": np.asarray(cell_ids, dtype=np.int64),
         "table": shown,
         "n_scenes": int(table.loc[table["frame"] >= 0, "frame"].max()) + 1,
@@ -337,8 +346,12 @@ def _reopened_cache(manifest: str, reader: str, offline: bool):
     return open_cache(manifest, offline=offline, reader=reader)
 
 
-def _layout_task(address: tuple, experiment_id: int) -> dict:
-    """:func:`experiment_layout` in a worker: it opens the cache from its address (see :func:`cache_address`)."""
+def _layout_task(address: tuple, experiment_id: int, path: str) -> dict:
+    """:func:`experiment_layout` in a worker: it opens the experiment's file at ``path``, or, where the file
+    is not there yet, the cache at ``address`` (:func:`cache_address`), which downloads it."""
+    reader = address[1]
+    if os.path.exists(path):  # the usual case: no need to import the cache's classes in the worker
+        return _layout(_checked_data_set(path, reader, experiment_id), experiment_id, reader)
     return experiment_layout(_reopened_cache(*address), experiment_id)
 
 
@@ -443,7 +456,12 @@ def load_responses(
     address = cache_address(cache)
     with parallel.dask_scheduler(scheduler) as where:
         layouts = parallel.compute(
-            [dask.delayed(_layout_task)(address, e) for e in experiment_ids], where, progress=False
+            [
+                dask.delayed(_layout_task)(address, e, cache.get_cache_path(None, cache.EXPERIMENT_DATA_KEY, e))
+                for e in experiment_ids
+            ],
+            where,
+            progress=False,
         )
         dff = _tidy_array(layouts, experiments, n_trials)
         if compute:
