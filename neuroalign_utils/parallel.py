@@ -87,20 +87,26 @@ def dask_scheduler(scheduler="threads", *, name: str = "scheduler"):
     if not isinstance(scheduler, str) or scheduler in LOCAL_SCHEDULERS:
         yield scheduler
         return
+    import dask
     from distributed import Client, LocalCluster
 
     local = _LOCAL_CLUSTER.fullmatch(scheduler)
     with contextlib.ExitStack() as stack:
         if local:
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=int(local.group(1)),
-                    threads_per_worker=1,  # one task per process: HDF5 decompression holds the GIL
-                    processes=True,
-                    dashboard_address=":0",  # any free port: several clusters may run on one machine
-                    silence_logs=logging.ERROR,
+            # distributed starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap
+            # threshold at 128 kB: every NumPy temporary of a task is then fresh pages from the system,
+            # and an experiment's reduction spent as much CPU time in the kernel as in NumPy. Our tasks
+            # free what they allocate, so the workers keep glibc's defaults.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=int(local.group(1)),
+                        threads_per_worker=1,  # one task per process: HDF5 decompression holds the GIL
+                        processes=True,
+                        dashboard_address=":0",  # any free port: several clusters may run on one machine
+                        silence_logs=logging.ERROR,
+                    )
                 )
-            )
             client = stack.enter_context(Client(cluster))
         else:
             client = stack.enter_context(Client(scheduler))
