@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -106,4 +107,6 @@ def test_dashboard_link_is_printed_only_where_progress_shows(monkeypatch, capsys
     monkeypatch.setenv("NEUROALIGN_PROGRESS", "1")  # a terminal or a live notebook
     with parallel.dask_scheduler("local:1") as client:
         link = client.dashboard_link
+        # the workers keep glibc's malloc defaults (see parallel.dask_scheduler)
+        assert set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {None}
     assert capsys.readouterr().out.strip() == f"Dask dashboard: {link}"
