@@ -20,10 +20,13 @@ from neuroalign_utils.allen import loading, observatory, responses, synthetic
 needs_allensdk = pytest.mark.skipif(not loading.allensdk_available(), reason="allensdk does not import here")
 
 
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
-    root = tmp_path_factory.mktemp("allen_reader") / "cache"
-    return synthetic.make_synthetic_cache(root, n_experiments=4, cells_per_experiment=6, n_repeats=4, seed=5)
+@pytest.fixture(scope="module", params=["book", "paper"])
+def manifest(request, tmp_path_factory):
+    """A small cache of each size: the paper's full-length sessions, with few cells and repeats."""
+    root = tmp_path_factory.mktemp(f"allen_reader_{request.param}") / "cache"
+    return synthetic.make_synthetic_cache(
+        root, size=request.param, n_experiments=4, cells_per_experiment=6, n_repeats=4, seed=5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +218,25 @@ def test_reader_sentence_names_the_reader(own, manifest):
     assert "own reader" in loading.describe_reader(own)
     if loading.allensdk_available():
         assert "allensdk's" in loading.describe_reader(loading.open_cache(manifest, reader="allensdk"))
+
+
+def test_paper_size_sessions_are_full_length_with_three_natural_scenes_epochs(own, manifest):
+    """size="paper": 115,000-frame sessions whose presentations fall in the three epochs of three_session_B."""
+    settings = json.loads((manifest.parent.parent / "COMPLETE.json").read_text())
+    if "session_frames" not in settings:
+        pytest.skip("a book-size cache: its session holds only the natural-scenes presentations")
+    data = loading._data_set(own, _ids(own)[0])
+    n_frames = len(data.get_fluorescence_timestamps())
+    assert n_frames == settings["session_frames"] == synthetic.SIZES["paper"]["session_frames"]
+    starts = data.get_stimulus_table("natural_scenes")["start"].to_numpy()
+    gaps = np.flatnonzero(np.diff(starts) > 100)  # presentations follow each other every 7-8 frames in an epoch
+    epochs = np.split(starts, gaps + 1)
+    assert len(epochs) == len(synthetic.SESSION_B_EPOCHS)
+    assert [e[0] for e in epochs] == [int(f * n_frames) for f in synthetic.SESSION_B_EPOCHS]
+    assert starts[-1] < n_frames - 4 * synthetic.FRAME_RATE
+
+
+def test_synthetic_size_is_validated(tmp_path):
+    with pytest.raises(ValueError, match=r"'size' must be one of \['book', 'paper'\]; 'huge'"):
+        synthetic.make_synthetic_cache(tmp_path / "c", size="huge")
+    assert not (tmp_path / "c").exists()

@@ -13,7 +13,10 @@ The reader's path is the same for the real release and the synthetic cache:
    ``BrainObservatoryApi`` is used.
 2. :func:`select_experiments` lists the ``three_session_B`` experiments by area and Cre line.
 3. :func:`load_responses` cuts each cell's dF/F around every natural-scene presentation and returns a
-   ``(cell, presentation, time)`` DataArray, loading experiments in parallel with dask.
+   ``(cell, presentation, time)`` DataArray, one dask task per experiment: on dask's threads, or on a
+   ``distributed`` cluster (``scheduler="local:N"`` or a scheduler address; :mod:`neuroalign_utils.parallel`).
+   Tasks are given the experiment's id and the cache's manifest path, never the cache object or any
+   array: each opens its own file.
 
 Presentations are put on a common grid, sorted by scene then by repeat (``trial``), so cells of
 different experiments (each with its own random order) share one ``presentation`` axis; a trial an
@@ -35,6 +38,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import parallel
 from .._validation import check_in_allowed, check_int, check_subset
 from . import metadata, observatory
 from .observatory import AllenOfflineError  # noqa: F401  (raised by both readers; part of this API)
@@ -277,22 +281,31 @@ def _open_nwb(path, reader: str):
 
 def _data_set(cache, experiment_id: int):
     """The NWB accessor for one experiment (downloaded first when online), naming corrupt files."""
-    import h5py
 
     path = cache.get_cache_path(None, cache.EXPERIMENT_DATA_KEY, int(experiment_id))
     if not os.path.exists(path):
         cache.get_ophys_experiment_data(int(experiment_id))  # downloads online; offline raises clearly
+    return _checked_data_set(path, reader_name(cache), experiment_id)
+
+
+def _checked_data_set(path, reader: str, experiment_id: int):
+    """The NWB accessor of ``reader`` for the file at ``path``, naming it when it cannot be read."""
+    import h5py
+
     try:
         with h5py.File(path, "r"):
             pass
-        return _open_nwb(path, reader_name(cache))
+        return _open_nwb(path, reader)
     except (OSError, KeyError) as err:
         raise CorruptExperimentError(f"Cannot read the NWB file of experiment {experiment_id}: {path} ({err})") from err
 
 
 def experiment_layout(cache, experiment_id: int) -> dict:
     """Cheap facts about one experiment: cells, stimulus table, frame rate, presentation length."""
-    ds = _data_set(cache, experiment_id)
+    return _layout(_data_set(cache, experiment_id), experiment_id, reader_name(cache))
+
+
+def _layout(ds, experiment_id: int, reader: str) -> dict:
     try:
         table = ds.get_stimulus_table(NATURAL_SCENES)
         cell_ids = ds.get_cell_specimen_ids()
@@ -308,7 +321,7 @@ def experiment_layout(cache, experiment_id: int) -> dict:
     return {
         "experiment_id": int(experiment_id),
         "path": ds.nwb_file,
-        "reader": reader_name(cache),
+        "reader": reader,
         "cell_specimen_ids": np.asarray(cell_ids, dtype=np.int64),
         "table": shown,
         "n_scenes": int(table.loc[table["frame"] >= 0, "frame"].max()) + 1,
@@ -317,6 +330,29 @@ def experiment_layout(cache, experiment_id: int) -> dict:
         "frame_rate": float(1.0 / np.median(np.diff(timestamps))),
         "metadata": meta,
     }
+
+
+def cache_address(cache) -> tuple[str, str, bool]:
+    """``(manifest path, reader, offline)``: what a worker process needs to open the same cache itself."""
+    if reader_name(cache) == "own":
+        return str(cache.manifest_file), "own", bool(cache.offline)
+    offline = type(cache.api).__name__ == "OfflineBrainObservatoryApi"
+    return str(cache.manifest_path), "allensdk", offline
+
+
+@functools.lru_cache(maxsize=4)
+def _reopened_cache(manifest: str, reader: str, offline: bool):
+    """The cache at ``manifest``, opened once per process (a worker's tasks share it)."""
+    return open_cache(manifest, offline=offline, reader=reader)
+
+
+def _layout_task(address: tuple, experiment_id: int, path: str) -> dict:
+    """:func:`experiment_layout` in a worker: it opens the experiment's file at ``path``, or, where the file
+    is not there yet, the cache at ``address`` (:func:`cache_address`), which downloads it."""
+    reader = address[1]
+    if os.path.exists(path):  # the usual case: no need to import the cache's classes in the worker
+        return _layout(_checked_data_set(path, reader, experiment_id), experiment_id, reader)
+    return experiment_layout(_reopened_cache(*address), experiment_id)
 
 
 #: Cells cut at a time by :func:`_cut_experiment`.
@@ -382,10 +418,12 @@ def load_responses(
         From :func:`open_cache`.
     experiment_ids : sequence of int
         Experiments to load, e.g. ``select_experiments(...)["experiment_id"]``.
-    scheduler : str or dask.distributed.Client, default="threads"
-        How dask runs the per-experiment loads: ``"threads"``, ``"synchronous"`` (serial),
-        ``"processes"``, a ``dask.distributed.Client`` (or any dask ``get`` function), or a scheduler
-        address (``"tcp://…"``, needs the ``distributed`` package, not installed by default).
+    scheduler : str or distributed.Client, default="threads"
+        Where the per-experiment tasks run: ``"threads"``, ``"synchronous"`` (serial, for debugging),
+        ``"processes"``, ``"local:N"`` (a ``LocalCluster`` of N worker processes, started for this call and
+        closed after it), a scheduler address ``"tcp://host:port"`` (its workers must see the cache at
+        the same path), or a ``distributed.Client`` (or any dask ``get`` function); see
+        :mod:`neuroalign_utils.parallel`. With ``compute=False`` it runs the layout reads only.
     compute : bool, default=True
         Return a NumPy-backed array; ``False`` returns it dask-backed, one chunk per experiment, so
         reductions (:mod:`.responses`) run experiment by experiment in bounded memory.
@@ -407,18 +445,35 @@ def load_responses(
         When an NWB file cannot be read (the message names it).
     """
     import dask
-    import dask.array as da
 
     experiment_ids = [int(e) for e in experiment_ids]
     if not experiment_ids:
         raise ValueError("'experiment_ids' is empty; select at least one experiment.")
-    if isinstance(scheduler, str) and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
-        check_in_allowed(scheduler, "scheduler", ["threads", "synchronous", "processes"])
+    parallel.check_scheduler(scheduler)
+    if n_trials is not None:
+        n_trials = check_int(n_trials, "n_trials", minimum=1)
     experiments = _experiment_rows(cache, experiment_ids)
+    address = cache_address(cache)
+    with parallel.dask_scheduler(scheduler) as where:
+        layouts = parallel.compute(
+            [
+                dask.delayed(_layout_task)(address, e, cache.get_cache_path(None, cache.EXPERIMENT_DATA_KEY, e))
+                for e in experiment_ids
+            ],
+            where,
+            progress=False,
+        )
+        dff = _tidy_array(layouts, experiments, n_trials)
+        if compute:
+            dff = dff.copy(data=dff.data.compute(scheduler=where))
+    return dff
 
-    layouts = dask.compute(
-        *[dask.delayed(experiment_layout)(cache, e) for e in experiment_ids], **_scheduler_kwargs(scheduler)
-    )
+
+def _tidy_array(layouts, experiments: pd.DataFrame, n_trials) -> xr.DataArray:
+    """The dask-backed tidy array of these experiments' layouts, one chunk (one task) per experiment."""
+    import dask
+    import dask.array as da
+
     sweep = {lay["frames_per_presentation"] for lay in layouts}
     if len(sweep) != 1:
         raise ValueError(f"Experiments differ in frames per presentation {sorted(sweep)}; load them separately.")
@@ -426,7 +481,6 @@ def load_responses(
     n_scenes = max(lay["n_scenes"] for lay in layouts)
     if n_trials is None:
         n_trials = max(lay["n_trials"] for lay in layouts)
-    n_trials = check_int(n_trials, "n_trials", minimum=1)
     offsets = np.arange(-BASELINE_PRESENTATIONS * sweep, AFTER_PRESENTATIONS * sweep)
 
     blocks = [
@@ -457,8 +511,6 @@ def load_responses(
             "units": "dF/F (fraction)",
         },
     )
-    if compute:
-        dff = dff.copy(data=data.compute(**_scheduler_kwargs(scheduler)))
     return dff
 
 
@@ -471,21 +523,6 @@ def _experiment_rows(cache, experiment_ids) -> pd.DataFrame:
             f"{exps['experiment_id'].tolist()}."
         )
     return exps
-
-
-def _scheduler_kwargs(scheduler) -> dict:
-    if isinstance(scheduler, str) and scheduler in ("threads", "synchronous", "processes"):
-        return {"scheduler": scheduler}
-    if isinstance(scheduler, str):
-        try:
-            from dask.distributed import Client
-        except ImportError as err:
-            raise ImportError(
-                f"scheduler={scheduler!r} (a dask.distributed scheduler address) needs the 'distributed' "
-                "package: pip install distributed, or use scheduler='threads'."
-            ) from err
-        return {"scheduler": Client(scheduler)}
-    return {"scheduler": scheduler}
 
 
 def load_scene_templates(cache, experiment_id: int) -> xr.DataArray:

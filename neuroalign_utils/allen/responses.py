@@ -66,9 +66,12 @@ def scene_traces(dff: xr.DataArray) -> xr.DataArray:
     return scene_traces_and_trial_responses(dff, progress=False)[0]
 
 
-#: Experiments (dask chunks) reduced at a time, and cells at a time within one, by
-#: :func:`scene_traces_and_trial_responses`: what bounds its memory.
-EXPERIMENTS_AT_A_TIME, CELLS_AT_A_TIME = 2, 16
+#: Experiments (dask chunks) reduced at a time on dask's local schedulers, and cells at a time within
+#: one, by :func:`scene_traces_and_trial_responses`: what bounds its memory. Four cells of a release-sized
+#: experiment are about 12 MB of float64 temporaries, which the allocator reuses instead of asking the
+#: system for fresh pages each time (16 cells' 47 MB cost a third more CPU time, measured on paper-size
+#: experiments).
+EXPERIMENTS_AT_A_TIME, CELLS_AT_A_TIME = 2, 4
 
 
 def scene_traces_and_trial_responses(
@@ -76,19 +79,20 @@ def scene_traces_and_trial_responses(
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """:func:`scene_traces` and :func:`trial_responses` together, from one pass over the data.
 
-    A dask-backed ``dff`` (one chunk per experiment) is reduced :data:`EXPERIMENTS_AT_A_TIME`
-    experiments at a time, each file read once for both results, and within an experiment
+    A dask-backed ``dff`` (one chunk per experiment) is reduced by one task per experiment
+    (:func:`map_experiments`), each file read once for both results, and within an experiment
     :data:`CELLS_AT_A_TIME` cells at a time: memory stays that of a few experiments' dF/F however
-    many are loaded (left to itself, dask reads files ahead of the reductions).
+    many are loaded.
 
     Parameters
     ----------
     dff : xarray.DataArray
         From :func:`neuroalign_utils.allen.loading.load_responses` (NumPy- or dask-backed).
-    scheduler : str or dask scheduler, default="threads"
-        As in :func:`~neuroalign_utils.allen.loading.load_responses`.
+    scheduler : str or distributed.Client, default="threads"
+        As in :func:`~neuroalign_utils.allen.loading.load_responses`: on a ``distributed`` cluster each
+        experiment is read, cut and reduced on one worker, and only its reductions come back.
     progress : bool, default=True
-        A bar over the batches of experiments (see :mod:`neuroalign_utils.progress`).
+        A bar over the experiments (see :mod:`neuroalign_utils.progress`).
 
     Returns
     -------
@@ -96,32 +100,12 @@ def scene_traces_and_trial_responses(
         ``scene_trace`` ``(cell, scene, time)`` and ``response`` ``(cell, presentation)``, float64, with
         the cells' coordinates.
     """
-    import dask
-
-    from ..progress import progress_bar
-    from .loading import _scheduler_kwargs
-
     offsets = dff["frame_offset"].values
     sweep = int(dff.attrs["frames_per_presentation"])
-    window = (offsets >= 0) & (offsets < RESPONSE_PRESENTATIONS * sweep)
-    scene_of = dff["scene"].values
-    scenes = np.unique(scene_of)
-    reduce = functools.partial(_reduce_block, before_onset=offsets < 0, window=window, scene_of=scene_of, scenes=scenes)
-    n_cells, n_presentations, n_times = dff.shape
-    trace_values = np.empty((n_cells, len(scenes), n_times))
-    response_values = np.empty((n_cells, n_presentations))
-    if dff.chunks:
-        blocks = [dask.delayed(reduce)(block) for block in dff.data.to_delayed().ravel()]
-        edges = np.cumsum((0, *dff.chunks[0]))
-        for first in progress_bar(
-            range(0, len(blocks), EXPERIMENTS_AT_A_TIME), enabled=progress, desc="scene traces", leave=False
-        ):
-            batch = dask.compute(*blocks[first : first + EXPERIMENTS_AT_A_TIME], **_scheduler_kwargs(scheduler))
-            for k, (part_traces, part_responses) in enumerate(batch):
-                rows = slice(edges[first + k], edges[first + k + 1])
-                trace_values[rows], response_values[rows] = part_traces, part_responses
-    else:
-        trace_values[:], response_values[:] = reduce(dff.values)
+    scenes = np.unique(dff["scene"].values)
+    parts = map_experiments(dff, block_reducer(dff), scheduler=scheduler, progress=progress, desc="scene traces")
+    trace_values = np.concatenate([part[0] for part in parts])
+    response_values = np.concatenate([part[1] for part in parts])
     cells = {name: coord for name, coord in dff.coords.items() if coord.dims == ("cell",)}
     traces = xr.DataArray(
         trace_values,
@@ -138,6 +122,55 @@ def scene_traces_and_trial_responses(
         attrs={"units": "trial dF/F (%)", "window_frames": [0, RESPONSE_PRESENTATIONS * sweep]},
     )
     return traces, responses
+
+
+def block_reducer(dff: xr.DataArray):
+    """The function taking one ``(cell, presentation, time)`` block of ``dff`` to its scene traces
+    ``(cell, scene, time)`` and trial responses ``(cell, presentation)`` (picklable, for workers)."""
+    offsets = dff["frame_offset"].values
+    window = (offsets >= 0) & (offsets < RESPONSE_PRESENTATIONS * int(dff.attrs["frames_per_presentation"]))
+    scene_of = dff["scene"].values
+    return functools.partial(
+        _reduce_block, before_onset=offsets < 0, window=window, scene_of=scene_of, scenes=np.unique(scene_of)
+    )
+
+
+def map_experiments(dff: xr.DataArray, func, *, scheduler="threads", progress: bool = True, desc: str = "experiments"):
+    """``func(values)`` of each experiment's block of ``dff`` (its dask chunk along ``cell``), one task each.
+
+    For a dask-backed ``dff`` from :func:`~neuroalign_utils.allen.loading.load_responses`, each task reads
+    its experiment's file, cuts it and applies ``func`` on the same worker, so only ``func``'s (small)
+    result travels. On dask's local schedulers :data:`EXPERIMENTS_AT_A_TIME` experiments run at a time
+    (left to itself, dask reads files ahead of the reductions); on a ``distributed`` cluster all are
+    submitted and each worker runs one at a time. A NumPy-backed ``dff`` is one block.
+
+    Parameters
+    ----------
+    dff : xarray.DataArray
+        ``(cell, …)``, chunked along ``cell`` only (or not at all).
+    func : callable
+        Of one ``(cell, …)`` NumPy block; picklable (a module-level function or a ``functools.partial``
+        of one) where tasks run in other processes.
+    scheduler : str or distributed.Client, default="threads"
+        See :mod:`neuroalign_utils.parallel`.
+
+    Returns
+    -------
+    list
+        ``func``'s results, in cell order.
+    """
+    import dask
+
+    from .. import parallel
+
+    parallel.check_scheduler(scheduler)
+    if not dff.chunks:
+        return [func(dff.values)]
+    tasks = [dask.delayed(func)(block) for block in dff.data.to_delayed().ravel()]
+    with parallel.dask_scheduler(scheduler) as where:
+        return parallel.compute(
+            tasks, where, progress=progress, desc=desc, batch=EXPERIMENTS_AT_A_TIME, sizes=dff.chunks[0]
+        )
 
 
 def _reduce_block(block, *, before_onset, window, scene_of, scenes) -> tuple[np.ndarray, np.ndarray]:

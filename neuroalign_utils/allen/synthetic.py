@@ -43,6 +43,17 @@ fluorescence to 0.1, far below the noise) and gzip, one cell per chunk; the fram
 once and hard-linked into every time series. The default cache (60 experiments, about 2,400 cells)
 takes about 500 MB.
 
+Size (:data:`SIZES`): ``size="book"``, the default, keeps experiments small enough for Binder: 60 cells
+per excitatory experiment and a session holding only the natural-scenes presentations (about 25
+minutes). ``size="paper"`` writes experiments the size of the release's: about 170 cells per
+excitatory experiment (the release's typical count; inhibitory ones half) and a full-length
+``three_session_B`` session of 115,000 two-photon frames (64 minutes at 30 Hz) in which the
+natural-scenes presentations fall in three epochs, placed where the release's session puts them; the
+other stimuli of the session (static gratings, natural movie one, spontaneous gray screen) are not
+simulated: there the cells show only their noise and running modulation is absent. Its scene template
+is stored at a quarter of the real resolution. Cells are simulated and written a block at a time
+(:data:`SIMULATED_SAMPLES` samples), so memory stays bounded whatever the session's length.
+
 Population: experiments go to the class (excitatory or inhibitory Cre lines) with fewer cells so far,
 so the two classes come out about equal in size, as the paper's balanced selection of 500 + 500
 kernels needs; within a class, experiments cycle through its Table S1 genotypes (in a random order)
@@ -62,7 +73,7 @@ import numpy as np
 import pandas as pd
 
 from .. import storage
-from .._validation import check_float, check_int
+from .._validation import check_float, check_in_allowed, check_int
 from ..images import natural_image_set
 from ..progress import progress_bar
 from . import metadata
@@ -130,6 +141,20 @@ _DEPTHS = {  # imaging depths (µm) by Cre line, as in the release
 _DEVICE = "Nikon A1R-MP multiphoton microscope. CAM2P.1 Please see protocols for details"
 
 
+#: Presets of :func:`make_synthetic_cache`'s ``size``: the book's (small) and the release's scale.
+#: ``session_frames``: two-photon frames of a session, or None for a session that holds only the
+#: natural-scenes presentations (2 s before the first, 4 s after the last).
+SIZES: dict[str, dict] = {
+    "book": {"cells_per_experiment": 60, "n_repeats": 50, "template_scale": 0.125, "session_frames": None},
+    "paper": {"cells_per_experiment": 170, "n_repeats": 50, "template_scale": 0.25, "session_frames": 115_000},
+}
+#: Where the three natural-scenes epochs of a full ``three_session_B`` session start (fraction of the
+#: session): after the first static gratings, after the spontaneous gray screen, after natural movie one.
+SESSION_B_EPOCHS = (0.128, 0.334, 0.666)
+#: Cells × frames simulated at a time when writing an experiment (bounds the writer's memory).
+SIMULATED_SAMPLES = 2**23
+
+
 def default_cache_dir(seed: int = 0, **size) -> Path:
     """Folder of the default synthetic cache for these settings (under the neuroalign data folder)."""
     key = storage.content_key({"seed": seed, "model_version": MODEL_VERSION, **size})
@@ -139,10 +164,11 @@ def default_cache_dir(seed: int = 0, **size) -> Path:
 def make_synthetic_cache(
     root=None,
     *,
+    size: str = "book",
     n_experiments: int = 60,
-    cells_per_experiment: int = 60,
-    n_repeats: int = 50,
-    template_scale: float = 0.125,
+    cells_per_experiment: int | None = None,
+    n_repeats: int | None = None,
+    template_scale: float | None = None,
     responsive_fraction: float = 0.75,
     seed: int = 0,
     overwrite: bool = False,
@@ -154,17 +180,23 @@ def make_synthetic_cache(
     root : path, optional
         Folder to write; the allensdk cache is ``<root>/brain_observatory`` and the planted truth
         ``<root>/planted_truth``. Default: :func:`default_cache_dir` of these settings.
+    size : {"book", "paper"}, default="book"
+        Preset of the experiments' size (:data:`SIZES`, module docstring): ``"paper"`` writes release-sized
+        experiments (about 170 cells, full-length 115,000-frame sessions). ``cells_per_experiment``,
+        ``n_repeats`` and ``template_scale`` override the preset's values.
     n_experiments : int, default=60
         ``three_session_B`` experiments (one mouse and container each), given to the class with fewer
         cells so far; within a class, areas cycle through :data:`AREA_CYCLE` and genotypes through
         Table S1 (≥ 57 experiments cover every genotype). The default gives about 1,200 cells per
         class: enough for the paper's 10 clusters × 50 kernels per class even when clusters are unequal.
-    cells_per_experiment : int, default=60
-        Mean cells per excitatory experiment; inhibitory ones get half, as in the release.
-    n_repeats : int, default=50
-        Presentations of each scene; a blank is inserted after about every 100 presentations.
-    template_scale : float, default=0.125
-        Resolution of the stored template relative to the real 918 × 1174.
+    cells_per_experiment : int, optional
+        Mean cells per excitatory experiment; inhibitory ones get half, as in the release. Default: the
+        preset's (60 for ``"book"``, 170 for ``"paper"``).
+    n_repeats : int, optional
+        Presentations of each scene; a blank is inserted after about every 100 presentations. Default 50.
+    template_scale : float, optional
+        Resolution of the stored template relative to the real 918 × 1174 (default 0.125 for ``"book"``,
+        0.25 for ``"paper"``).
     responsive_fraction : float, default=0.75
         Fraction of cells with a non-zero gain.
     seed : int, default=0
@@ -176,35 +208,47 @@ def make_synthetic_cache(
     pathlib.Path
         ``<root>/brain_observatory/manifest.json``.
     """
+    preset = SIZES[check_in_allowed(size, "size", SIZES)]
     n_experiments = check_int(n_experiments, "n_experiments", minimum=1)
-    cells_per_experiment = check_int(cells_per_experiment, "cells_per_experiment", minimum=2)
-    n_repeats = check_int(n_repeats, "n_repeats", minimum=2)
-    template_scale = check_float(template_scale, "template_scale", minimum=0.02, maximum=1.0)
+    cells_per_experiment = check_int(
+        preset["cells_per_experiment"] if cells_per_experiment is None else cells_per_experiment,
+        "cells_per_experiment",
+        minimum=2,
+    )
+    n_repeats = check_int(preset["n_repeats"] if n_repeats is None else n_repeats, "n_repeats", minimum=2)
+    template_scale = check_float(
+        preset["template_scale"] if template_scale is None else template_scale,
+        "template_scale",
+        minimum=0.02,
+        maximum=1.0,
+    )
     responsive_fraction = check_float(responsive_fraction, "responsive_fraction", minimum=0.0, maximum=1.0)
     seed = check_int(seed, "seed", minimum=0)
-    size = dict(
+    settings = dict(
         n_experiments=n_experiments,
         cells_per_experiment=cells_per_experiment,
         n_repeats=n_repeats,
         template_scale=template_scale,
         responsive_fraction=responsive_fraction,
     )
-    root = Path(root) if root is not None else default_cache_dir(seed, **size)
+    if preset["session_frames"] is not None:  # the book's caches keep the key (and folder) they always had
+        settings["session_frames"] = preset["session_frames"]
+    root = Path(root) if root is not None else default_cache_dir(seed, **settings)
     manifest = root / "brain_observatory" / "manifest.json"
     done = root / "COMPLETE.json"
     if (
         storage.folder_is_intact(root)
         and not overwrite
-        and json.loads(done.read_text()) == {"seed": seed, "model_version": MODEL_VERSION, **size}
+        and json.loads(done.read_text()) == {"seed": seed, "model_version": MODEL_VERSION, **settings}
     ):
         return manifest
     if root.exists():
         logger.info("rebuilding %s: its files are incomplete or changed", root)
 
     with storage.atomic_path(root, is_dir=True) as tmp:
-        _write_cache(tmp, seed=seed, **size)
+        _write_cache(tmp, seed=seed, **{"session_frames": None, **settings})
         (tmp / "COMPLETE.json").write_text(
-            json.dumps({"seed": seed, "model_version": MODEL_VERSION, **size}, sort_keys=True)
+            json.dumps({"seed": seed, "model_version": MODEL_VERSION, **settings}, sort_keys=True)
         )
     logger.info("wrote synthetic Allen cache to %s", root)
     return manifest
@@ -395,7 +439,15 @@ def _calcium_kernel(indicator: str) -> np.ndarray:
 
 
 def _write_cache(
-    root: Path, *, n_experiments, cells_per_experiment, n_repeats, template_scale, responsive_fraction, seed
+    root: Path,
+    *,
+    n_experiments,
+    cells_per_experiment,
+    n_repeats,
+    template_scale,
+    responsive_fraction,
+    session_frames,
+    seed,
 ) -> None:
     rng = np.random.default_rng(seed)
     experiments = _experiment_table(n_experiments, cells_per_experiment, rng)
@@ -423,6 +475,7 @@ def _write_cache(
             amplitudes[exp_cells.index.to_numpy()],
             template,
             n_repeats,
+            session_frames,
             exp_rng,
         )
         cells.loc[exp_cells.index, "planted_time_to_peak_s"] = peaks
@@ -556,29 +609,60 @@ def _write_metadata_json(cache: Path, experiments: pd.DataFrame, cells: pd.DataF
     (cache / "stimulus_mappings.json").write_text("[]")
 
 
-def _stimulus_table(n_scenes: int, n_repeats: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Scene index per presentation (−1 = blank) and its start frame (2-photon frames)."""
+def _stimulus_table(n_scenes: int, n_repeats: int, session_frames, rng) -> tuple[np.ndarray, np.ndarray, int]:
+    """Scene index per presentation (−1 = blank), its start frame (2-photon frames) and the session's frames.
+
+    Without ``session_frames`` the presentations follow each other from 2 s into the session, which
+    ends 4 s after the last; with it they are split into the three epochs of :data:`SESSION_B_EPOCHS`.
+    """
     order = rng.permutation(np.repeat(np.arange(n_scenes), n_repeats))
     blanks = np.arange(100, len(order), 100) + rng.integers(-10, 10, size=len(range(100, len(order), 100)))
     frames = np.insert(order, np.sort(blanks), -1)
-    lead = int(2 * FRAME_RATE)
-    starts = lead + np.floor(np.arange(len(frames)) * PRESENTATION_S * FRAME_RATE).astype(int)
-    return frames, starts
+    if session_frames is None:
+        epochs = [np.arange(len(frames))]
+        firsts = [int(2 * FRAME_RATE)]
+    else:
+        epochs = np.array_split(np.arange(len(frames)), len(SESSION_B_EPOCHS))
+        firsts = [int(f * session_frames) for f in SESSION_B_EPOCHS]
+    starts = np.concatenate(
+        [
+            first + np.floor(np.arange(len(rows)) * PRESENTATION_S * FRAME_RATE).astype(int)
+            for first, rows in zip(firsts, epochs)
+        ]
+    )
+    n_frames = int(starts[-1] + 4 * FRAME_RATE)
+    if session_frames is not None:
+        if n_frames > session_frames or np.any(np.diff(starts) <= 0):
+            raise ValueError(
+                f"{len(frames)} presentations do not fit the three natural-scenes epochs of a {session_frames}-frame "
+                "session; lower 'n_repeats'."
+            )
+        n_frames = int(session_frames)
+    return frames, starts, n_frames
 
 
-def _write_nwb(path, exp, cells, amplitudes, template, n_repeats, rng) -> np.ndarray:
-    """Write one NWB v1 file; return each cell's noiseless time to peak (s) for its preferred scene."""
+def _write_nwb(path, exp, cells, amplitudes, template, n_repeats, session_frames, rng) -> np.ndarray:
+    """Write one NWB v1 file, a block of cells at a time; return each cell's noiseless time to peak (s)."""
     import h5py
 
-    scenes, starts = _stimulus_table(template.shape[0], n_repeats, rng)
-    n_frames = int(starts[-1] + 4 * FRAME_RATE)
-    traces = _simulate_traces(exp, cells, amplitudes, scenes, starts, n_frames, rng)
+    scenes, starts, n_frames = _stimulus_table(template.shape[0], n_repeats, session_frames, rng)
+    running = _running_speed(n_frames, rng)
+    run_state = (running > 1.0).astype(float)
+    per_block = max(1, SIMULATED_SAMPLES // n_frames)
+    peaks = []
     with h5py.File(path, "w") as f:
         _write_session(f, exp)
-        _write_traces(f, cells, traces, n_frames)
-        _write_behaviour(f, exp, traces["running"], traces["run_state"], n_frames, rng)
+        datasets = _create_traces(f, cells, n_frames)
+        for first in range(0, len(cells), per_block):
+            rows = slice(first, first + per_block)
+            traces = _simulate_traces(exp, cells.iloc[rows], amplitudes[rows], scenes, starts, n_frames, run_state, rng)
+            for name, dataset in datasets.items():
+                dataset[rows] = traces[name].astype(np.float32)
+            peaks.append(traces["peaks"])
+        f[f"{_PIPELINE}/Fluorescence/imaging_plane_1_neuropil_response/r"] = cells["neuropil_r"].to_numpy()
+        _write_behaviour(f, exp, running, run_state, n_frames, rng)
         _write_stimulus(f, scenes, starts, template)
-    return traces["peaks"]
+    return np.concatenate(peaks)
 
 
 #: Where the pipeline's outputs sit in an NWB v1 file of the Brain Observatory.
@@ -587,13 +671,11 @@ _PIPELINE = "processing/brain_observatory_pipeline"
 _COMPRESSION = dict(compression="gzip", compression_opts=4, shuffle=True)
 
 
-def _simulate_traces(exp, cells, amplitudes, scenes, starts, n_frames: int, rng) -> dict:
-    """Running speed, ΔF/F, demixed and neuropil traces of every cell, and each cell's noiseless time to peak."""
+def _simulate_traces(exp, cells, amplitudes, scenes, starts, n_frames: int, run_state, rng) -> dict:
+    """ΔF/F, demixed and neuropil traces of these cells, and each one's noiseless time to peak."""
     from scipy.signal import fftconvolve
 
     n_cells = len(cells)
-    running = _running_speed(n_frames, rng)
-    run_state = (running > 1.0).astype(float)
     # each presentation drives its cells for 250 ms after the area's latency
     drive = np.zeros((n_cells, n_frames))
     shown = scenes >= 0
@@ -614,12 +696,9 @@ def _simulate_traces(exp, cells, amplitudes, scenes, starts, n_frames: int, rng)
     neuropil = 0.5 * f0 + np.cumsum(rng.normal(size=(n_cells, n_frames)), axis=1) * 0.2
     r = cells["neuropil_r"].to_numpy()
     return {
-        "running": running,
-        "run_state": run_state,
         "dff": dff,
         "demixed": fluorescence + r[:, None] * neuropil,
         "neuropil": neuropil,
-        "r": r,
         # noiseless time to peak of the response to one presentation (relative to onset)
         "peaks": (np.argmax(one) + lag) / FRAME_RATE,
     }
@@ -648,8 +727,11 @@ def _write_session(f, exp) -> None:
     g["generated_by"] = np.array([b"neuroalign synthetic writer", b"pipeline version", b"2.0"])
 
 
-def _write_traces(f, cells, traces: dict, n_frames: int) -> None:
-    """Frame times, the segmentation's cell ids and the fluorescence traces (ΔF/F, demixed, neuropil)."""
+def _create_traces(f, cells, n_frames: int) -> dict:
+    """Frame times, the segmentation's cell ids and the (empty) fluorescence datasets: ΔF/F, demixed, neuropil.
+
+    Returns the three datasets by trace name; the writer fills them a block of cells at a time.
+    """
     P = _PIPELINE
     timestamps = 5.0 + np.arange(n_frames) / FRAME_RATE
     # one timestamps dataset, hard-linked into every time series (2-photon frame times, s)
@@ -658,24 +740,26 @@ def _write_traces(f, cells, traces: dict, n_frames: int) -> None:
     seg = f.create_group(f"{P}/ImageSegmentation")
     seg["cell_specimen_ids"] = cells["cell_specimen_id"].to_numpy(np.int64)
     seg["roi_ids"] = np.array([str(i).encode() for i in range(len(cells))])
-    for name, data, digits in (
-        ("DfOverF/imaging_plane_1", traces["dff"], 3),
-        ("Fluorescence/imaging_plane_1_demixed_signal", traces["demixed"], 1),
-        ("Fluorescence/imaging_plane_1_neuropil_response", traces["neuropil"], 1),
+    datasets = {}
+    for trace, name, digits in (
+        ("dff", "DfOverF/imaging_plane_1", 3),
+        ("demixed", "Fluorescence/imaging_plane_1_demixed_signal", 1),
+        ("neuropil", "Fluorescence/imaging_plane_1_neuropil_response", 1),
     ):
         grp = f.create_group(f"{P}/{name}")
-        grp.create_dataset(
+        datasets[trace] = grp.create_dataset(
             "data",
-            data=data.astype(np.float32),
+            shape=(len(cells), n_frames),
+            dtype=np.float32,
             chunks=(1, n_frames),
             scaleoffset=digits,
             compression="gzip",
             compression_opts=4,
         )
         grp["timestamps"] = timestamps
-    f[f"{P}/Fluorescence/imaging_plane_1_neuropil_response/r"] = traces["r"]
     # no crosstalk in the synthetic data: the raw ROI trace equals the demixed one (a hard link)
     f[f"{P}/Fluorescence/imaging_plane_1/data"] = f[f"{P}/Fluorescence/imaging_plane_1_demixed_signal/data"]
+    return datasets
 
 
 def _write_behaviour(f, exp, running, run_state, n_frames: int, rng) -> None:

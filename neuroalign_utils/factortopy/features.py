@@ -23,6 +23,7 @@ the device, since features from any of them agree to float32 rounding, well belo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import devices, storage
+from .. import devices, parallel, storage
 from .._validation import check_in_allowed, check_int
 from ..zoo.registry import get_packaged_spec
 
@@ -388,6 +389,7 @@ def cached_features(
     data_dir=None,
     dtype: str = "float16",
     device="auto",
+    scheduler=None,
 ) -> dict:
     """Features of ``images`` for ``spec``, from the on-disk cache when valid, else computed and cached.
 
@@ -406,6 +408,12 @@ def cached_features(
     dtype : {"float16", "float32"}
     device : {'auto', 'cpu', 'cuda', 'cuda:N', 'mps'} or torch.device
         Where the backbone runs on a cache miss (see :func:`neuroalign_utils.devices.resolve_device`).
+    scheduler : str or distributed.Client, optional
+        On a cache miss, run the batches of images as dask tasks there (:mod:`neuroalign_utils.parallel`:
+        ``"local:N"``, a ``"tcp://host:port"`` address, a ``distributed.Client``, or a local dask
+        scheduler); each worker builds the backbone once from ``spec`` and sends back its batch's
+        features, which are written in order as they come. Default: in this process, batch by batch.
+        The features are the same either way (the backbone is deterministic on the CPU).
 
     Returns
     -------
@@ -415,14 +423,19 @@ def cached_features(
         ``bytes_per_image`` (int).
     """
     device = devices.resolve_device(device)
+    if scheduler is not None:
+        parallel.check_scheduler(scheduler)
     layers = None if layers is None else [int(i) for i in layers]
     folder, key = _cache_entry(spec, images, layers, data_dir, dtype)
     hit = _valid_cache(folder, key)
     if not hit:
         logger.info("Computing %s features for %d images into %s", spec.name, len(images), folder)
-        model = build_backbone(spec, device=device)
+        if scheduler is None:
+            batches = iter_features(build_backbone(spec, device=device), spec.name, images, layers=layers)
+        else:
+            batches = scheduled_features(spec, images, layers=layers, device=device, scheduler=scheduler)
         with storage.atomic_path(folder, is_dir=True) as tmp:
-            shapes, scale = _stream_features(model, spec.name, images, layers, tmp)
+            shapes, scale = _stream_features(batches, tmp)
             for name, shape, scale_shape in (("local", shapes[0], (1, -1, 1, 1, 1)), ("global", shapes[1], (1, -1, 1))):
                 _write_scaled(tmp / f"{name}.raw", tmp / f"{name}.npy", shape, scale.reshape(scale_shape), dtype)
             meta = dict(
@@ -476,11 +489,45 @@ def _packaged_weights_digest(spec: BackboneSpec) -> str:
     return pretrained.file_sha256(source)
 
 
-def _stream_features(model, name: str, images, layers, folder: Path):
+def scheduled_features(
+    spec: BackboneSpec, images: np.ndarray, *, layers=None, batch_size: int = 16, device="cpu", scheduler
+):
+    """:func:`iter_features` with each batch of images a dask task on ``scheduler``; yields batches in order.
+
+    Each worker process builds ``spec``'s backbone once (on ``device``) and keeps it for its later
+    batches; the batches go out a few per worker at a time, so memory holds those, not the whole set.
+    """
+    import dask
+
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    images = np.asarray(images, dtype=np.float32)
+    tasks = [
+        dask.delayed(_batch_features)(spec, images[start : start + batch_size], layers, str(device))
+        for start in range(0, len(images), batch_size)
+    ]
+    with parallel.dask_scheduler(scheduler) as where:
+        window = 2 * max(1, len(where.scheduler_info()["workers"]) if parallel.is_cluster(where) else 1)
+        for first in range(0, len(tasks), window):
+            yield from parallel.compute(tasks[first : first + window], where, progress=False)
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_backbone(spec_json: str, device: str) -> torch.nn.Module:
+    """The backbone of a spec, built once per process (a worker's batches share it)."""
+    return build_backbone(BackboneSpec(**json.loads(spec_json)), device=device)
+
+
+def _batch_features(spec: BackboneSpec, images: np.ndarray, layers, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """One batch's ``(local, global_)`` features: a task of :func:`scheduled_features`."""
+    model = _worker_backbone(json.dumps(spec.to_dict(), sort_keys=True), device)
+    return next(iter_features(model, spec.name, images, layers=layers, batch_size=len(images)))
+
+
+def _stream_features(batches, folder: Path):
     """Write float32 ``local.raw`` / ``global.raw`` batch by batch; return their shapes and each layer's RMS."""
     squares, count, n_images = None, 0, 0
     with open(folder / "local.raw", "wb") as raw_local, open(folder / "global.raw", "wb") as raw_global:
-        for local, global_ in iter_features(model, name, images, layers=layers):
+        for local, global_ in batches:
             batch = local.astype(np.float64) ** 2
             squares = batch.sum(axis=(0, 2, 3, 4)) + (0 if squares is None else squares)
             count += batch[:, 0].size

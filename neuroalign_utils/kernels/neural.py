@@ -24,6 +24,7 @@ experiments (cells × scenes by scenes × pixels), never a loop over cells.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -60,6 +61,7 @@ def scene_responses(
     time_resolved: bool = False,
     bin_width: float = 0.25,
     bins_end: float = 1.0,
+    scheduler="threads",
 ) -> xr.DataArray:
     """T: trial-averaged response (trial dF/F, %) of every cell to every scene.
 
@@ -75,14 +77,21 @@ def scene_responses(
         One response per time bin ``[k·bin_width, (k+1)·bin_width)`` for ``k`` up to ``bins_end``.
     bin_width, bins_end : float
         Bin width and end of the last bin (s), time-resolved variant only.
+    scheduler : str or distributed.Client, default="threads"
+        Where the per-experiment tasks run when ``dff`` is the dask-backed tidy array: each reads one
+        experiment, reduces it to its responses on the worker and sends back only those (cells ×
+        scenes × bins). ``"local:N"``, an address or a ``Client`` run them on a ``distributed`` cluster
+        (:mod:`neuroalign_utils.parallel`); ignored for scene traces, which are already reduced.
 
     Returns
     -------
     xarray.DataArray
         ``(cell, scene)``, or ``(cell, scene, time_bin)`` with ``time_bin`` coordinates = bin starts (s).
     """
-    from ..allen.responses import scene_traces
+    from .. import parallel
+    from ..allen import responses as allen_responses
 
+    parallel.check_scheduler(scheduler)
     start, end = (check_float(v, "window") for v in window)
     if not start < end:
         raise ValueError(f"'window' must be (start, end) with start < end; {window!r} was provided.")
@@ -101,12 +110,31 @@ def scene_responses(
             f"({time.min():.3f}–{time.max():.3f} s)."
         )
     # averaging over trials then over time equals averaging each trial's window then over trials
-    # (cell, scene, time), trial-averaged: one pass over the data, unless they are what was passed
-    traces = scene_traces(dff) if "presentation" in dff.dims else dff
-    binned = np.stack([traces.values[:, :, m].mean(axis=2) for m in masks], axis=-1)
-    out = traces.isel(time=0, drop=True).expand_dims(time_bin=starts, axis=-1).copy(data=binned)
-    out = out.drop_vars([c for c in ("frame_offset",) if c in out.coords])
+    masks = np.stack(masks)
+    if "presentation" in dff.dims:  # one pass over the files, one task per experiment, small results back
+        task = functools.partial(_experiment_responses, reduce=allen_responses.block_reducer(dff), masks=masks)
+        binned = np.concatenate(
+            allen_responses.map_experiments(dff, task, scheduler=scheduler, progress=False, desc="scene responses")
+        )
+        cells = {name: coord for name, coord in dff.coords.items() if coord.dims == ("cell",)}
+        scenes = np.unique(dff["scene"].values)
+        out = xr.DataArray(binned, dims=("cell", "scene", "time_bin"), coords={**cells, "scene": scenes})
+        out = out.assign_coords(time_bin=starts)
+    else:
+        binned = _bin_traces(dff.values, masks)
+        out = dff.isel(time=0, drop=True).expand_dims(time_bin=starts, axis=-1).copy(data=binned)
+        out = out.drop_vars([c for c in ("frame_offset",) if c in out.coords])
     return (out if time_resolved else out.isel(time_bin=0, drop=True)).rename("scene_response")
+
+
+def _bin_traces(traces: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(cell, scene, time) traces averaged over each mask of time samples: (cell, scene, bin)."""
+    return np.stack([traces[:, :, m].mean(axis=2) for m in masks], axis=-1)
+
+
+def _experiment_responses(block: np.ndarray, *, reduce, masks: np.ndarray) -> np.ndarray:
+    """One experiment's tidy block → its binned scene responses (a task of :func:`scene_responses`)."""
+    return _bin_traces(reduce(block)[0], masks)
 
 
 def neural_kernels(
@@ -119,6 +147,7 @@ def neural_kernels(
     bin_width: float = 0.25,
     bins_end: float = 1.0,
     center: bool = True,
+    scheduler="threads",
 ) -> xr.DataArray:
     """Neural kernels N = Tᵀ·FS of every cell (definitions in the module docstring).
 
@@ -135,6 +164,9 @@ def neural_kernels(
         See :func:`scene_responses`.
     center : bool, default=True
         Centre responses and scenes over scenes before the product (see module docstring).
+    scheduler : str or distributed.Client, default="threads"
+        Where the per-experiment tasks computing T run (see :func:`scene_responses`); the product itself
+        is one small matrix multiplication in this process.
 
     Returns
     -------
@@ -146,7 +178,9 @@ def neural_kernels(
     size = check_shape2d(size, "size")
     if set(scenes["scene"].values) < set(np.unique(dff["scene"].values)):
         raise ValueError("'scenes' lacks scenes that 'dff' presents; pass the experiment's full template stack.")
-    responses = scene_responses(dff, window=window, time_resolved=time_resolved, bin_width=bin_width, bins_end=bins_end)
+    responses = scene_responses(
+        dff, window=window, time_resolved=time_resolved, bin_width=bin_width, bins_end=bins_end, scheduler=scheduler
+    )
     if center:
         responses = responses - responses.mean("scene")
     fs = flattened_scenes(scenes.sel(scene=responses["scene"].values), size, center=center)
