@@ -13,9 +13,11 @@ child process loads it and runs the lens's heavy step, so that its peak resident
 - ``allen``: ``make_synthetic_cache(n_experiments=15·f, cells_per_experiment=60)``, then
   ``load_responses`` (dask-backed, synchronous) + ``neural_kernels`` of every cell.
 
-Prints ``<lens>_time_<f>x`` (s) and ``<lens>_peak_rss_<f>x`` (MiB) per size, their parts
-(``<lens>_<part>_time_<f>x``), the preparation time, then per lens the log-log least-squares slopes
-``<lens>_time_exponent`` and ``<lens>_memory_exponent`` over the factors, the linear memory fit
+Prints ``<lens>_time_<f>x`` (wall s), ``<lens>_cpu_time_<f>x`` (CPU s of the process: what other jobs on a
+shared machine disturb least) and ``<lens>_peak_rss_<f>x`` (MiB) per size, their parts
+(``<lens>_<part>_time_<f>x``, ``<lens>_<part>_cpu_time_<f>x``), the preparation time, then per lens the log-log
+least-squares slopes ``<lens>_time_exponent``, ``<lens>_cpu_time_exponent`` and ``<lens>_memory_exponent``
+over the factors, the linear memory fit
 (``<lens>_memory_base``, MiB, and ``<lens>_memory_per_unit``, MiB per trial / image / experiment) and,
 extrapolated from that fit, the largest size that fits in 24 GiB and in Colab's ~12 GiB
 (``<lens>_max_units_24gib``, ``<lens>_max_units_12gib``). ``--paper`` adds the paper-size data of the
@@ -32,6 +34,7 @@ Pin it to one core (``taskset -c 0``) on a shared machine; the children inherit 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -56,6 +59,18 @@ GIB = 1024  # MiB
 
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextlib.contextmanager
+def timed(times: dict, part: str):
+    """Record the wall and the CPU seconds (user + system) of the block as ``<part>_time`` and
+    ``<part>_cpu_time``: on a shared machine the CPU time is the figure that other jobs disturb least."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu, wall = usage.ru_utime + usage.ru_stime, time.perf_counter()
+    yield
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    times[f"{part}_time"] = time.perf_counter() - wall
+    times[f"{part}_cpu_time"] = usage.ru_utime + usage.ru_stime - cpu
 
 
 def data_folder(root: Path, lens: str, label: str) -> Path:
@@ -101,46 +116,41 @@ def measure(lens: str, folder: Path, v1t_model: str) -> dict:
     if lens == "v1t":
         from neuroalign_utils.v1t import loading, models, pipeline, training
 
-        start = time.perf_counter()  # after the imports, in every branch
-        data = loading.load_sensorium(folder / "sensorium")
-        times["load_time"] = time.perf_counter() - start
+        with timed(times, "load"):  # after the imports, in every branch
+            data = loading.load_sensorium(folder / "sensorium")
         torch.manual_seed(0)
         config = pipeline.model_config("v1t", True, data, core_options=V1T_MODELS[v1t_model])
         model = models.build_encoder(config, {k: m.coordinates for k, m in data.items()})
-        start = time.perf_counter()
-        training.train(model, data, max_epochs=1, precision="float32", device="cpu", progress=False)
-        times["epoch_time"] = time.perf_counter() - start
+        with timed(times, "epoch"):
+            training.train(model, data, max_epochs=1, precision="float32", device="cpu", progress=False)
         units = len(next(iter(data.values())).tiers)
         extra = dict(train_trials=int(sum(len(m.tier("train")) for m in data.values())))
     elif lens == "factortopy":
         from neuroalign_utils.factortopy import features, loading, model, pipeline, training
 
-        start = time.perf_counter()
-        subject = loading.load_algonauts_subject(next(folder.glob("subj??")))
-        times["load_time"] = time.perf_counter() - start
+        with timed(times, "load"):
+            subject = loading.load_algonauts_subject(next(folder.glob("subj??")))
         spec = features.BackboneSpec()
         images = pipeline.backbone_images(subject, spec)
         with tempfile.TemporaryDirectory(dir=folder) as scratch:  # computed afresh, not read from the writer's
-            start = time.perf_counter()
-            feats = features.cached_features(spec, images, data_dir=scratch, device="cpu")
-            times["features_time"] = time.perf_counter() - start
+            with timed(times, "features"):
+                feats = features.cached_features(spec, images, data_dir=scratch, device="cpu")
             coords = model.hemisphere_separated_coordinates(
                 subject.vertices[["x", "y", "z"]].to_numpy(), subject.vertices["hemisphere"]
             )
             n_train = int(0.8 * len(images))
             n_steps = math.ceil(n_train / 8)  # one epoch: every training image once
-            start = time.perf_counter()
-            training.train_factortopy(
-                feats,
-                subject.responses,
-                coords,
-                image_ids=subject.images["nsd_id"].values,
-                n_steps=n_steps,
-                eval_every=n_steps,
-                progress=False,
-                device="cpu",
-            )
-            times["epoch_time"] = time.perf_counter() - start
+            with timed(times, "epoch"):
+                training.train_factortopy(
+                    feats,
+                    subject.responses,
+                    coords,
+                    image_ids=subject.images["nsd_id"].values,
+                    n_steps=n_steps,
+                    eval_every=n_steps,
+                    progress=False,
+                    device="cpu",
+                )
             del feats
         units = len(images)
         extra = dict(vertices=int(subject.responses.shape[1]))
@@ -148,18 +158,18 @@ def measure(lens: str, folder: Path, v1t_model: str) -> dict:
         from neuroalign_utils.allen import loading
         from neuroalign_utils.kernels import neural
 
-        start = time.perf_counter()
-        cache = loading.open_cache(folder / "brain_observatory" / "manifest.json")
-        ids = loading.select_experiments(cache)["experiment_id"].tolist()
-        dff = loading.load_responses(cache, ids, scheduler="synchronous", compute=False)
-        scenes = loading.load_scene_templates(cache, ids[0])
-        times["load_time"] = time.perf_counter() - start
-        start = time.perf_counter()
-        kernels = neural.neural_kernels(dff, scenes)
-        times["kernels_time"] = time.perf_counter() - start
+        with timed(times, "load"):
+            cache = loading.open_cache(folder / "brain_observatory" / "manifest.json")
+            ids = loading.select_experiments(cache)["experiment_id"].tolist()
+            dff = loading.load_responses(cache, ids, scheduler="synchronous", compute=False)
+            scenes = loading.load_scene_templates(cache, ids[0])
+        with timed(times, "kernels"):
+            kernels = neural.neural_kernels(dff, scenes)
         units = len(ids)
         extra = dict(cells=int(kernels.sizes["kernel"]))
-    return dict(times, time=sum(times.values()), peak_rss=peak_mib(), units=units, **extra)
+    cpu = sum(v for k, v in times.items() if k.endswith("_cpu_time"))
+    wall = sum(v for k, v in times.items() if not k.endswith("_cpu_time"))
+    return dict(times, time=wall, cpu_time=cpu, peak_rss=peak_mib(), units=units, **extra)
 
 
 def run_child(*arguments: str) -> dict:
@@ -249,15 +259,18 @@ def main() -> None:
                 print(f"{lens}_prepare_time_{tag}: {prepared['prepare_time']:.1f} s", flush=True)
                 print(f"{lens}_prepare_peak_rss_{tag}: {prepared['prepare_peak_rss']:.0f} MiB")
                 print(f"{lens}_units_{tag}: {measured['units']} {UNITS[lens]}")
-                for part in sorted(k for k in measured if k.endswith("_time")):
+                for part in sorted(k for k in measured if k.endswith("_time") and k not in ("time", "cpu_time")):
                     print(f"{lens}_{part}_{tag}: {measured[part]:.2f} s")
                 print(f"{lens}_time_{tag}: {measured['time']:.2f} s")
+                print(f"{lens}_cpu_time_{tag}: {measured['cpu_time']:.2f} s")
                 print(f"{lens}_peak_rss_{tag}: {measured['peak_rss']:.0f} MiB", flush=True)
             units = [results[f]["units"] for f in factors]
             times = [results[f]["time"] for f in factors]
+            cpu_times = [results[f]["cpu_time"] for f in factors]
             peaks = [results[f]["peak_rss"] for f in factors]
             intercept, slope = linear_fit(units, peaks)
             print(f"{lens}_time_exponent: {loglog_slope(units, times):.2f} k")
+            print(f"{lens}_cpu_time_exponent: {loglog_slope(units, cpu_times):.2f} k")
             print(f"{lens}_memory_exponent: {loglog_slope(units, peaks):.2f} k")
             print(f"{lens}_memory_base: {intercept:.0f} MiB")
             print(f"{lens}_memory_per_unit: {slope:.4f} MiB")
