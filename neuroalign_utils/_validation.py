@@ -71,3 +71,37 @@ def _check_bounds(value, name, minimum, maximum):
         raise ValueError(f"'{name}' must be >= {minimum}; {value!r} was provided.")
     if maximum is not None and value > maximum:
         raise ValueError(f"'{name}' must be <= {maximum}; {value!r} was provided.")
+
+
+def sized_arguments(size: Any, presets: dict, arguments: dict, *, scaled: Sequence[str]) -> dict:
+    """Fill a synthetic writer's size arguments from its ``size`` (a preset name or a positive factor).
+
+    Parameters
+    ----------
+    size : str or float
+        A key of ``presets`` (``'book'`` must be one) or a positive number ``f``: the ``'book'`` preset with
+        the arguments named in ``scaled`` multiplied by ``f`` (rounded, at least 1).
+    presets : dict
+        Preset name → default of every argument in ``arguments``.
+    arguments : dict
+        The caller's values; None takes the preset's. With a preset other than ``'book'`` every value
+        must be None (the preset sets them; a mix would be ambiguous).
+    scaled : sequence of str
+        The integer arguments a numeric ``size`` multiplies.
+    """
+    accepted = f"one of {list(presets)} or a positive number"
+    if isinstance(size, str):
+        if size not in presets:
+            raise ValueError(f"'size' must be {accepted}; {size!r} was provided.")
+        given = [name for name, value in arguments.items() if value is not None]
+        if size != "book" and given:
+            raise ValueError(f"'size'={size!r} sets {given}; leave them at None, or use size='book' or a number.")
+        factor, preset = 1.0, presets[size]
+    elif isinstance(size, Real) and not isinstance(size, bool) and size > 0:
+        factor, preset = float(size), presets["book"]
+    else:
+        raise ValueError(f"'size' must be {accepted}; {size!r} was provided.")
+    out = {name: preset[name] if value is None else value for name, value in arguments.items()}
+    for name in scaled:
+        out[name] = max(1, int(round(factor * out[name])))
+    return out

@@ -117,6 +117,46 @@ def pink_noise_texture(shape, *, exponent: float = 1.0, random_state=0) -> np.nd
     return tex / tex.max()
 
 
+def iter_natural_images(n_images: int, shape, *, grayscale: bool = True, random_state: int = 0):
+    """:func:`natural_image_set` one image at a time: yields ``(image, (name, kind, source, licence))``.
+
+    The same images, in the same order, as :func:`natural_image_set` with the same arguments; memory holds
+    one image, so writers of large synthetic sets stream them (``n_images`` and ``shape`` are not checked
+    here: :func:`natural_image_set` checks them).
+    """
+    rng = np.random.default_rng(random_state)
+    aspect = shape[1] / shape[0]
+    photos = [_load_photo(p.name) for p in PHOTOGRAPHS]
+    if grayscale:
+        photos = [_to_gray(p) for p in photos]
+    else:
+        photos = [p if p.ndim == 3 else np.repeat(p[..., None], 3, axis=-1) for p in photos]
+    for i in range(n_images):
+        if i < len(PHOTOGRAPHS):
+            photo = PHOTOGRAPHS[i]
+            img = _crop_resize(photos[i], shape, _centre_box(photos[i].shape, aspect))
+            row = (photo.name, "photograph", photo.source, photo.licence)
+        elif (i - len(PHOTOGRAPHS)) % 5 == 4:
+            img = pink_noise_texture(shape, random_state=rng)
+            if not grayscale:
+                img = np.repeat(img[..., None], 3, axis=-1)
+            row = (f"texture_{i:04d}", "texture", "1/f noise (neuroalign_utils.images)", "CC0")
+        else:
+            k = int(rng.integers(len(PHOTOGRAPHS)))
+            src = photos[k]
+            y0c, x0c, hc, wc = _centre_box(src.shape, aspect)
+            scale = rng.uniform(0.25, 1.0)
+            h, w = max(8, int(hc * scale)), max(8, int(wc * scale))
+            y0 = int(rng.integers(0, src.shape[0] - h + 1))
+            x0 = int(rng.integers(0, src.shape[1] - w + 1))
+            img = _crop_resize(src, shape, (y0, x0, h, w))
+            if rng.random() < 0.5:
+                img = img[:, ::-1]
+            photo = PHOTOGRAPHS[k]
+            row = (f"{photo.name}_crop_{i:04d}", "crop", photo.source, photo.licence)
+        yield np.clip(img, 0.0, 1.0), row
+
+
 def natural_image_set(
     n_images: int | None = None,
     shape=(256, 256),
@@ -154,40 +194,10 @@ def natural_image_set(
     n_images = check_int(n_images, "n_images", minimum=1)
     if not isinstance(grayscale, bool):
         raise TypeError(f"'grayscale' must be a bool; {grayscale!r} was provided.")
-    rng = np.random.default_rng(random_state)
-    aspect = shape[1] / shape[0]
-
-    photos = [_load_photo(p.name) for p in PHOTOGRAPHS]
-    if grayscale:
-        photos = [_to_gray(p) for p in photos]
-    else:
-        photos = [p if p.ndim == 3 else np.repeat(p[..., None], 3, axis=-1) for p in photos]
-
     images, rows = [], []
-    for i in range(n_images):
-        if i < len(PHOTOGRAPHS):
-            photo = PHOTOGRAPHS[i]
-            img = _crop_resize(photos[i], shape, _centre_box(photos[i].shape, aspect))
-            rows.append((photo.name, "photograph", photo.source, photo.licence))
-        elif (i - len(PHOTOGRAPHS)) % 5 == 4:
-            img = pink_noise_texture(shape, random_state=rng)
-            if not grayscale:
-                img = np.repeat(img[..., None], 3, axis=-1)
-            rows.append((f"texture_{i:04d}", "texture", "1/f noise (neuroalign_utils.images)", "CC0"))
-        else:
-            k = int(rng.integers(len(PHOTOGRAPHS)))
-            src = photos[k]
-            y0c, x0c, hc, wc = _centre_box(src.shape, aspect)
-            scale = rng.uniform(0.25, 1.0)
-            h, w = max(8, int(hc * scale)), max(8, int(wc * scale))
-            y0 = int(rng.integers(0, src.shape[0] - h + 1))
-            x0 = int(rng.integers(0, src.shape[1] - w + 1))
-            img = _crop_resize(src, shape, (y0, x0, h, w))
-            if rng.random() < 0.5:
-                img = img[:, ::-1]
-            photo = PHOTOGRAPHS[k]
-            rows.append((f"{photo.name}_crop_{i:04d}", "crop", photo.source, photo.licence))
-        images.append(np.clip(img, 0.0, 1.0))
+    for img, row in iter_natural_images(n_images, shape, grayscale=grayscale, random_state=random_state):
+        images.append(img)
+        rows.append(row)
 
     meta = pd.DataFrame(rows, columns=["name", "kind", "source", "licence"])
     dims = ("image", "y", "x") if grayscale else ("image", "y", "x", "channel")

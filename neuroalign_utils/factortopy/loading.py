@@ -92,6 +92,28 @@ def sphere_coordinates(hemisphere: str, fsaverage_index) -> np.ndarray:
 _IMAGE_NAME = re.compile(r"train-(\d{4})_nsd-(\d{5})\.png$")
 
 
+def _read_npy_into(path: Path, out: np.ndarray, block_bytes: int = 1 << 26) -> None:
+    """Copy the 2-d ``.npy`` at ``path`` into ``out`` in blocks of about ``block_bytes`` along its contiguous axis.
+
+    The file is memory-mapped afresh for every block, so the pages read stay out of this process's
+    resident memory (a single map would keep them all mapped until it closes).
+    """
+    header = storage.read_npy(path, mmap=True)
+    by_columns = header.flags.f_contiguous and not header.flags.c_contiguous
+    n_blocks_axis = header.shape[1] if by_columns else header.shape[0]
+    other = header.shape[0] if by_columns else header.shape[1]
+    del header
+    step = max(1, block_bytes // max(1, 4 * other))
+    for start in range(0, n_blocks_axis, step):
+        block = slice(start, start + step)
+        source = np.load(path, mmap_mode="r")
+        if by_columns:
+            out[:, block] = source[:, block]
+        else:
+            out[block] = source[block]
+        del source
+
+
 def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSDSubject:
     """Load one subject in the Algonauts 2023 layout (real or synthetic).
 
@@ -115,6 +137,7 @@ def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSD
     names = sorted(p.name for p in img_dir.glob("*.png"))
     nsd_ids = [int(_IMAGE_NAME.match(n).group(2)) for n in names if _IMAGE_NAME.match(n)]
     # shapes and types from the files' headers first: a mismatch is reported before any image is read
+    n_vertices = {}
     for hemi in HEMISPHERES:
         fmri = storage.read_npy(
             subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy", mmap=True
@@ -126,25 +149,35 @@ def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSD
                 f"{hemi}_training_fmri.npy has shape {fmri.shape}; expected "
                 f"({len(names)} images, {n_used} vertices of the all-vertices mask)."
             )
-    pictures = []
-    for name in names:
+        n_vertices[hemi] = n_used
+    pictures = None  # filled in place: one copy of the image set in memory, not a list and its stack
+    for row, name in enumerate(names):
         img = Image.open(img_dir / name).convert("RGB")
         if image_size is not None:
             img = img.resize((image_size, image_size), Image.BILINEAR)
-        pictures.append(np.asarray(img, dtype=np.float32) / 255.0)
+        picture = np.asarray(img, dtype=np.float32) / 255.0
+        if pictures is None:
+            pictures = np.empty((len(names), *picture.shape), np.float32)
+        pictures[row] = picture
     images = xr.DataArray(
-        np.stack(pictures),
+        pictures,
         dims=("image", "y", "x", "channel"),
         coords={"image": np.arange(len(names)), "nsd_id": ("image", nsd_ids)},
     )
-    responses, tables = [], []
+    # both hemispheres' fMRI go straight into one array, read from the memory-mapped files in blocks of
+    # images: the paper-size arrays (9,841 × 10,242 float32 per hemisphere) are never held twice
+    responses = np.empty((len(names), sum(n_vertices.values())), np.float32)
+    tables = []
+    first = 0
     mappings = {
         f: storage.read_npy(subject_dir / "roi_masks" / f"mapping_{f}.npy", allow_pickle=True).item()
         for f in ROI_MAPPINGS
         if (subject_dir / "roi_masks" / f"mapping_{f}.npy").exists()
     }
     for hemi in HEMISPHERES:
-        fmri = storage.read_npy(subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy")
+        path = subject_dir / "training_split" / "training_fmri" / f"{hemi}_training_fmri.npy"
+        _read_npy_into(path, responses[:, first : first + n_vertices[hemi]])
+        first += n_vertices[hemi]
         index = np.flatnonzero(storage.read_npy(subject_dir / "roi_masks" / f"{hemi}.all-vertices_fsaverage_space.npy"))
         roi = np.full(len(index), "Unknown", dtype=object)
         stream = np.full(len(index), "Unknown", dtype=object)
@@ -157,11 +190,8 @@ def load_algonauts_subject(subject_dir, *, image_size: int | None = None) -> NSD
         table = pd.DataFrame({"hemisphere": hemi, "fsaverage_index": index, "roi": roi, "stream": stream})
         if index.size and index.max() < FSAVERAGE5_N_VERTICES:
             table[["x", "y", "z"]] = sphere_coordinates(hemi, index)
-        responses.append(np.asarray(fmri, dtype=np.float32))
         tables.append(table)
-    return NSDSubject(
-        images=images, responses=np.concatenate(responses, axis=1), vertices=pd.concat(tables, ignore_index=True)
-    )
+    return NSDSubject(images=images, responses=responses, vertices=pd.concat(tables, ignore_index=True))
 
 
 def load_raw_nsd(

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import storage
-from .._validation import check_float, check_int
+from .._validation import check_float, check_int, sized_arguments
 from . import features as feats
 from .loading import FSAVERAGE5_N_VERTICES, FSAVERAGE_N_VERTICES, HEMISPHERES, ROI_MAPPINGS, sphere_coordinates
 
@@ -46,6 +46,12 @@ ROI_LAYOUT = {
     "FFA-2": ("floc-faces", (0.8, 1.0), (-110, -60), 0.9),
     "VWFA-1": ("floc-words", (0.75, 1.0), (-60, -10), 0.85),
     "PPA": ("floc-places", (0.6, 1.0), (-180, -110), 0.8),
+}
+#: Named sizes of :func:`write_synthetic_subject` (``size``). ``'paper'``: Algonauts 2023 subject 1's 9,841
+#: training images, and every fsaverage5 vertex of each hemisphere (the most the synthetic cap can hold).
+SIZES = {
+    "book": dict(n_images=600, n_vertices_per_hemisphere=600),
+    "paper": dict(n_images=9841, n_vertices_per_hemisphere=FSAVERAGE5_N_VERTICES),
 }
 STREAM_RINGS = (
     (0.46, ("early", "early", "early")),
@@ -127,8 +133,9 @@ def write_synthetic_subject(
     root=None,
     *,
     subject: int = 1,
-    n_images: int = 600,
-    n_vertices_per_hemisphere: int = 600,
+    size="book",
+    n_images: int | None = None,
+    n_vertices_per_hemisphere: int | None = None,
     backbone: feats.BackboneSpec | None = None,
     snr: float = 2.0,
     seed: int = 0,
@@ -142,9 +149,16 @@ def write_synthetic_subject(
         Folder that receives ``subjXX/``; default ``<data dir>/nsd_synthetic/<hash of arguments>``.
     subject : int
         Subject number (1–8 in NSD).
-    n_images : int
+    size : {'book', 'paper'} or float, default='book'
+        Sets the defaults of ``n_images`` and ``n_vertices_per_hemisphere`` (see :data:`SIZES`). ``'book'``:
+        600 images × 600 vertices per hemisphere. ``'paper'``: Algonauts 2023 subject 1's 9,841 training
+        images × 10,242 vertices per hemisphere (all of fsaverage5; the paper's 37,984 nsdgeneral
+        vertices do not fit fsaverage5's index space, so its fMRI arrays are 54 % of the paper's). A number
+        ``f``: the book's settings with ``f`` times the images, for scaling curves. With ``'paper'`` both
+        must be left at None.
+    n_images : int, optional
         Training images (rows of the fMRI arrays).
-    n_vertices_per_hemisphere : int
+    n_vertices_per_hemisphere : int, optional
         Vertices in the occipital cap of each hemisphere (at most 10,242; 37,984 / 2 at NSD scale
         does not fit fsaverage5, so the cap is limited to it).
     backbone : BackboneSpec, optional
@@ -156,6 +170,12 @@ def write_synthetic_subject(
     seed : int
     overwrite : bool
 
+    Memory holds the stimuli as float32 at the backbone's input size (0.1 GB for 9,841 images at the default
+    backbone's 32 px; 5.9 GB at a trained backbone's 224 px) and two (images × vertices) float32 arrays, the
+    planted signal and its noise (1.6 GB at paper size); stimuli are generated and written one at a time, the
+    backbone's features are streamed to their memory-mapped cache (:func:`.features.cached_features`), the
+    signal is planted and standardised 64 vertices at a time and the noise drawn in blocks of rows.
+
     Returns
     -------
     pathlib.Path
@@ -163,6 +183,10 @@ def write_synthetic_subject(
         (:func:`load_stimuli`) in ``<root>/subjXX_stimuli.parquet``.
     """
     subject = check_int(subject, "subject", minimum=1, maximum=99)
+    sized = sized_arguments(
+        size, SIZES, dict(n_images=n_images, n_vertices_per_hemisphere=n_vertices_per_hemisphere), scaled=("n_images",)
+    )
+    n_images, n_vertices_per_hemisphere = sized["n_images"], sized["n_vertices_per_hemisphere"]
     n_images = check_int(n_images, "n_images", minimum=10)
     n_vert = check_int(
         n_vertices_per_hemisphere, "n_vertices_per_hemisphere", minimum=50, maximum=FSAVERAGE5_N_VERTICES
@@ -189,11 +213,16 @@ def write_synthetic_subject(
 
     from .. import images as image_lib
 
-    size = feats.spec_input_size(backbone)
-    image_set = image_lib.natural_image_set(n_images, (size, size), grayscale=False, random_state=seed)
+    side = feats.spec_input_size(backbone)
     # the 8-bit values the PNG stimuli hold, as the loader reads them back: the fit's features then equal
-    # (and reuse the cache of) the planting ones
-    pixels = _to_uint8(image_set.values).astype(np.float32) / 255.0
+    # (and reuse the cache of) the planting ones; one image at a time, never the float64 set
+    pixels = np.empty((n_images, side, side, 3), np.float32)
+    rows = []
+    for i, (image, row) in enumerate(
+        image_lib.iter_natural_images(n_images, (side, side), grayscale=False, random_state=seed)
+    ):
+        pixels[i] = _to_uint8(image).astype(np.float32) / 255.0
+        rows.append(row)
     # on the CPU: the planted subject is the same on every machine
     feat = feats.cached_features(backbone, pixels, device="cpu")
     n_layers = feat["local"].shape[1]
@@ -202,17 +231,23 @@ def write_synthetic_subject(
     truth = pd.concat([planted_truth(cap_vertices(h, n_vert), n_layers) for h in HEMISPHERES], ignore_index=True)
     signal = planted_signal(feat, truth, rng)
     del feat  # unmaps the feature cache, whose pages would otherwise stay in this process's memory
-    noisy = signal + rng.standard_normal(signal.shape).astype(np.float32) / np.sqrt(snr)
-    fmri = ((noisy - noisy.mean(0)) / noisy.std(0)).astype(np.float32)
+    noise = np.empty_like(signal)
+    for start in range(0, n_images, 256):  # blocks of rows: the same draws as one call, without its float64 copy
+        noise[start : start + 256] = rng.standard_normal((len(noise[start : start + 256]), signal.shape[1]))
+    # the recorded responses, z-scored per vertex, written over the signal 64 vertices at a time
+    fmri = signal
+    for cols in _column_chunks(signal.shape[1]):
+        noisy = signal[:, cols] + noise[:, cols] / np.sqrt(snr)
+        fmri[:, cols] = (noisy - noisy.mean(0)) / noisy.std(0)
+    del noise
 
     with storage.atomic_path(subj_dir, is_dir=True) as tmp:
         nsd_ids = _write_layout(tmp, truth, fmri, pixels, rng)
     truth = truth.assign(snr=snr, backbone=backbone.name, n_layers=n_layers)
     with storage.atomic_path(truth_path) as tmp:
         truth.to_parquet(tmp)
-    stimuli = pd.DataFrame(
-        {"nsd_id": nsd_ids, **{c: image_set[c].values for c in ("name", "kind", "source", "licence")}}
-    )
+    stimuli = pd.DataFrame(rows, columns=["name", "kind", "source", "licence"])
+    stimuli.insert(0, "nsd_id", nsd_ids)
     with storage.atomic_path(stimuli_path) as tmp:
         stimuli.to_parquet(tmp)
     logger.info("Wrote synthetic NSD subject to %s", subj_dir)
@@ -259,8 +294,13 @@ def planted_signal(feat: dict, truth: pd.DataFrame, rng: np.random.Generator) ->
         for chunk in np.array_split(cols, -(-cols.size // 64)):
             local_part = np.einsum("bnc,nc->bn", bilinear_sample(layer_local, position[chunk]), weights[chunk])
             global_part = global_[:, layer] @ weights[chunk].T
-            signal[:, chunk] = (1 - scale[chunk]) * local_part + scale[chunk] * global_part
-    return (signal - signal.mean(0)) / (signal.std(0) + 1e-8)
+            block = ((1 - scale[chunk]) * local_part + scale[chunk] * global_part).astype(np.float32)
+            signal[:, chunk] = (block - block.mean(0)) / (block.std(0) + 1e-8)
+    return signal
+
+
+def _column_chunks(n_columns: int, size: int = 64) -> list[slice]:
+    return [slice(start, min(n_columns, start + size)) for start in range(0, n_columns, size)]
 
 
 def _to_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -281,7 +321,19 @@ def _write_layout(folder: Path, truth: pd.DataFrame, fmri: np.ndarray, pixels: n
         Image.fromarray(_to_uint8(img)).save(img_dir / f"train-{row:04d}_nsd-{nsd_id:05d}.png")
     for hemi in HEMISPHERES:
         rows = truth[truth["hemisphere"] == hemi]
-        np.save(fmri_dir / f"{hemi}_training_fmri.npy", fmri[:, rows.index.to_numpy()])
+        columns = rows.index.to_numpy()
+        # column-major, as the book's files have always been written; filled 64 vertices at a time
+        out = np.lib.format.open_memmap(
+            fmri_dir / f"{hemi}_training_fmri.npy",
+            mode="w+",
+            dtype=np.float32,
+            shape=(len(fmri), len(columns)),
+            fortran_order=True,
+        )
+        for cols in _column_chunks(len(columns)):
+            out[:, cols] = fmri[:, columns[cols]]
+        out.flush()
+        del out
         used = np.zeros(FSAVERAGE_N_VERTICES, dtype=np.int64)
         used[rows["fsaverage_index"].to_numpy()] = 1
         np.save(roi_dir / f"{hemi}.all-vertices_fsaverage_space.npy", used)

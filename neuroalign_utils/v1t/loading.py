@@ -168,17 +168,15 @@ def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseD
     if unknown or not (tiers == "train").any():
         raise ValueError(f"{folder}/meta/trials/tiers.npy: tiers must be in {TIERS} with some 'train'; got {unknown}.")
     n_trials = len(tiers)
-    raw = {}
-    for name in TRIAL_FILES:
-        files = [folder / "data" / name / f"{t}.npy" for t in range(n_trials)]
-        raw[name] = [_read(f) for f in files]
+    images = _read_images(folder, n_trials, image_size)
+    images -= stats["images"]["mean"]
+    images /= stats["images"]["std"]
+    raw = {
+        name: np.stack([_read(folder / "data" / name / f"{t}.npy") for t in range(n_trials)])
+        for name in TRIAL_FILES
+        if name != "images"
+    }
     logger.info("read %d trials from %s", n_trials, folder)
-    images = np.stack(raw["images"]).astype(np.float32)
-    if images.shape[1:] != (1, *IMAGE_SHAPE):
-        raise ValueError(f"{folder}/data/images: each trial must be (1, 144, 256); found {images.shape[1:]}.")
-    if tuple(image_size) != IMAGE_SHAPE:
-        images = block_average(images, image_size)
-    images = (images - stats["images"]["mean"]) / stats["images"]["std"]
     response_std = stats["responses"]["std"]
     response_scale = np.maximum(response_std, 0.01 * response_std.mean()).astype(np.float32)
     pupil = stats["pupil_center"]
@@ -186,10 +184,10 @@ def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseD
     return MouseData(
         name=folder.name,
         folder=folder,
-        images=images.astype(np.float32),
-        responses=(np.stack(raw["responses"]) / response_scale).astype(np.float32),
-        behaviour=(np.stack(raw["behavior"]) / stats["behavior"]["std"]).astype(np.float32),
-        pupil_center=((np.stack(raw["pupil_center"]) - pupil["mean"]) / pupil["std"]).astype(np.float32),
+        images=images,
+        responses=(raw["responses"] / response_scale).astype(np.float32),
+        behaviour=(raw["behavior"] / stats["behavior"]["std"]).astype(np.float32),
+        pupil_center=((raw["pupil_center"] - pupil["mean"]) / pupil["std"]).astype(np.float32),
         tiers=tiers,
         image_ids=_read(folder / "meta/trials/frame_image_id.npy"),
         trial_idx=_read(folder / "meta/trials/trial_idx.npy"),
@@ -199,6 +197,26 @@ def load_mouse(folder: str | os.PathLike, *, image_size=PLANTED_SHAPE) -> MouseD
         response_scale=response_scale,
         statistics=stats,
     )
+
+
+#: Trials whose full-size images are held at once while loading (256 × 144 × 256 float32: 38 MB).
+IMAGE_CHUNK = 256
+
+
+def _read_images(folder: Path, n_trials: int, image_size) -> np.ndarray:
+    """``(T, 1, *image_size)`` float32 images, read and area-averaged ``IMAGE_CHUNK`` trials at a time, so that
+    the full-size stack of a paper-size mouse (6,000 × 144 × 256 float32: 0.9 GB) is never formed."""
+    images = np.empty((n_trials, 1, *image_size), np.float32)
+    for start in range(0, n_trials, IMAGE_CHUNK):
+        chunk = np.stack(
+            [_read(folder / "data" / "images" / f"{t}.npy") for t in range(start, min(n_trials, start + IMAGE_CHUNK))]
+        ).astype(np.float32)
+        if chunk.shape[1:] != (1, *IMAGE_SHAPE):
+            raise ValueError(f"{folder}/data/images: each trial must be (1, 144, 256); found {chunk.shape[1:]}.")
+        images[start : start + len(chunk)] = (
+            chunk if tuple(image_size) == IMAGE_SHAPE else block_average(chunk, image_size)
+        )
+    return images
 
 
 def load_sensorium(root: str | os.PathLike, mice=None, *, image_size=PLANTED_SHAPE) -> dict[str, MouseData]:

@@ -27,25 +27,51 @@ import numpy as np
 from scipy import ndimage
 
 from .. import storage
-from .._validation import check_float, check_float_pair, check_in_allowed, check_int, check_subset
-from ..images import natural_image_set
+from .._validation import (
+    check_float,
+    check_float_pair,
+    check_in_allowed,
+    check_int,
+    check_subset,
+    sized_arguments,
+)
+from ..images import iter_natural_images
 from .loading import IMAGE_SHAPE, MOUSE_IDS, PLANTED_SHAPE, STAT_NAMES, TRIAL_FILES, block_average, mouse_folder_name
 
 logger = logging.getLogger(__name__)
 
 #: Image sets the synthetic writer can show (``images`` of :func:`write_synthetic_sensorium`).
 IMAGE_KINDS = ("natural", "noise")
+#: Named sizes of :func:`write_synthetic_sensorium` (``size``): the defaults of its size arguments. ``'paper'``
+#: follows the V1T paper's description of DATASET S: five mice, more than 7,000 neurons, up to 6,000 image
+#: presentations, of which 1,000 trials with repeated images are the test set, the rest split 90 % / 10 %.
+SIZES = {
+    "book": dict(
+        mice=("A", "B"), n_neurons=200, n_trials=1000, n_test_images=20, n_repeats=10, validation_fraction=0.15
+    ),
+    "paper": dict(
+        mice=tuple(MOUSE_IDS), n_neurons=7500, n_trials=6000, n_test_images=100, n_repeats=10, validation_fraction=0.10
+    ),
+}
+#: Trials whose visual drive is computed at once (bounds the (trials × pixels) and (trials × neurons) blocks).
+TRIAL_CHUNK = 4096
+#: Neurons whose Gabor filters are built at once (bounds the (neurons × pixels) filter blocks).
+NEURON_CHUNK = 1024
+#: Largest train-tier pixel count whose image statistics are computed on a float32 copy (as before sizes
+#: existed, so the book's files keep their bytes); above it they come from a histogram of the uint8 pixels.
+EXACT_IMAGE_STATISTICS_MAX = 2**27
 
 
 def write_synthetic_sensorium(
     root: str | os.PathLike | None = None,
     *,
-    mice=("A", "B"),
-    n_neurons: int = 200,
-    n_trials: int = 1000,
-    n_test_images: int = 20,
-    n_repeats: int = 10,
-    validation_fraction: float = 0.15,
+    size="book",
+    mice=None,
+    n_neurons: int | None = None,
+    n_trials: int | None = None,
+    n_test_images: int | None = None,
+    n_repeats: int | None = None,
+    validation_fraction: float | None = None,
     behaviour_gain: float = 0.35,
     pupil_shift_px: float = 1.5,
     rf_field=(0.60, 0.72),
@@ -62,18 +88,26 @@ def write_synthetic_sensorium(
     root : path-like, optional
         Folder that will hold ``sensorium/``. Default: ``<data dir>/sensorium_synthetic/<key>`` where
         the key hashes every argument below.
-    mice : sequence of {'A', 'B', 'C', 'D', 'E'}, default=('A', 'B')
-        Which release mice to imitate (folder names as in the release). The paper: all five.
-    n_neurons : int, default=200
-        Neurons per mouse (the paper's mice have ~7–8k).
-    n_trials : int, default=1000
-        Trials per mouse, test repeats included (the paper's mice have ~6k).
-    n_test_images : int, default=20
-        Distinct test images; each is shown ``n_repeats`` times.
-    n_repeats : int, default=10
-        Repeats per test image (the release has ~10).
-    validation_fraction : float, default=0.15
-        Share of the non-test trials in the ``validation`` tier.
+    size : {'book', 'paper'} or float, default='book'
+        Sets the defaults of the six arguments below (see :data:`SIZES`). ``'book'``: two mice of 200
+        neurons × 1,000 trials (20 test images × 10 repeats, 15 % validation). ``'paper'``: the release's
+        scale as the V1T paper describes it, five mice of 7,500 neurons (“more than 7,000”) × 6,000 trials,
+        of which 1,000 repeat 100 test images 10 times, the rest split 90 % train / 10 % validation: about
+        0.6 GB per mouse on disk (uint8 images, float32 responses and their noise-free truth). A number ``f``:
+        the book's settings with ``f`` times the trials and test images (neurons unchanged), for scaling
+        curves. With ``'paper'`` the six arguments must be left at None.
+    mice : sequence of {'A', 'B', 'C', 'D', 'E'}, optional
+        Which release mice to imitate (folder names as in the release). Book: ('A', 'B'); paper: all five.
+    n_neurons : int, optional
+        Neurons per mouse (book 200; the paper's mice have ~7–8k).
+    n_trials : int, optional
+        Trials per mouse, test repeats included (book 1,000; the paper's mice have ~6k).
+    n_test_images : int, optional
+        Distinct test images; each is shown ``n_repeats`` times (book 20).
+    n_repeats : int, optional
+        Repeats per test image (book and release: 10).
+    validation_fraction : float, optional
+        Share of the non-test trials in the ``validation`` tier (book 0.15, paper 0.10).
     behaviour_gain : float, default=0.35
         Largest log-gain per standard deviation of pupil dilation and of running speed; 0 plants no
         behavioural modulation.
@@ -101,12 +135,18 @@ def write_synthetic_sensorium(
         image is new, as in a system-identification experiment.
     seed : int, default=0
 
+    Memory holds one mouse's (trials × neurons) drive, gain and responses (float64, float64, float32:
+    about 0.8 GB per mouse at paper size) and its uint8 image pool (0.2 GB); the images are written one trial
+    at a time and block-averaged in chunks, the image statistics come from a histogram of the uint8 pixels.
+
     Returns
     -------
     pathlib.Path
         The ``sensorium`` folder.
     """
-    settings = _checked_settings(
+    sized = sized_arguments(
+        size,
+        SIZES,
         dict(
             mice=mice,
             n_neurons=n_neurons,
@@ -114,6 +154,12 @@ def write_synthetic_sensorium(
             n_test_images=n_test_images,
             n_repeats=n_repeats,
             validation_fraction=validation_fraction,
+        ),
+        scaled=("n_trials", "n_test_images"),
+    )
+    settings = _checked_settings(
+        dict(
+            **sized,
             behaviour_gain=behaviour_gain,
             pupil_shift_px=pupil_shift_px,
             rf_field=rf_field,
@@ -187,7 +233,9 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
     behaviour, pupil_center = _behaviour_traces(rng, n_trials)
     neurons = _plant_neurons(rng, n_neurons, s["rf_field"])
     expected = _expected_responses(pool, image_of_trial, behaviour, pupil_center, neurons, s)
-    responses = rng.gamma(np.maximum(expected, 1e-6), 1.0).astype(np.float32)  # variance = mean
+    responses = np.empty(expected.shape, np.float32)
+    for rows in _chunks(n_trials, TRIAL_CHUNK):  # row by row, the same draws as one call on the whole array
+        responses[rows] = rng.gamma(np.maximum(expected[rows], 1e-6), 1.0)  # variance = mean
 
     for sub in TRIAL_FILES:
         (folder / "data" / sub).mkdir(parents=True, exist_ok=True)
@@ -210,18 +258,18 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
     np.save(meta_neurons / "animal_ids.npy", np.full(n_neurons, int(MOUSE_IDS[mouse].split("-")[0])))
 
     train = tier_of_trial == "train"
-    arrays = {
-        "images": pool[image_of_trial[train]].astype(np.float32),
-        "responses": responses[train],
-        "behavior": behaviour[train],
-        "pupil_center": pupil_center[train],
+    statistics = {
+        "images": _image_statistics(pool, image_of_trial[train]),
+        **{
+            name: _statistics(values[train], axis=0)
+            for name, values in (("responses", responses), ("behavior", behaviour), ("pupil_center", pupil_center))
+        },
     }
-    for name, values in arrays.items():
+    for name, values in statistics.items():
         stats_dir = folder / "meta" / "statistics" / name / "all"
         stats_dir.mkdir(parents=True)
-        axis = None if name == "images" else 0
-        for stat, func in zip(STAT_NAMES, (np.min, np.max, np.median, np.mean, np.std)):
-            np.save(stats_dir / f"{stat}.npy", np.asarray(func(values, axis=axis), dtype=np.float32))
+        for stat, value in zip(STAT_NAMES, values):
+            np.save(stats_dir / f"{stat}.npy", np.asarray(value, dtype=np.float32))
 
     truth = folder / "ground_truth"
     truth.mkdir()
@@ -235,10 +283,47 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
     )
 
 
+def _chunks(n: int, size: int):
+    """Consecutive slices of at most ``size`` covering ``range(n)``."""
+    return [slice(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+def _statistics(values: np.ndarray, axis=None) -> tuple:
+    """min, max, median, mean, std of ``values`` (the order of ``STAT_NAMES``)."""
+    return tuple(func(values, axis=axis) for func in (np.min, np.max, np.median, np.mean, np.std))
+
+
+def _image_statistics(pool: np.ndarray, images_shown: np.ndarray) -> tuple:
+    """Statistics of the pixels of the images shown (``pool[images_shown]``), without stacking them when large.
+
+    Up to :data:`EXACT_IMAGE_STATISTICS_MAX` pixels they are computed on a float32 copy (the book's files are
+    unchanged by sizes); above, exactly from a histogram of the uint8 pixels (median: the mean of the two
+    middle values when their count is even, as :func:`numpy.median`), in bounded memory.
+    """
+    if len(images_shown) * pool[0].size <= EXACT_IMAGE_STATISTICS_MAX:
+        return _statistics(pool[images_shown].astype(np.float32))
+    times_shown = np.bincount(images_shown, minlength=len(pool))
+    counts = np.zeros(256, np.int64)
+    for i in np.flatnonzero(times_shown):
+        counts += times_shown[i] * np.bincount(pool[i].ravel(), minlength=256)
+    values = np.arange(256, dtype=np.float64)
+    total = counts.sum()
+    cumulative = np.cumsum(counts)
+    lower = np.searchsorted(cumulative, (total - 1) // 2, side="right")
+    upper = np.searchsorted(cumulative, total // 2, side="right")
+    mean = (counts * values).sum() / total
+    std = np.sqrt((counts * (values - mean) ** 2).sum() / total)
+    present = np.flatnonzero(counts)
+    return present[0], present[-1], (lower + upper) / 2, mean, std
+
+
 def _image_pool(kind: str, n_images: int, seed: int) -> np.ndarray:
     """``(n_images, 144, 256)`` uint8 images of ``kind`` (see ``images`` of :func:`write_synthetic_sensorium`)."""
     if kind == "natural":
-        return np.round(natural_image_set(n_images, IMAGE_SHAPE, random_state=seed).values * 255).astype(np.uint8)
+        pool = np.empty((n_images, *IMAGE_SHAPE), np.uint8)
+        for i, (image, _) in enumerate(iter_natural_images(n_images, IMAGE_SHAPE, random_state=seed)):
+            pool[i] = np.round(image * 255)
+        return pool
     noise = np.random.default_rng(seed).integers(0, 256, (n_images, *PLANTED_SHAPE), dtype=np.uint8)
     factor = IMAGE_SHAPE[0] // PLANTED_SHAPE[0]
     return noise.repeat(factor, axis=1).repeat(factor, axis=2)
@@ -311,35 +396,45 @@ def planted_drive(images: np.ndarray, neurons: dict) -> np.ndarray:
 
     Drive = w·relu(even)² + (1 − w)·(even² + odd²): a simple-cell part mixed with an energy part.
     """
-    even, odd = gabor_pair(neurons, images.shape[-2:])
     flat = (images - 0.5).reshape(len(images), -1)
-    e = flat @ even.reshape(len(even), -1).T
-    o = flat @ odd.reshape(len(odd), -1).T
-    w = neurons["simple_weight"]
-    return w * np.maximum(e, 0) ** 2 + (1 - w) * (e**2 + o**2)
+    n_neurons = len(neurons["simple_weight"])
+    drive = np.empty((len(images), n_neurons))
+    for cols in _chunks(n_neurons, NEURON_CHUNK):  # the filters of a chunk of neurons at a time
+        filters = {k: neurons[k][cols] for k in ("centre_x", "centre_y", "sigma", "wavelength", "orientation", "phase")}
+        even, odd = gabor_pair(filters, images.shape[-2:])
+        e = flat @ even.reshape(len(even), -1).T
+        o = flat @ odd.reshape(len(odd), -1).T
+        w = neurons["simple_weight"][cols]
+        drive[:, cols] = w * np.maximum(e, 0) ** 2 + (1 - w) * (e**2 + o**2)
+    return drive
 
 
 def _expected_responses(pool, image_of_trial, behaviour, pupil_center, neurons, s) -> np.ndarray:
-    small = block_average(pool) / 255.0
+    small = np.concatenate([block_average(pool[rows]) / 255.0 for rows in _chunks(len(pool), TRIAL_CHUNK)])
     z_pupil_center = (pupil_center - pupil_center.mean(0)) / pupil_center.std(0)
     shift = s["pupil_shift_px"] * z_pupil_center  # RF moves by +shift: sample the image at x + shift
-    seen = np.stack(
-        [
-            ndimage.shift(small[image_of_trial[t]], (-shift[t, 1], -shift[t, 0]), order=1, mode="nearest")
-            for t in range(len(image_of_trial))
-        ]
-    )
-    drive = planted_drive(seen, neurons)
+    drive = np.empty((len(image_of_trial), len(neurons["simple_weight"])))
+    for rows in _chunks(len(image_of_trial), TRIAL_CHUNK):
+        seen = np.stack(
+            [
+                ndimage.shift(small[image_of_trial[t]], (-shift[t, 1], -shift[t, 0]), order=1, mode="nearest")
+                for t in range(rows.start, rows.stop)
+            ]
+        )
+        drive[rows] = planted_drive(seen, neurons)
     drive /= drive.mean(0, keepdims=True) + 1e-12
     z = (behaviour - behaviour.mean(0)) / behaviour.std(0)
     log_gain = s["behaviour_gain"] * (neurons["gain_pupil"] * z[:, [0]] + neurons["gain_running"] * z[:, [2]])
     if s["gaze_gain"]:
-        log_gain = (
-            log_gain
-            + s["gaze_gain"] * gaze_brightness(small[image_of_trial], z_pupil_center, s["gaze_shift_px"])[:, None]
-        )
-    gain = np.exp(log_gain - log_gain.mean(0, keepdims=True))
-    return s["mean_rate"] * gain * (neurons["baseline"] + drive) / (1 + neurons["baseline"])
+        log_gain += s["gaze_gain"] * gaze_brightness(small[image_of_trial], z_pupil_center, s["gaze_shift_px"])[:, None]
+    # in place: two (trials × neurons) arrays in memory, not five
+    log_gain -= log_gain.mean(0, keepdims=True)
+    expected = np.exp(log_gain, out=log_gain)
+    expected *= s["mean_rate"]
+    drive += neurons["baseline"]
+    expected *= drive
+    expected /= 1 + neurons["baseline"]
+    return expected
 
 
 def gaze_point(z_pupil_center: np.ndarray, shift_px: float, shape=PLANTED_SHAPE) -> np.ndarray:
