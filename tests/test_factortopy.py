@@ -684,7 +684,9 @@ def test_trained_backbone_tokens_and_streamed_cache(tmp_path):
     imgs = _photographs_and_crops(5)
     spec = features.backbone_spec(f"{TRAINED}:pretrained", image_size=112)
     backbone = features.build_backbone(spec)
-    local, global_ = features.extract_features(backbone, TRAINED, imgs, batch_size=2)
+    # one batch, as the cache computes them: with several threads, the backbone's float32 results depend on the
+    # batch's size in the last bits, which float16 rounding can show
+    local, global_ = features.extract_features(backbone, TRAINED, imgs)
     assert local.shape == (5, 12, 384, 8, 8) and global_.shape == (5, 12, 384)
     cached = features.cached_features(spec, imgs, data_dir=tmp_path)
     # streamed through a temporary file, it equals scaling the whole set at once
