@@ -137,6 +137,12 @@ def read_npy(path: str | os.PathLike, *, mmap: bool = False, allow_pickle: bool 
     return array
 
 
+def chunk_slices(n: int, size: int) -> list[slice]:
+    """Consecutive slices of at most ``size`` items covering ``range(n)``: the blocks in which a large array is
+    read, written or computed, so that memory holds one block at a time."""
+    return [slice(start, min(n, start + size)) for start in range(0, n, size)]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

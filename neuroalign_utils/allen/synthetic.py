@@ -653,8 +653,7 @@ def _write_nwb(path, exp, cells, amplitudes, template, n_repeats, session_frames
     with h5py.File(path, "w") as f:
         _write_session(f, exp)
         datasets = _create_traces(f, cells, n_frames)
-        for first in range(0, len(cells), per_block):
-            rows = slice(first, first + per_block)
+        for rows in storage.chunk_slices(len(cells), per_block):
             traces = _simulate_traces(exp, cells.iloc[rows], amplitudes[rows], scenes, starts, n_frames, run_state, rng)
             for name, dataset in datasets.items():
                 dataset[rows] = traces[name].astype(np.float32)

@@ -232,11 +232,12 @@ def write_synthetic_subject(
     signal = planted_signal(feat, truth, rng)
     del feat  # unmaps the feature cache, whose pages would otherwise stay in this process's memory
     noise = np.empty_like(signal)
-    for start in range(0, n_images, 256):  # blocks of rows: the same draws as one call, without its float64 copy
-        noise[start : start + 256] = rng.standard_normal((len(noise[start : start + 256]), signal.shape[1]))
+    # blocks of rows: the same draws as one call, without its float64 copy
+    for block in storage.chunk_slices(n_images, 256):
+        noise[block] = rng.standard_normal((block.stop - block.start, signal.shape[1]))
     # the recorded responses, z-scored per vertex, written over the signal 64 vertices at a time
     fmri = signal
-    for cols in _column_chunks(signal.shape[1]):
+    for cols in storage.chunk_slices(signal.shape[1], 64):
         noisy = signal[:, cols] + noise[:, cols] / np.sqrt(snr)
         fmri[:, cols] = (noisy - noisy.mean(0)) / noisy.std(0)
     del noise
@@ -299,10 +300,6 @@ def planted_signal(feat: dict, truth: pd.DataFrame, rng: np.random.Generator) ->
     return signal
 
 
-def _column_chunks(n_columns: int, size: int = 64) -> list[slice]:
-    return [slice(start, min(n_columns, start + size)) for start in range(0, n_columns, size)]
-
-
 def _to_uint8(pixels: np.ndarray) -> np.ndarray:
     return (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8)
 
@@ -330,7 +327,7 @@ def _write_layout(folder: Path, truth: pd.DataFrame, fmri: np.ndarray, pixels: n
             shape=(len(fmri), len(columns)),
             fortran_order=True,
         )
-        for cols in _column_chunks(len(columns)):
+        for cols in storage.chunk_slices(len(columns), 64):
             out[:, cols] = fmri[:, columns[cols]]
         out.flush()
         del out

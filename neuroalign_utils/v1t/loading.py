@@ -207,15 +207,12 @@ def _read_images(folder: Path, n_trials: int, image_size) -> np.ndarray:
     """``(T, 1, *image_size)`` float32 images, read and area-averaged ``IMAGE_CHUNK`` trials at a time, so that
     the full-size stack of a paper-size mouse (6,000 × 144 × 256 float32: 0.9 GB) is never formed."""
     images = np.empty((n_trials, 1, *image_size), np.float32)
-    for start in range(0, n_trials, IMAGE_CHUNK):
-        chunk = np.stack(
-            [_read(folder / "data" / "images" / f"{t}.npy") for t in range(start, min(n_trials, start + IMAGE_CHUNK))]
-        ).astype(np.float32)
+    for rows in storage.chunk_slices(n_trials, IMAGE_CHUNK):
+        files = [folder / "data" / "images" / f"{t}.npy" for t in range(rows.start, rows.stop)]
+        chunk = np.stack([_read(f) for f in files]).astype(np.float32)
         if chunk.shape[1:] != (1, *IMAGE_SHAPE):
             raise ValueError(f"{folder}/data/images: each trial must be (1, 144, 256); found {chunk.shape[1:]}.")
-        images[start : start + len(chunk)] = (
-            chunk if tuple(image_size) == IMAGE_SHAPE else block_average(chunk, image_size)
-        )
+        images[rows] = chunk if tuple(image_size) == IMAGE_SHAPE else block_average(chunk, image_size)
     return images
 
 

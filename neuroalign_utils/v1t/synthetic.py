@@ -234,7 +234,9 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
     neurons = _plant_neurons(rng, n_neurons, s["rf_field"])
     expected = _expected_responses(pool, image_of_trial, behaviour, pupil_center, neurons, s)
     responses = np.empty(expected.shape, np.float32)
-    for rows in _chunks(n_trials, TRIAL_CHUNK):  # row by row, the same draws as one call on the whole array
+    for rows in storage.chunk_slices(
+        n_trials, TRIAL_CHUNK
+    ):  # row by row, the same draws as one call on the whole array
         responses[rows] = rng.gamma(np.maximum(expected[rows], 1e-6), 1.0)  # variance = mean
 
     for sub in TRIAL_FILES:
@@ -281,11 +283,6 @@ def _write_mouse(folder: Path, rng: np.random.Generator, mouse: str, s: dict) ->
         gaze_shift_px=s["gaze_shift_px"],
         **neurons,
     )
-
-
-def _chunks(n: int, size: int):
-    """Consecutive slices of at most ``size`` covering ``range(n)``."""
-    return [slice(start, min(n, start + size)) for start in range(0, n, size)]
 
 
 def _statistics(values: np.ndarray, axis=None) -> tuple:
@@ -399,7 +396,7 @@ def planted_drive(images: np.ndarray, neurons: dict) -> np.ndarray:
     flat = (images - 0.5).reshape(len(images), -1)
     n_neurons = len(neurons["simple_weight"])
     drive = np.empty((len(images), n_neurons))
-    for cols in _chunks(n_neurons, NEURON_CHUNK):  # the filters of a chunk of neurons at a time
+    for cols in storage.chunk_slices(n_neurons, NEURON_CHUNK):  # the filters of a chunk of neurons at a time
         filters = {k: neurons[k][cols] for k in ("centre_x", "centre_y", "sigma", "wavelength", "orientation", "phase")}
         even, odd = gabor_pair(filters, images.shape[-2:])
         e = flat @ even.reshape(len(even), -1).T
@@ -410,11 +407,11 @@ def planted_drive(images: np.ndarray, neurons: dict) -> np.ndarray:
 
 
 def _expected_responses(pool, image_of_trial, behaviour, pupil_center, neurons, s) -> np.ndarray:
-    small = np.concatenate([block_average(pool[rows]) / 255.0 for rows in _chunks(len(pool), TRIAL_CHUNK)])
+    small = np.concatenate([block_average(pool[rows]) / 255.0 for rows in storage.chunk_slices(len(pool), TRIAL_CHUNK)])
     z_pupil_center = (pupil_center - pupil_center.mean(0)) / pupil_center.std(0)
     shift = s["pupil_shift_px"] * z_pupil_center  # RF moves by +shift: sample the image at x + shift
     drive = np.empty((len(image_of_trial), len(neurons["simple_weight"])))
-    for rows in _chunks(len(image_of_trial), TRIAL_CHUNK):
+    for rows in storage.chunk_slices(len(image_of_trial), TRIAL_CHUNK):
         seen = np.stack(
             [
                 ndimage.shift(small[image_of_trial[t]], (-shift[t, 1], -shift[t, 0]), order=1, mode="nearest")
