@@ -13,6 +13,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import numpy as np
+
 from . import storage
 
 
@@ -66,3 +68,10 @@ class InteractiveFigure:
         with storage.atomic_path(path) as tmp:
             Path(tmp).write_text(document, encoding="utf-8")
         return path
+
+
+def hex_colours(rgb) -> list[str]:
+    """``#rrggbb`` of each row of an (N, 3) RGB array in [0, 1] (plotly reads these strings, not matplotlib's
+    0–1 tuples; the shortest colour string, which keeps a page with a colour per vertex small)."""
+    rgb = np.round(255 * np.clip(np.asarray(rgb, dtype=np.float64), 0, 1)).astype(int)
+    return ["#{:02x}{:02x}{:02x}".format(*row) for row in rgb.tolist()]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .. import style
 from .._validation import check_in_allowed, check_int
+from ..interactive import hex_colours
 from . import analysis, maps
 from .loading import FSAVERAGE5_N_VERTICES, HEMISPHERES
 
@@ -581,7 +582,9 @@ def view_layer_surface(
             marker=dict(size=8, symbol="square", color=colour),
             name=f"layer {layer}",
         )
-        for layer, colour in enumerate(_hex(maps.layer_colours(np.arange(n_layers), np.ones(n_layers), n_layers)))
+        for layer, colour in enumerate(
+            hex_colours(maps.layer_colours(np.arange(n_layers), np.ones(n_layers), n_layers))
+        )
     ]
     hidden = dict(visible=False, showbackground=False)
     figure = go.Figure(
@@ -625,14 +628,9 @@ def _mesh_trace(xyz, faces, rgb, text=None, **options):
         i=index[:, 0],
         j=index[:, 1],
         k=index[:, 2],
-        vertexcolor=_hex(rgb[used]),
+        vertexcolor=hex_colours(rgb[used]),
         text=None if text is None else text[used],
         lighting=dict(ambient=0.55, diffuse=0.6, specular=0.05, roughness=0.9),
         showlegend=False,
         **options,
     )
-
-
-def _hex(rgb) -> list:
-    """``#rrggbb`` of each row of an (N, 3) RGB array in [0, 1] (the shortest colour string plotly reads)."""
-    return ["#{:02x}{:02x}{:02x}".format(*row) for row in np.round(255 * np.clip(rgb, 0, 1)).astype(int).tolist()]

@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import style
+from ..interactive import hex_colours
 from .analysis import CHANCE, KIND_LABELS, MEANINGFUL_R, meaningful_margin, score_from_r
 
 KERNEL_CMAP = "RdBu_r"
@@ -1000,7 +1001,7 @@ def view_group_margins(
         return report.format_number(v, digits)
 
     traces = []
-    for area, colour in zip(areas, style.category_colours(len(areas))):
+    for area, colour in zip(areas, hex_colours([c[:3] for c in style.category_colours(len(areas))])):
         rows = table[table["area"].astype(str) == area]
         x = [column[m] + area_offset[area] + genotype_offset[str(g)] for m, g in zip(rows["model"], rows["genotype"])]
         hover = [
@@ -1035,7 +1036,7 @@ def view_group_margins(
                     width=0,
                 ),
                 mode="markers",
-                marker=dict(size=6, color=_hex_colour(colour)),
+                marker=dict(size=6, color=colour),
                 name=area,
                 text=hover,
                 hovertemplate="%{text}<extra></extra>",
@@ -1063,10 +1064,3 @@ def view_group_margins(
         hoverlabel=dict(align="left"),
     )
     return InteractiveFigure(figure, include_plotlyjs=include_plotlyjs)
-
-
-def _hex_colour(rgba) -> str:
-    """``#rrggbb`` of a matplotlib colour (plotly reads it; matplotlib's 0–1 tuples it does not)."""
-    import matplotlib.colors
-
-    return matplotlib.colors.to_hex(rgba)
